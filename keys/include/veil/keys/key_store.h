@@ -1,0 +1,185 @@
+// The key store: keyrings of versioned keys, principals, restore authorization and the audit log,
+// in one folder:
+//
+//   keystore.veil      sealed key store (clear authenticated header + XChaCha20-Poly1305 body)
+//   keystore.veil.bak  the last-known-good previous version
+//   audit.log          the hash-chained, signed audit log
+//   .lock              flock() target: one writer at a time, readers share
+//
+// Usage:
+//   auto store = KeyStore::Open(dir, Credential::FromPassphrase(...), KeyStore::Access::kReadWrite, "alice");
+//   auto handle = (*store)->KeyForNewWork("default");              // logged
+//   auto subkey = handle->DeriveSubkey(KeyPurpose::kIdentityFlow, ScopeKind::kDeployment, "");
+//
+// Every change is logged first (fail closed: no durable record, no change), then saved atomically
+// (temporary file, fsync, rename, fsync of the folder). A KeyStore object holds the folder's lock
+// for its lifetime. Not thread-safe: use one object per thread or guard it.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "veil/keys/audit_log.h"
+#include "veil/keys/credential.h"
+#include "veil/keys/restore_request.h"
+#include "veil/keys/secret.h"
+#include "veil/status.h"
+
+namespace veil::keys {
+
+enum class KeyStatus { kEnabled = 1, kDisabled = 2, kDestroyed = 3 };
+enum class Role { kAdmin = 1, kOperator = 2, kApprover = 3, kAuditor = 4 };
+// Same numbers as veil.proto.ScopeKind.
+enum class ScopeKind { kDeployment = 1, kStream = 2, kImage = 3, kFace = 4 };
+// What a derived subkey is for; each purpose gets an independent subkey.
+enum class KeyPurpose : uint64_t { kIdentityFlow = 1, kPayload = 2, kManifest = 3 };
+
+const char* KeyStatusName(KeyStatus status);
+const char* RoleName(Role role);
+StatusOr<Role> ParseRole(std::string_view name);
+const char* ScopeKindName(ScopeKind kind);
+StatusOr<ScopeKind> ParseScopeKind(std::string_view name);
+
+// Loggable views: never any key bytes.
+struct KeyVersionInfo {
+  uint32_t version = 0;
+  KeyStatus status = KeyStatus::kEnabled;
+  bool primary = false;
+  int64_t created_unix = 0;
+  int64_t status_changed_unix = 0;
+};
+
+struct KeyringInfo {
+  std::string name;
+  uint32_t primary_version = 0;
+  uint32_t required_approvals = 0;
+  std::vector<KeyVersionInfo> versions;
+};
+
+struct PrincipalInfo {
+  std::string name;
+  Role role = Role::kOperator;
+  std::string public_key_hex;
+  bool revoked = false;
+  int64_t added_unix = 0;
+  int64_t revoked_unix = 0;
+};
+
+struct KeyStoreInfo {
+  std::string store_id_hex;
+  uint64_t generation = 0;
+  std::string log_public_key_hex;
+  std::vector<KeyringInfo> keyrings;
+  std::vector<PrincipalInfo> principals;
+};
+
+// One released key version. Hides its bytes: it hands out derived subkeys only.
+class KeyHandle {
+ public:
+  const std::string& keyring() const { return keyring_; }
+  uint32_t version() const { return version_; }
+  // A 32-byte subkey for one purpose and scope: crypto_kdf (context "VeilKDF1", id = purpose),
+  // then BLAKE2b keyed by that over (scope kind, scope id). A leaked subkey exposes one scope only.
+  SecretBytes DeriveSubkey(KeyPurpose purpose, ScopeKind scope, std::string_view scope_id) const;
+  KeyHandle Clone() const { return KeyHandle(keyring_, version_, material_.Clone()); }
+
+ private:
+  friend class KeyStore;
+  friend class RestoreGrant;
+  KeyHandle(std::string keyring, uint32_t version, SecretBytes material)
+      : keyring_(std::move(keyring)), version_(version), material_(std::move(material)) {}
+  std::string keyring_;
+  uint32_t version_ = 0;
+  SecretBytes material_;
+};
+
+// What an authorized restore request may use: key versions of one keyring, for its targets.
+class RestoreGrant {
+ public:
+  const std::string& keyring() const { return keyring_; }
+  const std::string& request_id_hex() const { return request_id_hex_; }
+  bool Covers(std::string_view target_digest) const;
+  // The key version a manifest names. PermissionDenied if the request did not cover that version.
+  StatusOr<KeyHandle> Key(uint32_t version) const;
+
+ private:
+  friend class KeyStore;
+  std::string keyring_;
+  std::string request_id_hex_;
+  std::vector<std::string> targets_;
+  std::vector<KeyHandle> keys_;
+};
+
+class KeyStore {
+ public:
+  enum class Access { kReadOnly, kReadWrite };
+  static constexpr const char* kStoreFile = "keystore.veil";
+  static constexpr const char* kBackupFile = "keystore.veil.bak";
+  static constexpr const char* kAuditFile = "audit.log";
+  static constexpr const char* kLockFile = ".lock";
+
+  // Creates a new store in `dir` (created if missing; must not hold a store yet), its audit log and
+  // a first keyring named `keyring` requiring `required_approvals` approvals for restores.
+  static StatusOr<std::unique_ptr<KeyStore>> Create(const std::string& dir, const Credential& credential,
+                                                    const KdfLimits& limits, const std::string& actor,
+                                                    const std::string& keyring, uint32_t required_approvals);
+  // Opens a store. kReadWrite takes the exclusive lock and verifies the whole audit log.
+  static StatusOr<std::unique_ptr<KeyStore>> Open(const std::string& dir, const Credential& credential,
+                                                  Access access, const std::string& actor);
+  // Replaces a damaged store file with its last-known-good backup, after the backup opens with the
+  // credential. Logged.
+  static Status RecoverFromBackup(const std::string& dir, const Credential& credential, const std::string& actor);
+  // The audit log's public key from the store's clear header (no credential needed; the header is
+  // authenticated only when the store is opened, so pin the key or use checkpoints for more).
+  static StatusOr<std::string> PeekLogPublicKey(const std::string& dir);
+  ~KeyStore();
+
+  KeyStoreInfo Info() const;
+  std::string store_id() const;        // raw 16 bytes
+  std::string log_public_key() const;  // raw 32 bytes
+  std::string audit_path() const;
+
+  // Key lifecycle (need kReadWrite).
+  Status CreateKeyring(const std::string& name, uint32_t required_approvals);
+  StatusOr<uint32_t> Rotate(const std::string& keyring);  // new primary version
+  Status SetKeyStatus(const std::string& keyring, uint32_t version, KeyStatus status);
+  Status SetPolicy(const std::string& keyring, uint32_t required_approvals);
+
+  // Principals (need kReadWrite).
+  Status AddPrincipal(const std::string& name, Role role, const std::string& public_key);
+  Status RevokePrincipal(const std::string& name);
+
+  // The primary version of a keyring for new work; FailedPrecondition if it is not enabled. Logged.
+  StatusOr<KeyHandle> KeyForNewWork(const std::string& keyring, const std::string& purpose_note);
+
+  // Restore authorization (need kReadWrite: every step is logged).
+  StatusOr<RestoreRequest> CreateRequest(const RestoreRequestSpec& spec, int64_t now_unix);
+  // Verifies `approver`'s signature on the request and logs the approval.
+  Status RecordApproval(const RestoreRequest& request, const std::string& approver);
+  // Checks the request (this store, unexpired, m valid signatures of distinct unrevoked approvers
+  // other than the requester, enabled key) and logs the decision, granted or denied with the
+  // reason. The grant is released only after its record is durable.
+  StatusOr<RestoreGrant> AuthorizeRestore(const RestoreRequest& request, int64_t now_unix);
+
+  // Appends a record for an action taken outside the store (e.g. a restore that used a grant).
+  Status Log(AuditAction action, AuditOutcome outcome, const std::string& target, const std::string& reason,
+             const std::vector<std::string>& digests = {}, const std::string& keyring = "", uint32_t version = 0);
+
+  // A signed checkpoint of the audit log (serialized); the export itself is logged first.
+  StatusOr<std::string> ExportCheckpoint();
+
+ private:
+  struct State;
+  explicit KeyStore(std::unique_ptr<State> state);
+  Status RequireWritable() const;
+  Status Save();
+  Status Audit(AuditEvent event);
+  // Logs a denial and returns `reason` as the status.
+  Status Deny(const RestoreRequest& request, Status reason);
+  std::unique_ptr<State> state_;
+};
+
+}  // namespace veil::keys

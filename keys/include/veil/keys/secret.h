@@ -1,0 +1,67 @@
+// Secret bytes in sodium_malloc'ed memory: guarded pages, locked (never swapped where the system
+// allows it), wiped when freed. Reading the raw bytes needs a SecretAccess token, so every place
+// that touches key material can be found with `grep -rn SecretAccess::Get`.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "veil/status.h"
+
+namespace veil::keys {
+
+// Initializes libsodium once; safe to call many times and from many threads. Aborts the process if
+// libsodium cannot start (an API-misuse-tier failure: nothing can be kept safe then).
+void EnsureSodium();
+
+// A token that grants access to raw secret bytes (Tink's InsecureSecretKeyAccess).
+class SecretAccess {
+ public:
+  static SecretAccess Get() { return SecretAccess(); }
+
+ private:
+  SecretAccess() = default;
+};
+
+class SecretBytes {
+ public:
+  SecretBytes() = default;
+  explicit SecretBytes(size_t size);  // zero-filled
+  static SecretBytes Random(size_t size);
+  static SecretBytes Copy(const void* data, size_t size);
+  SecretBytes(SecretBytes&& other) noexcept;
+  SecretBytes& operator=(SecretBytes&& other) noexcept;
+  SecretBytes(const SecretBytes&) = delete;
+  SecretBytes& operator=(const SecretBytes&) = delete;
+  ~SecretBytes();
+
+  size_t size() const { return size_; }
+  bool empty() const { return size_ == 0; }
+  uint8_t* data(SecretAccess) { return data_; }
+  const uint8_t* data(SecretAccess) const { return data_; }
+  std::string_view view(SecretAccess) const { return {reinterpret_cast<const char*>(data_), size_}; }
+  // Constant-time comparison.
+  bool Equals(const SecretBytes& other) const;
+  SecretBytes Clone() const { return Copy(data_, size_); }
+
+ private:
+  uint8_t* data_ = nullptr;
+  size_t size_ = 0;
+};
+
+// Wipes a std::string's buffer in place (for transient copies that had to leave sodium memory,
+// e.g. protobuf fields while serializing).
+void WipeString(std::string* s);
+
+// Lowercase hex of public bytes (ids, digests, public keys). Never call it on secrets.
+std::string ToHex(std::string_view bytes);
+// Parses hex; InvalidArgument when the text is not even-length hex.
+StatusOr<std::string> FromHex(std::string_view hex);
+
+// SHA-256 and BLAKE2b-256 of public data.
+std::string Sha256(std::string_view data);
+std::string Blake2b256(std::string_view data);
+
+}  // namespace veil::keys

@@ -1,0 +1,383 @@
+#include <fcntl.h>
+#include <sodium.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+
+#include "audit_writer.h"
+#include "veil/keys/fs.h"
+#include "veil/keys/principal_key.h"
+#include "veil/proto/audit.pb.h"
+
+namespace veil::keys {
+namespace {
+
+constexpr std::string_view kMagic = "VEILAUDT";
+constexpr uint32_t kFormatVersion = 1;
+constexpr std::string_view kGenesisDomain = "veil-audit-v1";
+constexpr std::string_view kRecordDomain = "veil-audit-record-v1";
+constexpr std::string_view kCheckpointDomain = "veil-checkpoint-v1";
+constexpr size_t kMaxHeader = 4096;
+
+int64_t NowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+void PutU32(std::string* out, uint32_t v) {
+  for (int i = 0; i < 4; ++i) out->push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+}
+
+uint32_t GetU32(const char* p) {
+  uint32_t v = 0;
+  for (int i = 0; i < 4; ++i) v |= static_cast<uint32_t>(static_cast<unsigned char>(p[i])) << (8 * i);
+  return v;
+}
+
+std::string Blake2bOf(std::string_view a, std::string_view b) {
+  crypto_generichash_state st;
+  crypto_generichash_init(&st, nullptr, 0, 32);
+  crypto_generichash_update(&st, reinterpret_cast<const unsigned char*>(a.data()), a.size());
+  crypto_generichash_update(&st, reinterpret_cast<const unsigned char*>(b.data()), b.size());
+  std::string out(32, '\0');
+  crypto_generichash_final(&st, reinterpret_cast<unsigned char*>(out.data()), out.size());
+  return out;
+}
+
+bool VerifySig(std::string_view domain, std::string_view message, std::string_view sig, std::string_view pk) {
+  return VerifySignature(domain, message, sig, pk);
+}
+
+std::string Sign(std::string_view domain, std::string_view message, const SecretBytes& sk) {
+  std::string m(domain);
+  m += message;
+  std::string sig(crypto_sign_BYTES, '\0');
+  crypto_sign_detached(reinterpret_cast<unsigned char*>(sig.data()), nullptr,
+                       reinterpret_cast<const unsigned char*>(m.data()), m.size(), sk.data(SecretAccess::Get()));
+  return sig;
+}
+
+AuditEntry ToEntry(const proto::AuditRecord& r, const std::string& hash) {
+  AuditEntry e;
+  e.sequence = r.sequence();
+  e.time_unix_ms = r.time_unix_ms();
+  e.event.actor = r.actor();
+  e.event.action = static_cast<AuditAction>(r.action());
+  e.event.target = r.target();
+  for (const auto& d : r.target_digests()) e.event.target_digests.push_back(d);
+  e.event.outcome = static_cast<AuditOutcome>(r.outcome());
+  e.event.reason = r.reason();
+  e.event.keyring = r.key().keyring();
+  e.event.key_version = r.key().version();
+  e.hash_hex = ToHex(hash);
+  return e;
+}
+
+// The result of reading a log front to back.
+struct Scan {
+  proto::AuditLogHeader header;
+  std::vector<std::string> chain;  // chain[i] = value before record i; chain.back() = head
+  size_t valid_end = 0;            // byte offset after the last good record
+  size_t torn_bytes = 0;           // bytes of an unfinished final record
+  Status error;                    // first verification failure (other than a torn tail)
+};
+
+Scan ScanLog(std::string_view bytes, std::string_view expected_pk, std::vector<AuditEntry>* entries) {
+  EnsureSodium();
+  Scan s;
+  if (bytes.size() < kMagic.size() + 4 || bytes.substr(0, kMagic.size()) != kMagic) {
+    s.error = DataLossError("not a Veil audit log (bad magic)");
+    return s;
+  }
+  uint32_t hlen = GetU32(bytes.data() + kMagic.size());
+  size_t pos = kMagic.size() + 4;
+  if (hlen > kMaxHeader || bytes.size() < pos + hlen) {
+    s.error = DataLossError("audit log header is truncated or its length is corrupt");
+    return s;
+  }
+  std::string_view hdr = bytes.substr(pos, hlen);
+  if (!s.header.ParseFromArray(hdr.data(), static_cast<int>(hdr.size()))) {
+    s.error = DataLossError("audit log header does not parse");
+    return s;
+  }
+  if (s.header.format_version() != kFormatVersion) {
+    s.error = UnsupportedError("audit log format version " + std::to_string(s.header.format_version()) +
+                               " is not supported");
+    return s;
+  }
+  const std::string& pk = s.header.log_public_key();
+  if (pk.size() != crypto_sign_PUBLICKEYBYTES) {
+    s.error = DataLossError("audit log header has no valid public key");
+    return s;
+  }
+  if (!expected_pk.empty() && sodium_memcmp(expected_pk.data(), pk.data(), pk.size()) != 0) {
+    s.error = UnauthenticatedError("audit log is signed by a different key than expected");
+    return s;
+  }
+  pos += hlen;
+  s.chain.push_back(Blake2bOf(kGenesisDomain, hdr));
+  s.valid_end = pos;
+  uint64_t seq = 0;
+  while (pos < bytes.size()) {
+    size_t left = bytes.size() - pos;
+    if (left < 4) {
+      s.torn_bytes = left;
+      return s;
+    }
+    uint32_t len = GetU32(bytes.data() + pos);
+    if (len == 0 || len > internal::kMaxAuditRecord) {
+      s.error = DataLossError("audit record " + std::to_string(seq) + " has a corrupt length");
+      return s;
+    }
+    if (left < 4 + static_cast<size_t>(len)) {
+      s.torn_bytes = left;
+      return s;
+    }
+    std::string_view body = bytes.substr(pos + 4, len);
+    proto::SignedAuditRecord signed_record;
+    proto::AuditRecord record;
+    if (!signed_record.ParseFromArray(body.data(), static_cast<int>(body.size())) ||
+        !record.ParseFromString(signed_record.record())) {
+      s.error = DataLossError("audit record " + std::to_string(seq) + " does not parse");
+      return s;
+    }
+    if (record.sequence() != seq) {
+      s.error = DataLossError("audit record at position " + std::to_string(seq) + " has sequence " +
+                              std::to_string(record.sequence()) + " (records deleted or reordered)");
+      return s;
+    }
+    if (record.prev_hash() != s.chain.back()) {
+      s.error = DataLossError("audit record " + std::to_string(seq) + " does not link to the previous record");
+      return s;
+    }
+    std::string hash = Blake2bOf(s.chain.back(), signed_record.record());
+    if (!VerifySig(kRecordDomain, hash, signed_record.signature(), pk)) {
+      s.error = DataLossError("audit record " + std::to_string(seq) + " has an invalid signature");
+      return s;
+    }
+    if (entries) entries->push_back(ToEntry(record, hash));
+    s.chain.push_back(hash);
+    pos += 4 + len;
+    s.valid_end = pos;
+    ++seq;
+  }
+  return s;
+}
+
+}  // namespace
+
+const char* AuditActionName(AuditAction a) {
+  switch (a) {
+    case AuditAction::kStoreCreated: return "store-created";
+    case AuditAction::kKeyringCreated: return "keyring-created";
+    case AuditAction::kKeyRotated: return "key-rotated";
+    case AuditAction::kKeyDisabled: return "key-disabled";
+    case AuditAction::kKeyEnabled: return "key-enabled";
+    case AuditAction::kKeyDestroyed: return "key-destroyed";
+    case AuditAction::kPrincipalAdded: return "principal-added";
+    case AuditAction::kPrincipalRevoked: return "principal-revoked";
+    case AuditAction::kRequestCreated: return "request-created";
+    case AuditAction::kRequestApproved: return "request-approved";
+    case AuditAction::kRestoreAuthorization: return "restore-authorization";
+    case AuditAction::kCheckpointExported: return "checkpoint-exported";
+    case AuditAction::kLogRecovered: return "log-recovered";
+    case AuditAction::kPolicyChanged: return "policy-changed";
+    case AuditAction::kKeyUsed: return "key-used";
+  }
+  return "unknown";
+}
+
+const char* AuditOutcomeName(AuditOutcome o) {
+  switch (o) {
+    case AuditOutcome::kSuccess: return "success";
+    case AuditOutcome::kGranted: return "granted";
+    case AuditOutcome::kDenied: return "denied";
+    case AuditOutcome::kFailed: return "failed";
+  }
+  return "unknown";
+}
+
+StatusOr<CheckpointInfo> ReadCheckpoint(const std::string& bytes, const std::string& expected_public_key) {
+  EnsureSodium();
+  proto::SignedCheckpoint sc;
+  proto::Checkpoint cp;
+  if (bytes.size() > 4096 || !sc.ParseFromString(bytes) || !cp.ParseFromString(sc.checkpoint())) {
+    return DataLossError("checkpoint does not parse");
+  }
+  if (cp.format_version() != kFormatVersion) return UnsupportedError("checkpoint format version not supported");
+  const std::string& pk = expected_public_key.empty() ? cp.log_public_key() : expected_public_key;
+  if (cp.log_public_key() != pk) return UnauthenticatedError("checkpoint names a different log key");
+  if (cp.head_hash().size() != 32 || !VerifySig(kCheckpointDomain, sc.checkpoint(), sc.signature(), pk)) {
+    return DataLossError("checkpoint signature does not verify");
+  }
+  CheckpointInfo info;
+  info.store_id_hex = ToHex(cp.store_id());
+  info.public_key_hex = ToHex(cp.log_public_key());
+  info.record_count = cp.record_count();
+  info.head_hash_hex = ToHex(cp.head_hash());
+  info.time_unix_ms = cp.time_unix_ms();
+  return info;
+}
+
+StatusOr<AuditLogSummary> VerifyAuditLog(const std::string& path, const AuditVerifyOptions& options,
+                                         std::vector<AuditEntry>* entries) {
+  VEIL_ASSIGN_OR_RETURN(std::string bytes, ReadFile(path, 1u << 30));
+  return VerifyAuditLogBytes(bytes, options, entries);
+}
+
+StatusOr<AuditLogSummary> VerifyAuditLogBytes(std::string_view bytes, const AuditVerifyOptions& options,
+                                              std::vector<AuditEntry>* entries) {
+  Scan s = ScanLog(bytes, options.expected_public_key, entries);
+  if (!s.error.ok()) return s.error;
+  if (s.torn_bytes) {
+    return DataLossError("audit log ends in an unfinished record (" + std::to_string(s.torn_bytes) +
+                         " bytes): an append was interrupted; the next change to the key store sets it aside");
+  }
+  AuditLogSummary sum;
+  sum.store_id_hex = ToHex(s.header.store_id());
+  sum.public_key_hex = ToHex(s.header.log_public_key());
+  sum.record_count = s.chain.size() - 1;
+  sum.head_hash_hex = ToHex(s.chain.back());
+  if (!options.checkpoint.empty()) {
+    VEIL_ASSIGN_OR_RETURN(CheckpointInfo cp, ReadCheckpoint(options.checkpoint, s.header.log_public_key()));
+    if (cp.store_id_hex != sum.store_id_hex) return DataLossError("checkpoint belongs to another key store");
+    if (cp.record_count > sum.record_count) {
+      return DataLossError("audit log has " + std::to_string(sum.record_count) + " records but the checkpoint saw " +
+                           std::to_string(cp.record_count) + ": records were removed");
+    }
+    if (ToHex(s.chain[cp.record_count]) != cp.head_hash_hex) {
+      return DataLossError("audit log does not extend the checkpoint: records before " +
+                           std::to_string(cp.record_count) + " were rewritten");
+    }
+    sum.checkpoint_count = cp.record_count;
+  }
+  return sum;
+}
+
+namespace internal {
+
+Status AuditWriter::Create(const std::string& path, const std::string& store_id, const std::string& public_key) {
+  proto::AuditLogHeader h;
+  h.set_format_version(kFormatVersion);
+  h.mutable_producer()->set_name("veil");
+  h.mutable_producer()->set_version(VEIL_VERSION);
+  h.set_store_id(store_id);
+  h.set_log_public_key(public_key);
+  h.set_created_unix(NowMs() / 1000);
+  std::string hdr = h.SerializeAsString();
+  std::string out(kMagic);
+  PutU32(&out, static_cast<uint32_t>(hdr.size()));
+  out += hdr;
+  return WriteFileAtomic(path, out, /*overwrite=*/false);
+}
+
+StatusOr<std::unique_ptr<AuditWriter>> AuditWriter::Open(const std::string& path, const std::string& store_id,
+                                                         const SecretBytes& signing_key) {
+  VEIL_ASSIGN_OR_RETURN(std::string bytes, ReadFile(path, 1u << 30));
+  std::string pk(crypto_sign_PUBLICKEYBYTES, '\0');
+  crypto_sign_ed25519_sk_to_pk(reinterpret_cast<unsigned char*>(pk.data()), signing_key.data(SecretAccess::Get()));
+  Scan s = ScanLog(bytes, pk, nullptr);
+  if (!s.error.ok()) return s.error.WithContext("audit log " + path + " failed verification; refusing to append");
+  if (s.header.store_id() != store_id) return DataLossError("audit log " + path + " belongs to another key store");
+
+  std::unique_ptr<AuditWriter> w(new AuditWriter());
+  w->path_ = path;
+  w->store_id_ = store_id;
+  w->public_key_ = pk;
+  w->signing_key_ = &signing_key;
+  w->fd_ = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
+  if (w->fd_ < 0) return IoError("cannot open audit log " + path + " for writing: " + std::strerror(errno));
+  w->count_ = s.chain.size() - 1;
+  w->head_ = s.chain.back();
+  w->size_ = s.valid_end;
+  if (s.torn_bytes) {
+    std::string aside = path + ".torn-" + std::to_string(NowMs());
+    std::string torn = bytes.substr(s.valid_end);
+    VEIL_RETURN_IF_ERROR(WriteFileAtomic(aside, torn, false));
+    if (::ftruncate(w->fd_, static_cast<off_t>(s.valid_end)) != 0 || ::fdatasync(w->fd_) != 0) {
+      return IoError("cannot cut the unfinished record off the audit log: " + std::string(std::strerror(errno)));
+    }
+    AuditEvent e;
+    e.actor = "veil";
+    e.action = AuditAction::kLogRecovered;
+    e.target = aside;
+    e.target_digests.push_back(Sha256(torn));
+    e.outcome = AuditOutcome::kSuccess;
+    e.reason = "set aside " + std::to_string(s.torn_bytes) + " bytes of an unfinished append";
+    VEIL_RETURN_IF_ERROR(w->Append(e));
+  }
+  return w;
+}
+
+AuditWriter::~AuditWriter() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+Status AuditWriter::Append(const AuditEvent& event) {
+  proto::AuditRecord r;
+  r.set_sequence(count_);
+  r.set_time_unix_ms(NowMs());
+  r.set_actor(event.actor);
+  r.set_action(static_cast<proto::AuditAction>(event.action));
+  r.set_target(event.target);
+  for (const auto& d : event.target_digests) r.add_target_digests(d);
+  r.set_outcome(static_cast<proto::AuditOutcome>(event.outcome));
+  r.set_reason(event.reason);
+  if (!event.keyring.empty()) {
+    r.mutable_key()->set_keyring(event.keyring);
+    r.mutable_key()->set_version(event.key_version);
+  }
+  r.set_prev_hash(head_);
+  proto::SignedAuditRecord sr;
+  sr.set_record(r.SerializeAsString());
+  std::string hash = Blake2bOf(head_, sr.record());
+  sr.set_signature(Sign(kRecordDomain, hash, *signing_key_));
+  std::string body = sr.SerializeAsString();
+  if (body.size() > kMaxAuditRecord) return InvalidArgumentError("audit record too large");
+  std::string frame;
+  PutU32(&frame, static_cast<uint32_t>(body.size()));
+  frame += body;
+
+  if (::lseek(fd_, static_cast<off_t>(size_), SEEK_SET) < 0) return IoError("cannot seek in the audit log");
+  const char* p = frame.data();
+  size_t n = frame.size();
+  Status st;
+  while (n > 0) {
+    ssize_t wr = ::write(fd_, p, n);
+    if (wr < 0) {
+      if (errno == EINTR) continue;
+      st = IoError(std::string("cannot write the audit log: ") + std::strerror(errno));
+      break;
+    }
+    p += wr;
+    n -= static_cast<size_t>(wr);
+  }
+  if (st.ok() && ::fdatasync(fd_) != 0) st = IoError(std::string("cannot sync the audit log: ") + std::strerror(errno));
+  if (!st.ok()) {
+    if (::ftruncate(fd_, static_cast<off_t>(size_)) == 0) ::fdatasync(fd_);
+    return st;
+  }
+  size_ += frame.size();
+  head_ = hash;
+  ++count_;
+  return Status::Ok();
+}
+
+std::string AuditWriter::MakeCheckpoint() const {
+  proto::Checkpoint cp;
+  cp.set_format_version(kFormatVersion);
+  cp.set_store_id(store_id_);
+  cp.set_log_public_key(public_key_);
+  cp.set_record_count(count_);
+  cp.set_head_hash(head_);
+  cp.set_time_unix_ms(NowMs());
+  proto::SignedCheckpoint sc;
+  sc.set_checkpoint(cp.SerializeAsString());
+  sc.set_signature(Sign(kCheckpointDomain, sc.checkpoint(), *signing_key_));
+  return sc.SerializeAsString();
+}
+
+}  // namespace internal
+}  // namespace veil::keys

@@ -1,0 +1,47 @@
+// Appends signed, chained records to the audit log (internal; used by KeyStore under its lock).
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "veil/keys/audit_log.h"
+#include "veil/keys/secret.h"
+#include "veil/status.h"
+
+namespace veil::keys::internal {
+
+inline constexpr size_t kMaxAuditRecord = 64 * 1024;
+
+class AuditWriter {
+ public:
+  // Creates a new log holding only its header. AlreadyExists if the file exists.
+  static Status Create(const std::string& path, const std::string& store_id, const std::string& public_key);
+
+  // Opens the log for appending after verifying it completely. An unfinished record at the end
+  // (a crash during an append) is moved aside to "<path>.torn-<time>" and a kLogRecovered record
+  // says so; anything else that fails verification refuses the open (fail closed).
+  static StatusOr<std::unique_ptr<AuditWriter>> Open(const std::string& path, const std::string& store_id,
+                                                     const SecretBytes& signing_key);
+  ~AuditWriter();
+
+  // Appends one record and makes it durable (fdatasync) before returning. On failure the file is
+  // cut back to its previous length and the caller must not carry out what the record describes.
+  Status Append(const AuditEvent& event);
+
+  // A signed checkpoint of the log as it is now (serialized SignedCheckpoint).
+  std::string MakeCheckpoint() const;
+  uint64_t record_count() const { return count_; }
+
+ private:
+  AuditWriter() = default;
+  std::string path_;
+  int fd_ = -1;
+  uint64_t size_ = 0;
+  uint64_t count_ = 0;
+  std::string head_;  // chain value after the last record
+  std::string store_id_;
+  std::string public_key_;
+  const SecretBytes* signing_key_ = nullptr;
+};
+
+}  // namespace veil::keys::internal

@@ -1,0 +1,154 @@
+#include "veil/keys/fs.h"
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <filesystem>
+#include <random>
+
+namespace veil::keys {
+namespace {
+
+std::string ErrnoText(int e) { return std::strerror(e); }
+
+Status WriteAll(int fd, const char* data, size_t n) {
+  while (n > 0) {
+    ssize_t w = ::write(fd, data, n);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      return IoError(std::string("write failed: ") + ErrnoText(errno));
+    }
+    data += w;
+    n -= static_cast<size_t>(w);
+  }
+  return Status::Ok();
+}
+
+std::string ParentDir(const std::string& path) {
+  auto p = std::filesystem::path(path).parent_path();
+  return p.empty() ? "." : p.string();
+}
+
+}  // namespace
+
+StatusOr<std::string> ReadFile(const std::string& path, size_t max_bytes) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    int e = errno;
+    if (e == ENOENT) return NotFoundError("no such file: " + path);
+    return IoError("cannot open " + path + ": " + ErrnoText(e));
+  }
+  struct stat st {};
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    ::close(fd);
+    return InvalidArgumentError("not a regular file: " + path);
+  }
+  if (static_cast<size_t>(st.st_size) > max_bytes) {
+    ::close(fd);
+    return ResourceExhaustedError(path + " is larger than " + std::to_string(max_bytes) + " bytes");
+  }
+  std::string out;
+  out.resize(static_cast<size_t>(st.st_size));
+  size_t got = 0;
+  while (got < out.size()) {
+    ssize_t r = ::read(fd, out.data() + got, out.size() - got);
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      int e = errno;
+      ::close(fd);
+      return IoError("cannot read " + path + ": " + ErrnoText(e));
+    }
+    if (r == 0) break;
+    got += static_cast<size_t>(r);
+  }
+  out.resize(got);
+  ::close(fd);
+  return out;
+}
+
+Status FsyncDir(const std::string& dir) {
+  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return IoError("cannot open folder " + dir + ": " + ErrnoText(errno));
+  int rc = ::fsync(fd);
+  int e = errno;
+  ::close(fd);
+  if (rc != 0 && e != EINVAL) return IoError("cannot fsync folder " + dir + ": " + ErrnoText(e));
+  return Status::Ok();
+}
+
+bool PathExists(const std::string& path) {
+  struct stat st {};
+  return ::lstat(path.c_str(), &st) == 0;
+}
+
+Status WriteFileAtomic(const std::string& path, const std::string& bytes, bool overwrite, unsigned mode) {
+  if (!overwrite && PathExists(path)) return AlreadyExistsError(path + " exists; not overwriting it");
+  std::random_device rd;
+  std::string tmp = path + ".tmp." + std::to_string(::getpid()) + "." + std::to_string(rd());
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+  if (fd < 0) return IoError("cannot create " + tmp + ": " + ErrnoText(errno));
+  Status st = WriteAll(fd, bytes.data(), bytes.size());
+  if (st.ok() && ::fsync(fd) != 0) st = IoError("fsync failed for " + tmp + ": " + ErrnoText(errno));
+  if (::close(fd) != 0 && st.ok()) st = IoError("close failed for " + tmp + ": " + ErrnoText(errno));
+  if (st.ok()) {
+    if (overwrite) {
+      if (::rename(tmp.c_str(), path.c_str()) != 0) st = IoError("cannot rename onto " + path + ": " + ErrnoText(errno));
+    } else {
+      // link() fails if the target appeared meanwhile: never replaces a file.
+      if (::link(tmp.c_str(), path.c_str()) != 0) {
+        st = errno == EEXIST ? AlreadyExistsError(path + " exists; not overwriting it")
+                             : IoError("cannot create " + path + ": " + ErrnoText(errno));
+      }
+      ::unlink(tmp.c_str());
+    }
+  }
+  if (!st.ok()) {
+    ::unlink(tmp.c_str());
+    return st;
+  }
+  return FsyncDir(ParentDir(path));
+}
+
+StatusOr<FileLock> FileLock::Acquire(const std::string& path, Mode mode, int timeout_ms) {
+  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0) return IoError("cannot open lock file " + path + ": " + ErrnoText(errno));
+  int op = (mode == Mode::kExclusive ? LOCK_EX : LOCK_SH) | LOCK_NB;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  while (::flock(fd, op) != 0) {
+    int e = errno;
+    if (e == EWOULDBLOCK && std::chrono::steady_clock::now() < deadline) {
+      ::usleep(2000);
+      continue;
+    }
+    if (e == EINTR) continue;
+    ::close(fd);
+    if (e == EWOULDBLOCK) {
+      return IoError(path + " is locked by another user of the key store; gave up after " +
+                     std::to_string(timeout_ms / 1000) + " s");
+    }
+    return IoError("cannot lock " + path + ": " + ErrnoText(e));
+  }
+  return FileLock(fd);
+}
+
+FileLock::FileLock(FileLock&& other) noexcept : fd_(other.fd_) { other.fd_ = -1; }
+
+FileLock& FileLock::operator=(FileLock&& other) noexcept {
+  if (this != &other) {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = other.fd_;
+    other.fd_ = -1;
+  }
+  return *this;
+}
+
+FileLock::~FileLock() {
+  if (fd_ >= 0) ::close(fd_);  // closing releases the flock
+}
+
+}  // namespace veil::keys

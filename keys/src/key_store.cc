@@ -1,0 +1,686 @@
+#include "veil/keys/key_store.h"
+
+#include <sodium.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <map>
+#include <optional>
+
+#include "audit_writer.h"
+#include "sealed_file.h"
+#include "veil/keys/fs.h"
+#include "veil/proto/keystore.pb.h"
+
+namespace veil::keys {
+namespace {
+
+constexpr size_t kMaterialBytes = 32;
+constexpr char kKdfContext[crypto_kdf_CONTEXTBYTES + 1] = "VeilKDF1";
+constexpr uint32_t kMaxApprovalsPolicy = 64;
+
+int64_t NowUnix() {
+  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+std::string Join(const std::string& dir, const char* name) { return dir + "/" + name; }
+
+Status ValidateName(const std::string& what, const std::string& name) {
+  if (name.empty() || name.size() > 64) return InvalidArgumentError(what + " name must have 1 to 64 characters");
+  for (char c : name) {
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.')) {
+      return InvalidArgumentError(what + " name may hold only letters, digits, '-', '_' and '.'");
+    }
+  }
+  return Status::Ok();
+}
+
+Status ValidateApprovals(uint32_t m) {
+  if (m < 1 || m > kMaxApprovalsPolicy) return InvalidArgumentError("required approvals must be from 1 to 64");
+  return Status::Ok();
+}
+
+std::string KeyLabel(const std::string& keyring, uint32_t version) {
+  return keyring + " v" + std::to_string(version);
+}
+
+}  // namespace
+
+// ---- names ------------------------------------------------------------------------------------
+
+const char* KeyStatusName(KeyStatus s) {
+  switch (s) {
+    case KeyStatus::kEnabled: return "enabled";
+    case KeyStatus::kDisabled: return "disabled";
+    case KeyStatus::kDestroyed: return "destroyed";
+  }
+  return "unknown";
+}
+
+const char* RoleName(Role r) {
+  switch (r) {
+    case Role::kAdmin: return "admin";
+    case Role::kOperator: return "operator";
+    case Role::kApprover: return "approver";
+    case Role::kAuditor: return "auditor";
+  }
+  return "unknown";
+}
+
+StatusOr<Role> ParseRole(std::string_view name) {
+  for (Role r : {Role::kAdmin, Role::kOperator, Role::kApprover, Role::kAuditor}) {
+    if (name == RoleName(r)) return r;
+  }
+  return InvalidArgumentError("unknown role '" + std::string(name) + "' (admin, operator, approver, auditor)");
+}
+
+const char* ScopeKindName(ScopeKind k) {
+  switch (k) {
+    case ScopeKind::kDeployment: return "deployment";
+    case ScopeKind::kStream: return "stream";
+    case ScopeKind::kImage: return "image";
+    case ScopeKind::kFace: return "face";
+  }
+  return "unknown";
+}
+
+StatusOr<ScopeKind> ParseScopeKind(std::string_view name) {
+  for (ScopeKind k : {ScopeKind::kDeployment, ScopeKind::kStream, ScopeKind::kImage, ScopeKind::kFace}) {
+    if (name == ScopeKindName(k)) return k;
+  }
+  return InvalidArgumentError("unknown scope '" + std::string(name) + "' (deployment, stream, image, face)");
+}
+
+// ---- handles ----------------------------------------------------------------------------------
+
+SecretBytes KeyHandle::DeriveSubkey(KeyPurpose purpose, ScopeKind scope, std::string_view scope_id) const {
+  auto access = SecretAccess::Get();
+  SecretBytes purpose_key(crypto_kdf_KEYBYTES);
+  crypto_kdf_derive_from_key(purpose_key.data(access), purpose_key.size(), static_cast<uint64_t>(purpose),
+                             kKdfContext, material_.data(access));
+  std::string msg = "veil-scope-v1";
+  msg.push_back(static_cast<char>(scope));
+  uint32_t n = static_cast<uint32_t>(scope_id.size());
+  for (int i = 0; i < 4; ++i) msg.push_back(static_cast<char>((n >> (8 * i)) & 0xff));
+  msg.append(scope_id);
+  SecretBytes out(32);
+  crypto_generichash(out.data(access), out.size(), reinterpret_cast<const unsigned char*>(msg.data()), msg.size(),
+                     purpose_key.data(access), purpose_key.size());
+  return out;
+}
+
+bool RestoreGrant::Covers(std::string_view target_digest) const {
+  return std::find(targets_.begin(), targets_.end(), target_digest) != targets_.end();
+}
+
+StatusOr<KeyHandle> RestoreGrant::Key(uint32_t version) const {
+  for (const auto& k : keys_) {
+    if (k.version() == version) return k.Clone();
+  }
+  return PermissionDeniedError("the restore grant does not cover key " + KeyLabel(keyring_, version) +
+                               " (not enabled when it was authorized, or not requested)");
+}
+
+// ---- state ------------------------------------------------------------------------------------
+
+struct KeyStore::State {
+  std::string dir;
+  std::string actor;
+  Access access = Access::kReadOnly;
+  std::optional<FileLock> lock;
+  proto::SealedHeader header;
+  proto::KeyStoreBody body;  // with every secret field cleared
+  std::map<std::pair<std::string, uint32_t>, SecretBytes> materials;
+  SecretBytes log_secret;
+  SecretBytes file_key;
+  std::unique_ptr<internal::AuditWriter> audit;
+  bool broken = false;
+
+  proto::Keyring* FindKeyring(const std::string& name) {
+    for (auto& k : *body.mutable_keyrings()) {
+      if (k.name() == name) return &k;
+    }
+    return nullptr;
+  }
+  proto::Principal* FindPrincipal(const std::string& name) {
+    for (auto& p : *body.mutable_principals()) {
+      if (p.name() == name) return &p;
+    }
+    return nullptr;
+  }
+};
+
+namespace {
+
+struct Loaded {
+  proto::SealedHeader header;
+  proto::KeyStoreBody body;
+  std::map<std::pair<std::string, uint32_t>, SecretBytes> materials;
+  SecretBytes log_secret;
+  SecretBytes file_key;
+};
+
+// Decrypts a store file with a file key and moves every secret into locked memory.
+StatusOr<Loaded> Decode(const internal::SealedFile& file, SecretBytes file_key) {
+  VEIL_ASSIGN_OR_RETURN(SecretBytes plain, internal::OpenSealed(file, file_key));
+  Loaded out;
+  out.header = file.header;
+  auto access = SecretAccess::Get();
+  if (!out.body.ParseFromArray(plain.data(access), static_cast<int>(plain.size()))) {
+    return DataLossError("key store body does not parse");
+  }
+  Status bad;
+  if (out.body.store_id() != file.header.store_id() || out.body.generation() != file.header.generation()) {
+    bad = DataLossError("key store body does not match its header");
+  }
+  for (auto& ring : *out.body.mutable_keyrings()) {
+    for (auto& v : *ring.mutable_versions()) {
+      bool destroyed = v.status() == proto::KEY_STATUS_DESTROYED;
+      if (bad.ok() && v.material().size() != (destroyed ? 0 : kMaterialBytes)) {
+        bad = DataLossError("key store holds a malformed key");
+      }
+      if (!destroyed && bad.ok()) {
+        out.materials.emplace(std::make_pair(ring.name(), v.version()),
+                              SecretBytes::Copy(v.material().data(), v.material().size()));
+      }
+      WipeString(v.mutable_material());
+    }
+  }
+  if (bad.ok() && out.body.log_secret_key().size() != crypto_sign_SECRETKEYBYTES) {
+    bad = DataLossError("key store holds a malformed log key");
+  }
+  if (bad.ok()) out.log_secret = SecretBytes::Copy(out.body.log_secret_key().data(), out.body.log_secret_key().size());
+  WipeString(out.body.mutable_log_secret_key());
+  if (!bad.ok()) return bad;
+  out.file_key = std::move(file_key);
+  return out;
+}
+
+StatusOr<internal::SealedFile> ReadStoreFile(const std::string& path) {
+  auto bytes = ReadFile(path, 64u << 20);
+  if (!bytes.ok()) {
+    if (bytes.status().code() == StatusCode::kNotFound) {
+      return NotFoundError("no key store at " + path + " (create one with `veil keys init`)");
+    }
+    return bytes.status();
+  }
+  VEIL_ASSIGN_OR_RETURN(internal::SealedFile file, internal::ParseSealed(*bytes));
+  if (file.header.content() != proto::SealedHeader::CONTENT_KEY_STORE) {
+    return InvalidArgumentError(path + " is a sealed Veil file but not a key store");
+  }
+  return file;
+}
+
+// Opens the store file, telling a wrong credential from a damaged file with the help of the backup.
+StatusOr<Loaded> LoadStore(const std::string& dir, const Credential& credential) {
+  const std::string path = Join(dir, KeyStore::kStoreFile);
+  const std::string bak = Join(dir, KeyStore::kBackupFile);
+  auto file = ReadStoreFile(path);
+  if (!file.ok()) {
+    if (file.status().code() == StatusCode::kDataLoss && ReadStoreFile(bak).ok()) {
+      return DataLossError("key store file is damaged (" + file.status().message() +
+                           "); a last-known-good backup exists: run `veil keys recover`");
+    }
+    return file.status();
+  }
+  VEIL_ASSIGN_OR_RETURN(SecretBytes file_key, internal::DeriveFileKey(credential, file->header.kdf()));
+  SecretBytes key_copy = file_key.Clone();
+  auto loaded = Decode(*file, std::move(file_key));
+  if (loaded.ok() || loaded.status().code() != StatusCode::kUnauthenticated) return loaded;
+  // Wrong credential, or a damaged file? The backup was sealed with the same KDF parameters.
+  auto backup = ReadStoreFile(bak);
+  if (backup.ok() && backup->header.kdf().SerializeAsString() == file->header.kdf().SerializeAsString() &&
+      Decode(*backup, std::move(key_copy)).ok()) {
+    return DataLossError("key store file fails authentication but its last-known-good backup opens: "
+                         "the file was altered or damaged; run `veil keys recover`");
+  }
+  return UnauthenticatedError("wrong passphrase or key file (or the key store was altered)");
+}
+
+}  // namespace
+
+KeyStore::KeyStore(std::unique_ptr<State> state) : state_(std::move(state)) {}
+KeyStore::~KeyStore() = default;
+
+StatusOr<std::unique_ptr<KeyStore>> KeyStore::Create(const std::string& dir, const Credential& credential,
+                                                     const KdfLimits& limits, const std::string& actor,
+                                                     const std::string& keyring, uint32_t required_approvals) {
+  EnsureSodium();
+  VEIL_RETURN_IF_ERROR(ValidateName("keyring", keyring));
+  VEIL_RETURN_IF_ERROR(ValidateApprovals(required_approvals));
+  if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
+    return IoError("cannot create folder " + dir + ": " + std::strerror(errno));
+  }
+  auto st = std::make_unique<State>();
+  st->dir = dir;
+  st->actor = actor;
+  st->access = Access::kReadWrite;
+  VEIL_ASSIGN_OR_RETURN(FileLock lock, FileLock::Acquire(Join(dir, kLockFile), FileLock::Mode::kExclusive));
+  st->lock.emplace(std::move(lock));
+  if (PathExists(Join(dir, kStoreFile)) || PathExists(Join(dir, kAuditFile))) {
+    return AlreadyExistsError(dir + " already holds a key store or an audit log");
+  }
+  std::string store_id(16, '\0');
+  randombytes_buf(store_id.data(), store_id.size());
+  std::string pk(crypto_sign_PUBLICKEYBYTES, '\0');
+  st->log_secret = SecretBytes(crypto_sign_SECRETKEYBYTES);
+  crypto_sign_keypair(reinterpret_cast<unsigned char*>(pk.data()), st->log_secret.data(SecretAccess::Get()));
+
+  st->header.set_format_version(internal::kSealFormatVersion);
+  st->header.mutable_producer()->set_name("veil");
+  st->header.mutable_producer()->set_version(VEIL_VERSION);
+  st->header.set_content(proto::SealedHeader::CONTENT_KEY_STORE);
+  *st->header.mutable_kdf() = internal::NewKdfParams(credential, limits);
+  st->header.set_store_id(store_id);
+  st->header.set_generation(0);
+  st->header.set_log_public_key(pk);
+  VEIL_ASSIGN_OR_RETURN(st->file_key, internal::DeriveFileKey(credential, st->header.kdf()));
+  st->body.set_store_id(store_id);
+
+  VEIL_RETURN_IF_ERROR(internal::AuditWriter::Create(Join(dir, kAuditFile), store_id, pk));
+  VEIL_ASSIGN_OR_RETURN(st->audit, internal::AuditWriter::Open(Join(dir, kAuditFile), store_id, st->log_secret));
+  std::unique_ptr<KeyStore> store(new KeyStore(std::move(st)));
+  AuditEvent created{actor, AuditAction::kStoreCreated, ToHex(store_id), {}, AuditOutcome::kSuccess, "", "", 0};
+  VEIL_RETURN_IF_ERROR(store->Audit(created));
+  VEIL_RETURN_IF_ERROR(store->CreateKeyring(keyring, required_approvals));
+  return store;
+}
+
+StatusOr<std::unique_ptr<KeyStore>> KeyStore::Open(const std::string& dir, const Credential& credential,
+                                                   Access access, const std::string& actor) {
+  EnsureSodium();
+  if (!PathExists(Join(dir, kStoreFile))) {
+    return NotFoundError("no key store in " + dir + " (create one with `veil keys init`)");
+  }
+  auto st = std::make_unique<State>();
+  st->dir = dir;
+  st->actor = actor;
+  st->access = access;
+  VEIL_ASSIGN_OR_RETURN(FileLock lock, FileLock::Acquire(Join(dir, kLockFile), access == Access::kReadWrite
+                                                                                  ? FileLock::Mode::kExclusive
+                                                                                  : FileLock::Mode::kShared));
+  st->lock.emplace(std::move(lock));
+  VEIL_ASSIGN_OR_RETURN(Loaded loaded, LoadStore(dir, credential));
+  st->header = std::move(loaded.header);
+  st->body = std::move(loaded.body);
+  st->materials = std::move(loaded.materials);
+  st->log_secret = std::move(loaded.log_secret);
+  st->file_key = std::move(loaded.file_key);
+  if (access == Access::kReadWrite) {
+    VEIL_ASSIGN_OR_RETURN(st->audit,
+                          internal::AuditWriter::Open(Join(dir, kAuditFile), st->header.store_id(), st->log_secret));
+  }
+  return std::unique_ptr<KeyStore>(new KeyStore(std::move(st)));
+}
+
+Status KeyStore::RecoverFromBackup(const std::string& dir, const Credential& credential, const std::string& actor) {
+  EnsureSodium();
+  VEIL_ASSIGN_OR_RETURN(FileLock lock, FileLock::Acquire(Join(dir, kLockFile), FileLock::Mode::kExclusive));
+  const std::string bak = Join(dir, kBackupFile);
+  VEIL_ASSIGN_OR_RETURN(internal::SealedFile file, ReadStoreFile(bak));
+  VEIL_ASSIGN_OR_RETURN(SecretBytes file_key, internal::DeriveFileKey(credential, file.header.kdf()));
+  VEIL_ASSIGN_OR_RETURN(Loaded loaded, Decode(file, std::move(file_key)));
+  auto writer = internal::AuditWriter::Open(Join(dir, kAuditFile), loaded.header.store_id(), loaded.log_secret);
+  if (!writer.ok()) return writer.status();
+  AuditEvent e{actor, AuditAction::kLogRecovered, kStoreFile, {}, AuditOutcome::kSuccess,
+               "key store file replaced by its last-known-good backup (generation " +
+                   std::to_string(loaded.header.generation()) + ")",
+               "", 0};
+  VEIL_RETURN_IF_ERROR((*writer)->Append(e));
+  VEIL_ASSIGN_OR_RETURN(std::string bytes, ReadFile(bak, 64u << 20));
+  return WriteFileAtomic(Join(dir, kStoreFile), bytes, /*overwrite=*/true);
+}
+
+StatusOr<std::string> KeyStore::PeekLogPublicKey(const std::string& dir) {
+  VEIL_ASSIGN_OR_RETURN(internal::SealedFile file, ReadStoreFile(Join(dir, kStoreFile)));
+  return file.header.log_public_key();
+}
+
+// ---- persistence ------------------------------------------------------------------------------
+
+Status KeyStore::RequireWritable() const {
+  if (state_->access != Access::kReadWrite) return FailedPreconditionError("key store was opened read-only");
+  if (state_->broken) return FailedPreconditionError("an earlier save failed; reopen the key store");
+  return Status::Ok();
+}
+
+Status KeyStore::Audit(AuditEvent event) {
+  VEIL_RETURN_IF_ERROR(RequireWritable());
+  if (event.actor.empty()) event.actor = state_->actor;
+  Status st = state_->audit->Append(event);
+  if (!st.ok()) return st.WithContext("audit record could not be written; nothing was done");
+  return st;
+}
+
+Status KeyStore::Save() {
+  State& s = *state_;
+  proto::SealedHeader header = s.header;
+  header.set_generation(s.header.generation() + 1);
+  proto::KeyStoreBody full = s.body;
+  full.set_generation(header.generation());
+  auto access = SecretAccess::Get();
+  for (auto& ring : *full.mutable_keyrings()) {
+    for (auto& v : *ring.mutable_versions()) {
+      auto it = s.materials.find({ring.name(), v.version()});
+      if (it != s.materials.end()) v.set_material(std::string(it->second.view(access)));
+    }
+  }
+  full.set_log_secret_key(std::string(s.log_secret.view(access)));
+  SecretBytes plain = internal::SerializeSecret(full);
+  for (auto& ring : *full.mutable_keyrings()) {
+    for (auto& v : *ring.mutable_versions()) WipeString(v.mutable_material());
+  }
+  WipeString(full.mutable_log_secret_key());
+  std::string bytes = internal::Seal(header, s.file_key, plain);
+
+  const std::string path = Join(s.dir, kStoreFile);
+  Status st;
+  if (PathExists(path)) {
+    // Keep the previous version as the last-known-good backup (a hard link: atomic, no copy).
+    const std::string bak_tmp = Join(s.dir, kBackupFile) + ".tmp";
+    ::unlink(bak_tmp.c_str());
+    if (::link(path.c_str(), bak_tmp.c_str()) != 0 || ::rename(bak_tmp.c_str(), Join(s.dir, kBackupFile).c_str()) != 0) {
+      st = IoError(std::string("cannot keep a backup of the key store: ") + std::strerror(errno));
+    }
+  }
+  if (st.ok()) st = WriteFileAtomic(path, bytes, /*overwrite=*/true);
+  if (!st.ok()) {
+    s.broken = true;
+    return st.WithContext("saving the key store");
+  }
+  s.header.set_generation(header.generation());
+  s.body.set_generation(header.generation());
+  return Status::Ok();
+}
+
+// ---- queries ----------------------------------------------------------------------------------
+
+std::string KeyStore::store_id() const { return state_->header.store_id(); }
+std::string KeyStore::log_public_key() const { return state_->header.log_public_key(); }
+std::string KeyStore::audit_path() const { return Join(state_->dir, kAuditFile); }
+
+KeyStoreInfo KeyStore::Info() const {
+  const State& s = *state_;
+  KeyStoreInfo info;
+  info.store_id_hex = ToHex(s.header.store_id());
+  info.generation = s.header.generation();
+  info.log_public_key_hex = ToHex(s.header.log_public_key());
+  for (const auto& ring : s.body.keyrings()) {
+    KeyringInfo k;
+    k.name = ring.name();
+    k.primary_version = ring.primary_version();
+    k.required_approvals = ring.policy().required_approvals();
+    for (const auto& v : ring.versions()) {
+      k.versions.push_back({v.version(), static_cast<KeyStatus>(v.status()), v.version() == ring.primary_version(),
+                            v.created_unix(), v.status_changed_unix()});
+    }
+    info.keyrings.push_back(std::move(k));
+  }
+  for (const auto& p : s.body.principals()) {
+    info.principals.push_back({p.name(), static_cast<Role>(p.role()), ToHex(p.public_key()), p.revoked(),
+                               p.added_unix(), p.revoked_unix()});
+  }
+  return info;
+}
+
+// ---- key lifecycle ----------------------------------------------------------------------------
+
+Status KeyStore::CreateKeyring(const std::string& name, uint32_t required_approvals) {
+  VEIL_RETURN_IF_ERROR(RequireWritable());
+  VEIL_RETURN_IF_ERROR(ValidateName("keyring", name));
+  VEIL_RETURN_IF_ERROR(ValidateApprovals(required_approvals));
+  if (state_->FindKeyring(name)) return AlreadyExistsError("keyring '" + name + "' already exists");
+  VEIL_RETURN_IF_ERROR(Audit({"", AuditAction::kKeyringCreated, name, {}, AuditOutcome::kSuccess,
+                              "requires " + std::to_string(required_approvals) + " approvals", name, 1}));
+  auto* ring = state_->body.add_keyrings();
+  ring->set_name(name);
+  ring->set_primary_version(1);
+  ring->mutable_policy()->set_required_approvals(required_approvals);
+  auto* v = ring->add_versions();
+  v->set_version(1);
+  v->set_status(proto::KEY_STATUS_ENABLED);
+  v->set_created_unix(NowUnix());
+  v->set_status_changed_unix(v->created_unix());
+  state_->materials.emplace(std::make_pair(name, 1u), SecretBytes::Random(kMaterialBytes));
+  return Save();
+}
+
+StatusOr<uint32_t> KeyStore::Rotate(const std::string& keyring) {
+  VEIL_RETURN_IF_ERROR(RequireWritable());
+  auto* ring = state_->FindKeyring(keyring);
+  if (!ring) return NotFoundError("no keyring named '" + keyring + "'");
+  uint32_t next = 1;
+  for (const auto& v : ring->versions()) next = std::max(next, v.version() + 1);
+  VEIL_RETURN_IF_ERROR(Audit({"", AuditAction::kKeyRotated, keyring, {}, AuditOutcome::kSuccess,
+                              "new primary version " + std::to_string(next), keyring, next}));
+  auto* v = ring->add_versions();
+  v->set_version(next);
+  v->set_status(proto::KEY_STATUS_ENABLED);
+  v->set_created_unix(NowUnix());
+  v->set_status_changed_unix(v->created_unix());
+  ring->set_primary_version(next);
+  state_->materials.emplace(std::make_pair(keyring, next), SecretBytes::Random(kMaterialBytes));
+  VEIL_RETURN_IF_ERROR(Save());
+  return next;
+}
+
+Status KeyStore::SetKeyStatus(const std::string& keyring, uint32_t version, KeyStatus status) {
+  VEIL_RETURN_IF_ERROR(RequireWritable());
+  auto* ring = state_->FindKeyring(keyring);
+  if (!ring) return NotFoundError("no keyring named '" + keyring + "'");
+  proto::KeyVersion* v = nullptr;
+  for (auto& kv : *ring->mutable_versions()) {
+    if (kv.version() == version) v = &kv;
+  }
+  if (!v) return NotFoundError("keyring '" + keyring + "' has no version " + std::to_string(version));
+  if (v->status() == proto::KEY_STATUS_DESTROYED) {
+    return FailedPreconditionError("key " + KeyLabel(keyring, version) + " is destroyed; it cannot change state");
+  }
+  if (static_cast<KeyStatus>(v->status()) == status) {
+    return FailedPreconditionError("key " + KeyLabel(keyring, version) + " is already " + KeyStatusName(status));
+  }
+  AuditAction action = status == KeyStatus::kEnabled    ? AuditAction::kKeyEnabled
+                       : status == KeyStatus::kDisabled ? AuditAction::kKeyDisabled
+                                                        : AuditAction::kKeyDestroyed;
+  VEIL_RETURN_IF_ERROR(Audit({"", action, keyring, {}, AuditOutcome::kSuccess, "", keyring, version}));
+  v->set_status(static_cast<proto::KeyStatus>(status));
+  v->set_status_changed_unix(NowUnix());
+  if (status == KeyStatus::kDestroyed) state_->materials.erase({keyring, version});  // wiped by SecretBytes
+  return Save();
+}
+
+Status KeyStore::SetPolicy(const std::string& keyring, uint32_t required_approvals) {
+  VEIL_RETURN_IF_ERROR(RequireWritable());
+  VEIL_RETURN_IF_ERROR(ValidateApprovals(required_approvals));
+  auto* ring = state_->FindKeyring(keyring);
+  if (!ring) return NotFoundError("no keyring named '" + keyring + "'");
+  VEIL_RETURN_IF_ERROR(Audit({"", AuditAction::kPolicyChanged, keyring, {}, AuditOutcome::kSuccess,
+                              "requires " + std::to_string(required_approvals) + " approvals", keyring, 0}));
+  ring->mutable_policy()->set_required_approvals(required_approvals);
+  return Save();
+}
+
+StatusOr<KeyHandle> KeyStore::KeyForNewWork(const std::string& keyring, const std::string& purpose_note) {
+  VEIL_RETURN_IF_ERROR(RequireWritable());
+  auto* ring = state_->FindKeyring(keyring);
+  if (!ring) return NotFoundError("no keyring named '" + keyring + "'");
+  uint32_t version = ring->primary_version();
+  auto it = state_->materials.find({keyring, version});
+  for (const auto& v : ring->versions()) {
+    if (v.version() == version && v.status() != proto::KEY_STATUS_ENABLED) {
+      return FailedPreconditionError("primary key " + KeyLabel(keyring, version) + " is " +
+                                     KeyStatusName(static_cast<KeyStatus>(v.status())) + "; rotate the keyring");
+    }
+  }
+  if (it == state_->materials.end()) return FailedPreconditionError("primary key " + KeyLabel(keyring, version) + " is unavailable");
+  VEIL_RETURN_IF_ERROR(Audit({"", AuditAction::kKeyUsed, purpose_note, {}, AuditOutcome::kSuccess, "", keyring, version}));
+  return KeyHandle(keyring, version, it->second.Clone());
+}
+
+// ---- principals -------------------------------------------------------------------------------
+
+Status KeyStore::AddPrincipal(const std::string& name, Role role, const std::string& public_key) {
+  VEIL_RETURN_IF_ERROR(RequireWritable());
+  VEIL_RETURN_IF_ERROR(ValidateName("principal", name));
+  if (public_key.size() != crypto_sign_PUBLICKEYBYTES) return InvalidArgumentError("public key must be 32 bytes (Ed25519)");
+  if (state_->FindPrincipal(name)) return AlreadyExistsError("principal '" + name + "' already exists");
+  for (const auto& p : state_->body.principals()) {
+    if (p.public_key() == public_key) return AlreadyExistsError("principal '" + p.name() + "' already uses this key");
+  }
+  VEIL_RETURN_IF_ERROR(Audit({"", AuditAction::kPrincipalAdded, name, {public_key}, AuditOutcome::kSuccess,
+                              std::string("role ") + RoleName(role), "", 0}));
+  auto* p = state_->body.add_principals();
+  p->set_name(name);
+  p->set_role(static_cast<proto::Role>(role));
+  p->set_public_key(public_key);
+  p->set_added_unix(NowUnix());
+  return Save();
+}
+
+Status KeyStore::RevokePrincipal(const std::string& name) {
+  VEIL_RETURN_IF_ERROR(RequireWritable());
+  auto* p = state_->FindPrincipal(name);
+  if (!p) return NotFoundError("no principal named '" + name + "'");
+  if (p->revoked()) return FailedPreconditionError("principal '" + name + "' is already revoked");
+  VEIL_RETURN_IF_ERROR(Audit({"", AuditAction::kPrincipalRevoked, name, {}, AuditOutcome::kSuccess, "", "", 0}));
+  p->set_revoked(true);
+  p->set_revoked_unix(NowUnix());
+  return Save();
+}
+
+// ---- restore authorization --------------------------------------------------------------------
+
+StatusOr<RestoreRequest> KeyStore::CreateRequest(const RestoreRequestSpec& spec, int64_t now_unix) {
+  VEIL_RETURN_IF_ERROR(RequireWritable());
+  if (!state_->FindKeyring(spec.keyring)) return NotFoundError("no keyring named '" + spec.keyring + "'");
+  auto* requester = state_->FindPrincipal(spec.requester);
+  if (!requester || requester->revoked() ||
+      (requester->role() != proto::ROLE_OPERATOR && requester->role() != proto::ROLE_ADMIN)) {
+    return PermissionDeniedError("requester '" + spec.requester + "' must be an unrevoked operator or admin");
+  }
+  VEIL_ASSIGN_OR_RETURN(RestoreRequest request, RestoreRequest::Build(spec, store_id(), now_unix));
+  std::vector<std::string> digests{request.digest()};
+  digests.insert(digests.end(), request.targets().begin(), request.targets().end());
+  VEIL_RETURN_IF_ERROR(Audit({"", AuditAction::kRequestCreated, request.info().request_id_hex, digests,
+                              AuditOutcome::kSuccess,
+                              "requester " + spec.requester + "; case " + spec.case_id + ": " + spec.purpose, spec.keyring,
+                              spec.key_version}));
+  return request;
+}
+
+Status KeyStore::RecordApproval(const RestoreRequest& request, const std::string& approver) {
+  VEIL_RETURN_IF_ERROR(RequireWritable());
+  const auto& info = request.info();
+  Status verdict = NotFoundError("the request carries no approval by '" + approver + "'");
+  for (const auto& a : request.approvals()) {
+    if (a.approver != approver) continue;
+    auto* p = state_->FindPrincipal(approver);
+    if (!p) verdict = PermissionDeniedError("'" + approver + "' is not a principal of this store");
+    else if (p->revoked()) verdict = PermissionDeniedError("approver '" + approver + "' is revoked");
+    else if (p->role() != proto::ROLE_APPROVER) verdict = PermissionDeniedError("'" + approver + "' is not an approver");
+    else if (!VerifySignature(kApprovalDomain, request.digest(), a.signature, p->public_key()))
+      verdict = PermissionDeniedError("approval by '" + approver + "' has an invalid signature");
+    else verdict = Status::Ok();
+  }
+  VEIL_RETURN_IF_ERROR(Audit({approver, AuditAction::kRequestApproved, info.request_id_hex, {request.digest()},
+                              verdict.ok() ? AuditOutcome::kSuccess : AuditOutcome::kDenied, verdict.message(),
+                              info.keyring, info.key_version}));
+  return verdict;
+}
+
+Status KeyStore::Deny(const RestoreRequest& request, Status reason) {
+  const auto& info = request.info();
+  Status logged = Audit({"", AuditAction::kRestoreAuthorization, info.request_id_hex, {request.digest()},
+                         AuditOutcome::kDenied, reason.message(), info.keyring, info.key_version});
+  return logged.ok() ? reason : logged;
+}
+
+StatusOr<RestoreGrant> KeyStore::AuthorizeRestore(const RestoreRequest& request, int64_t now_unix) {
+  VEIL_RETURN_IF_ERROR(RequireWritable());
+  const auto& info = request.info();
+  if (request.store_id() != store_id()) {
+    return Deny(request, PermissionDeniedError("the request was made for another key store"));
+  }
+  if (now_unix >= info.expires_unix) {
+    return Deny(request, DeadlineExceededError("the request expired at unix time " + std::to_string(info.expires_unix)));
+  }
+  auto* ring = state_->FindKeyring(info.keyring);
+  if (!ring) return Deny(request, NotFoundError("no keyring named '" + info.keyring + "'"));
+  auto* requester = state_->FindPrincipal(info.requester);
+  if (!requester || requester->revoked() ||
+      (requester->role() != proto::ROLE_OPERATOR && requester->role() != proto::ROLE_ADMIN)) {
+    return Deny(request, PermissionDeniedError("requester '" + info.requester + "' is not an unrevoked operator or admin"));
+  }
+
+  // Count valid approvals from distinct, unrevoked approvers other than the requester.
+  std::vector<std::string> valid;
+  std::string ignored;
+  auto ignore = [&](const std::string& who, const std::string& why) {
+    ignored += (ignored.empty() ? "" : "; ") + who + ": " + why;
+  };
+  for (const auto& a : request.approvals()) {
+    auto* p = state_->FindPrincipal(a.approver);
+    if (!p) ignore(a.approver, "not a principal");
+    else if (p->revoked()) ignore(a.approver, "revoked");
+    else if (p->role() != proto::ROLE_APPROVER) ignore(a.approver, "not an approver");
+    else if (a.approver == info.requester) ignore(a.approver, "cannot approve own request");
+    else if (std::find(valid.begin(), valid.end(), a.approver) != valid.end()) ignore(a.approver, "duplicate");
+    else if (!VerifySignature(kApprovalDomain, request.digest(), a.signature, p->public_key())) ignore(a.approver, "bad signature");
+    else valid.push_back(a.approver);
+  }
+  const uint32_t needed = ring->policy().required_approvals();
+  if (valid.size() < needed) {
+    std::string msg = std::to_string(valid.size()) + " of " + std::to_string(needed) + " required approvals";
+    if (!ignored.empty()) msg += " (ignored: " + ignored + ")";
+    return Deny(request, PermissionDeniedError(msg));
+  }
+
+  RestoreGrant grant;
+  grant.keyring_ = info.keyring;
+  grant.request_id_hex_ = info.request_id_hex;
+  grant.targets_ = request.targets();
+  for (const auto& v : ring->versions()) {
+    if (info.key_version != 0 && v.version() != info.key_version) continue;
+    if (v.status() != proto::KEY_STATUS_ENABLED) {
+      if (info.key_version != 0) {
+        return Deny(request, FailedPreconditionError("key " + KeyLabel(info.keyring, v.version()) + " is " +
+                                                     KeyStatusName(static_cast<KeyStatus>(v.status()))));
+      }
+      continue;
+    }
+    auto it = state_->materials.find({info.keyring, v.version()});
+    if (it != state_->materials.end()) grant.keys_.push_back(KeyHandle(info.keyring, v.version(), it->second.Clone()));
+  }
+  if (grant.keys_.empty()) {
+    return Deny(request, info.key_version ? NotFoundError("keyring '" + info.keyring + "' has no version " +
+                                                          std::to_string(info.key_version))
+                                          : FailedPreconditionError("keyring '" + info.keyring + "' has no enabled key"));
+  }
+  std::string approvers;
+  for (const auto& v : valid) approvers += (approvers.empty() ? "" : ", ") + v;
+  std::vector<std::string> digests{request.digest()};
+  digests.insert(digests.end(), request.targets().begin(), request.targets().end());
+  // Fail closed: the grant leaves only after its record is durable.
+  VEIL_RETURN_IF_ERROR(Audit({"", AuditAction::kRestoreAuthorization, info.request_id_hex, digests,
+                              AuditOutcome::kGranted,
+                              "requester " + info.requester + "; case " + info.case_id + ": " + info.purpose + "; approved by " + approvers,
+                              info.keyring, info.key_version}));
+  return grant;
+}
+
+Status KeyStore::Log(AuditAction action, AuditOutcome outcome, const std::string& target, const std::string& reason,
+                     const std::vector<std::string>& digests, const std::string& keyring, uint32_t version) {
+  return Audit({"", action, target, digests, outcome, reason, keyring, version});
+}
+
+StatusOr<std::string> KeyStore::ExportCheckpoint() {
+  VEIL_RETURN_IF_ERROR(Audit({"", AuditAction::kCheckpointExported, "", {}, AuditOutcome::kSuccess, "", "", 0}));
+  return state_->audit->MakeCheckpoint();
+}
+
+}  // namespace veil::keys

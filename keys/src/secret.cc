@@ -1,0 +1,115 @@
+#include "veil/keys/secret.h"
+
+#include <sodium.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+
+namespace veil::keys {
+
+void EnsureSodium() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    if (sodium_init() < 0) std::abort();
+  });
+}
+
+SecretBytes::SecretBytes(size_t size) {
+  EnsureSodium();
+  if (size == 0) return;
+  data_ = static_cast<uint8_t*>(sodium_malloc(size));
+  if (data_ == nullptr) std::abort();  // out of locked memory: refuse to continue insecurely
+  size_ = size;
+  sodium_memzero(data_, size_);
+}
+
+SecretBytes SecretBytes::Random(size_t size) {
+  SecretBytes s(size);
+  if (size) randombytes_buf(s.data_, size);
+  return s;
+}
+
+SecretBytes SecretBytes::Copy(const void* data, size_t size) {
+  SecretBytes s(size);
+  if (size) std::memcpy(s.data_, data, size);
+  return s;
+}
+
+SecretBytes::SecretBytes(SecretBytes&& other) noexcept : data_(other.data_), size_(other.size_) {
+  other.data_ = nullptr;
+  other.size_ = 0;
+}
+
+SecretBytes& SecretBytes::operator=(SecretBytes&& other) noexcept {
+  if (this != &other) {
+    if (data_) sodium_free(data_);
+    data_ = other.data_;
+    size_ = other.size_;
+    other.data_ = nullptr;
+    other.size_ = 0;
+  }
+  return *this;
+}
+
+SecretBytes::~SecretBytes() {
+  if (data_) sodium_free(data_);  // sodium_free wipes before freeing
+}
+
+bool SecretBytes::Equals(const SecretBytes& other) const {
+  if (size_ != other.size_) return false;
+  if (size_ == 0) return true;
+  return sodium_memcmp(data_, other.data_, size_) == 0;
+}
+
+void WipeString(std::string* s) {
+  if (s && !s->empty()) sodium_memzero(s->data(), s->size());
+  if (s) s->clear();
+}
+
+std::string ToHex(std::string_view bytes) {
+  static const char* kDigits = "0123456789abcdef";
+  std::string out;
+  out.reserve(bytes.size() * 2);
+  for (unsigned char c : bytes) {
+    out.push_back(kDigits[c >> 4]);
+    out.push_back(kDigits[c & 15]);
+  }
+  return out;
+}
+
+StatusOr<std::string> FromHex(std::string_view hex) {
+  if (hex.size() % 2 != 0) return InvalidArgumentError("hex text has an odd number of digits");
+  std::string out;
+  out.resize(hex.size() / 2);
+  auto val = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+  };
+  for (size_t i = 0; i < out.size(); ++i) {
+    int hi = val(hex[2 * i]), lo = val(hex[2 * i + 1]);
+    if (hi < 0 || lo < 0) return InvalidArgumentError("not hex: '" + std::string(hex.substr(0, 80)) + "'");
+    out[i] = static_cast<char>(hi * 16 + lo);
+  }
+  return out;
+}
+
+std::string Sha256(std::string_view data) {
+  EnsureSodium();
+  std::string out(crypto_hash_sha256_BYTES, '\0');
+  crypto_hash_sha256(reinterpret_cast<unsigned char*>(out.data()),
+                     reinterpret_cast<const unsigned char*>(data.data()), data.size());
+  return out;
+}
+
+std::string Blake2b256(std::string_view data) {
+  EnsureSodium();
+  std::string out(32, '\0');
+  crypto_generichash(reinterpret_cast<unsigned char*>(out.data()), out.size(),
+                     reinterpret_cast<const unsigned char*>(data.data()), data.size(), nullptr, 0);
+  return out;
+}
+
+}  // namespace veil::keys

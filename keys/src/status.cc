@@ -1,0 +1,34 @@
+#include "veil/status.h"
+
+namespace veil {
+
+const char* StatusCodeName(StatusCode code) {
+  switch (code) {
+    case StatusCode::kOk: return "ok";
+    case StatusCode::kInternal: return "internal error";
+    case StatusCode::kInvalidArgument: return "invalid argument";
+    case StatusCode::kNotFound: return "not found";
+    case StatusCode::kIoError: return "i/o error";
+    case StatusCode::kUnauthenticated: return "unauthenticated";
+    case StatusCode::kDataLoss: return "corrupt data";
+    case StatusCode::kPermissionDenied: return "permission denied";
+    case StatusCode::kFailedPrecondition: return "failed precondition";
+    case StatusCode::kDeadlineExceeded: return "expired";
+    case StatusCode::kAlreadyExists: return "already exists";
+    case StatusCode::kUnsupported: return "unsupported";
+    case StatusCode::kResourceExhausted: return "too large";
+  }
+  return "unknown";
+}
+
+std::string Status::ToString() const {
+  if (ok()) return "ok";
+  return std::string(StatusCodeName(code_)) + ": " + message_;
+}
+
+Status Status::WithContext(const std::string& context) const {
+  if (ok()) return *this;
+  return Status(code_, context + ": " + message_);
+}
+
+}  // namespace veil

@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Bad input gets a one-line error and its documented exit code, and leaves the files untouched.
+source "$(dirname "$0")/lib.sh"
+export VEIL_STORE=$WORK/store VEIL_PASSPHRASE=secret VEIL_ACTOR=admin
+FAST="--kdf-ops 1 --kdf-mem-mib 8"
+
+expect 2 "$VEIL"
+expect 2 "$VEIL" frobnicate
+expect 2 "$VEIL" keys
+expect 2 "$VEIL" keys list --no-such-option
+expect 3 "$VEIL" keys list                       # no store yet
+expect 0 "$VEIL" keys init $FAST
+expect 10 "$VEIL" keys init $FAST                 # already exists
+before=$(sha256sum store/keystore.veil store/audit.log)
+VEIL_PASSPHRASE=wrong expect 5 "$VEIL" keys rotate
+[ "$(echo "$ERR" | wc -l)" -eq 1 ] && PASSED=$((PASSED + 1)) || { echo "FAIL: error is not one line: $ERR"; FAILED=$((FAILED + 1)); }
+case "$ERR" in *wrong*) PASSED=$((PASSED + 1)) ;; *) echo "FAIL: $ERR"; FAILED=$((FAILED + 1)) ;; esac
+after=$(sha256sum store/keystore.veil store/audit.log)
+[ "$before" = "$after" ] && PASSED=$((PASSED + 1)) || { echo "FAIL: wrong passphrase changed files"; FAILED=$((FAILED + 1)); }
+
+# The secret never appears in errors or the audit log.
+expect 0 "$VEIL" audit show --json
+case "$OUT$ERR" in *secret*) echo "FAIL: passphrase leaked"; FAILED=$((FAILED + 1)) ;; *) PASSED=$((PASSED + 1)) ;; esac
+
+# Passphrase from a file; a key-file store.
+printf 'secret\n' > pass.txt
+VEIL_PASSPHRASE= expect 0 env -u VEIL_PASSPHRASE "$VEIL" keys list --passphrase-file pass.txt
+expect 0 "$VEIL" keys init --store svc --new-key-file svc.key
+expect 0 "$VEIL" keys rotate --store svc --key-file svc.key
+expect 5 "$VEIL" keys rotate --store svc --passphrase-file pass.txt
+expect 2 "$VEIL" keys rotate --store svc --key-file svc.key --passphrase-file pass.txt
+
+# Tampered audit log: verify says corrupt (6), and writers refuse (6).
+cp store/audit.log audit.good
+printf '\x01' | dd of=store/audit.log bs=1 seek=100 conv=notrunc status=none
+expect 6 "$VEIL" audit verify
+expect 6 "$VEIL" keys rotate
+cp audit.good store/audit.log
+expect 0 "$VEIL" audit verify
+
+# Tampered store: 6 with a pointer to the backup, then recovered.
+expect 0 "$VEIL" keys rotate
+cp store/keystore.veil ks.good
+printf '\x01' | dd of=store/keystore.veil bs=1 seek=200 conv=notrunc status=none
+expect 6 "$VEIL" keys list
+contains "veil keys recover" "$ERR"
+expect 0 "$VEIL" keys recover
+expect 0 "$VEIL" keys list
+
+# Malformed requests and expired ones.
+echo "garbage" > bad.veilreq
+expect 6 "$VEIL" request show bad.veilreq
+expect 3 "$VEIL" request show missing.veilreq
+expect 2 "$VEIL" request create --requester nobody --case c --purpose p --target abc -o r1
+VEIL_PRINCIPAL_PASSPHRASE=p expect 0 "$VEIL" principal add op --role operator --key-out op.key $FAST
+expect 2 "$VEIL" request create --requester op --case c --purpose p --target-file pass.txt --expires-in 0s -o r2
+expect 0 "$VEIL" request create --requester op --case c --purpose p --target-file pass.txt --expires-in 1s -o r3
+expect 10 "$VEIL" request create --requester op --case c --purpose p --target-file pass.txt -o r3   # never overwrites
+sleep 2
+expect 9 "$VEIL" request authorize r3
+expect 2 "$VEIL" principal add x --role king --public-key 00
+finish

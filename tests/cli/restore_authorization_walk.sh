@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# The README's restore-authorization walk: init, three approvers, a request, two approvals, a
+# logged denial and a logged grant, then `veil audit verify`.
+source "$(dirname "$0")/lib.sh"
+export VEIL_STORE=$WORK/store VEIL_PASSPHRASE='correct horse battery staple' VEIL_ACTOR=admin
+FAST="--kdf-ops 1 --kdf-mem-mib 8"
+
+expect 0 "$VEIL" keys init $FAST
+contains "keyring default: version 1" "$OUT"
+for p in alice bob carol; do
+  VEIL_PRINCIPAL_PASSPHRASE="pw-$p" expect 0 "$VEIL" principal add $p --role approver --key-out $p.key $FAST
+done
+VEIL_PRINCIPAL_PASSPHRASE=pw-olivia expect 0 "$VEIL" principal add olivia --role operator --key-out olivia.key $FAST
+expect 0 "$VEIL" principal list --json
+contains '"role": "approver"' "$OUT"
+
+echo "a photo" > photo.jpg
+expect 0 "$VEIL" request create --requester olivia --case CASE-7 --purpose "court order 123" --target-file photo.jpg -o req.veilreq
+VEIL_PRINCIPAL_PASSPHRASE=pw-alice expect 0 "$VEIL" request approve req.veilreq --principal-key alice.key
+expect 7 "$VEIL" request authorize req.veilreq
+contains "1 of 2 required approvals" "$ERR"
+VEIL_PRINCIPAL_PASSPHRASE=wrong expect 5 "$VEIL" request approve req.veilreq --principal-key bob.key
+VEIL_PRINCIPAL_PASSPHRASE=pw-bob expect 0 "$VEIL" request approve req.veilreq --principal-key bob.key
+expect 0 "$VEIL" request show req.veilreq --json
+contains '"approver": "bob"' "$OUT"
+expect 0 "$VEIL" request authorize req.veilreq
+contains "granted" "$OUT"
+
+expect 0 "$VEIL" audit verify
+contains "audit log OK" "$OUT"
+expect 0 "$VEIL" audit show --json
+contains '"outcome": "denied"' "$OUT"
+contains '"outcome": "granted"' "$OUT"
+
+# A checkpoint for a witness; the log keeps extending it.
+expect 0 "$VEIL" audit checkpoint -o cp1
+expect 0 "$VEIL" keys rotate
+expect 0 "$VEIL" audit verify --checkpoint cp1
+contains "extends the checkpoint" "$OUT"
+
+# Key lifecycle.
+expect 0 "$VEIL" keys list --json
+contains '"primary_version": 2' "$OUT"
+expect 0 "$VEIL" keys disable --keyring default --version 1
+expect 2 "$VEIL" keys destroy --keyring default --version 1
+expect 0 "$VEIL" keys destroy --keyring default --version 1 --yes
+expect 8 "$VEIL" keys enable --keyring default --version 1
+expect 0 "$VEIL" principal revoke carol
+expect 0 "$VEIL" audit verify
+finish

@@ -1,0 +1,254 @@
+#include <doctest/doctest.h>
+
+#include "test_util.h"
+#include "veil/keys/audit_log.h"
+#include "veil/keys/fs.h"
+
+using namespace veil;
+using namespace veil::keys;
+using veil::testing::MakeStore;
+using veil::testing::OpenRw;
+using veil::testing::TempDir;
+using veil::testing::TestKey;
+
+namespace {
+
+SecretBytes FlowKey(const KeyHandle& h, ScopeKind scope = ScopeKind::kDeployment, std::string_view id = "") {
+  return h.DeriveSubkey(KeyPurpose::kIdentityFlow, scope, id);
+}
+
+}  // namespace
+
+TEST_CASE("a new store has one enabled primary key and opens again with the same credential") {
+  TempDir dir;
+  std::string subkey_hex;
+  {
+    auto store = MakeStore(dir.path());
+    auto info = store->Info();
+    REQUIRE(info.keyrings.size() == 1);
+    CHECK(info.keyrings[0].name == "default");
+    CHECK(info.keyrings[0].primary_version == 1);
+    CHECK(info.keyrings[0].required_approvals == 2);
+    CHECK(info.keyrings[0].versions[0].status == KeyStatus::kEnabled);
+    auto h = store->KeyForNewWork("default", "test");
+    REQUIRE(h.ok());
+    subkey_hex = ToHex(FlowKey(*h).view(SecretAccess::Get()));
+  }
+  auto again = KeyStore::Open(dir.path(), TestKey(), KeyStore::Access::kReadOnly, "admin");
+  REQUIRE(again.ok());
+  CHECK((*again)->Info().keyrings[0].primary_version == 1);
+  again.value().reset();  // a reader's shared lock would keep the writer waiting
+  auto rw = OpenRw(dir.path());
+  auto h = rw->KeyForNewWork("default", "test");
+  REQUIRE(h.ok());
+  CHECK(ToHex(FlowKey(*h).view(SecretAccess::Get())) == subkey_hex);
+}
+
+TEST_CASE("creating a store where one exists fails with already-exists") {
+  TempDir dir;
+  MakeStore(dir.path());
+  auto second = KeyStore::Create(dir.path(), TestKey(), veil::testing::FastKdf(), "admin", "default", 2);
+  CHECK(second.status().code() == StatusCode::kAlreadyExists);
+}
+
+TEST_CASE("opening a folder without a store fails with not-found") {
+  TempDir dir;
+  CHECK(KeyStore::Open(dir.path(), TestKey(), KeyStore::Access::kReadOnly, "x").status().code() == StatusCode::kNotFound);
+}
+
+TEST_CASE("a wrong passphrase is refused with unauthenticated and writes nothing") {
+  TempDir dir;
+  {
+    auto store = KeyStore::Create(dir.path(), veil::testing::TestPassphrase("right"), veil::testing::FastKdf(), "admin",
+                                  "default", 2);
+    REQUIRE(store.ok());
+    REQUIRE((*store)->Rotate("default").ok());  // so that a backup exists too
+  }
+  const std::string before = veil::testing::Slurp(dir / KeyStore::kStoreFile);
+  const std::string log_before = veil::testing::Slurp(dir / KeyStore::kAuditFile);
+  auto wrong = KeyStore::Open(dir.path(), veil::testing::TestPassphrase("wrong"), KeyStore::Access::kReadWrite, "x");
+  CHECK(wrong.status().code() == StatusCode::kUnauthenticated);
+  CHECK(wrong.status().message().find("wrong") != std::string::npos);
+  CHECK(veil::testing::Slurp(dir / KeyStore::kStoreFile) == before);
+  CHECK(veil::testing::Slurp(dir / KeyStore::kAuditFile) == log_before);
+  auto right = KeyStore::Open(dir.path(), veil::testing::TestPassphrase("right"), KeyStore::Access::kReadOnly, "x");
+  CHECK(right.ok());
+}
+
+TEST_CASE("a key file does not open a passphrase store and vice versa") {
+  TempDir dir;
+  MakeStore(dir.path());  // key-file store
+  auto as_pass = KeyStore::Open(dir.path(), veil::testing::TestPassphrase("x"), KeyStore::Access::kReadOnly, "x");
+  CHECK(as_pass.status().code() == StatusCode::kUnauthenticated);
+  auto wrong_key = KeyStore::Open(dir.path(), TestKey(9), KeyStore::Access::kReadOnly, "x");
+  CHECK(wrong_key.status().code() == StatusCode::kUnauthenticated);
+}
+
+TEST_CASE("key files must hold exactly 32 bytes") {
+  TempDir dir;
+  veil::testing::Spit(dir / "short.key", "0123456789");
+  CHECK(Credential::FromKeyFile(dir / "short.key").status().code() == StatusCode::kInvalidArgument);
+  REQUIRE(Credential::CreateKeyFile(dir / "new.key").ok());
+  CHECK(Credential::FromKeyFile(dir / "new.key").ok());
+  CHECK(Credential::CreateKeyFile(dir / "new.key").code() == StatusCode::kAlreadyExists);
+}
+
+TEST_CASE("rotation makes a new primary while old versions stay usable for old data") {
+  TempDir dir;
+  auto store = MakeStore(dir.path());
+  auto v1 = store->KeyForNewWork("default", "t");
+  REQUIRE(v1.ok());
+  auto v = store->Rotate("default");
+  REQUIRE(v.ok());
+  CHECK(*v == 2);
+  auto v2 = store->KeyForNewWork("default", "t");
+  REQUIRE(v2.ok());
+  CHECK(v2->version() == 2);
+  CHECK_FALSE(FlowKey(*v1).Equals(FlowKey(*v2)));
+  auto info = store->Info();
+  CHECK(info.keyrings[0].versions.size() == 2);
+  CHECK(info.keyrings[0].versions[1].primary);
+  CHECK(store->Rotate("nope").status().code() == StatusCode::kNotFound);
+}
+
+TEST_CASE("subkeys differ per purpose and per scope, and are stable for the same scope") {
+  TempDir dir;
+  auto store = MakeStore(dir.path());
+  auto h = store->KeyForNewWork("default", "t");
+  REQUIRE(h.ok());
+  auto flow_img_a = FlowKey(*h, ScopeKind::kImage, "a");
+  CHECK(flow_img_a.Equals(FlowKey(*h, ScopeKind::kImage, "a")));
+  CHECK_FALSE(flow_img_a.Equals(FlowKey(*h, ScopeKind::kImage, "b")));
+  CHECK_FALSE(flow_img_a.Equals(FlowKey(*h, ScopeKind::kStream, "a")));
+  CHECK_FALSE(flow_img_a.Equals(h->DeriveSubkey(KeyPurpose::kPayload, ScopeKind::kImage, "a")));
+  CHECK(flow_img_a.size() == 32);
+}
+
+TEST_CASE("a disabled primary key refuses new work until it is enabled again") {
+  TempDir dir;
+  auto store = MakeStore(dir.path());
+  REQUIRE(store->SetKeyStatus("default", 1, KeyStatus::kDisabled).ok());
+  CHECK(store->KeyForNewWork("default", "t").status().code() == StatusCode::kFailedPrecondition);
+  CHECK(store->SetKeyStatus("default", 1, KeyStatus::kDisabled).code() == StatusCode::kFailedPrecondition);
+  REQUIRE(store->SetKeyStatus("default", 1, KeyStatus::kEnabled).ok());
+  CHECK(store->KeyForNewWork("default", "t").ok());
+}
+
+TEST_CASE("a destroyed key is gone for good, also after reopening") {
+  TempDir dir;
+  {
+    auto store = MakeStore(dir.path());
+    REQUIRE(store->SetKeyStatus("default", 1, KeyStatus::kDestroyed).ok());
+    CHECK(store->KeyForNewWork("default", "t").status().code() == StatusCode::kFailedPrecondition);
+    CHECK(store->SetKeyStatus("default", 1, KeyStatus::kEnabled).code() == StatusCode::kFailedPrecondition);
+  }
+  auto store = OpenRw(dir.path());
+  CHECK(store->Info().keyrings[0].versions[0].status == KeyStatus::kDestroyed);
+  CHECK(store->KeyForNewWork("default", "t").status().code() == StatusCode::kFailedPrecondition);
+  // The material is gone from the file, not only marked: the serialized store no longer holds it.
+  CHECK(store->Rotate("default").ok());
+}
+
+TEST_CASE("keyring and principal names are validated") {
+  TempDir dir;
+  auto store = MakeStore(dir.path());
+  CHECK(store->CreateKeyring("bad name", 2).code() == StatusCode::kInvalidArgument);
+  CHECK(store->CreateKeyring("ok-name", 0).code() == StatusCode::kInvalidArgument);
+  CHECK(store->CreateKeyring("default", 2).code() == StatusCode::kAlreadyExists);
+  CHECK(store->AddPrincipal("x/y", Role::kApprover, std::string(32, 'a')).code() == StatusCode::kInvalidArgument);
+  CHECK(store->AddPrincipal("x", Role::kApprover, "short").code() == StatusCode::kInvalidArgument);
+}
+
+TEST_CASE("principals are added, listed and revoked; a key is registered once") {
+  TempDir dir;
+  auto store = MakeStore(dir.path());
+  auto alice = PrincipalKey::Generate("alice");
+  REQUIRE(store->AddPrincipal("alice", Role::kApprover, alice.public_key()).ok());
+  CHECK(store->AddPrincipal("alice", Role::kApprover, PrincipalKey::Generate("a").public_key()).code() ==
+        StatusCode::kAlreadyExists);
+  CHECK(store->AddPrincipal("alias", Role::kApprover, alice.public_key()).code() == StatusCode::kAlreadyExists);
+  REQUIRE(store->RevokePrincipal("alice").ok());
+  CHECK(store->RevokePrincipal("alice").code() == StatusCode::kFailedPrecondition);
+  CHECK(store->RevokePrincipal("bob").code() == StatusCode::kNotFound);
+  auto info = store->Info();
+  REQUIRE(info.principals.size() == 1);
+  CHECK(info.principals[0].revoked);
+  CHECK(info.principals[0].public_key_hex == ToHex(alice.public_key()));
+}
+
+TEST_CASE("a principal key file opens only with its passphrase") {
+  TempDir dir;
+  auto key = PrincipalKey::Generate("bob");
+  REQUIRE(key.Save(dir / "bob.key", veil::testing::TestPassphrase("pw"), veil::testing::FastKdf()).ok());
+  auto back = PrincipalKey::Load(dir / "bob.key", veil::testing::TestPassphrase("pw"));
+  REQUIRE(back.ok());
+  CHECK(back->name() == "bob");
+  CHECK(back->public_key() == key.public_key());
+  CHECK(PrincipalKey::Load(dir / "bob.key", veil::testing::TestPassphrase("nope")).status().code() ==
+        StatusCode::kUnauthenticated);
+  CHECK(key.Save(dir / "bob.key", veil::testing::TestPassphrase("pw"), veil::testing::FastKdf()).code() ==
+        StatusCode::kAlreadyExists);
+  std::string sig = back->Sign("d", "m");
+  CHECK(VerifySignature("d", "m", sig, key.public_key()));
+  CHECK_FALSE(VerifySignature("d", "m2", sig, key.public_key()));
+}
+
+TEST_CASE("a second writer waits for the first and reports a busy store when it gives up") {
+  TempDir dir;
+  auto first = MakeStore(dir.path());
+  auto lock = FileLock::Acquire(dir / KeyStore::kLockFile, FileLock::Mode::kExclusive, 50);
+  CHECK(lock.status().code() == StatusCode::kIoError);
+  CHECK(lock.status().message().find("locked by another") != std::string::npos);
+  first.reset();
+  CHECK(FileLock::Acquire(dir / KeyStore::kLockFile, FileLock::Mode::kExclusive, 50).ok());
+}
+
+TEST_CASE("a read-only store refuses changes") {
+  TempDir dir;
+  MakeStore(dir.path());
+  auto ro = KeyStore::Open(dir.path(), TestKey(), KeyStore::Access::kReadOnly, "x");
+  REQUIRE(ro.ok());
+  CHECK((*ro)->Rotate("default").status().code() == StatusCode::kFailedPrecondition);
+}
+
+TEST_CASE("every change is in the audit log, which verifies") {
+  TempDir dir;
+  {
+    auto store = MakeStore(dir.path());
+    REQUIRE(store->Rotate("default").ok());
+    REQUIRE(store->SetKeyStatus("default", 1, KeyStatus::kDisabled).ok());
+    REQUIRE(store->AddPrincipal("a", Role::kAuditor, PrincipalKey::Generate("a").public_key()).ok());
+  }
+  std::vector<AuditEntry> entries;
+  auto sum = VerifyAuditLog(dir / KeyStore::kAuditFile, {}, &entries);
+  REQUIRE(sum.ok());
+  REQUIRE(entries.size() == 5);
+  CHECK(entries[0].event.action == AuditAction::kStoreCreated);
+  CHECK(entries[1].event.action == AuditAction::kKeyringCreated);
+  CHECK(entries[2].event.action == AuditAction::kKeyRotated);
+  CHECK(entries[2].event.key_version == 2);
+  CHECK(entries[3].event.action == AuditAction::kKeyDisabled);
+  CHECK(entries[4].event.action == AuditAction::kPrincipalAdded);
+  CHECK(entries[4].event.actor == "admin");
+}
+
+TEST_CASE("a damaged store file is reported as such and recovered from its backup") {
+  TempDir dir;
+  {
+    auto store = MakeStore(dir.path());
+    REQUIRE(store->Rotate("default").ok());
+  }
+  std::string bytes = veil::testing::Slurp(dir / KeyStore::kStoreFile);
+  bytes[bytes.size() - 5] ^= 0x40;
+  veil::testing::Spit(dir / KeyStore::kStoreFile, bytes);
+  auto damaged = KeyStore::Open(dir.path(), TestKey(), KeyStore::Access::kReadOnly, "x");
+  CHECK(damaged.status().code() == StatusCode::kDataLoss);
+  CHECK(damaged.status().message().find("veil keys recover") != std::string::npos);
+  REQUIRE(KeyStore::RecoverFromBackup(dir.path(), TestKey(), "admin").ok());
+  auto store = OpenRw(dir.path());
+  // The backup is the last-known-good state before the rotation.
+  CHECK(store->Info().keyrings[0].versions.size() == 1);
+  std::vector<AuditEntry> entries;
+  REQUIRE(VerifyAuditLog(dir / KeyStore::kAuditFile, {}, &entries).ok());
+  CHECK(entries.back().event.action == AuditAction::kLogRecovered);
+}

@@ -1,0 +1,281 @@
+#include <doctest/doctest.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "test_util.h"
+#include "veil/keys/audit_log.h"
+#include "veil/keys/fs.h"
+#include "veil/keys/restore_request.h"
+#include "veil/proto/request.pb.h"
+
+using namespace veil;
+using namespace veil::keys;
+using veil::testing::MakeStore;
+using veil::testing::TempDir;
+
+namespace {
+
+constexpr int64_t kNow = 1'900'000'000;
+
+// A store with approvers alice, bob, carol (2 of 3 needed) and operator olivia.
+struct Fixture {
+  TempDir dir;
+  std::unique_ptr<KeyStore> store = MakeStore(dir.path(), 2);
+  PrincipalKey alice = PrincipalKey::Generate("alice");
+  PrincipalKey bob = PrincipalKey::Generate("bob");
+  PrincipalKey carol = PrincipalKey::Generate("carol");
+  PrincipalKey olivia = PrincipalKey::Generate("olivia");
+
+  Fixture() {
+    for (auto* p : {&alice, &bob, &carol}) REQUIRE(store->AddPrincipal(p->name(), Role::kApprover, p->public_key()).ok());
+    REQUIRE(store->AddPrincipal("olivia", Role::kOperator, olivia.public_key()).ok());
+  }
+
+  RestoreRequest Request(uint32_t key_version = 0, int64_t lifetime = 3600) {
+    RestoreRequestSpec spec;
+    spec.keyring = "default";
+    spec.key_version = key_version;
+    spec.targets = {Sha256("image one"), Sha256("image two")};
+    spec.case_id = "CASE-1";
+    spec.purpose = "court order";
+    spec.requester = "olivia";
+    spec.expires_unix = kNow + lifetime;
+    auto r = store->CreateRequest(spec, kNow);
+    REQUIRE_MESSAGE(r.ok(), r.status().ToString());
+    return std::move(r.value());
+  }
+
+  AuditEntry LastRecord() {
+    std::vector<AuditEntry> entries;
+    auto sum = VerifyAuditLog(dir / KeyStore::kAuditFile, {}, &entries);
+    REQUIRE(sum.ok());
+    return entries.back();
+  }
+};
+
+// The request file with one more approval entry, as an attacker could append it.
+RestoreRequest WithApproval(const RestoreRequest& request, const std::string& approver, const std::string& signature) {
+  proto::SignedRestoreRequest file;
+  REQUIRE(file.ParseFromString(request.Serialize()));
+  auto* a = file.add_approvals();
+  a->set_approver(approver);
+  a->set_signature(signature);
+  auto parsed = RestoreRequest::Parse(file.SerializeAsString());
+  REQUIRE(parsed.ok());
+  return std::move(parsed.value());
+}
+
+}  // namespace
+
+TEST_CASE("restore is granted with two valid approvals of three, and the grant is logged") {
+  Fixture f;
+  auto req = f.Request();
+  req.Approve(f.alice, kNow);
+  req.Approve(f.bob, kNow);
+  auto grant = f.store->AuthorizeRestore(req, kNow + 10);
+  REQUIRE_MESSAGE(grant.ok(), grant.status().ToString());
+  CHECK(grant->Covers(Sha256("image one")));
+  CHECK_FALSE(grant->Covers(Sha256("image three")));
+  CHECK(grant->Key(1).ok());
+  CHECK(grant->Key(7).status().code() == StatusCode::kPermissionDenied);
+  auto rec = f.LastRecord();
+  CHECK(rec.event.action == AuditAction::kRestoreAuthorization);
+  CHECK(rec.event.outcome == AuditOutcome::kGranted);
+  CHECK(rec.event.reason.find("alice, bob") != std::string::npos);
+  CHECK(rec.event.target_digests[0] == req.digest());
+}
+
+TEST_CASE("the released key is the one used for new work") {
+  Fixture f;
+  auto work = f.store->KeyForNewWork("default", "t");
+  REQUIRE(work.ok());
+  auto req = f.Request();
+  req.Approve(f.alice, kNow);
+  req.Approve(f.carol, kNow);
+  auto grant = f.store->AuthorizeRestore(req, kNow);
+  REQUIRE(grant.ok());
+  auto key = grant->Key(1);
+  REQUIRE(key.ok());
+  CHECK(key->DeriveSubkey(KeyPurpose::kIdentityFlow, ScopeKind::kDeployment, "")
+            .Equals(work->DeriveSubkey(KeyPurpose::kIdentityFlow, ScopeKind::kDeployment, "")));
+}
+
+TEST_CASE("restore fails with permission denied when approvals are missing, and the denial is logged") {
+  Fixture f;
+  auto req = f.Request();
+  req.Approve(f.alice, kNow);
+  auto grant = f.store->AuthorizeRestore(req, kNow);
+  CHECK(grant.status().code() == StatusCode::kPermissionDenied);
+  CHECK(grant.status().message().find("1 of 2") != std::string::npos);
+  auto rec = f.LastRecord();
+  CHECK(rec.event.outcome == AuditOutcome::kDenied);
+  CHECK(rec.event.reason.find("1 of 2") != std::string::npos);
+}
+
+TEST_CASE("a forged approver signature does not count") {
+  Fixture f;
+  auto req = f.Request();
+  req.Approve(f.alice, kNow);
+  // Mallory signs with her own key under bob's name.
+  auto mallory_as_bob = PrincipalKey::Generate("bob");
+  req.Approve(mallory_as_bob, kNow);
+  auto grant = f.store->AuthorizeRestore(req, kNow);
+  CHECK(grant.status().code() == StatusCode::kPermissionDenied);
+  CHECK(grant.status().message().find("bob: bad signature") != std::string::npos);
+  CHECK(f.store->RecordApproval(req, "bob").code() == StatusCode::kPermissionDenied);
+}
+
+TEST_CASE("a signature made for another request does not count") {
+  Fixture f;
+  auto req = f.Request();
+  auto other = f.Request();
+  other.Approve(f.bob, kNow);
+  req.Approve(f.alice, kNow);
+  auto grant = f.store->AuthorizeRestore(WithApproval(req, "bob", other.approvals()[0].signature), kNow);
+  CHECK(grant.status().code() == StatusCode::kPermissionDenied);
+  CHECK(grant.status().message().find("bob: bad signature") != std::string::npos);
+}
+
+TEST_CASE("duplicated approvals by one approver count once") {
+  Fixture f;
+  auto req = f.Request();
+  req.Approve(f.alice, kNow);
+  auto twice = WithApproval(req, "alice", req.approvals()[0].signature);
+  REQUIRE(twice.approvals().size() == 2);
+  auto grant = f.store->AuthorizeRestore(twice, kNow);
+  CHECK(grant.status().code() == StatusCode::kPermissionDenied);
+  CHECK(grant.status().message().find("alice: duplicate") != std::string::npos);
+}
+
+TEST_CASE("an expired request is refused with deadline exceeded") {
+  Fixture f;
+  auto req = f.Request(0, 60);
+  req.Approve(f.alice, kNow);
+  req.Approve(f.bob, kNow);
+  CHECK(f.store->AuthorizeRestore(req, kNow + 59).ok());
+  auto late = f.store->AuthorizeRestore(req, kNow + 60);
+  CHECK(late.status().code() == StatusCode::kDeadlineExceeded);
+  CHECK(f.LastRecord().event.outcome == AuditOutcome::kDenied);
+}
+
+TEST_CASE("a revoked approver's signature does not count") {
+  Fixture f;
+  auto req = f.Request();
+  req.Approve(f.alice, kNow);
+  req.Approve(f.bob, kNow);
+  REQUIRE(f.store->RevokePrincipal("bob").ok());
+  auto grant = f.store->AuthorizeRestore(req, kNow);
+  CHECK(grant.status().code() == StatusCode::kPermissionDenied);
+  CHECK(grant.status().message().find("bob: revoked") != std::string::npos);
+  req.Approve(f.carol, kNow);
+  CHECK(f.store->AuthorizeRestore(req, kNow).ok());
+}
+
+TEST_CASE("the requester cannot approve their own request, nor can non-approvers") {
+  Fixture f;
+  REQUIRE(f.store->AddPrincipal("oscar", Role::kApprover, PrincipalKey::Generate("x").public_key()).ok());
+  auto req = f.Request();
+  req.Approve(f.alice, kNow);
+  req.Approve(f.olivia, kNow);  // operator, and the requester
+  auto grant = f.store->AuthorizeRestore(req, kNow);
+  CHECK(grant.status().code() == StatusCode::kPermissionDenied);
+  CHECK(grant.status().message().find("olivia: not an approver") != std::string::npos);
+}
+
+TEST_CASE("an unknown or revoked requester cannot create or use a request") {
+  Fixture f;
+  RestoreRequestSpec spec;
+  spec.keyring = "default";
+  spec.targets = {Sha256("x")};
+  spec.case_id = "c";
+  spec.purpose = "p";
+  spec.requester = "alice";  // an approver, not an operator
+  spec.expires_unix = kNow + 100;
+  CHECK(f.store->CreateRequest(spec, kNow).status().code() == StatusCode::kPermissionDenied);
+  auto req = f.Request();
+  req.Approve(f.alice, kNow);
+  req.Approve(f.bob, kNow);
+  REQUIRE(f.store->RevokePrincipal("olivia").ok());
+  CHECK(f.store->AuthorizeRestore(req, kNow).status().code() == StatusCode::kPermissionDenied);
+}
+
+TEST_CASE("a destroyed or disabled key version is not released") {
+  Fixture f;
+  REQUIRE(f.store->Rotate("default").ok());
+  auto for_v1 = f.Request(1);
+  for_v1.Approve(f.alice, kNow);
+  for_v1.Approve(f.bob, kNow);
+  REQUIRE(f.store->SetKeyStatus("default", 1, KeyStatus::kDisabled).ok());
+  auto disabled = f.store->AuthorizeRestore(for_v1, kNow);
+  CHECK(disabled.status().code() == StatusCode::kFailedPrecondition);
+  CHECK(disabled.status().message().find("disabled") != std::string::npos);
+  REQUIRE(f.store->SetKeyStatus("default", 1, KeyStatus::kDestroyed).ok());
+  auto destroyed = f.store->AuthorizeRestore(for_v1, kNow);
+  CHECK(destroyed.status().code() == StatusCode::kFailedPrecondition);
+  CHECK(destroyed.status().message().find("destroyed") != std::string::npos);
+  // A request for any version gets only the enabled one.
+  auto any = f.Request(0);
+  any.Approve(f.alice, kNow);
+  any.Approve(f.bob, kNow);
+  auto grant = f.store->AuthorizeRestore(any, kNow);
+  REQUIRE(grant.ok());
+  CHECK(grant->Key(2).ok());
+  CHECK(grant->Key(1).status().code() == StatusCode::kPermissionDenied);
+}
+
+TEST_CASE("a request made for another key store is refused") {
+  Fixture f, g;
+  auto req = g.Request();
+  req.Approve(f.alice, kNow);
+  req.Approve(f.bob, kNow);
+  CHECK(f.store->AuthorizeRestore(req, kNow).status().code() == StatusCode::kPermissionDenied);
+}
+
+TEST_CASE("a request file round trips, and corrupt request files are refused") {
+  Fixture f;
+  auto req = f.Request();
+  req.Approve(f.alice, kNow);
+  std::string bytes = req.Serialize();
+  auto back = RestoreRequest::Parse(bytes);
+  REQUIRE(back.ok());
+  CHECK(back->digest() == req.digest());
+  CHECK(back->info().case_id == "CASE-1");
+  CHECK(back->approvals().size() == 1);
+  CHECK_FALSE(RestoreRequest::Parse("not a request at all, just text").ok());
+  CHECK_FALSE(RestoreRequest::Parse(std::string(300 * 1024, 'x')).ok());
+  // Any change to the signed part changes the digest, so existing approvals no longer verify.
+  for (size_t i = 0; i < bytes.size(); i += 7) {
+    std::string bad = bytes;
+    bad[i] ^= 0x01;
+    auto parsed = RestoreRequest::Parse(bad);
+    if (!parsed.ok()) continue;
+    if (parsed->digest() == req.digest()) continue;  // the flip hit the (unsigned) approval entry
+    CHECK(f.store->AuthorizeRestore(*parsed, kNow).status().code() != StatusCode::kOk);
+  }
+}
+
+TEST_CASE("when the audit record cannot be written, no grant is released (fail closed)") {
+  Fixture f;
+  auto req = f.Request();
+  req.Approve(f.alice, kNow);
+  req.Approve(f.bob, kNow);
+  const auto log_size = std::filesystem::file_size(f.dir / KeyStore::kAuditFile);
+  pid_t pid = fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    // Child: the file-size limit makes the next append fail with EFBIG.
+    signal(SIGXFSZ, SIG_IGN);
+    rlimit lim{static_cast<rlim_t>(log_size + 8), static_cast<rlim_t>(log_size + 8)};
+    setrlimit(RLIMIT_FSIZE, &lim);
+    auto grant = f.store->AuthorizeRestore(req, kNow);
+    _exit(grant.ok() ? 0 : (grant.status().code() == StatusCode::kIoError ? 42 : 43));
+  }
+  int status = 0;
+  waitpid(pid, &status, 0);
+  REQUIRE(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 42);
+  CHECK(std::filesystem::file_size(f.dir / KeyStore::kAuditFile) == log_size);
+  CHECK(VerifyAuditLog(f.dir / KeyStore::kAuditFile, {}).ok());
+}

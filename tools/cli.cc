@@ -1,0 +1,122 @@
+#include "cli.h"
+
+#include <cctype>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+
+#include "veil/keys/fs.h"
+
+namespace veil::cli {
+
+Args::Args(int argc, char** argv, std::set<std::string> boolean_flags) : flags_(std::move(boolean_flags)) {
+  bool only_positionals = false;
+  for (int i = 0; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a == "--" && !only_positionals) {
+      only_positionals = true;
+      continue;
+    }
+    const bool short_option = a.size() == 2 && a[0] == '-' && std::isalpha(static_cast<unsigned char>(a[1]));
+    if (only_positionals || (!short_option && (a.size() < 3 || a.rfind("--", 0) != 0))) {
+      positionals_.push_back(a);
+      continue;
+    }
+    std::string name = a, value;
+    bool has_value = false;
+    if (auto eq = a.find('='); eq != std::string::npos) {
+      name = a.substr(0, eq);
+      value = a.substr(eq + 1);
+      has_value = true;
+    }
+    if (flags_.count(name)) {
+      if (has_value) parse_status_ = InvalidArgumentError("option " + name + " takes no value");
+      values_.emplace(name, "1");
+    } else {
+      if (!has_value) {
+        if (i + 1 >= argc) {
+          parse_status_ = InvalidArgumentError("option " + name + " needs a value");
+          continue;
+        }
+        value = argv[++i];
+      }
+      values_.emplace(name, value);
+    }
+    order_.push_back(name);
+  }
+}
+
+std::optional<std::string> Args::Get(const std::string& name) {
+  asked_.insert(name);
+  auto range = values_.equal_range(name);
+  if (range.first == range.second) return std::nullopt;
+  return std::prev(range.second)->second;
+}
+
+std::string Args::GetOr(const std::string& name, const std::string& fallback) {
+  auto v = Get(name);
+  return v ? *v : fallback;
+}
+
+StatusOr<long long> Args::GetInt(const std::string& name, long long fallback, long long lo, long long hi) {
+  auto v = Get(name);
+  if (!v) return fallback;
+  char* end = nullptr;
+  errno = 0;
+  long long x = std::strtoll(v->c_str(), &end, 10);
+  if (v->empty() || *end != '\0' || errno != 0 || x < lo || x > hi) {
+    return InvalidArgumentError("option " + name + " must be an integer from " + std::to_string(lo) + " to " +
+                                std::to_string(hi));
+  }
+  return x;
+}
+
+std::vector<std::string> Args::GetAll(const std::string& name) {
+  asked_.insert(name);
+  std::vector<std::string> out;
+  auto range = values_.equal_range(name);
+  for (auto it = range.first; it != range.second; ++it) out.push_back(it->second);
+  return out;
+}
+
+bool Args::Flag(const std::string& name) {
+  asked_.insert(name);
+  return values_.count(name) > 0;
+}
+
+Status Args::Finish() const {
+  if (!parse_status_.ok()) return parse_status_;
+  for (const auto& name : order_) {
+    if (!asked_.count(name)) return InvalidArgumentError("unknown option " + name + " (see --help)");
+  }
+  return Status::Ok();
+}
+
+int RunSubcommands(const char* usage, int argc, char** argv, std::initializer_list<Subcommand> table) {
+  if (argc < 1 || !std::strcmp(argv[0], "--help") || !std::strcmp(argv[0], "-h") || !std::strcmp(argv[0], "help")) {
+    std::fputs(usage, argc < 1 ? stderr : stdout);
+    return argc < 1 ? static_cast<int>(StatusCode::kInvalidArgument) : 0;
+  }
+  for (const auto& sub : table) {
+    if (std::strcmp(argv[0], sub.name) != 0) continue;
+    Args args(argc - 1, argv + 1, {"--json", "--help", "--yes"});
+    if (args.Flag("--help")) {
+      std::fputs(usage, stdout);
+      return 0;
+    }
+    return sub.run(args);
+  }
+  std::fputs(usage, stderr);
+  return Fail(InvalidArgumentError(std::string("unknown subcommand '") + argv[0] + "'"));
+}
+
+int Fail(const Status& status) {
+  std::fprintf(stderr, "veil: %s\n", status.ToString().c_str());
+  return static_cast<int>(status.code());
+}
+
+Status WriteFileAtomic(const std::string& path, const std::string& bytes, bool overwrite) {
+  return veil::keys::WriteFileAtomic(path, bytes, overwrite);
+}
+
+}  // namespace veil::cli

@@ -1,0 +1,61 @@
+// Small helpers shared by the `veil` subcommands: argument parsing, errors and exit codes.
+// Only programs print; libraries return Status.
+#pragma once
+
+#include <initializer_list>
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "veil/status.h"
+
+namespace veil::cli {
+
+// Parses "--name value", "--name=value", boolean "--flag" and positionals.
+// Names listed in `boolean_flags` take no value; every other "--name" takes one.
+class Args {
+ public:
+  Args(int argc, char** argv, std::set<std::string> boolean_flags);
+
+  // The value of an option, if given (last one wins).
+  std::optional<std::string> Get(const std::string& name);
+  std::string GetOr(const std::string& name, const std::string& fallback);
+  // Parses an integer option; InvalidArgument when it is not a number in [lo, hi].
+  StatusOr<long long> GetInt(const std::string& name, long long fallback, long long lo, long long hi);
+  // Every value of a repeatable option, in order.
+  std::vector<std::string> GetAll(const std::string& name);
+  bool Flag(const std::string& name);
+  const std::vector<std::string>& positionals() const { return positionals_; }
+  // InvalidArgument naming the first option that was given but never asked for.
+  Status Finish() const;
+  const Status& parse_status() const { return parse_status_; }
+
+ private:
+  std::multimap<std::string, std::string> values_;
+  std::vector<std::string> order_;
+  std::set<std::string> flags_;
+  std::set<std::string> asked_;
+  std::vector<std::string> positionals_;
+  Status parse_status_;
+};
+
+// A subcommand of a group ("veil keys rotate"): gets the parsed options after its name.
+struct Subcommand {
+  const char* name;
+  int (*run)(Args& args);
+};
+
+// Runs argv[0] of `argc/argv` from `table`; prints `usage` for --help, no or an unknown name.
+// Every subcommand accepts the boolean flags --json, --help and --yes.
+int RunSubcommands(const char* usage, int argc, char** argv, std::initializer_list<Subcommand> table);
+
+// Prints "veil: <message>" on one line to stderr and returns the status code as exit code.
+int Fail(const Status& status);
+
+// Writes bytes to `path` atomically (temporary file in the same folder, fsync, rename). Refuses
+// to replace an existing file unless `overwrite`.
+Status WriteFileAtomic(const std::string& path, const std::string& bytes, bool overwrite);
+
+}  // namespace veil::cli
