@@ -14,6 +14,7 @@
 
 #include "audit_writer.h"
 #include "sealed_file.h"
+#include "store_codec.h"
 #include "veil/keys/fs.h"
 #include "veil/proto/keystore.pb.h"
 
@@ -155,18 +156,9 @@ struct KeyStore::State {
   }
 };
 
-namespace {
+namespace internal {
 
-struct Loaded {
-  proto::SealedHeader header;
-  proto::KeyStoreBody body;
-  std::map<std::pair<std::string, uint32_t>, SecretBytes> materials;
-  SecretBytes log_secret;
-  SecretBytes file_key;
-};
-
-// Decrypts a store file with a file key and moves every secret into locked memory.
-StatusOr<Loaded> Decode(const internal::SealedFile& file, SecretBytes file_key) {
+StatusOr<Loaded> Decode(const SealedFile& file, SecretBytes file_key) {
   VEIL_ASSIGN_OR_RETURN(SecretBytes plain, internal::OpenSealed(file, file_key));
   Loaded out;
   out.header = file.header;
@@ -200,6 +192,13 @@ StatusOr<Loaded> Decode(const internal::SealedFile& file, SecretBytes file_key) 
   out.file_key = std::move(file_key);
   return out;
 }
+
+}  // namespace internal
+
+namespace {
+
+using internal::Decode;
+using internal::Loaded;
 
 StatusOr<internal::SealedFile> ReadStoreFile(const std::string& path) {
   auto bytes = ReadFile(path, 64u << 20);

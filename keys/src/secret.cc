@@ -62,6 +62,17 @@ bool SecretBytes::Equals(const SecretBytes& other) const {
   return sodium_memcmp(data_, other.data_, size_) == 0;
 }
 
+SecretBytes ExpandSecret(const SecretBytes& key32, std::string_view context, size_t n) {
+  EnsureSodium();
+  if (key32.size() != crypto_stream_chacha20_ietf_KEYBYTES) std::abort();  // API misuse
+  unsigned char nonce_full[32];
+  crypto_generichash(nonce_full, sizeof nonce_full, reinterpret_cast<const unsigned char*>(context.data()),
+                     context.size(), nullptr, 0);
+  SecretBytes out(n);
+  if (n) crypto_stream_chacha20_ietf(out.data(SecretAccess::Get()), n, nonce_full, key32.data(SecretAccess::Get()));
+  return out;
+}
+
 void WipeString(std::string* s) {
   if (s && !s->empty()) sodium_memzero(s->data(), s->size());
   if (s) s->clear();

@@ -38,3 +38,16 @@ TEST_CASE("digests match known answers") {
   // BLAKE2b-256("abc") from RFC 7693 test vectors (256-bit variant).
   CHECK(ToHex(Blake2b256("abc")) == "bddd813c634239723171ef3fee98579b94964e3bb1cb3e427262c8c068d52319");
 }
+
+TEST_CASE("secret expansion is deterministic per key and context") {
+  auto k1 = SecretBytes::Copy(std::string(32, 'a').data(), 32);
+  auto k2 = SecretBytes::Copy(std::string(32, 'b').data(), 32);
+  auto a = ExpandSecret(k1, "flow", 256);
+  CHECK(a.size() == 256);
+  CHECK(a.Equals(ExpandSecret(k1, "flow", 256)));
+  CHECK_FALSE(a.Equals(ExpandSecret(k2, "flow", 256)));
+  CHECK_FALSE(a.Equals(ExpandSecret(k1, "other", 256)));
+  // A prefix of a longer expansion is the shorter expansion (a keystream).
+  auto longer = ExpandSecret(k1, "flow", 512);
+  CHECK(std::string(longer.view(SecretAccess::Get()).substr(0, 256)) == std::string(a.view(SecretAccess::Get())));
+}

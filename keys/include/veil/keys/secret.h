@@ -51,6 +51,11 @@ class SecretBytes {
   size_t size_ = 0;
 };
 
+// Deterministically expands a 32-byte secret into `n` bytes: the ChaCha20 (IETF) keystream under
+// `key32` with a nonce derived from `context` (BLAKE2b). Same key and context, same bytes. Used to
+// turn a flow subkey into the identity flow's conditioning.
+SecretBytes ExpandSecret(const SecretBytes& key32, std::string_view context, size_t n);
+
 // Wipes a std::string's buffer in place (for transient copies that had to leave sodium memory,
 // e.g. protobuf fields while serializing).
 void WipeString(std::string* s);

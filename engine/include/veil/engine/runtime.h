@@ -1,0 +1,24 @@
+// Process-wide settings of the perception engine: where the models live and how many threads
+// LibTorch uses. Nothing here downloads anything; the models are fetched once by
+// tools/fetch_face_api.sh.
+#pragma once
+
+#include <string>
+
+namespace veil::engine {
+
+// The folder with the face-api model files (NAME-weights_manifest.json + shards): $VEIL_FACE_API_DIR
+// when set, else the folder configured at build time (<repo>/.cache/face-api/package/model).
+std::string DefaultModelsDir();
+
+// Resolves an empty `models_dir` option to DefaultModelsDir().
+std::string ResolveModelsDir(const std::string& models_dir);
+
+// Sets LibTorch's intra-op threads to the number of cores, once per process (LibTorch starts with
+// one thread on this platform). Called by every engine factory; calling it again is harmless.
+void InitRuntimeOnce();
+
+// Number of threads LibTorch uses after InitRuntimeOnce().
+int RuntimeThreads();
+
+}  // namespace veil::engine

@@ -1,0 +1,182 @@
+#include "veil/engine/image_io.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cctype>
+#include <cstdio>
+#include <climits>
+#include <cstdlib>
+#include <filesystem>
+#include <mutex>
+#include <opencv2/imgcodecs.hpp>
+
+#include "veil/keys/fs.h"
+
+namespace veil::engine {
+namespace {
+
+uint32_t Be16(const std::string& b, size_t i) {
+  return (static_cast<uint8_t>(b[i]) << 8) | static_cast<uint8_t>(b[i + 1]);
+}
+uint32_t Be32(const std::string& b, size_t i) { return (Be16(b, i) << 16) | Be16(b, i + 2); }
+uint32_t Le16(const std::string& b, size_t i) {
+  return static_cast<uint8_t>(b[i]) | (static_cast<uint8_t>(b[i + 1]) << 8);
+}
+uint32_t Le24(const std::string& b, size_t i) { return Le16(b, i) | (static_cast<uint8_t>(b[i + 2]) << 16); }
+uint32_t Le32(const std::string& b, size_t i) { return Le16(b, i) | (Le16(b, i + 2) << 16); }
+
+Status Malformed(const char* format) { return InvalidArgumentError(std::string("malformed ") + format + " header"); }
+
+StatusOr<cv::Size> JpegSize(const std::string& b) {
+  size_t i = 2;
+  while (i + 4 <= b.size()) {
+    if (static_cast<uint8_t>(b[i]) != 0xFF) return Malformed("JPEG");
+    const uint8_t marker = static_cast<uint8_t>(b[i + 1]);
+    if (marker == 0xFF) { ++i; continue; }  // fill byte
+    if (marker == 0x01 || (marker >= 0xD0 && marker <= 0xD7)) { i += 2; continue; }
+    const size_t len = Be16(b, i + 2);
+    if (len < 2) return Malformed("JPEG");
+    const bool sof = marker >= 0xC0 && marker <= 0xCF && marker != 0xC4 && marker != 0xC8 && marker != 0xCC;
+    if (sof) {
+      if (i + 9 > b.size()) return Malformed("JPEG");
+      return cv::Size(static_cast<int>(Be16(b, i + 7)), static_cast<int>(Be16(b, i + 5)));
+    }
+    if (marker == 0xDA || marker == 0xD9) break;  // scan or end before any frame header
+    i += 2 + len;
+  }
+  return InvalidArgumentError("JPEG has no frame header (truncated or corrupt)");
+}
+
+StatusOr<cv::Size> PnmSize(const std::string& b) {
+  size_t i = 2;
+  long values[2];
+  for (long& v : values) {
+    while (i < b.size() && (std::isspace(static_cast<unsigned char>(b[i])) || b[i] == '#')) {
+      if (b[i] == '#') { while (i < b.size() && b[i] != '\n') ++i; } else { ++i; }
+    }
+    size_t start = i;
+    v = 0;
+    while (i < b.size() && std::isdigit(static_cast<unsigned char>(b[i])) && i - start < 9) v = v * 10 + (b[i++] - '0');
+    if (i == start) return Malformed("PNM");
+  }
+  return cv::Size(static_cast<int>(values[0]), static_cast<int>(values[1]));
+}
+
+// Points fd 2 at /dev/null for its lifetime (when enabled), one at a time.
+class StderrSilencer {
+ public:
+  explicit StderrSilencer(bool enabled) {
+    if (!enabled) return;
+    mutex().lock();
+    std::fflush(stderr);
+    saved_ = ::dup(2);
+    const int null = ::open("/dev/null", O_WRONLY | O_CLOEXEC);
+    if (saved_ >= 0 && null >= 0) ::dup2(null, 2);
+    if (null >= 0) ::close(null);
+    locked_ = true;
+  }
+  ~StderrSilencer() {
+    if (!locked_) return;
+    std::fflush(stderr);
+    if (saved_ >= 0) {
+      ::dup2(saved_, 2);
+      ::close(saved_);
+    }
+    mutex().unlock();
+  }
+  StderrSilencer(const StderrSilencer&) = delete;
+  StderrSilencer& operator=(const StderrSilencer&) = delete;
+
+ private:
+  static std::mutex& mutex() {
+    static std::mutex m;
+    return m;
+  }
+  int saved_ = -1;
+  bool locked_ = false;
+};
+
+}  // namespace
+
+StatusOr<cv::Size> PeekImageSize(const std::string& b) {
+  if (b.empty()) return InvalidArgumentError("image is empty (0 bytes)");
+  if (b.size() >= 24 && b.compare(0, 8, "\x89PNG\r\n\x1a\n") == 0) {
+    if (b.compare(12, 4, "IHDR") != 0) return Malformed("PNG");
+    const uint32_t w = Be32(b, 16), h = Be32(b, 20);
+    if (w > 0x7fffffff || h > 0x7fffffff) return Malformed("PNG");
+    return cv::Size(static_cast<int>(w), static_cast<int>(h));
+  }
+  if (b.size() >= 4 && static_cast<uint8_t>(b[0]) == 0xFF && static_cast<uint8_t>(b[1]) == 0xD8) return JpegSize(b);
+  if (b.size() >= 26 && b.compare(0, 2, "BM") == 0) {
+    const uint32_t header = Le32(b, 14);
+    if (header == 12) return cv::Size(static_cast<int>(Le16(b, 18)), static_cast<int>(Le16(b, 20)));
+    const int32_t w = static_cast<int32_t>(Le32(b, 18)), h = static_cast<int32_t>(Le32(b, 22));
+    if (w <= 0 || h == INT32_MIN) return Malformed("BMP");
+    return cv::Size(w, h < 0 ? -h : h);
+  }
+  if (b.size() >= 30 && b.compare(0, 4, "RIFF") == 0 && b.compare(8, 4, "WEBP") == 0) {
+    if (b.compare(12, 4, "VP8X") == 0) return cv::Size(static_cast<int>(Le24(b, 24) + 1), static_cast<int>(Le24(b, 27) + 1));
+    if (b.compare(12, 4, "VP8L") == 0) {
+      const uint32_t bits = Le32(b, 21);
+      return cv::Size(static_cast<int>((bits & 0x3FFF) + 1), static_cast<int>(((bits >> 14) & 0x3FFF) + 1));
+    }
+    if (b.compare(12, 4, "VP8 ") == 0) return cv::Size(static_cast<int>(Le16(b, 26) & 0x3FFF), static_cast<int>(Le16(b, 28) & 0x3FFF));
+    return Malformed("WebP");
+  }
+  if (b.size() >= 3 && b[0] == 'P' && b[1] >= '1' && b[1] <= '6') return PnmSize(b);
+  return InvalidArgumentError("not an image in a supported format (PNG, JPEG, BMP, WebP, PNM)");
+}
+
+StatusOr<cv::Mat> DecodeImage(const std::string& bytes, const ImageLimits& limits) {
+  if (bytes.size() > limits.max_file_bytes) {
+    return ResourceExhaustedError("image file is larger than " + std::to_string(limits.max_file_bytes) + " bytes");
+  }
+  VEIL_ASSIGN_OR_RETURN(cv::Size size, PeekImageSize(bytes));
+  if (size.width <= 0 || size.height <= 0) return InvalidArgumentError("image header says it has no pixels");
+  if (size.width > limits.max_side || size.height > limits.max_side ||
+      static_cast<int64_t>(size.width) * size.height > limits.max_pixels) {
+    return ResourceExhaustedError("image is " + std::to_string(size.width) + "x" + std::to_string(size.height) +
+                                  ", over the limit of " + std::to_string(limits.max_pixels) + " pixels / " +
+                                  std::to_string(limits.max_side) + " per side");
+  }
+  if (static_cast<uint8_t>(bytes[0]) == 0xFF) {
+    // libjpeg decodes a truncated JPEG silently (grey at the bottom): insist on the end marker.
+    const size_t tail = bytes.size() > 4096 ? bytes.size() - 4096 : 0;
+    if (bytes.find("\xFF\xD9", tail) == std::string::npos) {
+      return InvalidArgumentError("JPEG is truncated (no end-of-image marker)");
+    }
+  }
+  if (bytes.compare(0, 4, "\x89PNG") == 0 && bytes.find("IEND", bytes.size() > 64 ? bytes.size() - 64 : 0) == std::string::npos) {
+    return InvalidArgumentError("PNG is truncated (no IEND chunk)");
+  }
+  // OpenCV's own OPENCV_IO_MAX_IMAGE_PIXELS (read once when the library loads, default 2^30) stays
+  // as a second line of defence; the header check above is the one that applies our limits.
+  cv::Mat image;
+  StderrSilencer silence(limits.silence_decoder_stderr);
+  try {
+    image = cv::imdecode(cv::Mat(1, static_cast<int>(bytes.size()), CV_8UC1, const_cast<char*>(bytes.data())),
+                         cv::IMREAD_COLOR);
+  } catch (const cv::Exception& e) {
+    return InvalidArgumentError(std::string("cannot decode image: ") + e.err);
+  }
+  if (image.empty()) return InvalidArgumentError("cannot decode image (corrupt or truncated)");
+  // IMREAD_COLOR applies the EXIF orientation, which may swap width and height.
+  if (image.size() != size && image.size() != cv::Size(size.height, size.width)) {
+    return InvalidArgumentError("decoded image size differs from its header");
+  }
+  return image;
+}
+
+StatusOr<cv::Mat> ReadImage(const std::string& path, const ImageLimits& limits) {
+  std::error_code ec;
+  if (!std::filesystem::exists(path, ec)) return NotFoundError(path + ": no such file");
+  if (std::filesystem::is_directory(path, ec)) return InvalidArgumentError(path + ": is a directory, not an image");
+  auto bytes = keys::ReadFile(path, limits.max_file_bytes);
+  if (!bytes.ok()) return bytes.status().WithContext(path);
+  auto image = DecodeImage(*bytes, limits);
+  if (!image.ok()) return image.status().WithContext(path);
+  return image;
+}
+
+}  // namespace veil::engine

@@ -1,0 +1,25 @@
+// face-api's FaceRecognitionNet: the dlib ResNet-34 face descriptor (128-D, not normalized).
+// Input: N x 3 x 150 x 150, RGB minus (122.782, 117.001, 104.298), / 255.
+#pragma once
+
+#include "nets/tensor_util.h"
+
+namespace veil::engine::nets {
+
+class FaceRecognitionNetImpl : public TfjsNetBase {
+ public:
+  static constexpr int kInputSize = 150;
+  static constexpr float kMeanRgb[3] = {122.782f, 117.001f, 104.298f};
+
+  Status LoadFrom(TfjsWeights& weights);
+  torch::Tensor forward(const torch::Tensor& x) const;
+
+ private:
+  Status TakeConvLayer(TfjsWeights& w, const std::string& name, int64_t k, int64_t in, int64_t out);
+  torch::Tensor ConvLayer(const torch::Tensor& x, const std::string& name, int64_t stride, bool relu, bool same) const;
+  torch::Tensor Residual(const torch::Tensor& x, const std::string& name) const;
+  torch::Tensor ResidualDown(const torch::Tensor& x, const std::string& name) const;
+};
+TORCH_MODULE(FaceRecognitionNet);
+
+}  // namespace veil::engine::nets

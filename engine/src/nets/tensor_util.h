@@ -1,0 +1,51 @@
+// Shared pieces of the face-api network ports: a module base that takes its parameters from TF.js
+// weights under their TF.js names, and TensorFlow's "same" padding, which is asymmetric (for stride
+// 2 on an even size TF pads 0 before and 1 after), so it is done explicitly.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "veil/engine/tfjs_weights.h"
+#include "veil/status.h"
+
+namespace veil::engine::nets {
+
+enum class Layout {
+  kAsIs,       // bias, scale, fc weights: kept in TF.js shape
+  kConv,       // HWIO [kh, kw, in, out] -> OIHW
+  kDepthwise,  // [kh, kw, C, 1] -> [C, 1, kh, kw]
+};
+
+// Base of every ported network: parameters are registered as buffers whose names are the TF.js
+// tensor names with '/' replaced by '_' (stable checkpoint keys), and looked up by TF.js name.
+class TfjsNetBase : public torch::nn::Module {
+ protected:
+  // Takes `name` with `shape` from the weights and registers it; DataLoss when absent or misshapen.
+  Status Take(TfjsWeights& weights, const std::string& name, const std::vector<int64_t>& shape,
+              Layout layout = Layout::kAsIs);
+  const torch::Tensor& P(const std::string& name) const;
+
+ private:
+  std::unordered_map<std::string, torch::Tensor> params_;
+};
+
+// Pads NCHW `x` as TensorFlow's "same" padding does for a window `k` and `stride`.
+torch::Tensor PadSame(const torch::Tensor& x, int64_t k, int64_t stride, double value = 0.0);
+// Depthwise conv2d without padding (one group per channel; weights [C, 1, kh, kw]).
+torch::Tensor DepthwiseConv(const torch::Tensor& x, const torch::Tensor& w, int64_t stride);
+// conv2d with TF "same" padding (+ bias when defined).
+torch::Tensor ConvSame(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& b, int64_t stride);
+// TF separableConv2d(x, depthwise, pointwise, stride, 'same') + bias.
+torch::Tensor SeparableConvSame(const torch::Tensor& x, const torch::Tensor& depthwise, const torch::Tensor& pointwise,
+                                const torch::Tensor& bias, int64_t stride);
+// TF maxPool(x, k, stride, 'same'): pads with -inf.
+torch::Tensor MaxPoolSame(const torch::Tensor& x, int64_t k, int64_t stride);
+
+// NHWC float image data (0..255, RGB) -> NCHW, minus a per-channel mean, divided by `divisor`.
+torch::Tensor ToNchw(const std::vector<const float*>& images, int64_t size, const float mean[3], float divisor);
+
+}  // namespace veil::engine::nets

@@ -1,0 +1,30 @@
+#include "veil/engine/runtime.h"
+
+#include <ATen/Parallel.h>
+
+#include <cstdlib>
+#include <mutex>
+#include <thread>
+
+namespace veil::engine {
+
+std::string DefaultModelsDir() {
+  if (const char* env = std::getenv("VEIL_FACE_API_DIR"); env != nullptr && *env != '\0') return env;
+  return VEIL_FACE_API_MODELS_DIR;
+}
+
+std::string ResolveModelsDir(const std::string& models_dir) {
+  return models_dir.empty() ? DefaultModelsDir() : models_dir;
+}
+
+void InitRuntimeOnce() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    const unsigned cores = std::thread::hardware_concurrency();
+    at::set_num_threads(cores == 0 ? 1 : static_cast<int>(cores));
+  });
+}
+
+int RuntimeThreads() { return at::get_num_threads(); }
+
+}  // namespace veil::engine
