@@ -116,7 +116,7 @@ int Fail(const Status& status) {
 }
 
 Status WriteFileAtomic(const std::string& path, const std::string& bytes, bool overwrite) {
-  return veil::keys::WriteFileAtomic(path, bytes, overwrite);
+  return veil::keys::WriteFileAtomic(path, bytes, overwrite, 0644);
 }
 
 }  // namespace veil::cli

@@ -46,18 +46,6 @@ std::string Blake2bOf(std::string_view a, std::string_view b) {
   return out;
 }
 
-bool VerifySig(std::string_view domain, std::string_view message, std::string_view sig, std::string_view pk) {
-  return VerifySignature(domain, message, sig, pk);
-}
-
-std::string Sign(std::string_view domain, std::string_view message, const SecretBytes& sk) {
-  std::string m(domain);
-  m += message;
-  std::string sig(crypto_sign_BYTES, '\0');
-  crypto_sign_detached(reinterpret_cast<unsigned char*>(sig.data()), nullptr,
-                       reinterpret_cast<const unsigned char*>(m.data()), m.size(), sk.data(SecretAccess::Get()));
-  return sig;
-}
 
 AuditEntry ToEntry(const proto::AuditRecord& r, const std::string& hash) {
   AuditEntry e;
@@ -153,7 +141,7 @@ Scan ScanLog(std::string_view bytes, std::string_view expected_pk, std::vector<A
       return s;
     }
     std::string hash = Blake2bOf(s.chain.back(), signed_record.record());
-    if (!VerifySig(kRecordDomain, hash, signed_record.signature(), pk)) {
+    if (!VerifySignature(kRecordDomain, hash, signed_record.signature(), pk)) {
       s.error = DataLossError("audit record " + std::to_string(seq) + " has an invalid signature");
       return s;
     }
@@ -209,7 +197,7 @@ StatusOr<CheckpointInfo> ReadCheckpoint(const std::string& bytes, const std::str
   if (cp.format_version() != kFormatVersion) return UnsupportedError("checkpoint format version not supported");
   const std::string& pk = expected_public_key.empty() ? cp.log_public_key() : expected_public_key;
   if (cp.log_public_key() != pk) return UnauthenticatedError("checkpoint names a different log key");
-  if (cp.head_hash().size() != 32 || !VerifySig(kCheckpointDomain, sc.checkpoint(), sc.signature(), pk)) {
+  if (cp.head_hash().size() != 32 || !VerifySignature(kCheckpointDomain, sc.checkpoint(), sc.signature(), pk)) {
     return DataLossError("checkpoint signature does not verify");
   }
   CheckpointInfo info;
@@ -333,7 +321,7 @@ Status AuditWriter::Append(const AuditEvent& event) {
   proto::SignedAuditRecord sr;
   sr.set_record(r.SerializeAsString());
   std::string hash = Blake2bOf(head_, sr.record());
-  sr.set_signature(Sign(kRecordDomain, hash, *signing_key_));
+  sr.set_signature(SignWithDomain(kRecordDomain, hash, *signing_key_));
   std::string body = sr.SerializeAsString();
   if (body.size() > kMaxAuditRecord) return InvalidArgumentError("audit record too large");
   std::string frame;
@@ -375,7 +363,7 @@ std::string AuditWriter::MakeCheckpoint() const {
   cp.set_time_unix_ms(NowMs());
   proto::SignedCheckpoint sc;
   sc.set_checkpoint(cp.SerializeAsString());
-  sc.set_signature(Sign(kCheckpointDomain, sc.checkpoint(), *signing_key_));
+  sc.set_signature(SignWithDomain(kCheckpointDomain, sc.checkpoint(), *signing_key_));
   return sc.SerializeAsString();
 }
 

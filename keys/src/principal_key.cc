@@ -58,11 +58,16 @@ Status PrincipalKey::Save(const std::string& path, const Credential& credential,
 }
 
 std::string PrincipalKey::Sign(std::string_view domain, std::string_view message) const {
+  return SignWithDomain(domain, message, secret_key_);
+}
+
+std::string SignWithDomain(std::string_view domain, std::string_view message, const SecretBytes& secret_key) {
+  EnsureSodium();
   std::string m(domain);
   m += message;
   std::string sig(crypto_sign_BYTES, '\0');
   crypto_sign_detached(reinterpret_cast<unsigned char*>(sig.data()), nullptr,
-                       reinterpret_cast<const unsigned char*>(m.data()), m.size(), secret_key_.data(SecretAccess::Get()));
+                       reinterpret_cast<const unsigned char*>(m.data()), m.size(), secret_key.data(SecretAccess::Get()));
   return sig;
 }
 

@@ -31,6 +31,9 @@ class PrincipalKey {
   SecretBytes secret_key_;  // 64 bytes
 };
 
+// Ed25519 signature over domain | message with a 64-byte secret key.
+std::string SignWithDomain(std::string_view domain, std::string_view message, const SecretBytes& secret_key);
+
 // Ed25519 verification of a signature over domain | message.
 bool VerifySignature(std::string_view domain, std::string_view message, std::string_view signature,
                      std::string_view public_key);
