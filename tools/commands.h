@@ -10,6 +10,8 @@ int RunRequest(int argc, char** argv);
 int RunAudit(int argc, char** argv);
 #ifdef VEIL_HAVE_ENGINE
 int RunDetect(int argc, char** argv);
+int RunAnonymize(int argc, char** argv);
+int RunRestore(int argc, char** argv);
 #endif
 
 }  // namespace veil::cli

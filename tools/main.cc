@@ -21,6 +21,8 @@ const Command kCommands[] = {
     {"request", veil::cli::RunRequest, "create | approve | show | authorize  (restore requests)"},
     {"audit", veil::cli::RunAudit, "show | verify | checkpoint  (tamper-evident audit log)"},
 #ifdef VEIL_HAVE_ENGINE
+    {"anonymize", veil::cli::RunAnonymize, "INPUT... -o OUT  (replace every face; manifest and sealed originals)"},
+    {"restore", veil::cli::RunRestore, "INPUT --request REQ -o OUT  (authorized, audited, exact restore)"},
     {"detect", veil::cli::RunDetect, "IMAGE...  (find faces and landmarks)"},
 #endif
 };

@@ -47,16 +47,29 @@ StatusOr<SealedRef> ParseHeader(std::string_view s, size_t* header_len) {
 }  // namespace
 
 StatusOr<std::string> SealPayload(const KeyHandle& key, ScopeKind scope, std::string_view scope_id,
-                                  std::string_view plaintext, std::string_view associated_data) {
+                                  std::string_view plaintext, std::string_view associated_data,
+                                  bool synthetic_nonce) {
   EnsureSodium();
   if (key.keyring().size() > 255 || scope_id.size() > 65535) return InvalidArgumentError("payload scope too long");
   std::string out = Header(key.keyring(), key.version(), scope, scope_id);
   std::string ad = out;
   ad.append(associated_data);
-  std::string nonce(kNonce, '\0');
-  randombytes_buf(nonce.data(), nonce.size());
-  out += nonce;
   SecretBytes subkey = key.DeriveSubkey(KeyPurpose::kPayload, scope, scope_id);
+  std::string nonce(kNonce, '\0');
+  if (synthetic_nonce) {
+    // BLAKE2b keyed with a nonce key separate from the encryption key, over (ad length, ad, data).
+    SecretBytes nonce_key = ExpandSecret(subkey, "veil-payload-nonce-v1", 32);
+    crypto_generichash_state st;
+    crypto_generichash_init(&st, nonce_key.data(SecretAccess::Get()), nonce_key.size(), kNonce);
+    uint64_t ad_len = ad.size();
+    crypto_generichash_update(&st, reinterpret_cast<const unsigned char*>(&ad_len), sizeof ad_len);
+    crypto_generichash_update(&st, reinterpret_cast<const unsigned char*>(ad.data()), ad.size());
+    crypto_generichash_update(&st, reinterpret_cast<const unsigned char*>(plaintext.data()), plaintext.size());
+    crypto_generichash_final(&st, reinterpret_cast<unsigned char*>(nonce.data()), nonce.size());
+  } else {
+    randombytes_buf(nonce.data(), nonce.size());
+  }
+  out += nonce;
   const size_t start = out.size();
   out.resize(start + plaintext.size() + kTag);
   unsigned long long clen = 0;

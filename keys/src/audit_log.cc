@@ -173,6 +173,7 @@ const char* AuditActionName(AuditAction a) {
     case AuditAction::kLogRecovered: return "log-recovered";
     case AuditAction::kPolicyChanged: return "policy-changed";
     case AuditAction::kKeyUsed: return "key-used";
+    case AuditAction::kRestorePerformed: return "restore-performed";
   }
   return "unknown";
 }

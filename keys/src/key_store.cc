@@ -123,6 +123,11 @@ StatusOr<KeyHandle> RestoreGrant::Key(uint32_t version) const {
   for (const auto& k : keys_) {
     if (k.version() == version) return k.Clone();
   }
+  for (const auto& [v, status] : unavailable_) {
+    if (v != version) continue;
+    return FailedPreconditionError("key " + KeyLabel(keyring_, version) + " is " + KeyStatusName(status) +
+                                   (status == KeyStatus::kDestroyed ? ": what it sealed is unrecoverable" : ""));
+  }
   return PermissionDeniedError("the restore grant does not cover key " + KeyLabel(keyring_, version) +
                                " (not enabled when it was authorized, or not requested)");
 }
@@ -650,6 +655,7 @@ StatusOr<RestoreGrant> KeyStore::AuthorizeRestore(const RestoreRequest& request,
         return Deny(request, FailedPreconditionError("key " + KeyLabel(info.keyring, v.version()) + " is " +
                                                      KeyStatusName(static_cast<KeyStatus>(v.status()))));
       }
+      grant.unavailable_.emplace_back(v.version(), static_cast<KeyStatus>(v.status()));
       continue;
     }
     auto it = state_->materials.find({info.keyring, v.version()});

@@ -55,3 +55,18 @@ TEST_CASE("two seals of the same payload differ (fresh nonces)") {
   REQUIRE(key.ok());
   CHECK(*SealPayload(*key, ScopeKind::kFace, "a", "p", "") != *SealPayload(*key, ScopeKind::kFace, "a", "p", ""));
 }
+
+TEST_CASE("synthetic nonces make sealing reproducible and still bind the associated data") {
+  TempDir dir;
+  auto store = MakeStore(dir.path());
+  auto key = store->KeyForNewWork("default", "t");
+  REQUIRE(key.ok());
+  auto a = SealPayload(*key, ScopeKind::kFace, "a", "pixels", "ad1", true);
+  auto b = SealPayload(*key, ScopeKind::kFace, "a", "pixels", "ad1", true);
+  auto c = SealPayload(*key, ScopeKind::kFace, "a", "pixels", "ad2", true);
+  REQUIRE((a.ok() && b.ok() && c.ok()));
+  CHECK(*a == *b);
+  CHECK(*a != *c);
+  CHECK(*OpenPayload(*key, *a, "ad1") == "pixels");
+  CHECK_FALSE(OpenPayload(*key, *a, "ad2").ok());
+}

@@ -186,13 +186,8 @@ TEST_CASE("the requester cannot approve their own request, nor can non-approvers
 
 TEST_CASE("an unknown or revoked requester cannot create or use a request") {
   Fixture f;
-  RestoreRequestSpec spec;
-  spec.keyring = "default";
-  spec.targets = {Sha256("x")};
-  spec.case_id = "c";
-  spec.purpose = "p";
-  spec.requester = "alice";  // an approver, not an operator
-  spec.expires_unix = kNow + 100;
+  // alice is an approver, not an operator.
+  RestoreRequestSpec spec{"default", 0, {Sha256("x")}, "c", "p", "alice", kNow + 100};
   CHECK(f.store->CreateRequest(spec, kNow).status().code() == StatusCode::kPermissionDenied);
   auto req = f.Request();
   req.Approve(f.alice, kNow);
@@ -222,7 +217,9 @@ TEST_CASE("a destroyed or disabled key version is not released") {
   auto grant = f.store->AuthorizeRestore(any, kNow);
   REQUIRE(grant.ok());
   CHECK(grant->Key(2).ok());
-  CHECK(grant->Key(1).status().code() == StatusCode::kPermissionDenied);
+  CHECK(grant->Key(1).status().code() == StatusCode::kFailedPrecondition);
+  CHECK(grant->Key(1).status().message().find("destroyed") != std::string::npos);
+  CHECK(grant->Key(3).status().code() == StatusCode::kPermissionDenied);
 }
 
 TEST_CASE("a request made for another key store is refused") {

@@ -24,8 +24,13 @@ struct SealedRef {
   std::string scope_id;
 };
 
+// `synthetic_nonce`: derive the nonce from the subkey, header, associated data and plaintext (a
+// synthetic IV) instead of drawing it at random, so that the same input and key give the same bytes
+// (Veil's reproducibility promise). Equal plaintexts under equal associated data then look equal;
+// nothing else leaks.
 StatusOr<std::string> SealPayload(const KeyHandle& key, ScopeKind scope, std::string_view scope_id,
-                                  std::string_view plaintext, std::string_view associated_data);
+                                  std::string_view plaintext, std::string_view associated_data,
+                                  bool synthetic_nonce = false);
 
 // Which key a ciphertext needs (read from its clear header; not authenticated until opened).
 StatusOr<SealedRef> PeekSealedRef(std::string_view sealed);

@@ -32,6 +32,7 @@ enum class AuditAction {
   kLogRecovered = 13,
   kPolicyChanged = 14,
   kKeyUsed = 15,
+  kRestorePerformed = 16,
 };
 
 enum class AuditOutcome { kSuccess = 1, kGranted = 2, kDenied = 3, kFailed = 4 };

@@ -102,7 +102,8 @@ class RestoreGrant {
   const std::string& keyring() const { return keyring_; }
   const std::string& request_id_hex() const { return request_id_hex_; }
   bool Covers(std::string_view target_digest) const;
-  // The key version a manifest names. PermissionDenied if the request did not cover that version.
+  // The key version a manifest names. FailedPrecondition if that version is disabled or destroyed,
+  // PermissionDenied if the request did not cover it.
   StatusOr<KeyHandle> Key(uint32_t version) const;
 
  private:
@@ -111,6 +112,7 @@ class RestoreGrant {
   std::string request_id_hex_;
   std::vector<std::string> targets_;
   std::vector<KeyHandle> keys_;
+  std::vector<std::pair<uint32_t, KeyStatus>> unavailable_;  // versions that exist but are not enabled
 };
 
 class KeyStore {

@@ -1,0 +1,67 @@
+// The anonymization manifest (format: proto/veil/proto/manifest.proto) and where it travels:
+// embedded in the output image (a PNG "veIL" chunk, JPEG APP11 "VEIL" segments) or in a sidecar
+// file "<output>.veil". Parsing is strict: sizes are bounded and the format version checked first.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <opencv2/core.hpp>
+
+#include "veil/keys/key_store.h"
+#include "veil/status.h"
+
+namespace veil::engine {
+
+enum class ReplaceMethod { kSynthesized = 1, kBlur = 2, kPixelate = 3, kSolid = 4 };
+enum class PayloadLocation { kNone = 0, kInline = 1, kSidecar = 2, kKeyStore = 3 };
+
+const char* ReplaceMethodName(ReplaceMethod m);
+StatusOr<ReplaceMethod> ParseReplaceMethod(const std::string& name);
+
+struct ModelRef {
+  std::string id;
+  std::string role;
+  std::string sha256_hex;
+};
+
+struct FaceRecord {
+  uint32_t index = 0;
+  cv::Rect2f box;
+  std::vector<cv::Point2f> landmarks;  // 5 points
+  ReplaceMethod method = ReplaceMethod::kPixelate;
+  std::string method_reason;
+  float detector_score = 0;
+  cv::Rect region;                     // the pixels the replacement changed
+  PayloadLocation payload_location = PayloadLocation::kNone;
+  std::string sealed_payload;          // keys::SealPayload output; empty unless kept in the manifest
+};
+
+struct Manifest {
+  std::string manifest_id;             // 16 bytes
+  std::vector<ModelRef> models;
+  std::string keyring;
+  uint32_t key_version = 0;
+  keys::ScopeKind scope = keys::ScopeKind::kImage;
+  std::string scope_id;
+  std::vector<FaceRecord> faces;
+  std::string output_pixels_sha256;    // 32 bytes: SHA-256 of the decoded output (BGR rows)
+  uint32_t width = 0;
+  uint32_t height = 0;
+};
+
+std::string SerializeManifest(const Manifest& m);
+StatusOr<Manifest> ParseManifest(const std::string& bytes);
+
+// SHA-256 over the pixel rows of an 8-bit image (with its size and channel count), independent of
+// the file format.
+std::string PixelsSha256(const cv::Mat& image);
+
+// Inserts the manifest into encoded PNG or JPEG bytes; Unsupported for other formats (use a sidecar).
+StatusOr<std::string> EmbedManifest(const std::string& encoded_image, const std::string& manifest);
+// The embedded manifest, NotFound when there is none, DataLoss when it is damaged.
+StatusOr<std::string> ExtractManifest(const std::string& encoded_image);
+
+}  // namespace veil::engine

@@ -1,0 +1,89 @@
+// The anonymization pipeline: detect -> replace every face -> encode -> seal the originals ->
+// manifest; and its inverse for authorized restores.
+//
+//   veil::engine::PipelineParams params;                    // defaults documented below
+//   params.method = veil::engine::ReplaceMethod::kPixelate;
+//   auto pipeline = veil::engine::Pipeline::Create(params);
+//   auto key = store->KeyForNewWork("default", "anonymize");  // keys::KeyHandle, logged
+//   auto out = (*pipeline)->AnonymizeImage(bgr, *key, ".png");  // bytes with the manifest embedded
+//
+// Same input, key, parameters and models give the same output bytes (payload nonces are synthetic).
+// Restore with the sealed payload gives back the original pixels exactly, for lossless formats.
+// The library never prints; `progress` (if set) is called once per face. Not thread safe: one
+// Pipeline per thread.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+
+#include <opencv2/core.hpp>
+
+#include "veil/engine/face_detector.h"
+#include "veil/engine/manifest.h"
+#include "veil/keys/key_store.h"
+#include "veil/status.h"
+
+namespace veil::engine {
+
+enum class ManifestPlacement { kEmbedded, kSidecar };
+
+struct PipelineParams {
+  std::string models_dir;                               // face-api models; empty: the default
+  DetectorKind detector = DetectorKind::kSsd;           // SSD for photos, tiny for the camera
+  float score_threshold = 0.5f;
+  ReplaceMethod method = ReplaceMethod::kPixelate;      // kSynthesized needs the identity models
+  // Faces narrower than this (pixels) get `small_face_method` instead, and the manifest says so.
+  int min_face_size = 24;
+  ReplaceMethod small_face_method = ReplaceMethod::kPixelate;
+  float region_margin = 0.2f;                           // the replaced region: the box grown by this
+  keys::ScopeKind scope = keys::ScopeKind::kImage;      // for pseudonyms (synthesized faces)
+  std::string scope_id;                                 // stream id for kStream; unused otherwise
+  // Where the sealed originals go: in the manifest (kInline), only to the key store's side
+  // (kKeyStore: the output's manifest names them but does not hold them), or nowhere (kNone: no
+  // exact restore possible).
+  PayloadLocation payloads = PayloadLocation::kInline;
+  ManifestPlacement placement = ManifestPlacement::kEmbedded;
+  std::function<void(int face_index, int faces)> progress;
+};
+
+struct AnonymizeOutput {
+  std::string image_bytes;    // the encoded output (manifest embedded when placement is kEmbedded)
+  std::string manifest_bytes; // the serialized manifest (also what a sidecar holds)
+  // With payloads kept by the key store: the manifest with the sealed payloads, for the store's side.
+  std::string store_manifest_bytes;
+  Manifest manifest;          // with the sealed payloads
+};
+
+struct RestoreOutput {
+  cv::Mat image;
+  int faces_restored = 0;
+  int faces_without_payload = 0;
+};
+
+class Pipeline {
+ public:
+  static StatusOr<std::unique_ptr<Pipeline>> Create(const PipelineParams& params);
+  virtual ~Pipeline() = default;
+
+  // Anonymizes an 8-bit BGR image and encodes it for `extension` (".png", ".jpg", ".webp", ".bmp",
+  // ".tif"). The output pixel hash in the manifest is of the decoded output, so it holds for lossy
+  // formats too. Embedding needs PNG or JPEG (Unsupported otherwise: use a sidecar).
+  virtual StatusOr<AnonymizeOutput> AnonymizeImage(const cv::Mat& bgr, const keys::KeyHandle& key,
+                                                   const std::string& extension) = 0;
+
+  virtual const PipelineParams& params() const = 0;
+  virtual std::vector<ModelRef> models() const = 0;
+};
+
+// Puts the original pixels back from the sealed payloads: checks that `decoded` is exactly the
+// output the manifest describes (DataLoss "edited after anonymization" otherwise), then opens each
+// payload with the key version the manifest names (the grant must cover it). Unauthenticated when a
+// payload does not open (wrong key, tampered payload or manifest).
+StatusOr<RestoreOutput> RestoreFromPayloads(const cv::Mat& decoded, const Manifest& manifest,
+                                            const keys::RestoreGrant& grant);
+
+// The associated data that binds a face's payload to its manifest and output.
+std::string PayloadAssociatedData(const Manifest& manifest, uint32_t face_index);
+
+}  // namespace veil::engine

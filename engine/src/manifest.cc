@@ -1,0 +1,276 @@
+#include "veil/engine/manifest.h"
+
+#include <cstring>
+#include <map>
+
+#include "veil/keys/secret.h"
+#include "veil/proto/manifest.pb.h"
+
+namespace veil::engine {
+namespace {
+
+constexpr uint32_t kManifestVersion = 1;
+constexpr size_t kMaxManifest = 64u << 20;
+constexpr char kPngChunk[] = "veIL";
+constexpr std::string_view kJpegTag("VEIL\0", 5);
+constexpr size_t kJpegChunk = 65000;
+
+uint32_t Crc32(const unsigned char* p, size_t n, uint32_t crc = 0xffffffffu) {
+  static uint32_t table[256];
+  static bool init = [] {
+    for (uint32_t i = 0; i < 256; ++i) {
+      uint32_t c = i;
+      for (int k = 0; k < 8; ++k) c = (c & 1) ? 0xedb88320u ^ (c >> 1) : c >> 1;
+      table[i] = c;
+    }
+    return true;
+  }();
+  (void)init;
+  for (size_t i = 0; i < n; ++i) crc = table[(crc ^ p[i]) & 0xff] ^ (crc >> 8);
+  return crc;
+}
+
+uint32_t BE32(const std::string& s, size_t at) {
+  return (static_cast<uint32_t>(static_cast<unsigned char>(s[at])) << 24) |
+         (static_cast<uint32_t>(static_cast<unsigned char>(s[at + 1])) << 16) |
+         (static_cast<uint32_t>(static_cast<unsigned char>(s[at + 2])) << 8) |
+         static_cast<uint32_t>(static_cast<unsigned char>(s[at + 3]));
+}
+
+void PutBE32(std::string* s, uint32_t v) {
+  for (int i = 3; i >= 0; --i) s->push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+}
+
+void PutBE16(std::string* s, uint32_t v) {
+  s->push_back(static_cast<char>((v >> 8) & 0xff));
+  s->push_back(static_cast<char>(v & 0xff));
+}
+
+bool IsPng(const std::string& b) { return b.size() >= 8 && b.compare(0, 8, "\x89PNG\r\n\x1a\n") == 0; }
+bool IsJpeg(const std::string& b) {
+  return b.size() >= 4 && static_cast<unsigned char>(b[0]) == 0xff && static_cast<unsigned char>(b[1]) == 0xd8;
+}
+
+// PNG: walk the chunks; returns the offset of IEND and our chunk's data (if present).
+Status WalkPng(const std::string& b, size_t* iend, std::string* found, bool* has_found) {
+  size_t pos = 8;
+  *has_found = false;
+  while (pos + 12 <= b.size()) {
+    uint32_t len = BE32(b, pos);
+    if (len > b.size() || pos + 12 + len > b.size()) return DataLossError("PNG chunk runs past the end of the file");
+    std::string type = b.substr(pos + 4, 4);
+    if (type == kPngChunk) {
+      uint32_t crc = Crc32(reinterpret_cast<const unsigned char*>(b.data() + pos + 4), 4 + len) ^ 0xffffffffu;
+      if (crc != BE32(b, pos + 8 + len)) return DataLossError("embedded manifest chunk fails its CRC");
+      *found = b.substr(pos + 8, len);
+      *has_found = true;
+    }
+    if (type == "IEND") {
+      *iend = pos;
+      return Status::Ok();
+    }
+    pos += 12 + len;
+  }
+  return DataLossError("PNG has no IEND chunk (truncated)");
+}
+
+}  // namespace
+
+const char* ReplaceMethodName(ReplaceMethod m) {
+  switch (m) {
+    case ReplaceMethod::kSynthesized: return "synthesized";
+    case ReplaceMethod::kBlur: return "blur";
+    case ReplaceMethod::kPixelate: return "pixelate";
+    case ReplaceMethod::kSolid: return "solid";
+  }
+  return "unknown";
+}
+
+StatusOr<ReplaceMethod> ParseReplaceMethod(const std::string& name) {
+  for (auto m : {ReplaceMethod::kSynthesized, ReplaceMethod::kBlur, ReplaceMethod::kPixelate, ReplaceMethod::kSolid}) {
+    if (name == ReplaceMethodName(m)) return m;
+  }
+  return InvalidArgumentError("unknown replacement '" + name + "' (synthesized, blur, pixelate, solid)");
+}
+
+std::string SerializeManifest(const Manifest& m) {
+  proto::Manifest p;
+  p.set_format_version(kManifestVersion);
+  p.mutable_producer()->set_name("veil");
+  p.mutable_producer()->set_version(VEIL_VERSION);
+  p.set_manifest_id(m.manifest_id);
+  for (const auto& r : m.models) {
+    auto* mr = p.add_models();
+    mr->set_id(r.id);
+    mr->set_role(r.role);
+    auto raw = keys::FromHex(r.sha256_hex);
+    if (raw.ok()) mr->set_sha256(*raw);
+  }
+  p.mutable_key()->set_keyring(m.keyring);
+  p.mutable_key()->set_version(m.key_version);
+  p.set_scope_kind(static_cast<proto::ScopeKind>(m.scope));
+  p.set_scope_id(m.scope_id);
+  for (const auto& f : m.faces) {
+    auto* fr = p.add_faces();
+    fr->set_index(f.index);
+    fr->mutable_box()->set_x(f.box.x);
+    fr->mutable_box()->set_y(f.box.y);
+    fr->mutable_box()->set_width(f.box.width);
+    fr->mutable_box()->set_height(f.box.height);
+    for (const auto& pt : f.landmarks) {
+      auto* q = fr->add_landmarks();
+      q->set_x(pt.x);
+      q->set_y(pt.y);
+    }
+    fr->set_method(static_cast<proto::ReplaceMethod>(f.method));
+    fr->set_method_reason(f.method_reason);
+    fr->set_detector_score(f.detector_score);
+    fr->mutable_region()->set_x(static_cast<float>(f.region.x));
+    fr->mutable_region()->set_y(static_cast<float>(f.region.y));
+    fr->mutable_region()->set_width(static_cast<float>(f.region.width));
+    fr->mutable_region()->set_height(static_cast<float>(f.region.height));
+    fr->set_payload_location(static_cast<proto::FaceRecord::PayloadLocation>(f.payload_location));
+    if (!f.sealed_payload.empty()) {
+      fr->mutable_payload()->mutable_key()->set_keyring(m.keyring);
+      fr->mutable_payload()->mutable_key()->set_version(m.key_version);
+      fr->mutable_payload()->set_scope_kind(proto::SCOPE_KIND_FACE);
+      fr->mutable_payload()->set_ciphertext(f.sealed_payload);
+    }
+  }
+  p.set_output_pixels_sha256(m.output_pixels_sha256);
+  p.set_width(m.width);
+  p.set_height(m.height);
+  return p.SerializeAsString();
+}
+
+StatusOr<Manifest> ParseManifest(const std::string& bytes) {
+  if (bytes.size() > kMaxManifest) return ResourceExhaustedError("manifest is larger than 64 MiB");
+  proto::Manifest p;
+  if (!p.ParseFromString(bytes)) return DataLossError("manifest does not parse");
+  if (p.format_version() != kManifestVersion) {
+    return UnsupportedError("manifest format version " + std::to_string(p.format_version()) + " is not supported");
+  }
+  if (p.manifest_id().size() != 16 || p.output_pixels_sha256().size() != 32) {
+    return DataLossError("manifest ids or output hash are malformed");
+  }
+  Manifest m;
+  m.manifest_id = p.manifest_id();
+  m.output_pixels_sha256 = p.output_pixels_sha256();
+  for (const auto& r : p.models()) m.models.push_back({r.id(), r.role(), keys::ToHex(r.sha256())});
+  m.keyring = p.key().keyring();
+  m.key_version = p.key().version();
+  if (p.scope_kind() < 1 || p.scope_kind() > 4) return DataLossError("manifest names an unknown scope");
+  m.scope = static_cast<keys::ScopeKind>(p.scope_kind());
+  m.scope_id = p.scope_id();
+  m.width = p.width();
+  m.height = p.height();
+  for (const auto& fr : p.faces()) {
+    FaceRecord f;
+    f.index = fr.index();
+    f.box = {fr.box().x(), fr.box().y(), fr.box().width(), fr.box().height()};
+    for (const auto& q : fr.landmarks()) f.landmarks.emplace_back(q.x(), q.y());
+    if (fr.method() < 1 || fr.method() > 4) return DataLossError("manifest names an unknown replacement method");
+    f.method = static_cast<ReplaceMethod>(fr.method());
+    f.method_reason = fr.method_reason();
+    f.detector_score = fr.detector_score();
+    f.region = cv::Rect(static_cast<int>(fr.region().x()), static_cast<int>(fr.region().y()),
+                        static_cast<int>(fr.region().width()), static_cast<int>(fr.region().height()));
+    if (f.region.x < 0 || f.region.y < 0 || f.region.width < 0 || f.region.height < 0 ||
+        f.region.x + static_cast<int64_t>(f.region.width) > m.width ||
+        f.region.y + static_cast<int64_t>(f.region.height) > m.height) {
+      return DataLossError("manifest face region lies outside the image");
+    }
+    if (fr.payload_location() < 0 || fr.payload_location() > 3) return DataLossError("manifest names an unknown payload location");
+    f.payload_location = static_cast<PayloadLocation>(fr.payload_location());
+    f.sealed_payload = fr.payload().ciphertext();
+    m.faces.push_back(std::move(f));
+  }
+  return m;
+}
+
+std::string PixelsSha256(const cv::Mat& image) {
+  std::string data = "veil-pixels-v1:" + std::to_string(image.cols) + "x" + std::to_string(image.rows) + "x" +
+                     std::to_string(image.channels()) + ":" + std::to_string(image.depth()) + ":";
+  const size_t row_bytes = static_cast<size_t>(image.cols) * image.elemSize();
+  data.reserve(data.size() + row_bytes * static_cast<size_t>(image.rows));
+  for (int y = 0; y < image.rows; ++y) data.append(reinterpret_cast<const char*>(image.ptr(y)), row_bytes);
+  return keys::Sha256(data);
+}
+
+StatusOr<std::string> EmbedManifest(const std::string& encoded, const std::string& manifest) {
+  if (IsPng(encoded)) {
+    size_t iend = 0;
+    std::string old;
+    bool has_old = false;
+    VEIL_RETURN_IF_ERROR(WalkPng(encoded, &iend, &old, &has_old));
+    if (has_old) return AlreadyExistsError("the image already carries a Veil manifest");
+    std::string chunk;
+    PutBE32(&chunk, static_cast<uint32_t>(manifest.size()));
+    chunk += kPngChunk;
+    chunk += manifest;
+    uint32_t crc = Crc32(reinterpret_cast<const unsigned char*>(chunk.data() + 4), chunk.size() - 4) ^ 0xffffffffu;
+    PutBE32(&chunk, crc);
+    return encoded.substr(0, iend) + chunk + encoded.substr(iend);
+  }
+  if (IsJpeg(encoded)) {
+    const size_t parts = (manifest.size() + kJpegChunk - 1) / kJpegChunk;
+    if (parts > 65535) return ResourceExhaustedError("manifest too large to embed in a JPEG; use a sidecar");
+    std::string segments;
+    for (size_t i = 0; i < std::max<size_t>(parts, 1); ++i) {
+      std::string body(kJpegTag);
+      PutBE16(&body, static_cast<uint32_t>(i));
+      PutBE16(&body, static_cast<uint32_t>(parts));
+      body += manifest.substr(i * kJpegChunk, kJpegChunk);
+      segments += "\xff\xeb";
+      PutBE16(&segments, static_cast<uint32_t>(body.size() + 2));
+      segments += body;
+    }
+    return encoded.substr(0, 2) + segments + encoded.substr(2);
+  }
+  return UnsupportedError("manifests embed only in PNG and JPEG; use a sidecar for this format");
+}
+
+StatusOr<std::string> ExtractManifest(const std::string& encoded) {
+  if (IsPng(encoded)) {
+    size_t iend = 0;
+    std::string found;
+    bool has = false;
+    VEIL_RETURN_IF_ERROR(WalkPng(encoded, &iend, &found, &has));
+    if (!has) return NotFoundError("the image carries no Veil manifest");
+    return found;
+  }
+  if (IsJpeg(encoded)) {
+    std::map<uint32_t, std::string> parts;
+    uint32_t total = 0;
+    size_t pos = 2;
+    while (pos + 4 <= encoded.size()) {
+      if (static_cast<unsigned char>(encoded[pos]) != 0xff) return DataLossError("JPEG marker structure is damaged");
+      unsigned char marker = static_cast<unsigned char>(encoded[pos + 1]);
+      if (marker == 0xda || marker == 0xd9) break;  // start of scan / end of image: no more metadata
+      size_t len = (static_cast<size_t>(static_cast<unsigned char>(encoded[pos + 2])) << 8) |
+                   static_cast<unsigned char>(encoded[pos + 3]);
+      if (len < 2 || pos + 2 + len > encoded.size()) return DataLossError("JPEG segment runs past the end of the file");
+      if (marker == 0xeb && len >= 2 + kJpegTag.size() + 4 && encoded.compare(pos + 4, kJpegTag.size(), kJpegTag) == 0) {
+        size_t at = pos + 4 + kJpegTag.size();
+        uint32_t seq = (static_cast<uint32_t>(static_cast<unsigned char>(encoded[at])) << 8) |
+                       static_cast<unsigned char>(encoded[at + 1]);
+        uint32_t n = (static_cast<uint32_t>(static_cast<unsigned char>(encoded[at + 2])) << 8) |
+                     static_cast<unsigned char>(encoded[at + 3]);
+        if ((total && n != total) || seq >= std::max<uint32_t>(n, 1) || parts.count(seq)) {
+          return DataLossError("embedded manifest segments are inconsistent");
+        }
+        total = n;
+        parts[seq] = encoded.substr(at + 4, pos + 2 + len - (at + 4));
+      }
+      pos += 2 + len;
+    }
+    if (parts.empty()) return NotFoundError("the image carries no Veil manifest");
+    if (parts.size() != std::max<uint32_t>(total, 1)) return DataLossError("embedded manifest is missing segments");
+    std::string out;
+    for (auto& [seq, data] : parts) out += data;
+    return out;
+  }
+  return NotFoundError("the image carries no Veil manifest (only PNG and JPEG embed one)");
+}
+
+}  // namespace veil::engine

@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# anonymize -> request -> approvals -> exact restore, and every refusal on the way, with the real
+# binary on the face-api demo photos. Usage: anonymize_restore_walk.sh VEIL DEMO_DIR
+DEMO=$(realpath "${2:?usage: $0 VEIL DEMO_DIR}")
+source "$(dirname "$0")/lib.sh"
+export VEIL_STORE=$WORK/store VEIL_PASSPHRASE=pw VEIL_ACTOR=admin VEIL_PRINCIPAL_PASSPHRASE=pp
+FAST="--kdf-ops 1 --kdf-mem-mib 8"
+expect 0 "$VEIL" keys init $FAST
+for p in alice bob carol; do expect 0 "$VEIL" principal add $p --role approver --key-out $p.key $FAST; done
+expect 0 "$VEIL" principal add op --role operator --key-out op.key $FAST
+
+mkdir -p in/sub && cp "$DEMO/sample1.jpg" in/ && cp "$DEMO/sample2.jpg" in/sub/
+grep -q Exif in/sample1.jpg && PASSED=$((PASSED + 1)) || { echo "FAIL: the demo photo should carry EXIF"; FAILED=$((FAILED + 1)); }
+
+# A folder: the tree is mirrored, JPEG stays JPEG, metadata is gone, inputs untouched.
+before=$(sha256sum in/sample1.jpg in/sub/sample2.jpg)
+expect 0 "$VEIL" anonymize in -o out --quiet
+contains "anonymized 2 file(s)" "$OUT"
+[ -f out/in/sample1.jpg ] && [ -f out/in/sub/sample2.jpg ] && PASSED=$((PASSED + 1)) || { echo "FAIL: tree not mirrored"; ls -R out; FAILED=$((FAILED + 1)); }
+grep -q Exif out/in/sample1.jpg && { echo "FAIL: EXIF survived"; FAILED=$((FAILED + 1)); } || PASSED=$((PASSED + 1))
+[ "$before" = "$(sha256sum in/sample1.jpg in/sub/sample2.jpg)" ] && PASSED=$((PASSED + 1)) || { echo "FAIL: input changed"; FAILED=$((FAILED + 1)); }
+# Resume: finished files are skipped.
+expect 0 "$VEIL" anonymize in -o out --quiet
+contains "2 skipped" "$OUT"
+
+# One file to PNG, twice: identical bytes.
+expect 0 "$VEIL" anonymize in/sample1.jpg -o a.png
+expect 0 "$VEIL" anonymize in/sample1.jpg -o b.png
+cmp -s a.png b.png && PASSED=$((PASSED + 1)) || { echo "FAIL: outputs differ between runs"; FAILED=$((FAILED + 1)); }
+expect 0 "$VEIL" anonymize in/sample1.jpg -o a.png    # never overwrites: an existing output is skipped
+contains "1 skipped" "$OUT"
+expect 2 "$VEIL" anonymize in/sample1.jpg -o in/sample1.jpg
+
+# Restore needs m-of-n approvals; every attempt is logged.
+expect 0 "$VEIL" request create --requester op --case C-1 --purpose "test" --target-file a.png -o req
+expect 0 "$VEIL" request approve req --principal-key alice.key
+expect 7 "$VEIL" restore a.png --request req -o r.png
+[ ! -e r.png ] && PASSED=$((PASSED + 1)) || { echo "FAIL: output written without approval"; FAILED=$((FAILED + 1)); }
+expect 0 "$VEIL" request approve req --principal-key bob.key
+expect 3 "$VEIL" restore missing.png --request req -o r.png
+expect 0 "$VEIL" restore a.png --request req -o r.png
+contains "restored 3 face(s)" "$OUT"
+
+# Refusals: an image the request does not name; an edited image; a request for a destroyed key.
+cp a.png edited.png && printf '\x00' | dd of=edited.png bs=1 seek=5000 conv=notrunc status=none
+expect 0 "$VEIL" request create --requester op --case C-2 --purpose "test" --target-file edited.png -o req2
+expect 0 "$VEIL" request approve req2 --principal-key alice.key
+expect 0 "$VEIL" request approve req2 --principal-key carol.key
+got=0; "$VEIL" restore edited.png --request req2 -o r2.png 2>/dev/null || got=$?
+[ "$got" -eq 6 ] || [ "$got" -eq 2 ] && PASSED=$((PASSED + 1)) || { echo "FAIL: edited image gave $got"; FAILED=$((FAILED + 1)); }
+expect 7 "$VEIL" restore out/in/sample1.jpg --request req -o r3.png   # req names a.png only
+expect 0 "$VEIL" keys rotate
+expect 0 "$VEIL" keys destroy --keyring default --version 1 --yes
+expect 8 "$VEIL" restore a.png --request req -o r4.png
+expect 0 "$VEIL" audit verify
+expect 0 "$VEIL" audit show --json
+contains '"action": "restore-performed"' "$OUT"
+finish

@@ -1,0 +1,216 @@
+// The anonymize -> restore round trip on the face-api demo photos, through the real key store.
+#include <doctest/doctest.h>
+#include <stdlib.h>
+
+#include <filesystem>
+
+#include <opencv2/imgcodecs.hpp>
+
+#include "test_support.h"
+#include "veil/engine/pipeline.h"
+#include "veil/keys/key_store.h"
+#include "veil/keys/principal_key.h"
+
+using namespace veil;
+using namespace veil::engine;
+
+namespace {
+
+constexpr int64_t kNow = 1'900'000'000;
+
+// A throw-away key store with approvers a and b (2 of 2) and operator op.
+struct Store {
+  std::string dir;
+  std::unique_ptr<keys::KeyStore> store;
+  keys::PrincipalKey a = keys::PrincipalKey::Generate("a"), b = keys::PrincipalKey::Generate("b");
+
+  Store() {
+    dir = (std::filesystem::temp_directory_path() / "veil-pipeline-XXXXXX").string();
+    REQUIRE(::mkdtemp(dir.data()) != nullptr);
+    std::string k(32, 'p');
+    auto s = keys::KeyStore::Create(dir, keys::Credential::FromRawKey(keys::SecretBytes::Copy(k.data(), 32)), {1, 8192},
+                                    "test", "default", 2);
+    REQUIRE(s.ok());
+    store = std::move(s.value());
+    REQUIRE(store->AddPrincipal("a", keys::Role::kApprover, a.public_key()).ok());
+    REQUIRE(store->AddPrincipal("b", keys::Role::kApprover, b.public_key()).ok());
+    REQUIRE(store->AddPrincipal("op", keys::Role::kOperator, keys::PrincipalKey::Generate("op").public_key()).ok());
+  }
+  ~Store() {
+    store.reset();
+    std::filesystem::remove_all(dir);
+  }
+  keys::KeyHandle Key() {
+    auto k = store->KeyForNewWork("default", "test");
+    REQUIRE(k.ok());
+    return std::move(k.value());
+  }
+  keys::RestoreGrant Grant(const std::string& file_bytes) {
+    keys::RestoreRequestSpec spec{"default", 0, {keys::Sha256(file_bytes)}, "case", "test", "op", kNow + 60};
+    auto r = store->CreateRequest(spec, kNow);
+    REQUIRE(r.ok());
+    r->Approve(a, kNow);
+    r->Approve(b, kNow);
+    auto g = store->AuthorizeRestore(*r, kNow);
+    REQUIRE_MESSAGE(g.ok(), g.status().ToString());
+    return std::move(g.value());
+  }
+};
+
+std::unique_ptr<Pipeline> MakePipeline(ReplaceMethod method = ReplaceMethod::kPixelate) {
+  PipelineParams p;
+  p.models_dir = testing::ModelsDir().string();
+  p.method = method;
+  auto pipeline = Pipeline::Create(p);
+  REQUIRE_MESSAGE(pipeline.ok(), pipeline.status().ToString());
+  return std::move(pipeline.value());
+}
+
+cv::Mat Decode(const std::string& bytes) {
+  return cv::imdecode(std::vector<uchar>(bytes.begin(), bytes.end()), cv::IMREAD_COLOR);
+}
+
+Manifest EmbeddedManifest(const std::string& bytes) {
+  auto raw = ExtractManifest(bytes);
+  REQUIRE(raw.ok());
+  auto m = ParseManifest(*raw);
+  REQUIRE(m.ok());
+  return *m;
+}
+
+}  // namespace
+
+TEST_CASE("anonymize changes every face region and restore with approvals gives back the exact pixels") {
+  Store s;
+  auto pipeline = MakePipeline();
+  const cv::Mat& input = testing::DemoImage("sample1.jpg");
+  auto out = pipeline->AnonymizeImage(input, s.Key(), ".png");
+  REQUIRE_MESSAGE(out.ok(), out.status().ToString());
+  cv::Mat anonymized = Decode(out->image_bytes);
+  Manifest m = EmbeddedManifest(out->image_bytes);
+  REQUIRE(m.faces.size() == 3);
+  for (const auto& f : m.faces) {
+    CHECK(f.method == ReplaceMethod::kPixelate);
+    CHECK(f.payload_location == PayloadLocation::kInline);
+    CHECK(cv::norm(anonymized(f.region), input(f.region), cv::NORM_L1) > 0);
+  }
+  auto restored = RestoreFromPayloads(anonymized, m, s.Grant(out->image_bytes));
+  REQUIRE_MESSAGE(restored.ok(), restored.status().ToString());
+  CHECK(restored->faces_restored == 3);
+  CHECK(cv::norm(restored->image, input, cv::NORM_INF) == 0);  // bit-exact
+}
+
+TEST_CASE("the same input and key give identical output bytes; another key gives other bytes") {
+  Store s, t;
+  auto pipeline = MakePipeline(ReplaceMethod::kBlur);
+  const cv::Mat& input = testing::DemoImage("sample2.jpg");
+  auto a = pipeline->AnonymizeImage(input, s.Key(), ".png");
+  auto b = pipeline->AnonymizeImage(input, s.Key(), ".png");
+  auto c = pipeline->AnonymizeImage(input, t.Key(), ".png");
+  REQUIRE((a.ok() && b.ok() && c.ok()));
+  CHECK(a->image_bytes == b->image_bytes);
+  CHECK(a->image_bytes != c->image_bytes);
+  CHECK(a->manifest.manifest_id != c->manifest.manifest_id);
+}
+
+TEST_CASE("a JPEG output carries its manifest and restores the faces exactly") {
+  Store s;
+  auto pipeline = MakePipeline(ReplaceMethod::kSolid);
+  const cv::Mat& input = testing::DemoImage("sample3.jpg");
+  auto out = pipeline->AnonymizeImage(input, s.Key(), ".jpg");
+  REQUIRE(out.ok());
+  // No metadata: no EXIF/XMP (APP1) segment in what Veil writes.
+  CHECK(out->image_bytes.find("Exif") == std::string::npos);
+  CHECK(out->image_bytes.find("http://ns.adobe.com/xap") == std::string::npos);
+  cv::Mat anonymized = Decode(out->image_bytes);
+  Manifest m = EmbeddedManifest(out->image_bytes);
+  auto restored = RestoreFromPayloads(anonymized, m, s.Grant(out->image_bytes));
+  REQUIRE(restored.ok());
+  for (const auto& f : m.faces) CHECK(cv::norm(restored->image(f.region), input(f.region), cv::NORM_INF) == 0);
+}
+
+TEST_CASE("restore refuses an image edited after anonymization") {
+  Store s;
+  auto pipeline = MakePipeline();
+  auto out = pipeline->AnonymizeImage(testing::DemoImage("sample1.jpg"), s.Key(), ".png");
+  REQUIRE(out.ok());
+  cv::Mat edited = Decode(out->image_bytes);
+  edited.at<cv::Vec3b>(5, 5)[0] ^= 1;
+  auto r = RestoreFromPayloads(edited, EmbeddedManifest(out->image_bytes), s.Grant(out->image_bytes));
+  CHECK(r.status().code() == StatusCode::kDataLoss);
+}
+
+TEST_CASE("restore with another store's key, or with a tampered manifest, does not open the payloads") {
+  Store s, other;
+  auto pipeline = MakePipeline();
+  auto out = pipeline->AnonymizeImage(testing::DemoImage("sample1.jpg"), s.Key(), ".png");
+  REQUIRE(out.ok());
+  cv::Mat anonymized = Decode(out->image_bytes);
+  Manifest m = EmbeddedManifest(out->image_bytes);
+  CHECK(RestoreFromPayloads(anonymized, m, other.Grant(out->image_bytes)).status().code() == StatusCode::kUnauthenticated);
+  Manifest moved = m;
+  moved.faces[0].region.x += 1;  // point the payload at other pixels
+  CHECK(RestoreFromPayloads(anonymized, moved, s.Grant(out->image_bytes)).status().code() == StatusCode::kUnauthenticated);
+}
+
+TEST_CASE("payloads kept by the key store leave no sealed bytes in the shared image") {
+  Store s;
+  PipelineParams p;
+  p.models_dir = testing::ModelsDir().string();
+  p.payloads = PayloadLocation::kKeyStore;
+  auto pipeline = Pipeline::Create(p);
+  REQUIRE(pipeline.ok());
+  auto out = (*pipeline)->AnonymizeImage(testing::DemoImage("sample1.jpg"), s.Key(), ".png");
+  REQUIRE(out.ok());
+  Manifest shared = EmbeddedManifest(out->image_bytes);
+  for (const auto& f : shared.faces) {
+    CHECK(f.sealed_payload.empty());
+    CHECK(f.payload_location == PayloadLocation::kKeyStore);
+  }
+  auto full = ParseManifest(out->store_manifest_bytes);
+  REQUIRE(full.ok());
+  auto restored = RestoreFromPayloads(Decode(out->image_bytes), *full, s.Grant(out->image_bytes));
+  REQUIRE(restored.ok());
+  CHECK(restored->faces_restored == 3);
+}
+
+TEST_CASE("small faces fall back to pixelation and the manifest says so") {
+  Store s;
+  PipelineParams p;
+  p.models_dir = testing::ModelsDir().string();
+  p.method = ReplaceMethod::kBlur;
+  p.min_face_size = 100000;
+  auto pipeline = Pipeline::Create(p);
+  REQUIRE(pipeline.ok());
+  auto out = (*pipeline)->AnonymizeImage(testing::DemoImage("sample1.jpg"), s.Key(), ".png");
+  REQUIRE(out.ok());
+  for (const auto& f : out->manifest.faces) {
+    CHECK(f.method == ReplaceMethod::kPixelate);
+    CHECK(f.method_reason.find("smaller than") != std::string::npos);
+  }
+}
+
+TEST_CASE("an image without faces is a normal result with an empty manifest") {
+  Store s;
+  auto pipeline = MakePipeline();
+  cv::Mat gray(240, 320, CV_8UC3, cv::Scalar(90, 90, 90));
+  auto out = pipeline->AnonymizeImage(gray, s.Key(), ".png");
+  REQUIRE(out.ok());
+  CHECK(out->manifest.faces.empty());
+  CHECK(cv::norm(Decode(out->image_bytes), gray, cv::NORM_INF) == 0);
+}
+
+TEST_CASE("manifest embedding refuses damaged containers and finds no manifest in plain images") {
+  std::vector<uchar> png;
+  cv::imencode(".png", cv::Mat(8, 8, CV_8UC3, cv::Scalar(1, 2, 3)), png);
+  std::string bytes(png.begin(), png.end());
+  CHECK(ExtractManifest(bytes).status().code() == StatusCode::kNotFound);
+  auto with = EmbedManifest(bytes, "hello manifest");
+  REQUIRE(with.ok());
+  CHECK(*ExtractManifest(*with) == "hello manifest");
+  std::string damaged = *with;
+  damaged[damaged.find("hello") + 1] ^= 1;
+  CHECK(ExtractManifest(damaged).status().code() == StatusCode::kDataLoss);
+  CHECK(EmbedManifest("GIF89a", "x").status().code() == StatusCode::kUnsupported);
+  CHECK(ParseManifest("garbage").status().code() == StatusCode::kDataLoss);
+}

@@ -1,0 +1,248 @@
+// veil anonymize: replace every face in photos (files or whole folders), with a manifest and, by
+// default, the sealed originals for an authorized exact restore.
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <set>
+
+#include "cli.h"
+#include "commands.h"
+#include "output.h"
+#include "store_options.h"
+#include "veil/engine/image_io.h"
+#include "veil/engine/pipeline.h"
+#include "veil/keys/fs.h"
+
+namespace veil::cli {
+namespace {
+
+namespace fs = std::filesystem;
+using engine::ManifestPlacement;
+using engine::PayloadLocation;
+
+const char* kUsage =
+    "usage: veil anonymize INPUT... -o OUT [OPTIONS]\n"
+    "  INPUT        image files or folders (recursive; the output tree mirrors them)\n"
+    "  -o OUT       output file (one input file) or folder; existing outputs are skipped, so a killed\n"
+    "               batch resumes; inputs are never overwritten\n"
+    "  --replace pixelate|blur|solid       how faces are replaced (default pixelate; synthesized faces\n"
+    "                                      arrive with the identity models)\n"
+    "  --min-face N         faces narrower than N px are pixelated (default 24)\n"
+    "  --detector ssd|tiny  (default ssd)\n"
+    "  --format auto|png|jpg|webp|bmp|tif  output format (auto: JPEG and PNG stay, others become PNG)\n"
+    "  --manifest embed|sidecar            manifest in the image (PNG/JPEG) or in OUT.veil (default embed)\n"
+    "  --payload inline|store|none         sealed originals in the manifest, only in the key store's\n"
+    "                                      folder, or not kept (default inline)\n"
+    "  --keyring NAME       key for the payloads and pseudonyms (default: default)\n"
+    "  --scope deployment|stream|image|face  pseudonym scope (default image); --scope-id ID for streams\n"
+    "  --json               a JSON report on stdout;  --quiet  no progress bar\n"
+    "common options: --store DIR, --key-file F | --passphrase-file F | $VEIL_PASSPHRASE, --actor NAME\n"
+    "The written images carry no metadata: EXIF (orientation applied first), GPS, XMP, IPTC and comments\n"
+    "are dropped by re-encoding.\n";
+
+const std::set<std::string> kImageExt = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"};
+
+std::string Lower(std::string s) {
+  for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
+struct Job {
+  fs::path input;
+  fs::path output;
+};
+
+fs::path OutputPath(const fs::path& out, const std::string& format) {
+  std::string ext = Lower(out.extension().string());
+  std::string want;
+  if (format == "auto") want = (ext == ".jpg" || ext == ".jpeg" || ext == ".png") ? ext : ".png";
+  else want = "." + format;
+  fs::path p = out;
+  if (ext != want) p.replace_extension(want);
+  return p;
+}
+
+StatusOr<std::vector<Job>> PlanJobs(const std::vector<std::string>& inputs, const fs::path& out, const std::string& format) {
+  std::vector<Job> jobs;
+  std::error_code ec;
+  const bool single_file = inputs.size() == 1 && fs::is_regular_file(inputs[0], ec) && !fs::is_directory(out, ec) &&
+                           !out.extension().empty();
+  const fs::path out_abs = fs::weakly_canonical(out, ec);
+  for (const auto& in : inputs) {
+    fs::path ip(in);
+    if (!fs::exists(ip, ec)) return NotFoundError("no such file or folder: " + in);
+    if (fs::is_directory(ip, ec)) {
+      std::vector<fs::path> files;
+      for (auto it = fs::recursive_directory_iterator(ip, fs::directory_options::skip_permission_denied, ec);
+           it != fs::recursive_directory_iterator(); it.increment(ec)) {
+        if (ec) break;
+        if (it->is_directory() && fs::weakly_canonical(it->path(), ec) == out_abs) {
+          it.disable_recursion_pending();  // never descend into our own output
+          continue;
+        }
+        if (it->is_regular_file() && kImageExt.count(Lower(it->path().extension().string()))) files.push_back(it->path());
+      }
+      std::sort(files.begin(), files.end());
+      for (const auto& f : files) jobs.push_back({f, OutputPath(out / ip.filename() / fs::relative(f, ip), format)});
+    } else if (single_file) {
+      jobs.push_back({ip, OutputPath(out, format)});
+    } else {
+      jobs.push_back({ip, OutputPath(out / ip.filename(), format)});
+    }
+  }
+  for (const auto& j : jobs) {
+    if (fs::weakly_canonical(j.input, ec) == fs::weakly_canonical(j.output, ec)) {
+      return InvalidArgumentError("output " + j.output.string() + " would overwrite its input");
+    }
+  }
+  return jobs;
+}
+
+class ProgressBar {
+ public:
+  ProgressBar(size_t total, bool enabled) : total_(total), enabled_(enabled && isatty(2)), start_(Clock::now()) {}
+  void Update(size_t done) {
+    if (!enabled_) return;
+    double secs = std::chrono::duration<double>(Clock::now() - start_).count();
+    double rate = secs > 0 ? static_cast<double>(done) / secs : 0;
+    double eta = rate > 0 ? static_cast<double>(total_ - done) / rate : 0;
+    std::fprintf(stderr, "\r[%zu/%zu] %.2f files/s, ETA %ds   ", done, total_, rate, static_cast<int>(eta));
+    if (done == total_) std::fprintf(stderr, "\n");
+  }
+
+ private:
+  using Clock = std::chrono::steady_clock;
+  size_t total_;
+  bool enabled_;
+  Clock::time_point start_;
+};
+
+Status ProcessOne(engine::Pipeline& pipeline, const keys::KeyHandle& key, const Job& job, const StoreOptions& opts,
+                  engine::AnonymizeOutput* result) {
+  engine::ImageLimits limits;
+  limits.silence_decoder_stderr = true;
+  VEIL_ASSIGN_OR_RETURN(cv::Mat image, engine::ReadImage(job.input.string(), limits));
+  VEIL_ASSIGN_OR_RETURN(*result, pipeline.AnonymizeImage(image, key, job.output.extension().string()));
+  std::error_code ec;
+  fs::create_directories(job.output.parent_path().empty() ? fs::path(".") : job.output.parent_path(), ec);
+  if (pipeline.params().payloads == PayloadLocation::kKeyStore) {
+    fs::path dir = fs::path(opts.dir) / "payloads";
+    fs::create_directories(dir, ec);
+    Status st = keys::WriteFileAtomic((dir / (keys::ToHex(result->manifest.manifest_id) + ".veil")).string(),
+                                      result->store_manifest_bytes, /*overwrite=*/true, 0600);
+    if (!st.ok()) return st.WithContext("keeping the payloads in the key store");
+  }
+  if (pipeline.params().placement == ManifestPlacement::kSidecar) {
+    VEIL_RETURN_IF_ERROR(keys::WriteFileAtomic(job.output.string() + ".veil", result->manifest_bytes, false, 0644));
+  }
+  // The image last: its presence marks the job as done for a resumed batch.
+  return keys::WriteFileAtomic(job.output.string(), result->image_bytes, false, 0644);
+}
+
+int Anonymize(int argc, char** argv) {
+  Args args(argc, argv, {"--json", "--quiet", "--help"});
+  if (args.Flag("--help")) {
+    std::fputs(kUsage, stdout);
+    return 0;
+  }
+  auto opts = ReadStoreOptions(args);
+  auto out = args.Get("-o");
+  if (!out) out = args.Get("--output");
+  const bool json = args.Flag("--json"), quiet = args.Flag("--quiet");
+  const std::string keyring = args.GetOr("--keyring", "default");
+  const std::string format = Lower(args.GetOr("--format", "auto"));
+  auto method = engine::ParseReplaceMethod(args.GetOr("--replace", "pixelate"));
+  auto scope = keys::ParseScopeKind(args.GetOr("--scope", "image"));
+  const std::string scope_id = args.GetOr("--scope-id", "");
+  const std::string manifest_where = args.GetOr("--manifest", "embed");
+  const std::string payload_where = args.GetOr("--payload", "inline");
+  const std::string detector = args.GetOr("--detector", "ssd");
+  auto min_face = args.GetInt("--min-face", 24, 0, 100000);
+  if (Status st = args.Finish(); !st.ok()) return Fail(st);
+  if (!opts.status.ok()) return Fail(opts.status);
+  if (args.positionals().empty()) return Fail(InvalidArgumentError("give at least one INPUT (see --help)"));
+  if (!out) return Fail(InvalidArgumentError("-o OUT is required"));
+  if (!method.ok()) return Fail(method.status());
+  if (!scope.ok()) return Fail(scope.status());
+  if (!min_face.ok()) return Fail(min_face.status());
+  if (format != "auto" && !kImageExt.count("." + format)) return Fail(InvalidArgumentError("unknown --format " + format));
+  if (manifest_where != "embed" && manifest_where != "sidecar") return Fail(InvalidArgumentError("--manifest is embed or sidecar"));
+  if (payload_where != "inline" && payload_where != "store" && payload_where != "none") {
+    return Fail(InvalidArgumentError("--payload is inline, store or none"));
+  }
+  if (detector != "ssd" && detector != "tiny") return Fail(InvalidArgumentError("--detector is ssd or tiny"));
+  if (*scope == keys::ScopeKind::kStream && scope_id.empty()) return Fail(InvalidArgumentError("--scope stream needs --scope-id"));
+
+  auto jobs = PlanJobs(args.positionals(), *out, format);
+  if (!jobs.ok()) return Fail(jobs.status());
+
+  engine::PipelineParams params;
+  params.method = *method;
+  params.min_face_size = static_cast<int>(*min_face);
+  params.detector = detector == "ssd" ? engine::DetectorKind::kSsd : engine::DetectorKind::kTiny;
+  params.scope = *scope;
+  params.scope_id = scope_id;
+  params.placement = manifest_where == "embed" ? ManifestPlacement::kEmbedded : ManifestPlacement::kSidecar;
+  params.payloads = payload_where == "inline" ? PayloadLocation::kInline
+                    : payload_where == "store" ? PayloadLocation::kKeyStore
+                                               : PayloadLocation::kNone;
+  auto pipeline = engine::Pipeline::Create(params);
+  if (!pipeline.ok()) return Fail(pipeline.status());
+
+  // The key is released (and the release logged) once; the store's lock is not held while we work.
+  StatusOr<keys::KeyHandle> key = InternalError("no key");
+  {
+    auto store = OpenStore(opts, keys::KeyStore::Access::kReadWrite);
+    if (!store.ok()) return Fail(store.status());
+    key = (*store)->KeyForNewWork(keyring, "anonymize " + std::to_string(jobs->size()) + " input(s)");
+    if (!key.ok()) return Fail(key.status());
+  }
+
+  ProgressBar bar(jobs->size(), !quiet && !json);
+  nlohmann::json report = nlohmann::json::array();
+  size_t done = 0, skipped = 0, failed = 0, faces = 0;
+  Status first_error;
+  for (size_t i = 0; i < jobs->size(); ++i) {
+    const Job& job = (*jobs)[i];
+    nlohmann::json entry = {{"input", job.input.string()}, {"output", job.output.string()}};
+    if (keys::PathExists(job.output.string())) {
+      ++skipped;
+      entry["status"] = "skipped (output exists)";
+    } else {
+      engine::AnonymizeOutput result;
+      Status st = ProcessOne(**pipeline, *key, job, opts, &result);
+      if (st.ok()) {
+        ++done;
+        faces += result.manifest.faces.size();
+        entry["status"] = "ok";
+        entry["faces"] = result.manifest.faces.size();
+        entry["manifest_id"] = keys::ToHex(result.manifest.manifest_id);
+      } else {
+        ++failed;
+        if (first_error.ok()) first_error = st;
+        entry["status"] = "error";
+        entry["error"] = st.ToString();
+        if (!json) std::fprintf(stderr, "%sveil: %s: %s\n", isatty(2) && !quiet ? "\n" : "", job.input.c_str(),
+                                st.ToString().c_str());
+      }
+    }
+    report.push_back(entry);
+    bar.Update(i + 1);
+  }
+  if (json) {
+    PrintJson({{"files", report}, {"anonymized", done}, {"skipped", skipped}, {"failed", failed}, {"faces", faces},
+               {"key", {{"keyring", key->keyring()}, {"version", key->version()}}}});
+  } else {
+    std::printf("anonymized %zu file(s), %zu face(s); %zu skipped (already done), %zu failed; key %s v%u\n", done,
+                faces, skipped, failed, key->keyring().c_str(), key->version());
+  }
+  return first_error.ok() ? 0 : static_cast<int>(first_error.code());
+}
+
+}  // namespace
+
+int RunAnonymize(int argc, char** argv) { return Anonymize(argc, argv); }
+
+}  // namespace veil::cli

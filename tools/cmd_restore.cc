@@ -1,0 +1,143 @@
+// veil restore: bring the original faces back, for an authorized request, from the sealed payloads.
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+
+#include <opencv2/imgcodecs.hpp>
+
+#include "cli.h"
+#include "commands.h"
+#include "output.h"
+#include "store_options.h"
+#include "veil/engine/image_io.h"
+#include "veil/engine/pipeline.h"
+#include "veil/keys/fs.h"
+#include "veil/keys/restore_request.h"
+
+namespace veil::cli {
+namespace {
+
+namespace fs = std::filesystem;
+
+const char* kUsage =
+    "usage: veil restore INPUT --request REQUEST -o OUT [--manifest FILE] [--json]\n"
+    "  Checks the request's approvals with the key store and logs the decision (granted or denied)\n"
+    "  before any key is released; then puts every face's original pixels back from its sealed\n"
+    "  payload (exact: a lossless OUT such as .png reproduces the original pixels bit for bit).\n"
+    "  The request must name INPUT's SHA-256 as a target (veil request create --target-file INPUT).\n"
+    "  The manifest is read from INPUT, else from --manifest FILE or INPUT.veil; payloads kept by the\n"
+    "  key store are read from its folder.\n"
+    "common options: --store DIR, --key-file F | --passphrase-file F | $VEIL_PASSPHRASE, --actor NAME\n";
+
+int64_t Now() {
+  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+StatusOr<engine::Manifest> LoadManifest(const std::string& input, const std::string& bytes,
+                                        const std::optional<std::string>& manifest_path, const StoreOptions& opts) {
+  StatusOr<std::string> raw = NotFoundError("no manifest");
+  if (manifest_path) {
+    raw = keys::ReadFile(*manifest_path, 64u << 20);
+  } else {
+    raw = engine::ExtractManifest(bytes);
+    if (!raw.ok() && raw.status().code() == StatusCode::kNotFound && keys::PathExists(input + ".veil")) {
+      raw = keys::ReadFile(input + ".veil", 64u << 20);
+    }
+  }
+  if (!raw.ok()) return raw.status().WithContext("no Veil manifest for " + input + " (was it anonymized by Veil?)");
+  VEIL_ASSIGN_OR_RETURN(engine::Manifest m, engine::ParseManifest(*raw));
+  bool in_store = false;
+  for (const auto& f : m.faces) in_store |= f.payload_location == engine::PayloadLocation::kKeyStore;
+  if (!in_store) return m;
+  // The payloads stayed with the key store: its copy must describe the same output.
+  const std::string path = (fs::path(opts.dir) / "payloads" / (keys::ToHex(m.manifest_id) + ".veil")).string();
+  auto stored_raw = keys::ReadFile(path, 64u << 20);
+  if (!stored_raw.ok()) return stored_raw.status().WithContext("the key store holds no payloads for this image");
+  VEIL_ASSIGN_OR_RETURN(engine::Manifest stored, engine::ParseManifest(*stored_raw));
+  if (stored.manifest_id != m.manifest_id || stored.output_pixels_sha256 != m.output_pixels_sha256 ||
+      stored.faces.size() != m.faces.size()) {
+    return DataLossError("the key store's payloads belong to another output");
+  }
+  return stored;
+}
+
+int Restore(int argc, char** argv) {
+  Args args(argc, argv, {"--json", "--help"});
+  if (args.Flag("--help")) {
+    std::fputs(kUsage, stdout);
+    return 0;
+  }
+  auto opts = ReadStoreOptions(args);
+  auto request_path = args.Get("--request");
+  auto out = args.Get("-o");
+  if (!out) out = args.Get("--output");
+  auto manifest_path = args.Get("--manifest");
+  const bool json = args.Flag("--json");
+  if (Status st = args.Finish(); !st.ok()) return Fail(st);
+  if (!opts.status.ok()) return Fail(opts.status);
+  if (args.positionals().size() != 1) return Fail(InvalidArgumentError("give exactly one INPUT image"));
+  if (!request_path) return Fail(InvalidArgumentError("--request REQUEST is required"));
+  if (!out) return Fail(InvalidArgumentError("-o OUT is required"));
+  const std::string input = args.positionals()[0];
+  if (keys::PathExists(*out)) return Fail(AlreadyExistsError(*out + " exists; not overwriting it"));
+
+  auto bytes = keys::ReadFile(input, 256u << 20);
+  if (!bytes.ok()) return Fail(bytes.status());
+  engine::ImageLimits limits;
+  limits.silence_decoder_stderr = true;
+  auto image = engine::DecodeImage(*bytes, limits);
+  if (!image.ok()) return Fail(image.status().WithContext(input));
+  auto request_bytes = keys::ReadFile(*request_path, 1u << 20);
+  if (!request_bytes.ok()) return Fail(request_bytes.status());
+  auto request = keys::RestoreRequest::Parse(*request_bytes);
+  if (!request.ok()) return Fail(request.status().WithContext(*request_path));
+
+  auto store = OpenStore(opts, keys::KeyStore::Access::kReadWrite);
+  if (!store.ok()) return Fail(store.status());
+  auto grant = (*store)->AuthorizeRestore(*request, Now());  // logged, granted or denied
+  if (!grant.ok()) return Fail(grant.status());
+
+  const std::string digest = keys::Sha256(*bytes);
+  auto log_outcome = [&](keys::AuditOutcome outcome, const std::string& reason, const std::string& keyring, uint32_t v) {
+    return (*store)->Log(keys::AuditAction::kRestorePerformed, outcome, request->info().request_id_hex, reason,
+                         {digest}, keyring, v);
+  };
+  auto fail_logged = [&](const Status& st) {
+    Status logged = log_outcome(keys::AuditOutcome::kFailed, st.message(), "", 0);
+    return Fail(logged.ok() ? st : logged);
+  };
+  if (!grant->Covers(digest)) {
+    return fail_logged(PermissionDeniedError("the request does not name this image (SHA-256 " + keys::ToHex(digest) + ")"));
+  }
+  auto manifest = LoadManifest(input, *bytes, manifest_path, opts);
+  if (!manifest.ok()) return fail_logged(manifest.status());
+  auto restored = engine::RestoreFromPayloads(*image, *manifest, *grant);
+  if (!restored.ok()) return fail_logged(restored.status());
+
+  const std::string ext = fs::path(*out).extension().string();
+  std::vector<uchar> buf;
+  if (ext.empty() || !cv::imencode(ext, restored->image, buf)) {
+    return fail_logged(InvalidArgumentError("cannot write '" + *out + "': use .png for an exact restore"));
+  }
+  Status logged = log_outcome(keys::AuditOutcome::kSuccess,
+                              "restored " + std::to_string(restored->faces_restored) + " face(s) of manifest " +
+                                  keys::ToHex(manifest->manifest_id),
+                              manifest->keyring, manifest->key_version);
+  if (!logged.ok()) return Fail(logged);  // fail closed: nothing written without its record
+  if (Status st = keys::WriteFileAtomic(*out, std::string(buf.begin(), buf.end()), false, 0600); !st.ok()) return Fail(st);
+  if (json) {
+    PrintJson({{"output", *out}, {"faces_restored", restored->faces_restored},
+               {"faces_without_payload", restored->faces_without_payload},
+               {"manifest_id", keys::ToHex(manifest->manifest_id)}});
+  } else {
+    std::printf("restored %d face(s) of %s into %s%s\n", restored->faces_restored, input.c_str(), out->c_str(),
+                restored->faces_without_payload ? " (some faces had no payload and stay anonymized)" : "");
+  }
+  return 0;
+}
+
+}  // namespace
+
+int RunRestore(int argc, char** argv) { return Restore(argc, argv); }
+
+}  // namespace veil::cli
