@@ -24,9 +24,9 @@ echo x > "$seeds/x"
 
 declare -A seed=(
   [store_file]="$seeds/store/keystore.veil" [store_body]="" [audit_log]="$seeds/store/audit.log"
-  [restore_request]="$seeds/req" [checkpoint]="$seeds/cp" [sealed_payload]=""
+  [restore_request]="$seeds/req" [checkpoint]="$seeds/cp" [sealed_payload]="" [manifest]="$repo/tests/fuzz/seeds/manifest.png"
 )
-for name in store_file store_body audit_log restore_request checkpoint sealed_payload; do
+for name in store_file store_body audit_log restore_request checkpoint sealed_payload manifest; do
   corpus="$repo/tests/fuzz/corpus-$name"
   mkdir -p "$corpus"
   [ -n "${seed[$name]}" ] && cp "${seed[$name]}" "$corpus/seed"
