@@ -13,6 +13,7 @@
 #include "store_options.h"
 #include "veil/engine/image_io.h"
 #include "veil/engine/pipeline.h"
+#include "veil/engine/video.h"
 #include "veil/keys/fs.h"
 
 namespace veil::cli {
@@ -24,7 +25,7 @@ using engine::PayloadLocation;
 
 const char* kUsage =
     "usage: veil anonymize INPUT... -o OUT [OPTIONS]\n"
-    "  INPUT        image files or folders (recursive; the output tree mirrors them)\n"
+    "  INPUT        image or video files, or folders (recursive; the output tree mirrors them)\n"
     "  -o OUT       output file (one input file) or folder; existing outputs are skipped, so a killed\n"
     "               batch resumes; inputs are never overwritten\n"
     "  --replace pixelate|blur|solid       how faces are replaced (default pixelate; synthesized faces\n"
@@ -40,9 +41,11 @@ const char* kUsage =
     "  --json               a JSON report on stdout;  --quiet  no progress bar\n"
     "common options: --store DIR, --key-file F | --passphrase-file F | $VEIL_PASSPHRASE, --actor NAME\n"
     "The written images carry no metadata: EXIF (orientation applied first), GPS, XMP, IPTC and comments\n"
-    "are dropped by re-encoding.\n";
+    "are dropped by re-encoding. Videos (.mp4 .mov .m4v .mkv .webm -> .mp4, .avi -> Motion-JPEG .avi)\n"
+    "are written without audio, with the manifest in OUT.veil and no payloads (irreversible).\n";
 
 const std::set<std::string> kImageExt = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"};
+const std::set<std::string> kVideoExt = {".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm"};
 
 std::string Lower(std::string s) {
   for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
@@ -57,7 +60,8 @@ struct Job {
 fs::path OutputPath(const fs::path& out, const std::string& format) {
   std::string ext = Lower(out.extension().string());
   std::string want;
-  if (format == "auto") want = (ext == ".jpg" || ext == ".jpeg" || ext == ".png") ? ext : ".png";
+  if (kVideoExt.count(ext)) want = ext == ".avi" ? ".avi" : ".mp4";
+  else if (format == "auto") want = (ext == ".jpg" || ext == ".jpeg" || ext == ".png") ? ext : ".png";
   else want = "." + format;
   fs::path p = out;
   if (ext != want) p.replace_extension(want);
@@ -82,7 +86,8 @@ StatusOr<std::vector<Job>> PlanJobs(const std::vector<std::string>& inputs, cons
           it.disable_recursion_pending();  // never descend into our own output
           continue;
         }
-        if (it->is_regular_file() && kImageExt.count(Lower(it->path().extension().string()))) files.push_back(it->path());
+        const std::string ext = Lower(it->path().extension().string());
+        if (it->is_regular_file() && (kImageExt.count(ext) || kVideoExt.count(ext))) files.push_back(it->path());
       }
       std::sort(files.begin(), files.end());
       for (const auto& f : files) jobs.push_back({f, OutputPath(out / ip.filename() / fs::relative(f, ip), format)});
@@ -118,6 +123,22 @@ class ProgressBar {
   bool enabled_;
   Clock::time_point start_;
 };
+
+Status ProcessVideo(engine::Pipeline& pipeline, const keys::KeyHandle& key, const Job& job, bool show_progress,
+                    engine::AnonymizeOutput* result) {
+  std::error_code ec;
+  fs::create_directories(job.output.parent_path().empty() ? fs::path(".") : job.output.parent_path(), ec);
+  auto progress = [&](const engine::VideoProgress& p) {
+    if (show_progress && p.frame % 10 == 0) {
+      std::fprintf(stderr, "\r  %s: frame %lld/%lld   ", job.input.filename().c_str(), static_cast<long long>(p.frame),
+                   static_cast<long long>(p.frames));
+    }
+  };
+  VEIL_ASSIGN_OR_RETURN(result->manifest, engine::AnonymizeVideo(pipeline, key, job.input.string(), job.output.string(), progress));
+  if (show_progress) std::fprintf(stderr, "\n");
+  result->manifest_bytes = engine::SerializeManifest(result->manifest);
+  return keys::WriteFileAtomic(job.output.string() + ".veil", result->manifest_bytes, false, 0644);
+}
 
 Status ProcessOne(engine::Pipeline& pipeline, const keys::KeyHandle& key, const Job& job, const StoreOptions& opts,
                   engine::AnonymizeOutput* result) {
@@ -212,7 +233,9 @@ int Anonymize(int argc, char** argv) {
       entry["status"] = "skipped (output exists)";
     } else {
       engine::AnonymizeOutput result;
-      Status st = ProcessOne(**pipeline, *key, job, opts, &result);
+      Status st = engine::IsVideoPath(job.input.string())
+                      ? ProcessVideo(**pipeline, *key, job, !quiet && !json && isatty(2), &result)
+                      : ProcessOne(**pipeline, *key, job, opts, &result);
       if (st.ok()) {
         ++done;
         faces += result.manifest.faces.size();

@@ -4,6 +4,9 @@
 #include <string>
 
 #include <google/protobuf/stubs/logging.h>
+#ifdef VEIL_HAVE_ENGINE
+#include <opencv2/core/utils/logger.hpp>
+#endif
 
 #include "commands.h"
 
@@ -23,6 +26,7 @@ const Command kCommands[] = {
 #ifdef VEIL_HAVE_ENGINE
     {"anonymize", veil::cli::RunAnonymize, "INPUT... -o OUT  (replace every face; manifest and sealed originals)"},
     {"restore", veil::cli::RunRestore, "INPUT --request REQ -o OUT  (authorized, audited, exact restore)"},
+    {"camera", veil::cli::RunCamera, "[--device N | --input VIDEO]  (live anonymized stream, preview or file)"},
     {"detect", veil::cli::RunDetect, "IMAGE...  (find faces and landmarks)"},
 #endif
 };
@@ -39,6 +43,10 @@ int main(int argc, char** argv) {
   // Only this program prints; protobuf's own log lines on malformed input would duplicate (and
   // garble) the one-line errors the commands give.
   google::protobuf::SetLogHandler(nullptr);
+#ifdef VEIL_HAVE_ENGINE
+  // Likewise OpenCV's warnings about undecodable files (the commands report those themselves).
+  cv::utils::logging::setLogLevel(cv::utils::logging::LOG_LEVEL_ERROR);
+#endif
   if (argc < 2 || !std::strcmp(argv[1], "help") || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h")) {
     PrintUsage(argc < 2 ? stderr : stdout);
     return argc < 2 ? 2 : 0;

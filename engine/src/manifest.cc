@@ -130,6 +130,7 @@ std::string SerializeManifest(const Manifest& m) {
     fr->mutable_region()->set_width(static_cast<float>(f.region.width));
     fr->mutable_region()->set_height(static_cast<float>(f.region.height));
     fr->set_payload_location(static_cast<proto::FaceRecord::PayloadLocation>(f.payload_location));
+    fr->set_frame(f.frame);
     if (!f.sealed_payload.empty()) {
       fr->mutable_payload()->mutable_key()->set_keyring(m.keyring);
       fr->mutable_payload()->mutable_key()->set_version(m.key_version);
@@ -140,6 +141,7 @@ std::string SerializeManifest(const Manifest& m) {
   p.set_output_pixels_sha256(m.output_pixels_sha256);
   p.set_width(m.width);
   p.set_height(m.height);
+  p.set_frames(m.frames);
   return p.SerializeAsString();
 }
 
@@ -164,6 +166,7 @@ StatusOr<Manifest> ParseManifest(const std::string& bytes) {
   m.scope_id = p.scope_id();
   m.width = p.width();
   m.height = p.height();
+  m.frames = p.frames();
   for (const auto& fr : p.faces()) {
     FaceRecord f;
     f.index = fr.index();
@@ -182,6 +185,7 @@ StatusOr<Manifest> ParseManifest(const std::string& bytes) {
     }
     if (fr.payload_location() < 0 || fr.payload_location() > 3) return DataLossError("manifest names an unknown payload location");
     f.payload_location = static_cast<PayloadLocation>(fr.payload_location());
+    f.frame = fr.frame();
     f.sealed_payload = fr.payload().ciphertext();
     m.faces.push_back(std::move(f));
   }

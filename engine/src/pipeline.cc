@@ -72,31 +72,9 @@ class PipelineImpl final : public Pipeline {
     m.width = static_cast<uint32_t>(bgr.cols);
     m.height = static_cast<uint32_t>(bgr.rows);
 
-    cv::Mat out = bgr.clone();
-    std::vector<cv::Mat> originals;
-    for (size_t i = 0; i < faces.size(); ++i) {
-      const Face& face = faces[i];
-      FaceRecord rec;
-      rec.index = static_cast<uint32_t>(i);
-      rec.box = face.box;
-      if (face.has_landmarks) rec.landmarks.assign(face.landmarks5.begin(), face.landmarks5.end());
-      rec.detector_score = face.score;
-      rec.region = internal::ReplacementRegion(face.box, params_.region_margin, bgr.size());
-      rec.method = params_.method;
-      if (std::min(face.box.width, face.box.height) < static_cast<float>(params_.min_face_size)) {
-        rec.method = params_.small_face_method;
-        rec.method_reason = "face smaller than " + std::to_string(params_.min_face_size) + " px: " +
-                            ReplaceMethodName(rec.method);
-      }
-      if (rec.method == ReplaceMethod::kSynthesized) {
-        return FailedPreconditionError("synthesized faces need the identity models, which this build does not ship "
-                                       "yet; use --replace blur, pixelate or solid");
-      }
-      originals.push_back(bgr(rec.region).clone());
-      internal::ReplacePlain(out, rec.region, rec.method);
-      m.faces.push_back(std::move(rec));
-      if (params_.progress) params_.progress(static_cast<int>(i), static_cast<int>(faces.size()));
-    }
+    VEIL_ASSIGN_OR_RETURN(FrameOutput frame, Replace(bgr, faces));
+    m.faces = std::move(frame.faces);
+    const cv::Mat& out = frame.image;
 
     std::vector<uchar> buf;
     if (!cv::imencode(ext, out, buf, EncodeParams(ext))) return InternalError("encoding the output as " + ext + " failed");
@@ -110,7 +88,7 @@ class PipelineImpl final : public Pipeline {
         auto& rec = m.faces[i];
         if (rec.region.area() == 0) continue;
         std::vector<uchar> png;
-        if (!cv::imencode(".png", originals[i], png)) return InternalError("encoding a face payload failed");
+        if (!cv::imencode(".png", bgr(rec.region), png)) return InternalError("encoding a face payload failed");
         VEIL_ASSIGN_OR_RETURN(rec.sealed_payload,
                               keys::SealPayload(key, keys::ScopeKind::kFace, keys::ToHex(m.manifest_id) + "#" + std::to_string(i),
                                                 std::string(png.begin(), png.end()), PayloadAssociatedData(m, rec.index),
@@ -136,9 +114,66 @@ class PipelineImpl final : public Pipeline {
     return result;
   }
 
+  StatusOr<FrameOutput> AnonymizeFrame(const cv::Mat& bgr, const keys::KeyHandle& key) override {
+    (void)key;  // the plain replacements need no key; synthesized pseudonyms will
+    if (bgr.empty() || bgr.type() != CV_8UC3) return InvalidArgumentError("the pipeline needs an 8-bit BGR image");
+    VEIL_ASSIGN_OR_RETURN(std::vector<Face> faces, detector_->Detect(bgr));
+    // Faces seen recently but missed now are held where they were last seen.
+    std::vector<std::pair<Face, int>> next;
+    for (const auto& f : faces) next.emplace_back(f, 0);
+    std::vector<bool> held(faces.size(), false);
+    for (const auto& [face, age] : recent_) {
+      if (age >= params_.hold_frames || face.box.x >= bgr.cols || face.box.y >= bgr.rows) continue;
+      bool matched = false;
+      for (const auto& f : faces) matched |= BoxIou(f.box, face.box) > 0.3f;
+      if (matched) continue;
+      faces.push_back(face);
+      held.push_back(true);
+      next.emplace_back(face, age + 1);
+    }
+    recent_ = std::move(next);
+    VEIL_ASSIGN_OR_RETURN(FrameOutput frame, Replace(bgr, faces));
+    for (size_t i = 0; i < frame.faces.size(); ++i) {
+      if (held[i]) frame.faces[i].method_reason = "held from an earlier frame (missed by the detector here)";
+    }
+    return frame;
+  }
+
+  void ResetStream() override { recent_.clear(); }
+
  private:
+  // Replaces every face; the records say how and where. Originals stay in `bgr`.
+  StatusOr<FrameOutput> Replace(const cv::Mat& bgr, const std::vector<Face>& faces) {
+    FrameOutput frame;
+    frame.image = bgr.clone();
+    for (size_t i = 0; i < faces.size(); ++i) {
+      const Face& face = faces[i];
+      FaceRecord rec;
+      rec.index = static_cast<uint32_t>(i);
+      rec.box = face.box;
+      if (face.has_landmarks) rec.landmarks.assign(face.landmarks5.begin(), face.landmarks5.end());
+      rec.detector_score = face.score;
+      rec.region = internal::ReplacementRegion(face.box, params_.region_margin, bgr.size());
+      rec.method = params_.method;
+      if (std::min(face.box.width, face.box.height) < static_cast<float>(params_.min_face_size)) {
+        rec.method = params_.small_face_method;
+        rec.method_reason = "face smaller than " + std::to_string(params_.min_face_size) + " px: " +
+                            ReplaceMethodName(rec.method);
+      }
+      if (rec.method == ReplaceMethod::kSynthesized) {
+        return FailedPreconditionError("synthesized faces need the identity models, which this build does not ship "
+                                       "yet; use --replace blur, pixelate or solid");
+      }
+      internal::ReplacePlain(frame.image, rec.region, rec.method);
+      frame.faces.push_back(std::move(rec));
+      if (params_.progress) params_.progress(static_cast<int>(i), static_cast<int>(faces.size()));
+    }
+    return frame;
+  }
+
   PipelineParams params_;
   std::unique_ptr<FaceDetector> detector_;
+  std::vector<std::pair<Face, int>> recent_;  // the stream's faces and frames since last detected
 };
 
 }  // namespace
@@ -166,8 +201,8 @@ StatusOr<std::unique_ptr<Pipeline>> Pipeline::Create(const PipelineParams& param
   if (params.payloads == PayloadLocation::kSidecar) {
     return InvalidArgumentError("payloads go inline (in the manifest, embedded or sidecar), to the key store, or nowhere");
   }
-  if (params.min_face_size < 0 || params.region_margin < 0 || params.region_margin > 2) {
-    return InvalidArgumentError("min face size must be >= 0 and region margin from 0 to 2");
+  if (params.min_face_size < 0 || params.region_margin < 0 || params.region_margin > 2 || params.hold_frames < 0) {
+    return InvalidArgumentError("min face size and hold frames must be >= 0, region margin from 0 to 2");
   }
   FaceDetectorParams dp;
   dp.models_dir = params.models_dir;

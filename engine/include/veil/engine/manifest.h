@@ -37,6 +37,7 @@ struct FaceRecord {
   cv::Rect region;                     // the pixels the replacement changed
   PayloadLocation payload_location = PayloadLocation::kNone;
   std::string sealed_payload;          // keys::SealPayload output; empty unless kept in the manifest
+  uint32_t frame = 0;                  // frame number in a video
 };
 
 struct Manifest {
@@ -50,6 +51,7 @@ struct Manifest {
   std::string output_pixels_sha256;    // 32 bytes: SHA-256 of the decoded output (BGR rows)
   uint32_t width = 0;
   uint32_t height = 0;
+  uint32_t frames = 0;                 // videos: number of frames
 };
 
 std::string SerializeManifest(const Manifest& m);

@@ -37,6 +37,9 @@ struct PipelineParams {
   int min_face_size = 24;
   ReplaceMethod small_face_method = ReplaceMethod::kPixelate;
   float region_margin = 0.2f;                           // the replaced region: the box grown by this
+  // Streams: a face found in one of the last `hold_frames` frames but missed by the detector now is
+  // still replaced where it was last seen (a missed detection must not show a face for a frame).
+  int hold_frames = 5;
   keys::ScopeKind scope = keys::ScopeKind::kImage;      // for pseudonyms (synthesized faces)
   std::string scope_id;                                 // stream id for kStream; unused otherwise
   // Where the sealed originals go: in the manifest (kInline), only to the key store's side
@@ -55,6 +58,12 @@ struct AnonymizeOutput {
   Manifest manifest;          // with the sealed payloads
 };
 
+// One anonymized frame: the pixels and what was done to each face (no encoding, no payloads).
+struct FrameOutput {
+  cv::Mat image;
+  std::vector<FaceRecord> faces;
+};
+
 struct RestoreOutput {
   cv::Mat image;
   int faces_restored = 0;
@@ -71,6 +80,12 @@ class Pipeline {
   // formats too. Embedding needs PNG or JPEG (Unsupported otherwise: use a sidecar).
   virtual StatusOr<AnonymizeOutput> AnonymizeImage(const cv::Mat& bgr, const keys::KeyHandle& key,
                                                    const std::string& extension) = 0;
+
+  // Anonymizes one frame of a stream (video, camera): detect and replace, nothing else. Faces are
+  // replaced as in AnonymizeImage; pseudonyms use the stream scope when params().scope is kStream.
+  // Consecutive calls form one stream (see hold_frames); ResetStream() starts a new one.
+  virtual StatusOr<FrameOutput> AnonymizeFrame(const cv::Mat& bgr, const keys::KeyHandle& key) = 0;
+  virtual void ResetStream() = 0;
 
   virtual const PipelineParams& params() const = 0;
   virtual std::vector<ModelRef> models() const = 0;

@@ -1,0 +1,122 @@
+// veil camera: anonymize a live camera (V4L2) or a video file as a stream, with a preview window
+// when a display exists, and/or written to a file (headless).
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+
+#include <opencv2/highgui.hpp>
+#include <opencv2/videoio.hpp>
+
+#include "cli.h"
+#include "commands.h"
+#include "store_options.h"
+#include "veil/engine/pipeline.h"
+#include "veil/keys/fs.h"
+
+namespace veil::cli {
+namespace {
+
+const char* kUsage =
+    "usage: veil camera [--device N | --input VIDEO] [-o OUT.avi] [--frames N] [--no-preview]\n"
+    "         [--replace pixelate|blur|solid] [--detector tiny|ssd] [--keyring NAME] [--scope-id ID]\n"
+    "  Reads /dev/videoN (default 0) or a video file frame by frame with the fast detector, and shows\n"
+    "  the anonymized stream in a window when $DISPLAY is set (q or Esc stops), and/or writes it to OUT\n"
+    "  (Motion-JPEG .avi, or .mp4). Without a display, -o is required. Pseudonyms use the stream scope.\n"
+    "common options: --store DIR, --key-file F | --passphrase-file F | $VEIL_PASSPHRASE, --actor NAME\n";
+
+int Camera(int argc, char** argv) {
+  Args args(argc, argv, {"--no-preview", "--help"});
+  if (args.Flag("--help")) {
+    std::fputs(kUsage, stdout);
+    return 0;
+  }
+  auto opts = ReadStoreOptions(args);
+  auto device = args.GetInt("--device", 0, 0, 63);
+  auto input = args.Get("--input");
+  auto out = args.Get("-o");
+  auto max_frames = args.GetInt("--frames", 0, 0, 1LL << 40);
+  const bool no_preview = args.Flag("--no-preview");
+  auto method = engine::ParseReplaceMethod(args.GetOr("--replace", "pixelate"));
+  const std::string detector = args.GetOr("--detector", "tiny");
+  const std::string keyring = args.GetOr("--keyring", "default");
+  const std::string scope_id = args.GetOr("--scope-id", "camera");
+  if (Status st = args.Finish(); !st.ok()) return Fail(st);
+  if (!opts.status.ok()) return Fail(opts.status);
+  if (!device.ok()) return Fail(device.status());
+  if (!max_frames.ok()) return Fail(max_frames.status());
+  if (!method.ok()) return Fail(method.status());
+  if (detector != "ssd" && detector != "tiny") return Fail(InvalidArgumentError("--detector is ssd or tiny"));
+  const bool preview = !no_preview && std::getenv("DISPLAY") != nullptr;
+  if (!preview && !out) return Fail(InvalidArgumentError("no display to preview on: give -o OUT to write the stream"));
+  if (out && keys::PathExists(*out)) return Fail(AlreadyExistsError(*out + " exists; not overwriting it"));
+
+  engine::PipelineParams params;
+  params.method = *method;
+  params.detector = detector == "tiny" ? engine::DetectorKind::kTiny : engine::DetectorKind::kSsd;
+  params.scope = keys::ScopeKind::kStream;
+  params.scope_id = scope_id;
+  auto pipeline = engine::Pipeline::Create(params);
+  if (!pipeline.ok()) return Fail(pipeline.status());
+  StatusOr<keys::KeyHandle> key = InternalError("no key");
+  {
+    auto store = OpenStore(opts, keys::KeyStore::Access::kReadWrite);
+    if (!store.ok()) return Fail(store.status());
+    key = (*store)->KeyForNewWork(keyring, "camera stream " + scope_id);
+    if (!key.ok()) return Fail(key.status());
+  }
+
+  cv::VideoCapture cap = input ? cv::VideoCapture(*input) : cv::VideoCapture(static_cast<int>(*device), cv::CAP_V4L2);
+  if (!cap.isOpened()) {
+    return Fail(NotFoundError(input ? *input + " is not a readable video"
+                                    : "no camera at /dev/video" + std::to_string(*device)));
+  }
+  cv::VideoWriter writer;
+  std::string tmp;
+  int64_t frames = 0, faces = 0;
+  const auto t0 = std::chrono::steady_clock::now();
+  cv::Mat frame;
+  Status status;
+  while ((*max_frames == 0 || frames < *max_frames) && cap.read(frame)) {
+    auto anon = (*pipeline)->AnonymizeFrame(frame, *key);
+    if (!anon.ok()) {
+      status = anon.status();
+      break;
+    }
+    faces += static_cast<int64_t>(anon->faces.size());
+    if (out && !writer.isOpened()) {
+      const bool avi = out->size() > 4 && out->substr(out->size() - 4) == ".avi";
+      tmp = *out + ".tmp" + (avi ? ".avi" : ".mp4");
+      double fps = cap.get(cv::CAP_PROP_FPS) > 0 ? cap.get(cv::CAP_PROP_FPS) : 30.0;
+      writer.open(tmp, avi ? cv::VideoWriter::fourcc('M', 'J', 'P', 'G') : cv::VideoWriter::fourcc('m', 'p', '4', 'v'), fps,
+                  anon->image.size());
+      if (!writer.isOpened()) {
+        status = IoError("cannot write " + tmp);
+        break;
+      }
+    }
+    if (writer.isOpened()) writer.write(anon->image);
+    ++frames;
+    if (preview) {
+      cv::imshow("veil camera (q to stop)", anon->image);
+      int k = cv::waitKey(1);
+      if (k == 'q' || k == 27) break;
+    }
+  }
+  writer.release();
+  if (status.ok() && out && frames > 0 && std::rename(tmp.c_str(), out->c_str()) != 0) status = IoError("cannot create " + *out);
+  if (!status.ok()) {
+    if (!tmp.empty()) std::remove(tmp.c_str());
+    return Fail(status);
+  }
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  std::printf("%lld frames, %lld faces replaced, %.1f frames/s%s%s\n", static_cast<long long>(frames),
+              static_cast<long long>(faces), secs > 0 ? frames / secs : 0.0, out ? ", written to " : "",
+              out ? out->c_str() : "");
+  return 0;
+}
+
+}  // namespace
+
+int RunCamera(int argc, char** argv) { return Camera(argc, argv); }
+
+}  // namespace veil::cli
