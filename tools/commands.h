@@ -13,6 +13,7 @@ int RunDetect(int argc, char** argv);
 int RunAnonymize(int argc, char** argv);
 int RunRestore(int argc, char** argv);
 int RunCamera(int argc, char** argv);
+int RunBench(int argc, char** argv);
 #endif
 
 }  // namespace veil::cli

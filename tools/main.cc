@@ -27,6 +27,7 @@ const Command kCommands[] = {
     {"anonymize", veil::cli::RunAnonymize, "INPUT... -o OUT  (replace every face; manifest and sealed originals)"},
     {"restore", veil::cli::RunRestore, "INPUT --request REQ -o OUT  (authorized, audited, exact restore)"},
     {"camera", veil::cli::RunCamera, "[--device N | --input VIDEO]  (live anonymized stream, preview or file)"},
+    {"bench", veil::cli::RunBench, "[--iters N] [--json]  (camera fps per stage, photos/s, restores/s, memory)"},
     {"detect", veil::cli::RunDetect, "IMAGE...  (find faces and landmarks)"},
 #endif
 };

@@ -1,0 +1,205 @@
+// veil bench: speed and memory of what users run: the camera path (per stage), batch photos and
+// exact restores. Numbers only; nothing here asserts a speed.
+#include <stdlib.h>
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+
+#include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
+
+#include "cli.h"
+#include "commands.h"
+#include "output.h"
+#include "veil/engine/face_detector.h"
+#include "veil/engine/image_io.h"
+#include "veil/engine/pipeline.h"
+#include "veil/engine/runtime.h"
+#include "veil/keys/key_store.h"
+#include "veil/keys/principal_key.h"
+
+namespace veil::cli {
+namespace {
+
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+const char* kUsage =
+    "usage: veil bench [--images DIR] [--iters 10] [--json]\n"
+    "  Camera path (tiny detector, one face) at 640x480 and 1280x720: ms per stage and frames/s;\n"
+    "  batch photos per second (SSD, PNG out, sealed payloads); exact restores per second; peak memory.\n"
+    "  DIR holds test photos (default: the face-api demo photos). Uses a throw-away key store.\n";
+
+template <typename F>
+double MedianMs(int iters, F&& f) {
+  f();  // warm-up
+  std::vector<double> ms;
+  for (int i = 0; i < iters; ++i) {
+    auto t0 = Clock::now();
+    f();
+    ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
+  }
+  std::sort(ms.begin(), ms.end());
+  return ms[ms.size() / 2];
+}
+
+// A frame of `size` around the first face of `photo` (so that it holds one face).
+StatusOr<cv::Mat> OneFaceFrame(engine::FaceDetector& ssd, const cv::Mat& photo, cv::Size size) {
+  VEIL_ASSIGN_OR_RETURN(std::vector<engine::Face> faces, ssd.Detect(photo));
+  if (faces.empty()) return NotFoundError("no face in the benchmark photo");
+  const cv::Rect2f b = faces[0].box;
+  const float aspect = static_cast<float>(size.width) / size.height;
+  float h = std::min(b.height * 3.0f, static_cast<float>(photo.rows));
+  float w = std::min(h * aspect, static_cast<float>(photo.cols));
+  h = w / aspect;
+  float x = std::clamp(b.x + b.width / 2 - w / 2, 0.0f, photo.cols - w);
+  float y = std::clamp(b.y + b.height / 2 - h / 2, 0.0f, photo.rows - h);
+  cv::Mat frame;
+  cv::resize(photo(cv::Rect(cv::Point(static_cast<int>(x), static_cast<int>(y)), cv::Size(static_cast<int>(w), static_cast<int>(h)))),
+             frame, size, 0, 0, cv::INTER_AREA);
+  return frame;
+}
+
+struct TempStore {
+  std::string dir;
+  std::unique_ptr<keys::KeyStore> store;
+  keys::PrincipalKey a = keys::PrincipalKey::Generate("a");
+  ~TempStore() {
+    store.reset();
+    if (!dir.empty()) fs::remove_all(dir);
+  }
+};
+
+Status MakeStore(TempStore* t) {
+  t->dir = (fs::temp_directory_path() / "veil-bench-XXXXXX").string();
+  if (!::mkdtemp(t->dir.data())) return IoError("cannot make a temporary folder");
+  VEIL_ASSIGN_OR_RETURN(t->store, keys::KeyStore::Create(t->dir + "/store", keys::Credential::FromRawKey(keys::SecretBytes::Random(32)),
+                                                         {1, 8192}, "bench", "default", 1));
+  VEIL_RETURN_IF_ERROR(t->store->AddPrincipal("a", keys::Role::kApprover, t->a.public_key()));
+  return t->store->AddPrincipal("op", keys::Role::kOperator, keys::PrincipalKey::Generate("op").public_key());
+}
+
+int Bench(int argc, char** argv) {
+  Args args(argc, argv, {"--json", "--help"});
+  if (args.Flag("--help")) {
+    std::fputs(kUsage, stdout);
+    return 0;
+  }
+  const bool json = args.Flag("--json");
+  auto iters = args.GetInt("--iters", 10, 1, 1000);
+  const std::string images = args.GetOr("--images", (fs::path(engine::DefaultModelsDir()) / ".." / "demo").string());
+  if (Status st = args.Finish(); !st.ok()) return Fail(st);
+  if (!iters.ok()) return Fail(iters.status());
+
+  std::vector<cv::Mat> photos;
+  std::vector<fs::path> paths;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(images, ec)) {
+    auto ext = e.path().extension().string();
+    if (ext == ".jpg" || ext == ".png") paths.push_back(e.path());
+  }
+  std::sort(paths.begin(), paths.end());
+  for (const auto& p : paths) {
+    auto img = engine::ReadImage(p.string());
+    if (img.ok()) photos.push_back(*img);
+  }
+  if (photos.empty()) return Fail(NotFoundError("no .jpg or .png photos in " + images));
+
+  TempStore t;
+  if (Status st = MakeStore(&t); !st.ok()) return Fail(st);
+  auto key = t.store->KeyForNewWork("default", "bench");
+  if (!key.ok()) return Fail(key.status());
+
+  engine::FaceDetectorParams ssd_params, tiny_params;
+  tiny_params.kind = engine::DetectorKind::kTiny;
+  auto ssd = engine::FaceDetector::Create(ssd_params);
+  auto tiny = engine::FaceDetector::Create(tiny_params);
+  if (!ssd.ok()) return Fail(ssd.status());
+  if (!tiny.ok()) return Fail(tiny.status());
+  engine::PipelineParams camera_params;
+  camera_params.detector = engine::DetectorKind::kTiny;
+  camera_params.scope = keys::ScopeKind::kStream;
+  camera_params.scope_id = "bench";
+  auto camera = engine::Pipeline::Create(camera_params);
+  auto batch = engine::Pipeline::Create({});
+  if (!camera.ok()) return Fail(camera.status());
+  if (!batch.ok()) return Fail(batch.status());
+
+  nlohmann::json report = {{"threads", engine::RuntimeThreads()}, {"photos", photos.size()}};
+  for (cv::Size size : {cv::Size(640, 480), cv::Size(1280, 720)}) {
+    StatusOr<cv::Mat> frame = NotFoundError("no face in any benchmark photo");
+    for (const auto& p : photos) {
+      frame = OneFaceFrame(**ssd, p, size);
+      if (frame.ok()) break;
+    }
+    if (!frame.ok()) return Fail(frame.status());
+    double detect = MedianMs(*iters, [&] { (void)(*tiny)->Detect(*frame); });
+    double total = MedianMs(*iters, [&] { (void)(*camera)->AnonymizeFrame(*frame, *key); });
+    auto faces = (*camera)->AnonymizeFrame(*frame, *key);
+    const std::string name = std::to_string(size.width) + "x" + std::to_string(size.height);
+    report["camera"][name] = {{"faces", faces.ok() ? faces->faces.size() : 0},
+                              {"detect_and_landmarks_ms", detect},
+                              {"replace_ms", std::max(0.0, total - detect)},
+                              {"total_ms", total},
+                              {"fps", 1000.0 / total}};
+  }
+
+  // Batch photos: each photo once per round, PNG with sealed payloads; then exact restores.
+  std::vector<engine::AnonymizeOutput> outputs;
+  auto t0 = Clock::now();
+  for (const auto& p : photos) {
+    auto out = (*batch)->AnonymizeImage(p, *key, ".png");
+    if (!out.ok()) return Fail(out.status());
+    outputs.push_back(std::move(*out));
+  }
+  double batch_s = std::chrono::duration<double>(Clock::now() - t0).count();
+  keys::RestoreRequestSpec spec{"default", 0, {}, "bench", "bench", "op", 4'000'000'000};
+  for (const auto& o : outputs) spec.targets.push_back(keys::Sha256(o.image_bytes));
+  auto request = t.store->CreateRequest(spec, 1'900'000'000);
+  if (!request.ok()) return Fail(request.status());
+  request->Approve(t.a, 1'900'000'000);
+  auto grant = t.store->AuthorizeRestore(*request, 1'900'000'000);
+  if (!grant.ok()) return Fail(grant.status());
+  size_t restored_faces = 0;
+  auto t1 = Clock::now();
+  for (const auto& o : outputs) {
+    std::vector<uchar> buf(o.image_bytes.begin(), o.image_bytes.end());
+    cv::Mat decoded = cv::imdecode(buf, cv::IMREAD_COLOR);
+    auto r = engine::RestoreFromPayloads(decoded, o.manifest, *grant);
+    if (!r.ok()) return Fail(r.status());
+    restored_faces += static_cast<size_t>(r->faces_restored);
+  }
+  double restore_s = std::chrono::duration<double>(Clock::now() - t1).count();
+  size_t faces = 0;
+  for (const auto& o : outputs) faces += o.manifest.faces.size();
+  report["batch"] = {{"photos_per_s", photos.size() / batch_s}, {"faces", faces}, {"seconds", batch_s}};
+  report["restore"] = {{"images_per_s", outputs.size() / restore_s}, {"faces", restored_faces}, {"seconds", restore_s}};
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  report["peak_rss_mb"] = u.ru_maxrss / 1024.0;
+
+  if (json) {
+    PrintJson(report);
+    return 0;
+  }
+  std::printf("threads: %d\n", engine::RuntimeThreads());
+  for (const auto& [name, c] : report["camera"].items()) {
+    std::printf("camera %-9s %zu face(s): detect+landmarks %.1f ms, replace %.1f ms, total %.1f ms = %.1f fps\n",
+                name.c_str(), c["faces"].get<size_t>(), c["detect_and_landmarks_ms"].get<double>(),
+                c["replace_ms"].get<double>(), c["total_ms"].get<double>(), c["fps"].get<double>());
+  }
+  std::printf("batch photos: %.2f photos/s (%zu photos, %zu faces, SSD, PNG, sealed payloads)\n",
+              report["batch"]["photos_per_s"].get<double>(), photos.size(), faces);
+  std::printf("exact restores: %.2f images/s (%zu faces)\n", report["restore"]["images_per_s"].get<double>(), restored_faces);
+  std::printf("peak memory: %.0f MB\n", report["peak_rss_mb"].get<double>());
+  return 0;
+}
+
+}  // namespace
+
+int RunBench(int argc, char** argv) { return Bench(argc, argv); }
+
+}  // namespace veil::cli
