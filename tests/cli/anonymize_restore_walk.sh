@@ -52,6 +52,16 @@ expect 7 "$VEIL" restore out/in/sample1.jpg --request req -o r3.png   # req name
 expect 0 "$VEIL" keys rotate
 expect 0 "$VEIL" keys destroy --keyring default --version 1 --yes
 expect 8 "$VEIL" restore a.png --request req -o r4.png
+# Streams: the camera command on a file, headless; the written clip goes through anonymize as a video.
+DISPLAY= expect 2 "$VEIL" camera --input in/sample1.jpg --no-preview
+expect 0 "$VEIL" camera --input in/sample1.jpg -o clip.avi --no-preview
+contains "3 faces replaced" "$OUT"
+expect 0 "$VEIL" anonymize clip.avi -o vids --quiet
+[ -s vids/clip.avi ] && [ -s vids/clip.avi.veil ] && PASSED=$((PASSED + 1)) || { echo "FAIL: video or its manifest missing"; FAILED=$((FAILED + 1)); }
+echo "not a video" > junk.mp4
+expect 2 "$VEIL" anonymize junk.mp4 -o junk-out.mp4
+[ ! -e junk-out.mp4 ] && PASSED=$((PASSED + 1)) || { echo "FAIL: junk video produced output"; FAILED=$((FAILED + 1)); }
+
 expect 0 "$VEIL" audit verify
 expect 0 "$VEIL" audit show --json
 contains '"action": "restore-performed"' "$OUT"
