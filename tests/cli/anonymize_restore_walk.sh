@@ -19,6 +19,10 @@ contains "anonymized 2 file(s)" "$OUT"
 [ -f out/in/sample1.jpg ] && [ -f out/in/sub/sample2.jpg ] && PASSED=$((PASSED + 1)) || { echo "FAIL: tree not mirrored"; ls -R out; FAILED=$((FAILED + 1)); }
 grep -q Exif out/in/sample1.jpg && { echo "FAIL: EXIF survived"; FAILED=$((FAILED + 1)); } || PASSED=$((PASSED + 1))
 [ "$before" = "$(sha256sum in/sample1.jpg in/sub/sample2.jpg)" ] && PASSED=$((PASSED + 1)) || { echo "FAIL: input changed"; FAILED=$((FAILED + 1)); }
+# Two workers write the same bytes as one.
+expect 0 "$VEIL" anonymize in -o out2 --quiet --jobs 2
+cmp -s out/in/sample1.jpg out2/in/sample1.jpg && cmp -s out/in/sub/sample2.jpg out2/in/sub/sample2.jpg \
+  && PASSED=$((PASSED + 1)) || { echo "FAIL: --jobs 2 changed the output"; FAILED=$((FAILED + 1)); }
 # Resume: finished files are skipped.
 expect 0 "$VEIL" anonymize in -o out --quiet
 contains "2 skipped" "$OUT"
