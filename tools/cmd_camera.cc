@@ -25,7 +25,7 @@ const char* kUsage =
     "common options: --store DIR, --key-file F | --passphrase-file F | $VEIL_PASSPHRASE, --actor NAME\n";
 
 int Camera(int argc, char** argv) {
-  Args args(argc, argv, {"--no-preview", "--help"});
+  Args args(argc, argv, {"--no-preview", "--help", "--experimental"});
   if (args.Flag("--help")) {
     std::fputs(kUsage, stdout);
     return 0;
@@ -37,6 +37,7 @@ int Camera(int argc, char** argv) {
   auto max_frames = args.GetInt("--frames", 0, 0, 1LL << 40);
   const bool no_preview = args.Flag("--no-preview");
   auto method = engine::ParseReplaceMethod(args.GetOr("--replace", "pixelate"));
+  const bool experimental = args.Flag("--experimental");
   const std::string detector = args.GetOr("--detector", "tiny");
   const std::string keyring = args.GetOr("--keyring", "default");
   const std::string scope_id = args.GetOr("--scope-id", "camera");
@@ -45,6 +46,11 @@ int Camera(int argc, char** argv) {
   if (!device.ok()) return Fail(device.status());
   if (!max_frames.ok()) return Fail(max_frames.status());
   if (!method.ok()) return Fail(method.status());
+  if (*method == engine::ReplaceMethod::kSynthesized && !experimental) {
+    return Fail(FailedPreconditionError(
+        "the shipped identity models do not meet Veil's privacy bar yet (models/README.md: the faces they draw "
+        "stay recognizable); add --experimental to use them anyway"));
+  }
   if (detector != "ssd" && detector != "tiny") return Fail(InvalidArgumentError("--detector is ssd or tiny"));
   const bool preview = !no_preview && std::getenv("DISPLAY") != nullptr;
   if (!preview && !out) return Fail(InvalidArgumentError("no display to preview on: give -o OUT to write the stream"));

@@ -20,13 +20,15 @@ namespace {
 namespace fs = std::filesystem;
 
 const char* kUsage =
-    "usage: veil restore INPUT --request REQUEST -o OUT [--manifest FILE] [--json]\n"
+    "usage: veil restore INPUT --request REQUEST -o OUT [--manifest FILE] [--approximate] [--json]\n"
     "  Checks the request's approvals with the key store and logs the decision (granted or denied)\n"
     "  before any key is released; then puts every face's original pixels back from its sealed\n"
     "  payload (exact: a lossless OUT such as .png reproduces the original pixels bit for bit).\n"
     "  The request must name INPUT's SHA-256 as a target (veil request create --target-file INPUT).\n"
     "  The manifest is read from INPUT, else from --manifest FILE or INPUT.veil; payloads kept by the\n"
     "  key store are read from its folder.\n"
+    "  --approximate: synthesized faces without a payload are re-rendered through the keyed inverse\n"
+    "  flow: the person's identity in the pseudonym's pose, NOT the original pixels (no evidence).\n"
     "common options: --store DIR, --key-file F | --passphrase-file F | $VEIL_PASSPHRASE, --actor NAME\n";
 
 int64_t Now() {
@@ -62,7 +64,7 @@ StatusOr<engine::Manifest> LoadManifest(const std::string& input, const std::str
 }
 
 int Restore(int argc, char** argv) {
-  Args args(argc, argv, {"--json", "--help"});
+  Args args(argc, argv, {"--json", "--help", "--approximate"});
   if (args.Flag("--help")) {
     std::fputs(kUsage, stdout);
     return 0;
@@ -73,6 +75,7 @@ int Restore(int argc, char** argv) {
   if (!out) out = args.Get("--output");
   auto manifest_path = args.Get("--manifest");
   const bool json = args.Flag("--json");
+  const bool approximate = args.Flag("--approximate");
   if (Status st = args.Finish(); !st.ok()) return Fail(st);
   if (!opts.status.ok()) return Fail(opts.status);
   if (args.positionals().size() != 1) return Fail(InvalidArgumentError("give exactly one INPUT image"));
@@ -111,8 +114,23 @@ int Restore(int argc, char** argv) {
   }
   auto manifest = LoadManifest(input, *bytes, manifest_path, opts);
   if (!manifest.ok()) return fail_logged(manifest.status());
-  auto restored = engine::RestoreFromPayloads(*image, *manifest, *grant);
+  bool payloads = false;
+  for (const auto& f : manifest->faces) payloads |= !f.sealed_payload.empty();
+  StatusOr<engine::RestoreOutput> restored = InternalError("no restore");
+  if (payloads || !approximate) {
+    restored = engine::RestoreFromPayloads(*image, *manifest, *grant);
+    if (restored.ok() && !payloads && !manifest->faces.empty()) {
+      restored = FailedPreconditionError("the image holds no sealed originals; --approximate re-renders synthesized "
+                                         "faces through the inverse flow (not the original pixels)");
+    }
+  } else {
+    engine::PipelineParams params;
+    params.method = engine::ReplaceMethod::kSynthesized;
+    auto pipeline = engine::Pipeline::Create(params);
+    restored = pipeline.ok() ? (*pipeline)->RestoreApproximate(*image, *manifest, *grant) : pipeline.status();
+  }
   if (!restored.ok()) return fail_logged(restored.status());
+  const bool exact = payloads;
 
   const std::string ext = fs::path(*out).extension().string();
   std::vector<uchar> buf;
@@ -120,18 +138,20 @@ int Restore(int argc, char** argv) {
     return fail_logged(InvalidArgumentError("cannot write '" + *out + "': use .png for an exact restore"));
   }
   Status logged = log_outcome(keys::AuditOutcome::kSuccess,
-                              "restored " + std::to_string(restored->faces_restored) + " face(s) of manifest " +
+                              std::string(exact ? "restored " : "re-rendered (approximate) ") +
+                                  std::to_string(restored->faces_restored) + " face(s) of manifest " +
                                   keys::ToHex(manifest->manifest_id),
                               manifest->keyring, manifest->key_version);
   if (!logged.ok()) return Fail(logged);  // fail closed: nothing written without its record
   if (Status st = keys::WriteFileAtomic(*out, std::string(buf.begin(), buf.end()), false, 0600); !st.ok()) return Fail(st);
   if (json) {
-    PrintJson({{"output", *out}, {"faces_restored", restored->faces_restored},
+    PrintJson({{"output", *out}, {"exact", exact}, {"faces_restored", restored->faces_restored},
                {"faces_without_payload", restored->faces_without_payload},
                {"manifest_id", keys::ToHex(manifest->manifest_id)}});
   } else {
-    std::printf("restored %d face(s) of %s into %s%s\n", restored->faces_restored, input.c_str(), out->c_str(),
-                restored->faces_without_payload ? " (some faces had no payload and stay anonymized)" : "");
+    std::printf("%s %d face(s) of %s into %s%s\n", exact ? "restored" : "re-rendered (approximate, not evidence)",
+                restored->faces_restored, input.c_str(), out->c_str(),
+                restored->faces_without_payload ? " (some faces could not be restored and stay anonymized)" : "");
   }
   return 0;
 }

@@ -14,6 +14,7 @@ int RunAnonymize(int argc, char** argv);
 int RunRestore(int argc, char** argv);
 int RunCamera(int argc, char** argv);
 int RunBench(int argc, char** argv);
+int RunEval(int argc, char** argv);
 #endif
 
 }  // namespace veil::cli

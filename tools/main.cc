@@ -28,6 +28,7 @@ const Command kCommands[] = {
     {"restore", veil::cli::RunRestore, "INPUT --request REQ -o OUT  (authorized, audited, exact restore)"},
     {"camera", veil::cli::RunCamera, "[--device N | --input VIDEO]  (live anonymized stream, preview or file)"},
     {"bench", veil::cli::RunBench, "[--iters N] [--json]  (camera fps per stage, photos/s, restores/s, memory)"},
+    {"eval", veil::cli::RunEval, "--dataset DIR | --images DIR  (measure the identity models)"},
     {"detect", veil::cli::RunDetect, "IMAGE...  (find faces and landmarks)"},
 #endif
 };

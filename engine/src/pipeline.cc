@@ -6,6 +6,7 @@
 #include <opencv2/imgcodecs.hpp>
 
 #include "face_replace.h"
+#include "synthesize.h"
 #include "veil/engine/tfjs_weights.h"
 #include "veil/keys/aead.h"
 #include "veil/keys/secret.h"
@@ -37,15 +38,21 @@ void PutU32(std::string* s, uint32_t v) {
 
 class PipelineImpl final : public Pipeline {
  public:
-  PipelineImpl(PipelineParams params, std::unique_ptr<FaceDetector> detector)
-      : params_(std::move(params)), detector_(std::move(detector)) {}
+  PipelineImpl(PipelineParams params, std::unique_ptr<FaceDetector> detector,
+               std::unique_ptr<internal::FaceSynthesizer> synthesizer)
+      : params_(std::move(params)), detector_(std::move(detector)), synth_(std::move(synthesizer)) {}
 
   const PipelineParams& params() const override { return params_; }
 
   std::vector<ModelRef> models() const override {
     const std::string net = params_.detector == DetectorKind::kSsd ? "ssd_mobilenetv1_model" : "tiny_face_detector_model";
-    return {{"face-api-1.7.15/" + net, "detector", PinnedSha256(net + ".bin")},
-            {"face-api-1.7.15/face_landmark_68_model", "landmarks", PinnedSha256("face_landmark_68_model.bin")}};
+    std::vector<ModelRef> refs = {
+        {"face-api-1.7.15/" + net, "detector", PinnedSha256(net + ".bin")},
+        {"face-api-1.7.15/face_landmark_68_model", "landmarks", PinnedSha256("face_landmark_68_model.bin")}};
+    if (synth_) {
+      for (const auto& r : synth_->models()) refs.push_back(r);
+    }
+    return refs;
   }
 
   StatusOr<AnonymizeOutput> AnonymizeImage(const cv::Mat& bgr, const keys::KeyHandle& key,
@@ -72,7 +79,7 @@ class PipelineImpl final : public Pipeline {
     m.width = static_cast<uint32_t>(bgr.cols);
     m.height = static_cast<uint32_t>(bgr.rows);
 
-    VEIL_ASSIGN_OR_RETURN(FrameOutput frame, Replace(bgr, faces));
+    VEIL_ASSIGN_OR_RETURN(FrameOutput frame, Replace(bgr, faces, key, keys::ToHex(input_digest)));
     m.faces = std::move(frame.faces);
     const cv::Mat& out = frame.image;
 
@@ -115,7 +122,6 @@ class PipelineImpl final : public Pipeline {
   }
 
   StatusOr<FrameOutput> AnonymizeFrame(const cv::Mat& bgr, const keys::KeyHandle& key) override {
-    (void)key;  // the plain replacements need no key; synthesized pseudonyms will
     if (bgr.empty() || bgr.type() != CV_8UC3) return InvalidArgumentError("the pipeline needs an 8-bit BGR image");
     VEIL_ASSIGN_OR_RETURN(std::vector<Face> faces, detector_->Detect(bgr));
     // Faces seen recently but missed now are held where they were last seen.
@@ -132,7 +138,7 @@ class PipelineImpl final : public Pipeline {
       next.emplace_back(face, age + 1);
     }
     recent_ = std::move(next);
-    VEIL_ASSIGN_OR_RETURN(FrameOutput frame, Replace(bgr, faces));
+    VEIL_ASSIGN_OR_RETURN(FrameOutput frame, Replace(bgr, faces, key, keys::ToHex(PixelsSha256(bgr))));
     for (size_t i = 0; i < frame.faces.size(); ++i) {
       if (held[i]) frame.faces[i].method_reason = "held from an earlier frame (missed by the detector here)";
     }
@@ -142,10 +148,52 @@ class PipelineImpl final : public Pipeline {
   void ResetStream() override { recent_.clear(); }
 
  private:
-  // Replaces every face; the records say how and where. Originals stay in `bgr`.
-  StatusOr<FrameOutput> Replace(const cv::Mat& bgr, const std::vector<Face>& faces) {
+  StatusOr<RestoreOutput> RestoreApproximate(const cv::Mat& decoded, const Manifest& manifest,
+                                             const keys::RestoreGrant& grant) override {
+    if (!synth_) return FailedPreconditionError("approximate restore needs a pipeline with the identity models");
+    if (decoded.cols != static_cast<int>(manifest.width) || decoded.rows != static_cast<int>(manifest.height) ||
+        PixelsSha256(decoded) != manifest.output_pixels_sha256) {
+      return DataLossError("the image was edited after anonymization (its pixels do not match its manifest)");
+    }
+    VEIL_ASSIGN_OR_RETURN(keys::KeyHandle key, grant.Key(manifest.key_version));
+    VEIL_ASSIGN_OR_RETURN(std::vector<Face> found, detector_->Detect(decoded));
+    std::vector<Face> faces;
+    std::vector<std::string> scope_ids;
+    RestoreOutput out;
+    out.image = decoded.clone();
+    for (const auto& rec : manifest.faces) {
+      if (rec.method != ReplaceMethod::kSynthesized) {
+        ++out.faces_without_payload;
+        continue;
+      }
+      const Face* best = nullptr;
+      float best_iou = 0.3f;
+      for (const auto& f : found) {
+        float iou = BoxIou(f.box, rec.box);
+        if (iou > best_iou && f.has_landmarks) best = &f, best_iou = iou;
+      }
+      if (!best) {
+        ++out.faces_without_payload;
+        continue;
+      }
+      faces.push_back(*best);
+      scope_ids.push_back(internal::FaceScopeId(manifest.scope, manifest.scope_id, manifest.scope_id, rec.index));
+    }
+    VEIL_RETURN_IF_ERROR(synth_->Restore(out.image, faces, scope_ids, manifest.scope, key));
+    out.faces_restored = static_cast<int>(faces.size());
+    return out;
+  }
+
+ private:
+  // Replaces every face; the records say how and where. Originals stay in `bgr`. Synthesized
+  // pseudonyms are drawn first, on the untouched picture (their identity codes are read from it).
+  StatusOr<FrameOutput> Replace(const cv::Mat& bgr, const std::vector<Face>& faces, const keys::KeyHandle& key,
+                                const std::string& input_digest_hex) {
     FrameOutput frame;
     frame.image = bgr.clone();
+    std::vector<Face> synth_faces;
+    std::vector<std::string> synth_scopes;
+    std::vector<size_t> synth_index;
     for (size_t i = 0; i < faces.size(); ++i) {
       const Face& face = faces[i];
       FaceRecord rec;
@@ -160,12 +208,25 @@ class PipelineImpl final : public Pipeline {
         rec.method_reason = "face smaller than " + std::to_string(params_.min_face_size) + " px: " +
                             ReplaceMethodName(rec.method);
       }
-      if (rec.method == ReplaceMethod::kSynthesized) {
-        return FailedPreconditionError("synthesized faces need the identity models, which this build does not ship "
-                                       "yet; use --replace blur, pixelate or solid");
+      if (rec.method == ReplaceMethod::kSynthesized && !face.has_landmarks) {
+        rec.method = ReplaceMethod::kPixelate;
+        rec.method_reason = "no landmarks to align the face: pixelate";
       }
-      internal::ReplacePlain(frame.image, rec.region, rec.method);
+      if (rec.method == ReplaceMethod::kSynthesized) {
+        synth_faces.push_back(face);
+        synth_scopes.push_back(internal::FaceScopeId(params_.scope, params_.scope_id, input_digest_hex, rec.index));
+        synth_index.push_back(i);
+      }
       frame.faces.push_back(std::move(rec));
+    }
+    if (!synth_faces.empty()) {
+      VEIL_ASSIGN_OR_RETURN(std::vector<cv::Rect> regions,
+                            synth_->Replace(frame.image, synth_faces, synth_scopes, params_.scope, key));
+      for (size_t j = 0; j < synth_index.size(); ++j) frame.faces[synth_index[j]].region = regions[j];
+    }
+    for (size_t i = 0; i < faces.size(); ++i) {
+      const auto& rec = frame.faces[i];
+      if (rec.method != ReplaceMethod::kSynthesized) internal::ReplacePlain(frame.image, rec.region, rec.method);
       if (params_.progress) params_.progress(static_cast<int>(i), static_cast<int>(faces.size()));
     }
     return frame;
@@ -173,6 +234,7 @@ class PipelineImpl final : public Pipeline {
 
   PipelineParams params_;
   std::unique_ptr<FaceDetector> detector_;
+  std::unique_ptr<internal::FaceSynthesizer> synth_;  // set when faces are synthesized
   std::vector<std::pair<Face, int>> recent_;  // the stream's faces and frames since last detected
 };
 
@@ -194,10 +256,6 @@ std::string PayloadAssociatedData(const Manifest& manifest, uint32_t face_index)
 }
 
 StatusOr<std::unique_ptr<Pipeline>> Pipeline::Create(const PipelineParams& params) {
-  if (params.method == ReplaceMethod::kSynthesized || params.small_face_method == ReplaceMethod::kSynthesized) {
-    return FailedPreconditionError("synthesized faces need the identity models, which this build does not ship yet; "
-                                   "use --replace blur, pixelate or solid");
-  }
   if (params.payloads == PayloadLocation::kSidecar) {
     return InvalidArgumentError("payloads go inline (in the manifest, embedded or sidecar), to the key store, or nowhere");
   }
@@ -209,7 +267,14 @@ StatusOr<std::unique_ptr<Pipeline>> Pipeline::Create(const PipelineParams& param
   dp.kind = params.detector;
   dp.score_threshold = params.score_threshold;
   VEIL_ASSIGN_OR_RETURN(std::unique_ptr<FaceDetector> detector, FaceDetector::Create(dp));
-  return std::unique_ptr<Pipeline>(new PipelineImpl(params, std::move(detector)));
+  std::unique_ptr<internal::FaceSynthesizer> synth;
+  if (params.method == ReplaceMethod::kSynthesized || params.small_face_method == ReplaceMethod::kSynthesized) {
+    auto s = internal::FaceSynthesizer::Create(
+        {params.models_dir, params.flow_model, params.encoder_model, params.generator_model});
+    if (!s.ok()) return s.status().WithContext("synthesized faces need Veil's identity models");
+    synth = std::move(s.value());
+  }
+  return std::unique_ptr<Pipeline>(new PipelineImpl(params, std::move(detector), std::move(synth)));
 }
 
 StatusOr<RestoreOutput> RestoreFromPayloads(const cv::Mat& decoded, const Manifest& manifest,

@@ -30,6 +30,11 @@ enum class ManifestPlacement { kEmbedded, kSidecar };
 
 struct PipelineParams {
   std::string models_dir;                               // face-api models; empty: the default
+  // Veil's identity models, for kSynthesized (empty: the defaults in <Veil models dir>, see
+  // face_renderer.h): the keyed flow, the attribute encoder and the generator.
+  std::string flow_model;
+  std::string encoder_model;
+  std::string generator_model;
   DetectorKind detector = DetectorKind::kSsd;           // SSD for photos, tiny for the camera
   float score_threshold = 0.5f;
   ReplaceMethod method = ReplaceMethod::kPixelate;      // kSynthesized needs the identity models
@@ -86,6 +91,13 @@ class Pipeline {
   // Consecutive calls form one stream (see hold_frames); ResetStream() starts a new one.
   virtual StatusOr<FrameOutput> AnonymizeFrame(const cv::Mat& bgr, const keys::KeyHandle& key) = 0;
   virtual void ResetStream() = 0;
+
+  // Restore without payloads, for synthesized faces: each pseudonym's identity code is read back,
+  // the keyed flow runs backwards and the original identity is re-rendered into the same pose. The
+  // result looks like the person but is NOT the original pixels (no evidence); the caller must say
+  // so. Needs a pipeline created with kSynthesized. Faces replaced otherwise stay as they are.
+  virtual StatusOr<RestoreOutput> RestoreApproximate(const cv::Mat& decoded, const Manifest& manifest,
+                                                     const keys::RestoreGrant& grant) = 0;
 
   virtual const PipelineParams& params() const = 0;
   virtual std::vector<ModelRef> models() const = 0;

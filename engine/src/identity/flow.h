@@ -1,0 +1,96 @@
+// The keyed identity flow as a LibTorch module (inference: identity_flow.h; training:
+// engine/train/flow/). Layout, with x a batch of 128-D codes and one key per row:
+//
+//   u = W (x - mean)                       fixed partial whitening (ZCA, exponent `whiten`), buffers
+//   u = Q_k u                              keyed orthogonal mixing: `reflections` Householder
+//                                          reflections whose vectors come from the key's keystream
+//   e = embed(c_k)                         learned linear key embedding of `cond_dim` keystream values
+//   for i in couplings:                    affine couplings on alternating halves, each preceded by
+//     u = P_i u                            a fixed orthogonal mixing P_i (buffer; P_0 = I)
+//     u_b = u_b * exp(s) + t,  (s, t) = net_i([u_a, e]),  s = m * tanh(raw / m)
+//   y = W^-1 u + mean
+//
+// Every step is exactly invertible; inverse() runs them backwards. Q_k is built in float64 and
+// rounded once, so Q_k^T inverts it to float precision. The last layer of each coupling net starts at
+// zero: an untrained flow is the keyed rotation alone.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "veil/keys/secret.h"
+#include "veil/status.h"
+
+namespace veil::engine::identity {
+
+struct FlowOptions {
+  // Bytes of keystream a key is expanded into: cond_dim + reflections * dim.
+  size_t conditioning_bytes() const;
+  // The options as the model file's key=value map (includes the conditioning context).
+  std::map<std::string, std::string> ToMap() const;
+  // InvalidArgument when an option is missing, malformed, out of range or unknown.
+  static StatusOr<FlowOptions> FromMap(const std::map<std::string, std::string>& m);
+
+  TORCH_ARG(int64_t, dim) = 128;
+  TORCH_ARG(int64_t, cond_dim) = 64;      // keystream values feeding the key embedding
+  TORCH_ARG(int64_t, embed_dim) = 64;
+  TORCH_ARG(int64_t, hidden) = 256;
+  TORCH_ARG(int64_t, couplings) = 8;
+  TORCH_ARG(int64_t, reflections) = 128;  // Householder reflections of the keyed mixing
+  TORCH_ARG(double, max_log_scale) = 1.0;
+  TORCH_ARG(double, whiten) = 1.0;        // 0: none, 1: full ZCA whitening (set by the trainer)
+
+};
+
+// Key-derived inputs of the flow for a batch: one row per code.
+struct FlowKeys {
+  torch::Tensor cond;  // [B, cond_dim] float32 in [-1, 1]
+  torch::Tensor q;     // [B, dim, dim] float32, orthogonal
+  void Wipe();         // zeroes both
+};
+
+// Expands each 32-byte subkey (ExpandSecret, kFlowConditioningContext) into its conditioning.
+// `rows[i]` selects the key of batch row i (empty: one key per row, in order).
+StatusOr<FlowKeys> MakeFlowKeys(const FlowOptions& options, const std::vector<const keys::SecretBytes*>& subkeys,
+                                const std::vector<int64_t>& rows = {});
+
+class CouplingImpl : public torch::nn::Module {
+ public:
+  CouplingImpl(const FlowOptions& options, bool transform_first_half);
+  // Returns (s, t) for the conditioning half `a`.
+  std::pair<torch::Tensor, torch::Tensor> ScaleShift(const torch::Tensor& a, const torch::Tensor& e);
+  torch::Tensor forward(const torch::Tensor& u, const torch::Tensor& e);
+  torch::Tensor inverse(const torch::Tensor& u, const torch::Tensor& e);
+
+ private:
+  FlowOptions options_;
+  bool first_;
+  torch::nn::Linear fc1_{nullptr}, fc2_{nullptr}, fc3_{nullptr};
+};
+TORCH_MODULE(Coupling);
+
+class FlowImpl : public torch::nn::Module {
+ public:
+  explicit FlowImpl(FlowOptions options = {});
+  const FlowOptions& options() const { return options_; }
+
+  torch::Tensor forward(const torch::Tensor& x, const FlowKeys& keys);
+  torch::Tensor inverse(const torch::Tensor& y, const FlowKeys& keys);
+
+  // Sets the whitening buffers from the training codes' mean [dim] and covariance [dim, dim].
+  void SetStatistics(const torch::Tensor& mean, const torch::Tensor& cov);
+
+ private:
+  torch::Tensor Embed(const FlowKeys& keys);
+
+  FlowOptions options_;
+  torch::nn::Linear embed_{nullptr};
+  std::vector<Coupling> couplings_;
+  torch::Tensor mean_, whiten_, unwhiten_, mix_;  // mix_: [couplings, dim, dim]
+};
+TORCH_MODULE(Flow);
+
+}  // namespace veil::engine::identity

@@ -1,0 +1,163 @@
+#include "identity/generator.h"
+
+#include <cmath>
+
+namespace veil::engine::identity {
+namespace {
+thread_local MacCounter* g_counter = nullptr;
+}  // namespace
+
+MacCounter::MacCounter() : previous_(g_counter) { g_counter = this; }
+MacCounter::~MacCounter() {
+  if (previous_ != nullptr) previous_->macs_ += macs_;
+  g_counter = previous_;
+}
+void MacCounter::Add(int64_t macs) {
+  if (g_counter != nullptr) g_counter->macs_ += macs;
+}
+
+torch::Tensor ScaledLeakyRelu(const torch::Tensor& x) {
+  return torch::leaky_relu(x, 0.2) * std::sqrt(2.0);
+}
+
+torch::Tensor Upsample2x(const torch::Tensor& x) {
+  namespace F = torch::nn::functional;
+  return F::interpolate(x, F::InterpolateFuncOptions()
+                               .size(std::vector<int64_t>{x.size(2) * 2, x.size(3) * 2})
+                               .mode(torch::kBilinear)
+                               .align_corners(false));
+}
+
+// ---------------------------------------------------------------------------------------------
+
+EqualLinearImpl::EqualLinearImpl(const EqualLinearOptions& o) : options(o) {
+  weight_ = register_parameter("weight", torch::randn({o.out(), o.in()}));
+  bias_ = register_parameter("bias", torch::full({o.out()}, o.bias_init()));
+}
+
+torch::Tensor EqualLinearImpl::forward(const torch::Tensor& x) {
+  MacCounter::Add(x.size(0) * options.in() * options.out());
+  torch::Tensor y = torch::addmm(bias_, x, (weight_ * (1.0 / std::sqrt(double(options.in())))).t());
+  return options.activate() ? ScaledLeakyRelu(y) : y;
+}
+
+EqualConv2dImpl::EqualConv2dImpl(const EqualConv2dOptions& o) : options(o) {
+  weight_ = register_parameter("weight", torch::randn({o.out(), o.in(), o.kernel(), o.kernel()}));
+  bias_ = register_parameter("bias", torch::zeros({o.out()}));
+}
+
+torch::Tensor EqualConv2dImpl::forward(const torch::Tensor& x) {
+  const int64_t k = options.kernel();
+  const double scale = 1.0 / std::sqrt(double(options.in() * k * k));
+  torch::Tensor y = torch::conv2d(x, weight_ * scale, bias_, options.stride(), (k - 1) / 2);
+  MacCounter::Add(y.size(0) * y.size(2) * y.size(3) * options.out() * options.in() * k * k);
+  return options.activate() ? ScaledLeakyRelu(y) : y;
+}
+
+ModulatedConv2dImpl::ModulatedConv2dImpl(const ModulatedConv2dOptions& o) : options(o) {
+  affine_ = register_module("affine", EqualLinear(EqualLinearOptions(o.style_dim(), o.in()).bias_init(1.0)));
+  weight_ = register_parameter("weight", torch::randn({o.out(), o.in(), o.kernel(), o.kernel()}));
+  bias_ = register_parameter("bias", torch::zeros({o.out()}));
+}
+
+torch::Tensor ModulatedConv2dImpl::forward(const torch::Tensor& x, const torch::Tensor& w) {
+  TORCH_CHECK(x.dim() == 4 && x.size(1) == options.in(), "ModulatedConv2d: expected N x ", options.in(),
+              " x H x W, got ", x.sizes());
+  const int64_t n = x.size(0), k = options.kernel(), in = options.in(), out = options.out();
+  const torch::Tensor style = affine_->forward(w);  // N x in
+  if (!options.fused()) {
+    // Scale the input channels, convolve with the shared weight, rescale the output channels by
+    // the demodulation coefficients: the same function as the fused form, as one batched conv.
+    const torch::Tensor wt = weight_ * (1.0 / std::sqrt(double(in * k * k)));
+    torch::Tensor y = torch::conv2d(x * style.view({n, in, 1, 1}), wt, {}, options.stride(), (k - 1) / 2);
+    if (options.demodulate()) {
+      torch::Tensor d = torch::rsqrt(torch::mm(style.pow(2), wt.pow(2).sum({2, 3}).t()) + 1e-8);  // N x out
+      y = y * d.view({n, out, 1, 1});
+      MacCounter::Add(n * in * out);
+    }
+    y = y + bias_.view({1, out, 1, 1});
+    MacCounter::Add(n * y.size(2) * y.size(3) * out * in * k * k);
+    return options.activate() ? ScaledLeakyRelu(y) : y;
+  }
+  // Fused: one grouped convolution (groups = N) with per-sample modulated weights.
+  torch::Tensor weight = weight_.unsqueeze(0) * (1.0 / std::sqrt(double(in * k * k))) *
+                         style.view({n, 1, in, 1, 1});  // N x out x in x k x k
+  if (options.demodulate()) {
+    weight = weight * torch::rsqrt(weight.pow(2).sum({2, 3, 4}, /*keepdim=*/true) + 1e-8);
+    MacCounter::Add(n * out * in * k * k * 2);
+  } else {
+    MacCounter::Add(n * out * in * k * k);
+  }
+  torch::Tensor y = torch::conv2d(x.reshape({1, n * in, x.size(2), x.size(3)}), weight.reshape({n * out, in, k, k}),
+                                  {}, options.stride(), (k - 1) / 2, /*dilation=*/1, /*groups=*/n);
+  y = y.view({n, out, y.size(2), y.size(3)}) + bias_.view({1, out, 1, 1});
+  MacCounter::Add(n * y.size(2) * y.size(3) * out * in * k * k);
+  return options.activate() ? ScaledLeakyRelu(y) : y;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+std::map<std::string, std::string> GeneratorOptions::ToMap() const {
+  return {{"arch", "veil-g1"},
+          {"attr_channels", std::to_string(attr_channels())},
+          {"id_dim", std::to_string(id_dim())},
+          {"w_dim", std::to_string(w_dim())},
+          {"mapping_layers", std::to_string(mapping_layers())},
+          {"ch16", std::to_string(ch16())},
+          {"ch32", std::to_string(ch32())},
+          {"ch64", std::to_string(ch64())},
+          {"ch128", std::to_string(ch128())},
+          {"resolution", "128"},
+          {"color", "bgr"},
+          {"range", "-1..1"}};
+}
+
+MappingNetworkImpl::MappingNetworkImpl(int64_t id_dim, int64_t w_dim, int64_t layers) {
+  net_ = torch::nn::Sequential();
+  for (int64_t i = 0; i < layers; ++i) net_->push_back(EqualLinear(EqualLinearOptions(i == 0 ? id_dim : w_dim, w_dim).activate(true)));
+  register_module("net", net_);
+}
+
+torch::Tensor MappingNetworkImpl::forward(const torch::Tensor& z) {
+  // RMS normalization: the descriptor's direction is the identity; its norm (about 1.4) is not.
+  return net_->forward(z * torch::rsqrt(z.pow(2).mean(1, /*keepdim=*/true) + 1e-8));
+}
+
+GeneratorImpl::GeneratorImpl(const GeneratorOptions& o) : options(o) {
+  const int64_t w = o.w_dim();
+  auto mod = [w](int64_t in, int64_t out, int64_t k) { return ModulatedConv2dOptions(in, out, k, w); };
+  mapping_ = register_module("mapping", MappingNetwork(o.id_dim(), w, o.mapping_layers()));
+  in32_ = register_module("in32", EqualConv2d(EqualConv2dOptions(o.attr_channels(), o.ch32(), 1)));
+  b32a_ = register_module("b32a", ModulatedConv2d(mod(o.ch32(), o.ch32(), 3)));
+  down16_ = register_module("down16", ModulatedConv2d(mod(o.ch32(), o.ch16(), 3).stride(2)));
+  b16_ = register_module("b16", ModulatedConv2d(mod(o.ch16(), o.ch16(), 3)));
+  up16_ = register_module("up16", ModulatedConv2d(mod(o.ch16(), o.ch32(), 1)));
+  b32b_ = register_module("b32b", ModulatedConv2d(mod(o.ch32(), o.ch32(), 3)));
+  reduce64_ = register_module("reduce64", ModulatedConv2d(mod(o.ch32(), o.ch64(), 1)));
+  b64_ = register_module("b64", ModulatedConv2d(mod(o.ch64(), o.ch64(), 3)));
+  reduce128_ = register_module("reduce128", ModulatedConv2d(mod(o.ch64(), o.ch128(), 1)));
+  b128_ = register_module("b128", ModulatedConv2d(mod(o.ch128(), o.ch128(), 3)));
+  rgb32_ = register_module("rgb32", ModulatedConv2d(mod(o.ch32(), 3, 1).demodulate(false).activate(false)));
+  rgb64_ = register_module("rgb64", ModulatedConv2d(mod(o.ch64(), 3, 1).demodulate(false).activate(false)));
+  rgb128_ = register_module("rgb128", ModulatedConv2d(mod(o.ch128(), 3, 1).demodulate(false).activate(false)));
+}
+
+torch::Tensor GeneratorImpl::forward(const torch::Tensor& attr, const torch::Tensor& id) {
+  TORCH_CHECK(attr.dim() == 4 && attr.size(1) == options.attr_channels() && attr.size(2) == 32 && attr.size(3) == 32,
+              "Generator: attribute map must be N x ", options.attr_channels(), " x 32 x 32, got ", attr.sizes());
+  TORCH_CHECK(id.dim() == 2 && id.size(0) == attr.size(0) && id.size(1) == options.id_dim(),
+              "Generator: identity must be N x ", options.id_dim(), ", got ", id.sizes());
+  const torch::Tensor w = mapping_->forward(id);
+  const double inv_sqrt2 = 1.0 / std::sqrt(2.0);
+  torch::Tensor h32 = b32a_->forward(in32_->forward(attr), w);
+  torch::Tensor h16 = b16_->forward(down16_->forward(h32, w), w);
+  h32 = (h32 + Upsample2x(up16_->forward(h16, w))) * inv_sqrt2;
+  h32 = b32b_->forward(h32, w);
+  torch::Tensor rgb = rgb32_->forward(h32, w);
+  torch::Tensor h64 = b64_->forward(Upsample2x(reduce64_->forward(h32, w)), w);
+  rgb = Upsample2x(rgb) + rgb64_->forward(h64, w);
+  torch::Tensor h128 = b128_->forward(Upsample2x(reduce128_->forward(h64, w)), w);
+  return Upsample2x(rgb) + rgb128_->forward(h128, w);
+}
+
+}  // namespace veil::engine::identity

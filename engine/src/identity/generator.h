@@ -1,0 +1,78 @@
+// The generator G: (attribute map from E, 128-D identity code) -> 128x128 BGR face crop in [-1, 1].
+//
+// StyleGAN2-style decoder: a mapping MLP turns the identity code (RMS-normalized) into w; every
+// modulated convolution has its own affine style from w (per-layer styles); skip architecture with
+// toRGB at 32, 64 and 128 summed after bilinear upsampling. No noise inputs: fully deterministic.
+// The attribute map enters at 32x32; a 16x16 branch gives the identity styles a wide receptive
+// field (face shape), then 64 and 128 refine.
+//
+// Register names are checkpoint and model-file keys: do not rename.
+#pragma once
+
+#include <map>
+#include <string>
+
+#include "identity/generator_layers.h"
+
+namespace veil::engine::identity {
+
+struct GeneratorOptions {
+  TORCH_ARG(int64_t, attr_channels) = 32;  // channels of E's 32x32 map
+  TORCH_ARG(int64_t, id_dim) = 128;
+  TORCH_ARG(int64_t, w_dim) = 256;
+  TORCH_ARG(int64_t, mapping_layers) = 4;
+  TORCH_ARG(int64_t, ch16) = 192;
+  TORCH_ARG(int64_t, ch32) = 128;
+  TORCH_ARG(int64_t, ch64) = 48;
+  TORCH_ARG(int64_t, ch128) = 24;
+
+ public:
+  std::map<std::string, std::string> ToMap() const;
+};
+
+class MappingNetworkImpl : public torch::nn::Module {
+ public:
+  MappingNetworkImpl(int64_t id_dim, int64_t w_dim, int64_t layers);
+  torch::Tensor forward(const torch::Tensor& z);
+
+ private:
+  torch::nn::Sequential net_{nullptr};
+};
+TORCH_MODULE(MappingNetwork);
+
+class GeneratorImpl : public torch::nn::Module {
+ public:
+  explicit GeneratorImpl(const GeneratorOptions& options = {});
+  // attr: N x attr_channels x 32 x 32; id: N x id_dim (any scale). Returns N x 3 x 128 x 128
+  // (BGR, about [-1, 1], not clamped).
+  torch::Tensor forward(const torch::Tensor& attr, const torch::Tensor& id);
+  GeneratorOptions options;
+
+ private:
+  MappingNetwork mapping_{nullptr};
+  EqualConv2d in32_{nullptr};
+  ModulatedConv2d b32a_{nullptr}, down16_{nullptr}, b16_{nullptr}, up16_{nullptr}, b32b_{nullptr};
+  ModulatedConv2d reduce64_{nullptr}, b64_{nullptr}, reduce128_{nullptr}, b128_{nullptr};
+  ModulatedConv2d rgb32_{nullptr}, rgb64_{nullptr}, rgb128_{nullptr};
+};
+TORCH_MODULE(Generator);
+
+}  // namespace veil::engine::identity
+
+#include "identity/attribute_encoder.h"
+#include "veil/engine/face_renderer.h"
+
+namespace veil::engine::identity {
+
+// Model-file kinds and the files' option maps (checked on load).
+inline constexpr const char* kEncoderKind = "attribute-encoder";
+inline constexpr const char* kGeneratorKind = "generator";
+
+// Writes E and G as Veil model files (the trainer's export; FaceRenderer::Save uses it too).
+Status SaveRendererModels(AttributeEncoderImpl& encoder, GeneratorImpl& generator, const std::string& encoder_path,
+                          const std::string& generator_path, const FaceRendererSaveInfo& save_info);
+
+// E + G multiply-accumulates for one face, measured by one forward pass at batch 1 on the CPU.
+int64_t MeasureMacsPerFace(AttributeEncoderImpl& encoder, GeneratorImpl& generator);
+
+}  // namespace veil::engine::identity

@@ -1,0 +1,164 @@
+// FaceRenderer: loads E and G from Veil model files and renders G(E(crop), identity).
+#include <cstdlib>
+#include <cstring>
+#include <ctime>
+
+#include "identity/generator.h"
+#include "nets/module_io.h"
+#include "veil/engine/model_file.h"
+#include "veil/engine/runtime.h"
+
+namespace veil::engine {
+namespace identity {
+
+Status SaveRendererModels(AttributeEncoderImpl& encoder, GeneratorImpl& generator, const std::string& encoder_path,
+                          const std::string& generator_path, const FaceRendererSaveInfo& s) {
+  const int64_t macs = MeasureMacsPerFace(encoder, generator);
+  auto make = [&](const torch::nn::Module& m, const std::string& id, const std::string& kind,
+                  std::map<std::string, std::string> options) {
+    ModelFileContents f;
+    f.model_id = id;
+    f.kind = kind;
+    f.options = std::move(options);
+    f.info = s.info;
+    f.info["flops_per_face_e_plus_g"] = std::to_string(2 * macs);
+    f.tensors = ModelTensors(m, s.fp16);
+    f.created_unix = static_cast<int64_t>(std::time(nullptr));
+    return f;
+  };
+  VEIL_RETURN_IF_ERROR(SaveModelFile(encoder_path, make(encoder, s.encoder_id, kEncoderKind, encoder.options.ToMap()),
+                                     s.overwrite));
+  return SaveModelFile(generator_path, make(generator, s.generator_id, kGeneratorKind, generator.options.ToMap()),
+                       s.overwrite);
+}
+
+int64_t MeasureMacsPerFace(AttributeEncoderImpl& encoder, GeneratorImpl& generator) {
+  torch::NoGradGuard no_grad;
+  const auto params = generator.parameters();
+  const torch::Device device = params.empty() ? torch::Device(torch::kCPU) : params.front().device();
+  MacCounter counter;
+  torch::Tensor x = torch::zeros({1, 3, 128, 128}, torch::TensorOptions().device(device));
+  torch::Tensor z = torch::ones({1, generator.options.id_dim()}, torch::TensorOptions().device(device));
+  generator.forward(encoder.forward(x), z);
+  return counter.macs();
+}
+
+}  // namespace identity
+
+namespace {
+
+std::string ModelsDir() {
+  if (const char* env = std::getenv("VEIL_MODELS_DIR"); env != nullptr && *env != '\0') return env;
+  return VEIL_MODELS_DIR;
+}
+
+class FaceRendererImpl final : public FaceRenderer {
+ public:
+  explicit FaceRendererImpl(int max_batch) : max_batch_(std::max(1, max_batch)) {
+    encoder_->eval();
+    generator_->eval();
+  }
+
+  Status Load(const std::string& encoder_path, const std::string& generator_path) {
+    VEIL_ASSIGN_OR_RETURN(ModelFileContents e, LoadModelFile(encoder_path));
+    VEIL_RETURN_IF_ERROR(CheckModelOptions(e, identity::kEncoderKind, encoder_->options.ToMap())
+                             .WithContext("attribute encoder " + encoder_path));
+    VEIL_RETURN_IF_ERROR(LoadModuleTensors(*encoder_, e).WithContext("attribute encoder " + encoder_path));
+    VEIL_ASSIGN_OR_RETURN(ModelFileContents g, LoadModelFile(generator_path));
+    VEIL_RETURN_IF_ERROR(CheckModelOptions(g, identity::kGeneratorKind, generator_->options.ToMap())
+                             .WithContext("generator " + generator_path));
+    VEIL_RETURN_IF_ERROR(LoadModuleTensors(*generator_, g).WithContext("generator " + generator_path));
+    Measure();
+    return Status::Ok();
+  }
+
+  void Measure() { flops_ = 2 * identity::MeasureMacsPerFace(*encoder_, *generator_); }
+
+  StatusOr<std::vector<cv::Mat>> Render(const std::vector<cv::Mat>& crops,
+                                        const std::vector<Descriptor>& identities) override {
+    if (crops.size() != identities.size()) {
+      return InvalidArgumentError("FaceRenderer::Render: " + std::to_string(crops.size()) + " crops but " +
+                                  std::to_string(identities.size()) + " identities");
+    }
+    for (const cv::Mat& c : crops) {
+      if (c.rows != kCropSize || c.cols != kCropSize || c.type() != CV_8UC3) {
+        return InvalidArgumentError("FaceRenderer::Render: crops must be 128x128 8-bit BGR (Aligner output_size 128)");
+      }
+    }
+    std::vector<cv::Mat> out;
+    out.reserve(crops.size());
+    try {
+      c10::InferenceMode guard;
+      const size_t batch = static_cast<size_t>(max_batch_);
+      for (size_t start = 0; start < crops.size(); start += batch) {
+        const int64_t n = static_cast<int64_t>(std::min(crops.size(), start + batch) - start);
+        torch::Tensor x = torch::empty({n, kCropSize, kCropSize, 3}, torch::kUInt8);
+        torch::Tensor z = torch::empty({n, 128}, torch::kFloat32);
+        for (int64_t i = 0; i < n; ++i) {
+          const cv::Mat c = crops[start + i].isContinuous() ? crops[start + i] : crops[start + i].clone();
+          std::memcpy(x[i].data_ptr<uint8_t>(), c.data, kCropSize * kCropSize * 3);
+          std::memcpy(z[i].data_ptr<float>(), identities[start + i].data(), sizeof(float) * 128);
+        }
+        torch::Tensor xf = x.permute({0, 3, 1, 2}).to(torch::kFloat32).div(127.5).sub(1.0).contiguous();
+        torch::Tensor y = generator_->forward(encoder_->forward(xf), z);
+        y = y.clamp(-1.0, 1.0).add(1.0).mul(127.5).round().to(torch::kUInt8).permute({0, 2, 3, 1}).contiguous();
+        for (int64_t i = 0; i < n; ++i) {
+          cv::Mat m(kCropSize, kCropSize, CV_8UC3);
+          std::memcpy(m.data, y[i].data_ptr<uint8_t>(), kCropSize * kCropSize * 3);
+          out.push_back(m);
+        }
+      }
+    } catch (const std::exception& e) {
+      return InternalError(std::string("face renderer failed: ") + e.what());
+    }
+    return out;
+  }
+
+  Status Save(const std::string& encoder_path, const std::string& generator_path,
+              const FaceRendererSaveInfo& save_info) const override {
+    try {
+      return identity::SaveRendererModels(*encoder_, *generator_, encoder_path, generator_path, save_info);
+    } catch (const std::exception& e) {
+      return InternalError(std::string("saving the face renderer failed: ") + e.what());
+    }
+  }
+
+  int64_t FlopsPerFace() const override { return flops_; }
+
+ private:
+  int max_batch_;
+  mutable identity::AttributeEncoder encoder_;
+  mutable identity::Generator generator_;
+  int64_t flops_ = 0;
+};
+
+}  // namespace
+
+std::string DefaultEncoderModelPath() { return ModelsDir() + "/veil-encoder-v1.veilmodel"; }
+std::string DefaultGeneratorModelPath() { return ModelsDir() + "/veil-generator-v1.veilmodel"; }
+
+StatusOr<std::unique_ptr<FaceRenderer>> FaceRenderer::Create(const FaceRendererParams& params) {
+  InitRuntimeOnce();
+  try {
+    auto r = std::make_unique<FaceRendererImpl>(params.max_batch);
+    VEIL_RETURN_IF_ERROR(r->Load(params.encoder_path.empty() ? DefaultEncoderModelPath() : params.encoder_path,
+                                 params.generator_path.empty() ? DefaultGeneratorModelPath() : params.generator_path));
+    return std::unique_ptr<FaceRenderer>(std::move(r));
+  } catch (const std::exception& e) {
+    return InternalError(std::string("loading the face renderer failed: ") + e.what());
+  }
+}
+
+StatusOr<std::unique_ptr<FaceRenderer>> FaceRenderer::CreateUntrained(uint64_t seed) {
+  InitRuntimeOnce();
+  try {
+    torch::manual_seed(seed);
+    auto r = std::make_unique<FaceRendererImpl>(8);
+    r->Measure();
+    return std::unique_ptr<FaceRenderer>(std::move(r));
+  } catch (const std::exception& e) {
+    return InternalError(std::string("creating the face renderer failed: ") + e.what());
+  }
+}
+
+}  // namespace veil::engine

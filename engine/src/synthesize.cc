@@ -1,0 +1,144 @@
+#include "synthesize.h"
+
+#include <algorithm>
+#include <filesystem>
+
+#include <opencv2/imgproc.hpp>
+
+#include "veil/engine/tfjs_weights.h"
+#include "veil/keys/fs.h"
+#include "veil/keys/secret.h"
+
+namespace veil::engine::internal {
+namespace {
+
+StatusOr<ModelRef> FileRef(const std::string& id, const std::string& role, const std::string& path) {
+  VEIL_ASSIGN_OR_RETURN(std::string bytes, keys::ReadFile(path, 64u << 20));
+  return ModelRef{id, role, keys::ToHex(keys::Sha256(bytes))};
+}
+
+// Per-channel mean and deviation of `src` moved to those of `ref`, inside the mask: the rendered
+// face takes the photo's lighting and white balance, so the blend shows no seam.
+cv::Mat MatchColours(const cv::Mat& src, const cv::Mat& ref, const cv::Mat& mask) {
+  cv::Mat m8;
+  mask.convertTo(m8, CV_8U, 255.0);
+  cv::threshold(m8, m8, 128, 255, cv::THRESH_BINARY);
+  cv::Scalar ms, ss, mr, sr;
+  cv::meanStdDev(src, ms, ss, m8);
+  cv::meanStdDev(ref, mr, sr, m8);
+  cv::Mat f;
+  src.convertTo(f, CV_32F);
+  std::vector<cv::Mat> ch;
+  cv::split(f, ch);
+  for (int c = 0; c < static_cast<int>(ch.size()); ++c) {
+    double gain = ss[c] > 1e-3 ? sr[c] / ss[c] : 1.0;
+    gain = std::clamp(gain, 0.5, 2.0);
+    ch[c] = (ch[c] - ms[c]) * gain + mr[c];
+  }
+  cv::merge(ch, f);
+  cv::Mat out;
+  f.convertTo(out, CV_8U);
+  return out;
+}
+
+cv::Rect Footprint(const AlignedFace& a, int size, const cv::Size& image) {
+  std::vector<cv::Point2f> corners;
+  const float s = static_cast<float>(size);
+  for (const cv::Point2f c : {cv::Point2f(0, 0), cv::Point2f(s, 0), cv::Point2f(0, s), cv::Point2f(s, s)}) {
+    const auto& m = a.image_from_crop;
+    corners.emplace_back(static_cast<float>(m(0, 0) * c.x + m(0, 1) * c.y + m(0, 2)),
+                         static_cast<float>(m(1, 0) * c.x + m(1, 1) * c.y + m(1, 2)));
+  }
+  return cv::boundingRect(corners) & cv::Rect(0, 0, image.width, image.height);
+}
+
+}  // namespace
+
+std::string FaceScopeId(keys::ScopeKind scope, const std::string& stream_id, const std::string& input_digest_hex,
+                        uint32_t index) {
+  switch (scope) {
+    case keys::ScopeKind::kDeployment: return "";
+    case keys::ScopeKind::kStream: return stream_id;
+    case keys::ScopeKind::kImage: return input_digest_hex;
+    case keys::ScopeKind::kFace: return input_digest_hex + "#" + std::to_string(index);
+  }
+  return input_digest_hex;
+}
+
+StatusOr<std::unique_ptr<FaceSynthesizer>> FaceSynthesizer::Create(const SynthesizerPaths& paths) {
+  std::unique_ptr<FaceSynthesizer> s(new FaceSynthesizer());
+  RecognizerParams rp;
+  rp.models_dir = paths.models_dir;
+  VEIL_ASSIGN_OR_RETURN(s->recognizer_, Recognizer::Create(rp));
+  const std::string enc = paths.encoder_path.empty() ? DefaultEncoderModelPath() : paths.encoder_path;
+  const std::string gen = paths.generator_path.empty() ? DefaultGeneratorModelPath() : paths.generator_path;
+  const std::string flow = paths.flow_path.empty()
+                               ? (std::filesystem::path(enc).parent_path() / "veil-flow-v1.veilmodel").string()
+                               : paths.flow_path;
+  VEIL_ASSIGN_OR_RETURN(s->flow_, IdentityFlow::Load(flow));
+  FaceRendererParams fp;
+  fp.encoder_path = enc;
+  fp.generator_path = gen;
+  VEIL_ASSIGN_OR_RETURN(s->renderer_, FaceRenderer::Create(fp));
+  s->models_.push_back({s->flow_->model_id(), "flow", s->flow_->model_sha256()});
+  VEIL_ASSIGN_OR_RETURN(ModelRef e, FileRef("veil-encoder-v1", "encoder", enc));
+  VEIL_ASSIGN_OR_RETURN(ModelRef g, FileRef("veil-generator-v1", "generator", gen));
+  s->models_.push_back(e);
+  s->models_.push_back(g);
+  s->models_.push_back({"face-api-1.7.15/face_recognition_model", "recognizer", PinnedSha256("face_recognition_model.bin")});
+  return s;
+}
+
+std::vector<ModelRef> FaceSynthesizer::models() const { return models_; }
+
+StatusOr<std::vector<Descriptor>> FaceSynthesizer::Flow(const std::vector<Descriptor>& codes,
+                                                        const std::vector<std::string>& scope_ids,
+                                                        keys::ScopeKind scope, const keys::KeyHandle& key, bool inverse) {
+  std::vector<Descriptor> out;
+  for (size_t i = 0; i < codes.size(); ++i) {
+    keys::SecretBytes subkey = key.DeriveSubkey(keys::KeyPurpose::kIdentityFlow, scope, scope_ids[i]);
+    VEIL_ASSIGN_OR_RETURN(Descriptor z, inverse ? flow_->Inverse(codes[i], subkey) : flow_->Forward(codes[i], subkey));
+    out.push_back(z);
+  }
+  return out;
+}
+
+Status FaceSynthesizer::Render(cv::Mat& image, const std::vector<Face>& faces, const std::vector<Descriptor>& identities,
+                               std::vector<cv::Rect>* regions) {
+  std::vector<AlignedFace> aligned;
+  std::vector<cv::Mat> crops;
+  for (const auto& f : faces) {
+    VEIL_ASSIGN_OR_RETURN(AlignedFace a, aligner_.Align(image, f));
+    crops.push_back(a.image);
+    aligned.push_back(std::move(a));
+  }
+  VEIL_ASSIGN_OR_RETURN(std::vector<cv::Mat> rendered, renderer_->Render(crops, identities));
+  for (size_t i = 0; i < faces.size(); ++i) {
+    cv::Mat matched = MatchColours(rendered[i], aligned[i].image, aligned[i].mask);
+    VEIL_RETURN_IF_ERROR(aligner_.PasteBack(matched, aligned[i], image));
+    if (regions) regions->push_back(Footprint(aligned[i], FaceRenderer::kCropSize, image.size()));
+  }
+  return Status::Ok();
+}
+
+StatusOr<std::vector<cv::Rect>> FaceSynthesizer::Replace(cv::Mat& image, const std::vector<Face>& faces,
+                                                         const std::vector<std::string>& scope_ids,
+                                                         keys::ScopeKind scope, const keys::KeyHandle& key) {
+  std::vector<cv::Rect> regions;
+  if (faces.empty()) return regions;
+  const cv::Mat original = image.clone();
+  VEIL_ASSIGN_OR_RETURN(std::vector<Descriptor> codes, recognizer_->DescribeFaces(original, faces));
+  VEIL_ASSIGN_OR_RETURN(std::vector<Descriptor> pseudonyms, Flow(codes, scope_ids, scope, key, /*inverse=*/false));
+  VEIL_RETURN_IF_ERROR(Render(image, faces, pseudonyms, &regions));
+  return regions;
+}
+
+Status FaceSynthesizer::Restore(cv::Mat& image, const std::vector<Face>& faces, const std::vector<std::string>& scope_ids,
+                                keys::ScopeKind scope, const keys::KeyHandle& key) {
+  if (faces.empty()) return Status::Ok();
+  VEIL_ASSIGN_OR_RETURN(std::vector<Descriptor> codes, recognizer_->DescribeFaces(image, faces));
+  VEIL_ASSIGN_OR_RETURN(std::vector<Descriptor> originals, Flow(codes, scope_ids, scope, key, /*inverse=*/true));
+  return Render(image, faces, originals, nullptr);
+}
+
+}  // namespace veil::engine::internal

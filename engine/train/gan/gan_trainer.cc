@@ -1,0 +1,616 @@
+#include "gan/gan_trainer.h"
+
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <ctime>
+#include <filesystem>
+#include <fstream>
+#include <iomanip>
+#include <random>
+#include <sstream>
+
+#include <opencv2/imgcodecs.hpp>
+
+#include "data/utk_dataset.h"
+#include "gan/discriminator.h"
+#include "identity/attribute_encoder.h"
+#include "identity/generator.h"
+#include "nets/face_recognition_net.h"
+#include "veil/engine/runtime.h"
+#include "veil/engine/tfjs_weights.h"
+
+namespace veil::train::gan {
+namespace {
+
+namespace fs = std::filesystem;
+using engine::identity::AttributeEncoder;
+using engine::identity::Generator;
+using Clock = std::chrono::steady_clock;
+
+std::atomic<bool> g_stop{false};
+extern "C" void OnStopSignal(int) { g_stop = true; }
+
+double Seconds(Clock::time_point since) { return std::chrono::duration<double>(Clock::now() - since).count(); }
+
+std::string UtcNow() {
+  const std::time_t t = std::time(nullptr);
+  char buf[32];
+  std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&t));
+  return buf;
+}
+
+void SetRequiresGrad(torch::nn::Module& m, bool on) {
+  for (auto& p : m.parameters()) p.set_requires_grad(on);
+}
+
+void SetLr(torch::optim::Adam& opt, double lr) {
+  for (auto& g : opt.param_groups()) static_cast<torch::optim::AdamOptions&>(g.options()).lr(lr);
+}
+
+// BGR [-1, 1] at 128 -> the recognizer's input: RGB, 150x150, minus the mean, / 255.
+torch::Tensor RecognizerInput(const torch::Tensor& bgr) {
+  namespace F = torch::nn::functional;
+  torch::Tensor rgb = bgr.flip({1}).add(1.0).mul(127.5);
+  rgb = F::interpolate(rgb, F::InterpolateFuncOptions()
+                                .size(std::vector<int64_t>{150, 150})
+                                .mode(torch::kBilinear)
+                                .align_corners(false));
+  const auto& m = engine::nets::FaceRecognitionNetImpl::kMeanRgb;
+  torch::Tensor mean = torch::tensor({m[0], m[1], m[2]}, bgr.options()).view({1, 3, 1, 1});
+  return (rgb - mean) / 255.0;
+}
+
+torch::Tensor CosineLoss(const torch::Tensor& a, const torch::Tensor& b) {
+  return 1.0 - torch::cosine_similarity(a, b, 1, 1e-8).mean();
+}
+
+torch::Tensor Distances(const torch::Tensor& a, const torch::Tensor& b) { return (a - b).pow(2).sum(1).sqrt(); }
+
+// Mean SSIM per image (Gaussian window 11, sigma 1.5, per channel), inputs in [0, 1].
+torch::Tensor Ssim(const torch::Tensor& a, const torch::Tensor& b) {
+  torch::Tensor g = torch::arange(11, a.options()).sub(5.0).pow(2).div(-2.0 * 1.5 * 1.5).exp();
+  g = g / g.sum();
+  const torch::Tensor win = torch::outer(g, g).view({1, 1, 11, 11}).repeat({3, 1, 1, 1});
+  auto blur = [&](const torch::Tensor& t) -> torch::Tensor {
+    return torch::conv2d(t, win, torch::Tensor(), torch::IntArrayRef({1, 1}), torch::IntArrayRef({0, 0}),
+                         torch::IntArrayRef({1, 1}), 3);
+  };
+  const double c1 = 0.01 * 0.01, c2 = 0.03 * 0.03;
+  torch::Tensor ma = blur(a), mb = blur(b);
+  torch::Tensor saa = blur(a * a) - ma * ma, sbb = blur(b * b) - mb * mb, sab = blur(a * b) - ma * mb;
+  torch::Tensor map = ((2 * ma * mb + c1) * (2 * sab + c2)) / ((ma * ma + mb * mb + c1) * (saa + sbb + c2));
+  return map.mean({1, 2, 3});
+}
+
+torch::Tensor ToUint8Image(const torch::Tensor& x) {  // N x 3 x H x W in [-1, 1] -> N x H x W x 3 uint8
+  return x.detach().clamp(-1.0, 1.0).add(1.0).mul(127.5).round().to(torch::kUInt8).permute({0, 2, 3, 1}).contiguous().cpu();
+}
+
+struct Metrics {
+  double psnr = 0, ssim = 0, id_rec = 0, swap_to_target = 0, swap_to_orig = 0, pair = 0, baseline = 0;
+  double swap_over_06 = 0;  // fraction of swaps farther than 0.6 from the original
+};
+
+struct LossSums {
+  double d = 0, d_real = 0, d_fake = 0, r1 = 0, adv = 0, rec = 0, id_rec = 0, id_swap = 0, attr = 0, cyc = 0;
+  int n = 0, n_r1 = 0, n_cyc = 0, n_d = 0;
+};
+
+class Trainer {
+ public:
+  Trainer(const GanTrainOptions& o, UtkDataset data)
+      : o_(o),
+        data_(std::move(data)),
+        device_(torch::cuda::is_available() ? torch::kCUDA : torch::kCPU) {}
+
+  Status Init() {
+    engine::InitRuntimeOnce();
+    if (o_.threads > 0) torch::set_num_threads(o_.threads);
+    torch::manual_seed(o_.seed);
+    VEIL_ASSIGN_OR_RETURN(auto w, engine::TfjsWeights::Load(engine::ResolveModelsDir(""), "face_recognition_model", true));
+    VEIL_RETURN_IF_ERROR(recognizer_->LoadFrom(w));
+    recognizer_->eval();
+    recognizer_->to(device_);
+    E_->to(device_);
+    G_->to(device_);
+    D_->to(device_);
+    std::vector<torch::Tensor> eg = E_->parameters();
+    for (auto& p : G_->parameters()) eg.push_back(p);
+    opt_g_ = std::make_unique<torch::optim::Adam>(
+        eg, torch::optim::AdamOptions(o_.lr_g).betas(std::make_tuple(0.0, 0.99)).eps(1e-8));
+    opt_d_ = std::make_unique<torch::optim::Adam>(
+        D_->parameters(), torch::optim::AdamOptions(o_.lr_d).betas(std::make_tuple(0.0, 0.99)).eps(1e-8));
+    train_ = data_.Indices(Split::kTrain);
+    const auto holdout = data_.Indices(Split::kHoldout);
+    if (train_.empty() || holdout.empty()) return FailedPreconditionError("the data set has no train or no holdout images");
+    // Held-out images for the metrics: spread over the whole (name-sorted: age, gender, race) holdout.
+    const size_t n_eval = std::min<size_t>(static_cast<size_t>(std::max(2, o_.holdout_eval)), holdout.size());
+    for (size_t i = 0; i < n_eval; ++i) eval_.push_back(holdout[i * holdout.size() / n_eval]);
+    std::error_code ec;
+    fs::create_directories(o_.out_dir, ec);
+    if (ec) return IoError("cannot create " + o_.out_dir + ": " + ec.message());
+    std::printf("veil-train-gan: device %s (%d threads), %zu train / %zu holdout images, batch %d, E+G %.3f GFLOP per face\n",
+                device_.is_cuda() ? "cuda" : "cpu", torch::get_num_threads(), train_.size(), holdout.size(), o_.batch,
+                2e-9 * engine::identity::MeasureMacsPerFace(*E_, *G_));
+    return Status::Ok();
+  }
+
+  Status Restore() {
+    const std::string full = (fs::path(o_.out_dir) / "ckpt.pt").string();
+    if (o_.resume && fs::exists(full)) return LoadFull(full);
+    if (!o_.resume_from.empty()) {
+      if (!fs::exists(o_.resume_from)) return NotFoundError("no checkpoint at " + o_.resume_from);
+      torch::serialize::InputArchive ar;
+      ar.load_from(o_.resume_from, device_);
+      torch::Tensor tag;
+      if (ar.try_read("compact_format", tag, /*is_buffer=*/true)) return LoadCompact(ar);
+      return LoadFull(o_.resume_from);
+    }
+    if (o_.resume) std::printf("veil-train-gan: no %s yet, starting fresh\n", full.c_str());
+    return Status::Ok();
+  }
+
+  Status Run() {
+    std::signal(SIGINT, OnStopSignal);
+    std::signal(SIGTERM, OnStopSignal);
+    const auto start = Clock::now();
+    auto last_ckpt = Clock::now(), last_eval = Clock::now();
+    const double budget_s = o_.minutes * 60.0;
+    OpenLog();
+    if (budget_s > 0 && step_ == 0) {
+      Evaluate(true);  // the starting point, in the log
+      last_eval = Clock::now();
+    }
+    LossSums sums;
+    auto last_log = Clock::now();
+    const int64_t first_step = step_;
+    while (budget_s > 0 && Seconds(start) < budget_s && !g_stop) {
+      TrainStep(sums);
+      ++step_;
+      if (sums.n >= o_.log_every) {
+        const double dt = Seconds(last_log) / sums.n;
+        train_seconds_ += Seconds(last_log);
+        last_log = Clock::now();
+        WriteLogRow(sums, dt, nullptr);
+        std::printf("step %lld  %.2fs/step  rec %.4f  id %.3f/%.3f  attr %.4f  cyc %.4f  adv %.3f  d %.3f\n",
+                    static_cast<long long>(step_), dt, sums.rec / sums.n, sums.id_rec / sums.n, sums.id_swap / sums.n,
+                    sums.attr / sums.n, sums.cyc / std::max(1, sums.n_cyc), sums.adv / std::max(1, sums.n_d),
+                    sums.d / std::max(1, sums.n_d));
+        std::fflush(stdout);
+        sums = LossSums();
+      }
+      if (Seconds(last_eval) >= o_.eval_minutes * 60.0) {
+        Evaluate(true);
+        last_eval = Clock::now();
+      }
+      if (Seconds(last_ckpt) >= o_.checkpoint_minutes * 60.0) {
+        VEIL_RETURN_IF_ERROR(SaveCheckpoints());
+        last_ckpt = Clock::now();
+      }
+    }
+    train_seconds_ += Seconds(last_log);
+    if (step_ > first_step || budget_s > 0) {
+      last_metrics_ = Evaluate(true);
+      VEIL_RETURN_IF_ERROR(SaveCheckpoints());
+    } else {
+      last_metrics_ = Evaluate(false);
+    }
+    std::printf("veil-train-gan: stopped at step %lld (%s)\n", static_cast<long long>(step_),
+                g_stop ? "signal" : "time budget");
+    if (!o_.export_dir.empty()) VEIL_RETURN_IF_ERROR(Export());
+    return Status::Ok();
+  }
+
+ private:
+  // A batch of crops (with random horizontal flips when the flipped descriptors exist).
+  void MakeBatch(const std::vector<size_t>& idx, const std::vector<bool>& flip, torch::Tensor& x, torch::Tensor& z) {
+    const int64_t n = static_cast<int64_t>(idx.size());
+    torch::Tensor xu = torch::empty({n, 128, 128, 3}, torch::kUInt8);
+    torch::Tensor zc = torch::empty({n, 128}, torch::kFloat32);
+    for (int64_t i = 0; i < n; ++i) {
+      std::memcpy(xu[i].data_ptr<uint8_t>(), data_.crop_data(idx[i]), 128 * 128 * 3);
+      const float* d = flip[i] ? data_.descriptor_flip(idx[i]) : data_.descriptor(idx[i]);
+      std::memcpy(zc[i].data_ptr<float>(), d, sizeof(float) * 128);
+    }
+    x = xu.to(device_).permute({0, 3, 1, 2}).to(torch::kFloat32).div(127.5).sub(1.0);
+    for (int64_t i = 0; i < n; ++i) {
+      if (flip[i]) x.select(0, i).copy_(x.select(0, i).flip({2}));
+    }
+    x = x.contiguous();
+    z = zc.to(device_);
+  }
+
+  // Wall time of the step's phases on stderr when $VEIL_GAN_PROFILE is set (for tuning).
+  void Mark(const char* what) {
+    if (!profile_) return;
+    if (device_.is_cuda()) torch::cuda::synchronize();
+    std::fprintf(stderr, "  %-10s %6.3f s\n", what, Seconds(mark_));
+    mark_ = Clock::now();
+  }
+
+  void TrainStep(LossSums& s) {
+    mark_ = Clock::now();
+    std::mt19937_64 rng(o_.seed * 1000003ULL + static_cast<uint64_t>(step_));
+    std::vector<size_t> idx(o_.batch);
+    std::vector<bool> flip(o_.batch);
+    std::uniform_int_distribution<size_t> pick(0, train_.size() - 1);
+    for (int i = 0; i < o_.batch; ++i) {
+      idx[i] = train_[pick(rng)];
+      flip[i] = data_.has_flip() && (rng() & 1);
+    }
+    torch::Tensor x, zx;
+    MakeBatch(idx, flip, x, zx);
+    const torch::Tensor zy = zx.roll(1, 0);
+    const double warm = o_.warmup_steps > 0 ? std::min(1.0, double(step_ - warm_from_ + 1) / o_.warmup_steps) : 1.0;
+    SetLr(*opt_g_, o_.lr_g * warm);
+    SetLr(*opt_d_, o_.lr_d * warm);
+
+    const torch::Tensor a = E_->forward(x);
+    const torch::Tensor rec = G_->forward(a, zx);
+    const torch::Tensor swp = G_->forward(a, zy);
+    const torch::Tensor fake = torch::cat({rec, swp});
+    Mark("E+G fwd");
+
+    // Discriminator.
+    const bool adversarial = step_ >= o_.adv_start_step;
+    if (adversarial) {
+      SetRequiresGrad(*D_, true);
+      opt_d_->zero_grad();
+      const torch::Tensor d_real = D_->forward(x);
+      const torch::Tensor d_fake = D_->forward(fake.detach());
+      torch::Tensor d_loss = torch::softplus(-d_real).mean() + torch::softplus(d_fake).mean();
+      ++s.n_d;
+      s.d_real += d_real.mean().item<double>();
+      s.d_fake += d_fake.mean().item<double>();
+      if (o_.r1_every > 0 && step_ % o_.r1_every == 0) {
+        torch::Tensor xr = x.detach().requires_grad_(true);
+        torch::Tensor out = D_->forward(xr);
+        torch::Tensor grad = torch::autograd::grad({out.sum()}, {xr}, {}, /*retain_graph=*/true, /*create_graph=*/true)[0];
+        torch::Tensor r1 = grad.pow(2).sum({1, 2, 3}).mean();
+        d_loss = d_loss + r1 * (0.5 * o_.r1_gamma * o_.r1_every);
+        s.r1 += r1.item<double>();
+        ++s.n_r1;
+      }
+      d_loss.backward();
+      opt_d_->step();
+      s.d += d_loss.item<double>();
+    }
+    Mark("D step");
+
+    // Encoder + generator.
+    SetRequiresGrad(*D_, false);
+    opt_g_->zero_grad();
+    const torch::Tensor adv =
+        adversarial ? torch::softplus(-D_->forward(fake)).mean() : torch::zeros({}, x.options());
+    const torch::Tensor rec_l1 = (rec - x).abs().mean();
+    Mark("G adv fwd");
+    // The recognizer (fwd + bwd at 150^2, several GFLOP a face) sees every swap but only half of
+    // the reconstructions, whose identity L1 already pulls towards the original.
+    const int64_t b = x.size(0), h = std::max<int64_t>(1, b / 2);
+    const torch::Tensor ids = recognizer_->forward(RecognizerInput(torch::cat({swp, rec.slice(0, 0, h)})));
+    Mark("R fwd");
+    const torch::Tensor id_swap = CosineLoss(ids.slice(0, 0, b), zy);
+    const torch::Tensor id_rec = CosineLoss(ids.slice(0, b), zx.slice(0, 0, h));
+    const torch::Tensor attr = (E_->forward(swp) - a.detach()).pow(2).mean();
+    torch::Tensor cyc = torch::zeros({}, x.options());
+    if (o_.cyc_every > 0 && step_ % o_.cyc_every == 0) {
+      cyc = (G_->forward(E_->forward(swp.slice(0, 0, h)), zx.slice(0, 0, h)) - x.slice(0, 0, h)).abs().mean();
+      s.cyc += cyc.item<double>();
+      ++s.n_cyc;
+    }
+    Mark("attr+cyc");
+    const torch::Tensor g_loss = o_.w_rec * rec_l1 + o_.w_id * (id_rec + id_swap) + o_.w_attr * attr +
+                                 o_.w_cyc * cyc + o_.w_adv * adv;
+    g_loss.backward();
+    Mark("G bwd");
+    opt_g_->step();
+    Mark("G opt");
+    s.adv += adv.item<double>();
+    s.rec += rec_l1.item<double>();
+    s.id_rec += id_rec.item<double>();
+    s.id_swap += id_swap.item<double>();
+    s.attr += attr.item<double>();
+    ++s.n;
+  }
+
+  // Holdout metrics (and the preview when `preview`).
+  Metrics Evaluate(bool preview) {
+    torch::NoGradGuard no_grad;
+    Metrics m;
+    const size_t n = eval_.size();
+    const int64_t chunk = 16;
+    double psnr = 0, ssim = 0, id_rec = 0, to_target = 0, to_orig = 0, pair = 0, base = 0, over = 0;
+    std::vector<cv::Mat> rows;
+    for (size_t start = 0; start < n; start += chunk) {
+      std::vector<size_t> idx, partner;
+      for (size_t i = start; i < std::min(n, start + chunk); ++i) {
+        idx.push_back(eval_[i]);
+        partner.push_back(eval_[(i + n / 2) % n]);  // a fixed partner far away in the (age-sorted) list
+      }
+      torch::Tensor x, zx, xp, zy;
+      MakeBatch(idx, std::vector<bool>(idx.size(), false), x, zx);
+      MakeBatch(partner, std::vector<bool>(partner.size(), false), xp, zy);
+      const torch::Tensor a = E_->forward(x);
+      const torch::Tensor rec = G_->forward(a, zx).clamp(-1, 1);
+      const torch::Tensor swp = G_->forward(a, zy).clamp(-1, 1);
+      const torch::Tensor cyc = G_->forward(E_->forward(swp), zx).clamp(-1, 1);
+      // PSNR on 8-bit images, as a viewer sees them.
+      const torch::Tensor xq = ToUint8Image(x).to(torch::kFloat32), rq = ToUint8Image(rec).to(torch::kFloat32);
+      const torch::Tensor mse = (xq - rq).pow(2).mean({1, 2, 3}).clamp_min(1e-10);
+      psnr += (10.0 * torch::log10(255.0 * 255.0 / mse)).sum().item<double>();
+      ssim += Ssim(xq.permute({0, 3, 1, 2}) / 255.0, rq.permute({0, 3, 1, 2}) / 255.0).sum().item<double>();
+      const torch::Tensor d_rec = recognizer_->forward(RecognizerInput(rec));
+      const torch::Tensor d_swp = recognizer_->forward(RecognizerInput(swp));
+      const torch::Tensor d_x = recognizer_->forward(RecognizerInput(x));
+      id_rec += Distances(d_rec, zx).sum().item<double>();
+      to_target += Distances(d_swp, zy).sum().item<double>();
+      const torch::Tensor away = Distances(d_swp, zx);
+      to_orig += away.sum().item<double>();
+      over += away.gt(0.6).sum().item<double>();
+      pair += Distances(zx, zy).sum().item<double>();
+      base += Distances(d_x, zx).sum().item<double>();
+      if (preview && start == 0) {
+        const torch::Tensor img[4] = {ToUint8Image(x), ToUint8Image(rec), ToUint8Image(swp), ToUint8Image(cyc)};
+        for (int64_t i = 0; i < std::min<int64_t>(8, x.size(0)); ++i) {
+          std::vector<cv::Mat> cols;
+          for (const auto& t : img) cols.push_back(cv::Mat(128, 128, CV_8UC3, t[i].data_ptr<uint8_t>()).clone());
+          cv::Mat row;
+          cv::hconcat(cols, row);
+          rows.push_back(row);
+        }
+      }
+    }
+    const double dn = static_cast<double>(n);
+    m = {psnr / dn, ssim / dn, id_rec / dn, to_target / dn, to_orig / dn, pair / dn, base / dn, over / dn};
+    if (preview) {
+      cv::Mat grid;
+      cv::vconcat(rows, grid);
+      const std::string path = (fs::path(o_.out_dir) / "preview.png").string();
+      const std::string tmp = path + ".tmp.png";
+      if (cv::imwrite(tmp, grid)) fs::rename(tmp, path);
+      WriteLogRow(LossSums(), 0, &m);
+      std::printf("eval step %lld: PSNR %.2f dB  SSIM %.4f  d(rec,x) %.3f  d(swap,target) %.3f  d(swap,orig) %.3f "
+                  "(>0.6: %.0f%%)  d(pair) %.3f  d(R(x128),x) %.3f\n",
+                  static_cast<long long>(step_), m.psnr, m.ssim, m.id_rec, m.swap_to_target, m.swap_to_orig,
+                  100 * m.swap_over_06, m.pair, m.baseline);
+      std::fflush(stdout);
+    }
+    last_metrics_ = m;
+    return m;
+  }
+
+  void OpenLog() {
+    const std::string path = (fs::path(o_.out_dir) / "log.tsv").string();
+    const bool fresh = !fs::exists(path);
+    log_.open(path, std::ios::app);
+    if (fresh) {
+      log_ << "step\tutc\ttrain_s\tsec_per_step\tbatch\tlr_scale\td_loss\td_real\td_fake\tr1\tg_adv\trec_l1\tid_rec\tid_swap"
+              "\tattr\tcyc_l1\teval_psnr\teval_ssim\teval_d_rec\teval_d_swap_target\teval_d_swap_orig"
+              "\teval_swap_over_0.6\teval_d_pair\teval_d_baseline\n";
+    }
+  }
+
+  void WriteLogRow(const LossSums& s, double sec_per_step, const Metrics* m) {
+    if (!log_.is_open()) return;
+    auto avg = [&](double v, int n) {
+      std::ostringstream os;
+      if (n > 0) os << std::setprecision(5) << v / n;
+      return os.str();
+    };
+    const double warm = o_.warmup_steps > 0 ? std::min(1.0, double(step_ - warm_from_ + 1) / o_.warmup_steps) : 1.0;
+    log_ << step_ << '\t' << UtcNow() << '\t' << std::fixed << std::setprecision(0) << train_seconds_ << '\t'
+         << std::setprecision(3) << sec_per_step << std::defaultfloat << '\t' << o_.batch << '\t' << warm << '\t'
+         << avg(s.d, s.n_d) << '\t' << avg(s.d_real, s.n_d) << '\t' << avg(s.d_fake, s.n_d) << '\t'
+         << avg(s.r1, s.n_r1) << '\t' << avg(s.adv, s.n_d) << '\t' << avg(s.rec, s.n) << '\t' << avg(s.id_rec, s.n)
+         << '\t' << avg(s.id_swap, s.n) << '\t' << avg(s.attr, s.n) << '\t' << avg(s.cyc, s.n_cyc);
+    if (m != nullptr) {
+      log_ << std::setprecision(5) << '\t' << m->psnr << '\t' << m->ssim << '\t' << m->id_rec << '\t'
+           << m->swap_to_target << '\t' << m->swap_to_orig << '\t' << m->swap_over_06 << '\t' << m->pair << '\t'
+           << m->baseline;
+    } else {
+      log_ << "\t\t\t\t\t\t\t\t";
+    }
+    log_ << '\n';
+    log_.flush();
+  }
+
+  // ---- checkpoints ----
+
+  Status SaveCheckpoints() {
+    try {
+      torch::serialize::OutputArchive ar;
+      torch::serialize::OutputArchive ae, ag, ad, aog, aod;
+      E_->save(ae);
+      G_->save(ag);
+      D_->save(ad);
+      opt_g_->save(aog);
+      opt_d_->save(aod);
+      ar.write("E", ae);
+      ar.write("G", ag);
+      ar.write("D", ad);
+      ar.write("opt_g", aog);
+      ar.write("opt_d", aod);
+      ar.write("step", torch::tensor(step_), true);
+      ar.write("train_seconds", torch::tensor(train_seconds_, torch::kFloat64), true);
+      const std::string path = (fs::path(o_.out_dir) / "ckpt.pt").string();
+      ar.save_to(path + ".tmp");
+      fs::rename(path + ".tmp", path);
+      VEIL_RETURN_IF_ERROR(SaveCompact((fs::path(o_.out_dir) / "gan-checkpoint.pt").string()));
+      std::printf("checkpoint at step %lld -> %s\n", static_cast<long long>(step_), path.c_str());
+      std::fflush(stdout);
+    } catch (const std::exception& e) {
+      return IoError(std::string("writing the checkpoint failed: ") + e.what());
+    }
+    return Status::Ok();
+  }
+
+  // Each scalar into a fresh tensor: reading into a defined tensor of another dtype reinterprets bits.
+  static torch::Tensor ReadScalar(torch::serialize::InputArchive& ar, const std::string& key) {
+    torch::Tensor t;
+    ar.read(key, t, /*is_buffer=*/true);
+    return t;
+  }
+
+  // Checkpoints written before that fix hold a garbage value (the bits of an int64): start over.
+  static double ReadTrainSeconds(torch::serialize::InputArchive& ar) {
+    const double v = ReadScalar(ar, "train_seconds").item<double>();
+    return std::isfinite(v) && v >= 0 && v < 1e9 ? v : 0.0;
+  }
+
+  static std::vector<torch::Tensor> AllTensors(torch::nn::Module& m) {
+    std::vector<torch::Tensor> out;
+    for (auto& p : m.named_parameters(true)) out.push_back(p.value());
+    for (auto& b : m.named_buffers(true)) out.push_back(b.value());
+    return out;
+  }
+
+  // fp16 weights of E, G and D + step, no optimizer state (a few MB; resumes with a fresh Adam).
+  Status SaveCompact(const std::string& path) {
+    torch::serialize::OutputArchive ar;
+    ar.write("compact_format", torch::tensor(int64_t{1}), true);
+    ar.write("step", torch::tensor(step_), true);
+    ar.write("train_seconds", torch::tensor(train_seconds_, torch::kFloat64), true);
+    std::pair<const char*, torch::nn::Module*> mods[] = {{"E", E_.ptr().get()}, {"G", G_.ptr().get()}, {"D", D_.ptr().get()}};
+    for (auto& [name, mod] : mods) {
+      const auto ts = AllTensors(*mod);
+      ar.write(std::string(name) + "_count", torch::tensor(static_cast<int64_t>(ts.size())), true);
+      for (size_t i = 0; i < ts.size(); ++i) {
+        ar.write(std::string(name) + "_" + std::to_string(i), ts[i].detach().to(torch::kCPU, torch::kHalf), true);
+      }
+    }
+    fs::create_directories(fs::path(path).parent_path());
+    ar.save_to(path + ".tmp");
+    fs::rename(path + ".tmp", path);
+    return Status::Ok();
+  }
+
+  Status LoadCompact(torch::serialize::InputArchive& ar) {
+    torch::NoGradGuard no_grad;
+    step_ = ReadScalar(ar, "step").item<int64_t>();
+    train_seconds_ = ReadTrainSeconds(ar);
+    std::pair<const char*, torch::nn::Module*> mods[] = {{"E", E_.ptr().get()}, {"G", G_.ptr().get()}, {"D", D_.ptr().get()}};
+    for (auto& [name, mod] : mods) {
+      auto ts = AllTensors(*mod);
+      torch::Tensor count;
+      ar.read(std::string(name) + "_count", count, true);
+      if (count.item<int64_t>() != static_cast<int64_t>(ts.size())) {
+        return InvalidArgumentError(std::string("compact checkpoint: ") + name + " has a different architecture");
+      }
+      for (size_t i = 0; i < ts.size(); ++i) {
+        torch::Tensor v;
+        ar.read(std::string(name) + "_" + std::to_string(i), v, true);
+        if (v.sizes() != ts[i].sizes()) {
+          return InvalidArgumentError(std::string("compact checkpoint: ") + name + " tensor " + std::to_string(i) +
+                                      " has the wrong shape");
+        }
+        ts[i].copy_(v.to(ts[i].device(), ts[i].scalar_type()));
+      }
+    }
+    warm_from_ = step_;  // fresh Adam state: warm up again
+    std::printf("veil-train-gan: resumed weights from the compact checkpoint at step %lld (optimizer restarted)\n",
+                static_cast<long long>(step_));
+    return Status::Ok();
+  }
+
+  Status LoadFull(const std::string& path) {
+    try {
+      torch::serialize::InputArchive ar;
+      ar.load_from(path, device_);
+      torch::serialize::InputArchive ae, ag, ad, aog, aod;
+      ar.read("E", ae);
+      ar.read("G", ag);
+      ar.read("D", ad);
+      ar.read("opt_g", aog);
+      ar.read("opt_d", aod);
+      E_->load(ae);
+      G_->load(ag);
+      D_->load(ad);
+      opt_g_->load(aog);
+      opt_d_->load(aod);
+      step_ = ReadScalar(ar, "step").item<int64_t>();
+      train_seconds_ = ReadTrainSeconds(ar);
+    } catch (const std::exception& e) {
+      return DataLossError("cannot read the checkpoint " + path + ": " + e.what());
+    }
+    warm_from_ = -o_.warmup_steps;  // optimizer state restored: no warm-up
+    std::printf("veil-train-gan: resumed from %s at step %lld\n", path.c_str(), static_cast<long long>(step_));
+    return Status::Ok();
+  }
+
+  Status Export() {
+    const fs::path dir(o_.export_dir);
+    std::error_code ec;
+    fs::create_directories(dir / "train", ec);
+    engine::FaceRendererSaveInfo info;
+    info.overwrite = true;
+    info.fp16 = true;
+    auto num = [](double v) {
+      std::ostringstream os;
+      os << std::setprecision(4) << v;
+      return os.str();
+    };
+    info.info = {{"data", "UTKFace aligned & cropped (non-commercial research use only), re-aligned by Veil, "
+                          "1000 images held out"},
+                 {"trainer", "veil-train-gan"},
+                 {"steps", std::to_string(step_)},
+                 {"batch", std::to_string(o_.batch)},
+                 {"train_seconds", num(train_seconds_)},
+                 {"device", device_.is_cuda() ? "cuda" : "cpu"},
+                 {"holdout_images_evaluated", std::to_string(eval_.size())},
+                 {"holdout_psnr_db", num(last_metrics_.psnr)},
+                 {"holdout_ssim", num(last_metrics_.ssim)},
+                 {"holdout_d_rec", num(last_metrics_.id_rec)},
+                 {"holdout_d_swap_target", num(last_metrics_.swap_to_target)},
+                 {"holdout_d_swap_orig", num(last_metrics_.swap_to_orig)},
+                 {"license", "weights trained on UTKFace: non-commercial research use only"}};
+    try {
+      VEIL_RETURN_IF_ERROR(engine::identity::SaveRendererModels(*E_, *G_, (dir / "veil-encoder-v1.veilmodel").string(),
+                                                                 (dir / "veil-generator-v1.veilmodel").string(), info));
+      VEIL_RETURN_IF_ERROR(SaveCompact((dir / "train" / "gan-checkpoint.pt").string()));
+    } catch (const std::exception& e) {
+      return IoError(std::string("export failed: ") + e.what());
+    }
+    std::printf("veil-train-gan: exported E, G and the compact checkpoint to %s\n", dir.c_str());
+    return Status::Ok();
+  }
+
+  GanTrainOptions o_;
+  UtkDataset data_;
+  torch::Device device_;
+  engine::nets::FaceRecognitionNet recognizer_;
+  AttributeEncoder E_;
+  Generator G_;
+  Discriminator D_;
+  std::unique_ptr<torch::optim::Adam> opt_g_, opt_d_;
+  std::vector<size_t> train_, eval_;
+  int64_t step_ = 0;
+  int64_t warm_from_ = 0;
+  double train_seconds_ = 0;
+  Metrics last_metrics_;
+  std::ofstream log_;
+  bool profile_ = std::getenv("VEIL_GAN_PROFILE") != nullptr;
+  Clock::time_point mark_;
+};
+
+}  // namespace
+
+Status RunGanTraining(const GanTrainOptions& options) {
+  if (options.batch < 2) return InvalidArgumentError("--batch must be at least 2 (identity swaps pair faces)");
+  if (options.out_dir.empty()) return InvalidArgumentError("--out is required");
+  VEIL_ASSIGN_OR_RETURN(UtkDataset data, UtkDataset::Open(options.data_dir));
+  try {
+    Trainer t(options, std::move(data));
+    VEIL_RETURN_IF_ERROR(t.Init());
+    VEIL_RETURN_IF_ERROR(t.Restore());
+    return t.Run();
+  } catch (const std::exception& e) {
+    return InternalError(std::string("training failed: ") + e.what());
+  }
+}
+
+}  // namespace veil::train::gan

@@ -1,0 +1,55 @@
+// GAN training of the attribute encoder E and the generator G (with a discriminator D), driven by
+// `veil-train-gan`. No LibTorch in this header.
+//
+// Each step, on a batch x with descriptors z_x (precomputed, desc.f32) and swapped identities z_y
+// (the batch rolled by one):
+//   a = E(x); rec = G(a, z_x); swp = G(a, z_y)
+//   D:  softplus(-D(x)) + softplus(D(rec|swp)) [+ lazy R1 on reals every r1_every steps]
+//   G:  w_rec * L1(rec, x)                                    reconstruction
+//     + w_id * [(1 - cos(R(swp), z_y)) + (1 - cos(R(rec), z_x)) (half the batch)]  identity, frozen R
+//     + w_attr * mean((E(swp) - a)^2)                          attribute consistency
+//     + w_cyc * L1(G(E(swp), z_x), x)  (on half the batch)     cycle: what restore relies on
+//     + w_adv * softplus(-D(rec|swp))                           realism
+// R = the dlib ResNet-34 descriptor (engine/src/nets/face_recognition_net), frozen, on the output
+// resized 128 -> 150 (the 128 crop is a scaled 150 recognizer chip).
+//
+// Files in out_dir: ckpt.pt (full: E, G, D, both Adam states, step; written to a temp file then
+// renamed, every checkpoint_minutes), gan-checkpoint.pt (compact: fp16 weights + step), log.tsv,
+// preview.png (rows: original | reconstruction | swap | cycle, held-out images).
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "veil/status.h"
+
+namespace veil::train::gan {
+
+struct GanTrainOptions {
+  std::string data_dir;        // the utkface-v1 folder
+  std::string out_dir;         // checkpoints, log, preview
+  double minutes = 60;         // wall-clock training budget of this run
+  int batch = 8;
+  bool resume = false;         // continue from out_dir/ckpt.pt when it exists
+  std::string resume_from;     // a full ckpt.pt or a compact gan-checkpoint.pt to start from
+  std::string export_dir;      // when set: at the end write the model files + compact checkpoint here
+  uint64_t seed = 20261123;
+  int threads = 0;             // LibTorch intra-op threads; 0: one per core (1 avoids stalls on a busy machine)
+  double checkpoint_minutes = 5;
+  double eval_minutes = 5;     // holdout metrics + preview
+  int log_every = 10;
+  int holdout_eval = 96;       // held-out images used for the metrics
+  // Loss weights and optimizer.
+  double w_rec = 10, w_id = 5, w_attr = 1, w_cyc = 5, w_adv = 0.3;
+  int adv_start_step = 0;      // D and the adversarial term start here (reconstruction first)
+  int cyc_every = 1;           // the cycle term every k steps (it costs a third E + G pass)
+  double r1_gamma = 1.0;
+  int r1_every = 16;
+  double lr_g = 2e-3, lr_d = 2e-3;
+  int warmup_steps = 50;       // linear learning-rate warm-up (also after a compact resume)
+};
+
+// Trains until the time budget is spent (or forever with minutes <= 0 never: 0 means export only).
+Status RunGanTraining(const GanTrainOptions& options);
+
+}  // namespace veil::train::gan

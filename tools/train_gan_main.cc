@@ -1,0 +1,74 @@
+// veil-train-gan: trains the attribute encoder E and the generator G (issue 4) on the prepared
+// UTKFace set (veil-train-prep), on CUDA when available, else the CPU.
+//
+//   veil-train-gan --data $VEIL_TRAIN_DIR/utkface-v1 --out $VEIL_TRAIN_DIR/gan [--minutes M] [--batch B]
+//                  [--resume] [--resume-from models/train/gan-checkpoint.pt] [--export models]
+//
+// --resume continues from OUT/ckpt.pt (full state, optimizers included) when it exists;
+// --resume-from starts from a given full or compact checkpoint. --minutes 0 with --export only
+// evaluates and exports. SIGINT/SIGTERM stop after the current step with a checkpoint.
+// Losses, files and the log: engine/train/gan/gan_trainer.h.
+#include <cstdio>
+#include <string>
+
+#include "cli.h"
+#include "data/utk_dataset.h"
+#include "gan/gan_trainer.h"
+
+int main(int argc, char** argv) {
+  using namespace veil;
+  cli::Args args(argc - 1, argv + 1, {"--resume", "--help"});
+  if (!args.parse_status().ok()) return cli::Fail(args.parse_status());
+  if (args.Flag("--help")) {
+    std::puts(
+        "usage: veil-train-gan --data DIR --out DIR [--minutes M] [--batch B] [--resume]\n"
+        "                      [--resume-from FILE] [--export DIR] [--seed S] [--checkpoint-minutes M]\n"
+        "                      [--eval-minutes M] [--holdout-eval N] [--w-rec W] [--w-id W] [--w-attr W]\n"
+        "                      [--w-cyc W] [--w-adv W] [--lr-g LR] [--lr-d LR] [--adv-start STEP]\n"
+        "                      [--cyc-every K] [--threads N]");
+    return 0;
+  }
+  train::gan::GanTrainOptions o;
+  o.data_dir = args.GetOr("--data", train::DefaultUtkDir());
+  o.out_dir = args.GetOr("--out", train::DefaultTrainDir() + "/gan");
+  o.resume = args.Flag("--resume");
+  o.resume_from = args.GetOr("--resume-from", "");
+  o.export_dir = args.GetOr("--export", "");
+  auto batch = args.GetInt("--batch", o.batch, 2, 4096);
+  auto seed = args.GetInt("--seed", static_cast<long long>(o.seed), 0, 1LL << 62);
+  auto holdout_eval = args.GetInt("--holdout-eval", o.holdout_eval, 2, 1000);
+  auto adv_start = args.GetInt("--adv-start", o.adv_start_step, 0, 1LL << 40);
+  auto cyc_every = args.GetInt("--cyc-every", o.cyc_every, 0, 1000);
+  auto threads = args.GetInt("--threads", o.threads, 0, 1024);
+  for (const auto* v : {&batch, &seed, &holdout_eval, &adv_start, &cyc_every, &threads})
+    if (!v->ok()) return cli::Fail(v->status());
+  o.batch = static_cast<int>(*batch);
+  o.seed = static_cast<uint64_t>(*seed);
+  o.holdout_eval = static_cast<int>(*holdout_eval);
+  o.adv_start_step = static_cast<int>(*adv_start);
+  o.cyc_every = static_cast<int>(*cyc_every);
+  o.threads = static_cast<int>(*threads);
+  struct Real {
+    const char* name;
+    double* target;
+  };
+  const Real reals[] = {{"minutes", &o.minutes},       {"checkpoint-minutes", &o.checkpoint_minutes},
+                        {"eval-minutes", &o.eval_minutes}, {"w-rec", &o.w_rec},
+                        {"w-id", &o.w_id},             {"w-attr", &o.w_attr},
+                        {"w-cyc", &o.w_cyc},           {"w-adv", &o.w_adv},
+                        {"lr-g", &o.lr_g},             {"lr-d", &o.lr_d}};
+  for (const Real& r : reals) {
+    if (auto v = args.Get(std::string("--") + r.name)) {
+      try {
+        size_t used = 0;
+        *r.target = std::stod(*v, &used);
+        if (used != v->size() || *r.target < 0) throw std::invalid_argument(*v);
+      } catch (const std::exception&) {
+        return cli::Fail(InvalidArgumentError(std::string("--") + r.name + " needs a non-negative number"));
+      }
+    }
+  }
+  if (Status st = args.Finish(); !st.ok()) return cli::Fail(st);
+  if (Status st = train::gan::RunGanTraining(o); !st.ok()) return cli::Fail(st);
+  return 0;
+}
