@@ -113,3 +113,25 @@ TEST_CASE("saved model files load back into a renderer that renders the same fac
 
 }  // namespace
 }  // namespace veil::engine
+
+namespace veil::engine {
+namespace {
+
+TEST_CASE("the shipped encoder and generator load and render deterministically") {
+  // The models are shipped in models/: missing ones are a broken checkout, not a reason to skip.
+  REQUIRE(std::filesystem::exists(DefaultEncoderModelPath()));
+  REQUIRE(std::filesystem::exists(DefaultGeneratorModelPath()));
+  auto r = FaceRenderer::Create({});
+  REQUIRE(r.ok());
+  const auto crops = RandomCrops(2, 3);
+  const auto codes = RandomCodes(2, 4);
+  auto a = (*r)->Render(crops, codes);
+  auto b = (*r)->Render(crops, codes);
+  REQUIRE(a.ok());
+  REQUIRE(b.ok());
+  for (size_t i = 0; i < a->size(); ++i) CHECK(SameBits(a->at(i), b->at(i)));
+  CHECK((*r)->FlopsPerFace() <= 1'800'000'000);
+}
+
+}  // namespace
+}  // namespace veil::engine
