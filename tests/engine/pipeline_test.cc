@@ -16,46 +16,7 @@ using namespace veil::engine;
 
 namespace {
 
-constexpr int64_t kNow = 1'900'000'000;
-
-// A throw-away key store with approvers a and b (2 of 2) and operator op.
-struct Store {
-  std::string dir;
-  std::unique_ptr<keys::KeyStore> store;
-  keys::PrincipalKey a = keys::PrincipalKey::Generate("a"), b = keys::PrincipalKey::Generate("b");
-
-  Store() {
-    dir = (std::filesystem::temp_directory_path() / "veil-pipeline-XXXXXX").string();
-    REQUIRE(::mkdtemp(dir.data()) != nullptr);
-    std::string k(32, 'p');
-    auto s = keys::KeyStore::Create(dir, keys::Credential::FromRawKey(keys::SecretBytes::Copy(k.data(), 32)), {1, 8192},
-                                    "test", "default", 2);
-    REQUIRE(s.ok());
-    store = std::move(s.value());
-    REQUIRE(store->AddPrincipal("a", keys::Role::kApprover, a.public_key()).ok());
-    REQUIRE(store->AddPrincipal("b", keys::Role::kApprover, b.public_key()).ok());
-    REQUIRE(store->AddPrincipal("op", keys::Role::kOperator, keys::PrincipalKey::Generate("op").public_key()).ok());
-  }
-  ~Store() {
-    store.reset();
-    std::filesystem::remove_all(dir);
-  }
-  keys::KeyHandle Key() {
-    auto k = store->KeyForNewWork("default", "test");
-    REQUIRE(k.ok());
-    return std::move(k.value());
-  }
-  keys::RestoreGrant Grant(const std::string& file_bytes) {
-    keys::RestoreRequestSpec spec{"default", 0, {keys::Sha256(file_bytes)}, "case", "test", "op", kNow + 60};
-    auto r = store->CreateRequest(spec, kNow);
-    REQUIRE(r.ok());
-    r->Approve(a, kNow);
-    r->Approve(b, kNow);
-    auto g = store->AuthorizeRestore(*r, kNow);
-    REQUIRE_MESSAGE(g.ok(), g.status().ToString());
-    return std::move(g.value());
-  }
-};
+using Store = testing::TestStore;
 
 std::unique_ptr<Pipeline> MakePipeline(ReplaceMethod method = ReplaceMethod::kPixelate) {
   PipelineParams p;
@@ -101,7 +62,7 @@ TEST_CASE("anonymize changes every face region and restore with approvals gives 
 }
 
 TEST_CASE("the same input and key give identical output bytes; another key gives other bytes") {
-  Store s, t;
+  Store s, t('q');
   auto pipeline = MakePipeline(ReplaceMethod::kBlur);
   const cv::Mat& input = testing::DemoImage("sample2.jpg");
   auto a = pipeline->AnonymizeImage(input, s.Key(), ".png");
@@ -141,7 +102,7 @@ TEST_CASE("restore refuses an image edited after anonymization") {
 }
 
 TEST_CASE("restore with another store's key, or with a tampered manifest, does not open the payloads") {
-  Store s, other;
+  Store s, other('q');
   auto pipeline = MakePipeline();
   auto out = pipeline->AnonymizeImage(testing::DemoImage("sample1.jpg"), s.Key(), ".png");
   REQUIRE(out.ok());

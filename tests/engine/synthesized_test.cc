@@ -18,42 +18,7 @@ using namespace veil::engine;
 
 namespace {
 
-constexpr int64_t kNow = 1'900'000'000;
-
-struct Store {
-  std::string dir;
-  std::unique_ptr<keys::KeyStore> store;
-  keys::PrincipalKey a = keys::PrincipalKey::Generate("a");
-  explicit Store(char fill) {
-    dir = (std::filesystem::temp_directory_path() / "veil-synth-XXXXXX").string();
-    REQUIRE(::mkdtemp(dir.data()) != nullptr);
-    std::string k(32, fill);
-    auto s = keys::KeyStore::Create(dir, keys::Credential::FromRawKey(keys::SecretBytes::Copy(k.data(), 32)), {1, 8192},
-                                    "test", "default", 1);
-    REQUIRE(s.ok());
-    store = std::move(s.value());
-    REQUIRE(store->AddPrincipal("a", keys::Role::kApprover, a.public_key()).ok());
-    REQUIRE(store->AddPrincipal("op", keys::Role::kOperator, keys::PrincipalKey::Generate("op").public_key()).ok());
-  }
-  ~Store() {
-    store.reset();
-    std::filesystem::remove_all(dir);
-  }
-  keys::KeyHandle Key() {
-    auto k = store->KeyForNewWork("default", "test");
-    REQUIRE(k.ok());
-    return std::move(k.value());
-  }
-  keys::RestoreGrant Grant(const std::string& bytes) {
-    keys::RestoreRequestSpec spec{"default", 0, {keys::Sha256(bytes)}, "case", "test", "op", kNow + 60};
-    auto r = store->CreateRequest(spec, kNow);
-    REQUIRE(r.ok());
-    r->Approve(a, kNow);
-    auto g = store->AuthorizeRestore(*r, kNow);
-    REQUIRE(g.ok());
-    return std::move(g.value());
-  }
-};
+using Store = testing::TestStore;
 
 std::unique_ptr<Pipeline> Synthesizing() {
   PipelineParams p;

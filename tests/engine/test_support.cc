@@ -2,6 +2,8 @@
 
 #include <doctest/doctest.h>
 
+#include <stdlib.h>
+
 #include <cstdlib>
 #include <fstream>
 #include <map>
@@ -50,6 +52,43 @@ uint32_t RgbFnv1a32(const cv::Mat& bgr) {
     for (int i = 0; i < rgb.cols * 3; ++i) h = (h ^ p[i]) * 0x01000193u;
   }
   return h;
+}
+
+TestStore::TestStore(char fill, uint32_t approvals)
+    : a_(keys::PrincipalKey::Generate("a")), b_(keys::PrincipalKey::Generate("b")) {
+  dir_ = (std::filesystem::temp_directory_path() / "veil-test-store-XXXXXX").string();
+  REQUIRE(::mkdtemp(dir_.data()) != nullptr);
+  std::string k(32, fill);
+  auto s = keys::KeyStore::Create(dir_ + "/store", keys::Credential::FromRawKey(keys::SecretBytes::Copy(k.data(), 32)),
+                                  {1, 8192}, "test", "default", approvals);
+  REQUIRE_MESSAGE(s.ok(), s.status().ToString());
+  store_ = std::move(s.value());
+  REQUIRE(store_->AddPrincipal("a", keys::Role::kApprover, a_.public_key()).ok());
+  REQUIRE(store_->AddPrincipal("b", keys::Role::kApprover, b_.public_key()).ok());
+  REQUIRE(store_->AddPrincipal("op", keys::Role::kOperator, keys::PrincipalKey::Generate("op").public_key()).ok());
+}
+
+TestStore::~TestStore() {
+  store_.reset();
+  std::error_code ec;
+  std::filesystem::remove_all(dir_, ec);
+}
+
+keys::KeyHandle TestStore::Key() {
+  auto k = store_->KeyForNewWork("default", "test");
+  REQUIRE(k.ok());
+  return std::move(k.value());
+}
+
+keys::RestoreGrant TestStore::Grant(const std::string& file_bytes) {
+  keys::RestoreRequestSpec spec{"default", 0, {keys::Sha256(file_bytes)}, "case", "test", "op", kNow + 60};
+  auto r = store_->CreateRequest(spec, kNow);
+  REQUIRE(r.ok());
+  r->Approve(a_, kNow);
+  r->Approve(b_, kNow);
+  auto g = store_->AuthorizeRestore(*r, kNow);
+  REQUIRE_MESSAGE(g.ok(), g.status().ToString());
+  return std::move(g.value());
 }
 
 }  // namespace veil::engine::testing

@@ -2,10 +2,14 @@
 #pragma once
 
 #include <filesystem>
+#include <memory>
 #include <string>
 
 #include <nlohmann/json.hpp>
 #include <opencv2/core.hpp>
+
+#include "veil/keys/key_store.h"
+#include "veil/keys/principal_key.h"
 
 namespace veil::engine::testing {
 
@@ -20,5 +24,23 @@ const nlohmann::json& Golden();
 const cv::Mat& DemoImage(const std::string& name);
 // FNV-1a (32 bit) over the image's RGB bytes, as make_golden.mjs computes it.
 uint32_t RgbFnv1a32(const cv::Mat& bgr);
+
+// A throw-away key store (raw key of 32 x `fill`) in a temporary folder: approvers a and b (the
+// keyring needs `approvals` of them) and operator op. Removed with the object.
+class TestStore {
+ public:
+  static constexpr int64_t kNow = 1'900'000'000;
+  explicit TestStore(char fill = 'p', uint32_t approvals = 2);
+  ~TestStore();
+  keys::KeyStore& store() { return *store_; }
+  keys::KeyHandle Key();
+  // A grant for a request naming SHA-256(file_bytes), approved by a and b.
+  keys::RestoreGrant Grant(const std::string& file_bytes);
+
+ private:
+  std::string dir_;
+  std::unique_ptr<keys::KeyStore> store_;
+  keys::PrincipalKey a_, b_;
+};
 
 }  // namespace veil::engine::testing
