@@ -17,7 +17,7 @@
 
 int main(int argc, char** argv) {
   using namespace veil;
-  cli::Args args(argc - 1, argv + 1, {"--resume", "--help"});
+  cli::Args args(argc - 1, argv + 1, {"--resume", "--no-id-augment", "--help"});
   if (!args.parse_status().ok()) return cli::Fail(args.parse_status());
   if (args.Flag("--help")) {
     std::puts(
@@ -25,13 +25,15 @@ int main(int argc, char** argv) {
         "                      [--resume-from FILE] [--export DIR] [--seed S] [--checkpoint-minutes M]\n"
         "                      [--eval-minutes M] [--holdout-eval N] [--w-rec W] [--w-id W] [--w-attr W]\n"
         "                      [--w-cyc W] [--w-adv W] [--lr-g LR] [--lr-d LR] [--adv-start STEP]\n"
-        "                      [--cyc-every K] [--threads N]");
+        "                      [--cyc-every K] [--threads N] [--w-away W] [--away-margin D]\n"
+        "                      [--no-id-augment]");
     return 0;
   }
   train::gan::GanTrainOptions o;
   o.data_dir = args.GetOr("--data", train::DefaultUtkDir());
   o.out_dir = args.GetOr("--out", train::DefaultTrainDir() + "/gan");
   o.resume = args.Flag("--resume");
+  o.id_augment = !args.Flag("--no-id-augment");
   o.resume_from = args.GetOr("--resume-from", "");
   o.export_dir = args.GetOr("--export", "");
   auto batch = args.GetInt("--batch", o.batch, 2, 4096);
@@ -56,7 +58,8 @@ int main(int argc, char** argv) {
                         {"eval-minutes", &o.eval_minutes}, {"w-rec", &o.w_rec},
                         {"w-id", &o.w_id},             {"w-attr", &o.w_attr},
                         {"w-cyc", &o.w_cyc},           {"w-adv", &o.w_adv},
-                        {"lr-g", &o.lr_g},             {"lr-d", &o.lr_d}};
+                        {"lr-g", &o.lr_g},             {"lr-d", &o.lr_d},
+                        {"w-away", &o.w_away},         {"away-margin", &o.away_margin}};
   for (const Real& r : reals) {
     if (auto v = args.Get(std::string("--") + r.name)) {
       try {

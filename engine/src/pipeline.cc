@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cctype>
+#include <chrono>
+#include <cmath>
 
 #include <opencv2/imgcodecs.hpp>
 
@@ -13,6 +15,10 @@
 
 namespace veil::engine {
 namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double MsSince(Clock::time_point t0) { return std::chrono::duration<double, std::milli>(Clock::now() - t0).count(); }
 
 std::string Lower(std::string s) {
   for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
@@ -123,31 +129,185 @@ class PipelineImpl final : public Pipeline {
 
   StatusOr<FrameOutput> AnonymizeFrame(const cv::Mat& bgr, const keys::KeyHandle& key) override {
     if (bgr.empty() || bgr.type() != CV_8UC3) return InvalidArgumentError("the pipeline needs an 8-bit BGR image");
-    VEIL_ASSIGN_OR_RETURN(std::vector<Face> faces, detector_->Detect(bgr));
-    // Faces seen recently but missed now are held where they were last seen.
-    std::vector<std::pair<Face, int>> next;
-    for (const auto& f : faces) next.emplace_back(f, 0);
-    std::vector<bool> held(faces.size(), false);
-    for (const auto& [face, age] : recent_) {
-      if (age >= params_.hold_frames || face.box.x >= bgr.cols || face.box.y >= bgr.rows) continue;
-      bool matched = false;
-      for (const auto& f : faces) matched |= BoxIou(f.box, face.box) > 0.3f;
-      if (matched) continue;
-      faces.push_back(face);
-      held.push_back(true);
-      next.emplace_back(face, age + 1);
+    const auto t0 = Clock::now();
+    StageTimes times;
+    const bool detect = params_.detect_every <= 1 || frame_ % params_.detect_every == 0 || tracks_.empty();
+    std::vector<std::string> reasons;
+    if (detect) {
+      VEIL_ASSIGN_OR_RETURN(std::vector<Face> found, detector_->Detect(bgr));
+      MatchDetections(std::move(found), bgr.size());
+      times.detect_ms = MsSince(t0);
+    } else {
+      VEIL_RETURN_IF_ERROR(TrackByLandmarks(bgr));
+      times.track_ms = MsSince(t0);
     }
-    recent_ = std::move(next);
-    VEIL_ASSIGN_OR_RETURN(FrameOutput frame, Replace(bgr, faces, key, keys::ToHex(PixelsSha256(bgr))));
+    // Scopes in a stream: kStream and kDeployment as for images; kImage means the whole stream (its
+    // id: the digest of its first frame); kFace gives each tracked face its own pseudonym.
+    if (stream_digest_.empty()) stream_digest_ = keys::ToHex(PixelsSha256(bgr));
+    std::vector<Face> faces;
+    std::vector<const Descriptor*> pseudonyms;
+    std::vector<std::string> scope_ids;
+    for (Track& t : tracks_) {
+      faces.push_back(t.face);
+      pseudonyms.push_back(t.codes > 0 ? &t.pseudonym : nullptr);
+      scope_ids.push_back(internal::FaceScopeId(params_.scope, params_.scope_id, stream_digest_, t.serial));
+      reasons.push_back(t.last_detected == frame_ ? ""
+                        : t.tracked             ? "tracked from an earlier detection (landmarks only)"
+                                                : "held from an earlier frame (missed by the detector here)");
+    }
+    if (synth_ && detect) {
+      // Each tracked face's identity code: the mean of its first kIdentityFrames detections; its
+      // pseudonym is drawn again only when that mean changes.
+      std::vector<Face> fresh;
+      std::vector<size_t> which;
+      for (size_t i = 0; i < tracks_.size(); ++i) {
+        const Track& t = tracks_[i];
+        if (t.last_detected == frame_ && t.codes < kIdentityFrames && t.face.has_landmarks) {
+          fresh.push_back(t.face);
+          which.push_back(i);
+        }
+      }
+      const auto ti = Clock::now();
+      VEIL_ASSIGN_OR_RETURN(std::vector<Descriptor> read, synth_->Describe(bgr, fresh));
+      for (size_t j = 0; j < which.size(); ++j) {
+        Track& t = tracks_[which[j]];
+        t.sum = t.sum.empty() ? std::vector<double>(128, 0.0) : t.sum;
+        for (int k = 0; k < 128; ++k) t.sum[k] += read[j][k];
+        ++t.codes;
+        Descriptor code;
+        for (int k = 0; k < 128; ++k) code[k] = static_cast<float>(t.sum[k] / t.codes);
+        VEIL_ASSIGN_OR_RETURN(t.pseudonym, synth_->Pseudonym(code, scope_ids[which[j]], params_.scope, key));
+        pseudonyms[which[j]] = &t.pseudonym;
+      }
+      times.identity_ms += MsSince(ti);
+    }
+    VEIL_ASSIGN_OR_RETURN(FrameOutput frame, Replace(bgr, faces, key, stream_digest_, &pseudonyms, &times, &scope_ids));
+    frame.scope_id = params_.scope == keys::ScopeKind::kStream       ? params_.scope_id
+                     : params_.scope == keys::ScopeKind::kDeployment ? ""
+                                                                     : stream_digest_;
     for (size_t i = 0; i < frame.faces.size(); ++i) {
-      if (held[i]) frame.faces[i].method_reason = "held from an earlier frame (missed by the detector here)";
+      if (!reasons[i].empty() && frame.faces[i].method_reason.empty()) frame.faces[i].method_reason = reasons[i];
     }
+    ++frame_;
+    times.total_ms = MsSince(t0);
+    frame.times = times;
     return frame;
   }
 
-  void ResetStream() override { recent_.clear(); }
+  void ResetStream() override {
+    tracks_.clear();
+    frame_ = 0;
+    next_serial_ = 0;
+    stream_digest_.clear();
+  }
 
  private:
+  // A face followed through a stream.
+  struct Track {
+    Face face;                  // where it is now (box + landmarks)
+    cv::Rect2f box_from_marks;  // the detector box relative to the landmarks' bounding rect
+    int64_t last_detected = 0;  // frame of the last detection that matched it
+    uint32_t serial = 0;        // order of appearance in the stream (the face scope's index)
+    bool tracked = false;       // this frame's position comes from the landmark net alone
+    int codes = 0;              // recognizer codes averaged (their sum in `sum`)
+    std::vector<double> sum;
+    Descriptor pseudonym{};     // the keyed flow of the mean code (valid when codes > 0)
+  };
+  static constexpr int kIdentityFrames = 5;
+
+  // The landmarks' bounding rect.
+  static cv::Rect2f MarksRect(const Face& f) {
+    float x0 = f.landmarks[0].x, y0 = f.landmarks[0].y, x1 = x0, y1 = y0;
+    for (const auto& p : f.landmarks) {
+      x0 = std::min(x0, p.x), y0 = std::min(y0, p.y), x1 = std::max(x1, p.x), y1 = std::max(y1, p.y);
+    }
+    return {x0, y0, std::max(1.0f, x1 - x0), std::max(1.0f, y1 - y0)};
+  }
+
+  // The detector box as offsets and scale of the landmarks' rect, to predict boxes from landmarks.
+  static cv::Rect2f Relative(const cv::Rect2f& box, const cv::Rect2f& marks) {
+    return {(box.x - marks.x) / marks.width, (box.y - marks.y) / marks.height, box.width / marks.width,
+            box.height / marks.height};
+  }
+  static cv::Rect2f Absolute(const cv::Rect2f& rel, const cv::Rect2f& marks) {
+    return {marks.x + rel.x * marks.width, marks.y + rel.y * marks.height, rel.width * marks.width,
+            rel.height * marks.height};
+  }
+
+  // Detection frame: each detection continues the track it overlaps most (IoU > 0.3) or starts one;
+  // tracks missed for more than hold_frames frames end, the others stay where they were last seen.
+  void MatchDetections(std::vector<Face> found, const cv::Size& size) {
+    std::vector<Track> next;
+    std::vector<bool> used(tracks_.size(), false);
+    for (Face& f : found) {
+      int best = -1;
+      float best_iou = 0.3f;
+      for (size_t i = 0; i < tracks_.size(); ++i) {
+        const float iou = BoxIou(f.box, tracks_[i].face.box);
+        if (!used[i] && iou > best_iou) best = static_cast<int>(i), best_iou = iou;
+      }
+      Track t;
+      if (best >= 0) {
+        used[best] = true;
+        t = std::move(tracks_[best]);
+      } else {
+        t.serial = next_serial_++;
+      }
+      t.face = std::move(f);
+      t.last_detected = frame_;
+      t.tracked = false;
+      if (t.face.has_landmarks) t.box_from_marks = Relative(t.face.box, MarksRect(t.face));
+      next.push_back(std::move(t));
+    }
+    for (size_t i = 0; i < tracks_.size(); ++i) {
+      Track& t = tracks_[i];
+      if (used[i] || frame_ - t.last_detected > params_.hold_frames) continue;
+      if (t.face.box.x >= size.width || t.face.box.y >= size.height) continue;
+      t.tracked = false;
+      next.push_back(std::move(t));
+    }
+    tracks_ = std::move(next);
+  }
+
+  // Tracking frame: the 68-point net on the box each track's last landmarks predict. A result that
+  // jumps (scale off by more than 35 %, or the centre by more than half the box) keeps the last
+  // position instead: the region is still replaced there, and the next detection re-anchors it.
+  Status TrackByLandmarks(const cv::Mat& bgr) {
+    std::vector<cv::Rect> crops;
+    std::vector<size_t> which;
+    const cv::Rect frame(0, 0, bgr.cols, bgr.rows);
+    for (size_t i = 0; i < tracks_.size(); ++i) {
+      Track& t = tracks_[i];
+      t.tracked = false;
+      if (!t.face.has_landmarks) continue;
+      const cv::Rect2f box = Absolute(t.box_from_marks, MarksRect(t.face));
+      const cv::Rect crop = cv::Rect(cv::Point(static_cast<int>(std::floor(box.x)), static_cast<int>(std::floor(box.y))),
+                                     cv::Size(static_cast<int>(std::round(box.width)), static_cast<int>(std::round(box.height)))) &
+                            frame;
+      if (crop.width < 8 || crop.height < 8) continue;
+      crops.push_back(crop);
+      which.push_back(i);
+    }
+    if (crops.empty()) return Status::Ok();
+    VEIL_ASSIGN_OR_RETURN(auto marks, detector_->LandmarksForCrops(bgr, crops));
+    for (size_t j = 0; j < which.size(); ++j) {
+      Track& t = tracks_[which[j]];
+      Face moved = t.face;
+      moved.landmarks = marks[j];
+      moved.landmarks5 = FivePointsFrom68(moved.landmarks);
+      const cv::Rect2f before = MarksRect(t.face), after = MarksRect(moved);
+      const float scale = std::sqrt(after.area() / before.area());
+      const cv::Point2f shift = (after.tl() + after.br()) * 0.5f - (before.tl() + before.br()) * 0.5f;
+      if (scale < 0.65f || scale > 1.35f || std::hypot(shift.x, shift.y) > 0.5f * std::max(before.width, before.height)) {
+        continue;
+      }
+      moved.box = Absolute(t.box_from_marks, after);
+      t.face = std::move(moved);
+      t.tracked = true;
+    }
+    return Status::Ok();
+  }
+
   StatusOr<RestoreOutput> RestoreApproximate(const cv::Mat& decoded, const Manifest& manifest,
                                              const keys::RestoreGrant& grant) override {
     if (!synth_) return FailedPreconditionError("approximate restore needs a pipeline with the identity models");
@@ -188,8 +348,11 @@ class PipelineImpl final : public Pipeline {
   // Replaces every face; the records say how and where. Originals stay in `bgr`. Synthesized
   // pseudonyms are drawn first, on the untouched picture (their identity codes are read from it).
   StatusOr<FrameOutput> Replace(const cv::Mat& bgr, const std::vector<Face>& faces, const keys::KeyHandle& key,
-                                const std::string& input_digest_hex) {
+                                const std::string& input_digest_hex,
+                                const std::vector<const Descriptor*>* codes = nullptr, StageTimes* times = nullptr,
+                                const std::vector<std::string>* scope_ids = nullptr) {
     FrameOutput frame;
+    std::vector<const Descriptor*> synth_codes;
     frame.image = bgr.clone();
     std::vector<Face> synth_faces;
     std::vector<std::string> synth_scopes;
@@ -214,28 +377,36 @@ class PipelineImpl final : public Pipeline {
       }
       if (rec.method == ReplaceMethod::kSynthesized) {
         synth_faces.push_back(face);
-        synth_scopes.push_back(internal::FaceScopeId(params_.scope, params_.scope_id, input_digest_hex, rec.index));
+        synth_scopes.push_back(scope_ids ? (*scope_ids)[i]
+                                         : internal::FaceScopeId(params_.scope, params_.scope_id, input_digest_hex, rec.index));
         synth_index.push_back(i);
+        synth_codes.push_back(codes ? (*codes)[i] : nullptr);
       }
       frame.faces.push_back(std::move(rec));
     }
     if (!synth_faces.empty()) {
       VEIL_ASSIGN_OR_RETURN(std::vector<cv::Rect> regions,
-                            synth_->Replace(frame.image, synth_faces, synth_scopes, params_.scope, key));
+                            synth_->Replace(frame.image, synth_faces, synth_scopes, params_.scope, key,
+                                            codes ? &synth_codes : nullptr, times));
       for (size_t j = 0; j < synth_index.size(); ++j) frame.faces[synth_index[j]].region = regions[j];
     }
+    const auto t0 = Clock::now();
     for (size_t i = 0; i < faces.size(); ++i) {
       const auto& rec = frame.faces[i];
       if (rec.method != ReplaceMethod::kSynthesized) internal::ReplacePlain(frame.image, rec.region, rec.method);
       if (params_.progress) params_.progress(static_cast<int>(i), static_cast<int>(faces.size()));
     }
+    if (times) times->render_ms += MsSince(t0);
     return frame;
   }
 
   PipelineParams params_;
   std::unique_ptr<FaceDetector> detector_;
   std::unique_ptr<internal::FaceSynthesizer> synth_;  // set when faces are synthesized
-  std::vector<std::pair<Face, int>> recent_;  // the stream's faces and frames since last detected
+  std::vector<Track> tracks_;  // the stream's faces
+  int64_t frame_ = 0;          // frames since the stream started
+  uint32_t next_serial_ = 0;   // serial of the next new track
+  std::string stream_digest_;  // hex SHA-256 of the stream's first frame
 };
 
 }  // namespace
@@ -259,13 +430,16 @@ StatusOr<std::unique_ptr<Pipeline>> Pipeline::Create(const PipelineParams& param
   if (params.payloads == PayloadLocation::kSidecar) {
     return InvalidArgumentError("payloads go inline (in the manifest, embedded or sidecar), to the key store, or nowhere");
   }
-  if (params.min_face_size < 0 || params.region_margin < 0 || params.region_margin > 2 || params.hold_frames < 0) {
-    return InvalidArgumentError("min face size and hold frames must be >= 0, region margin from 0 to 2");
+  if (params.min_face_size < 0 || params.region_margin < 0 || params.region_margin > 2 || params.hold_frames < 0 ||
+      params.detect_every < 1 || params.detect_every > 30) {
+    return InvalidArgumentError(
+        "min face size and hold frames must be >= 0, region margin from 0 to 2, detect_every from 1 to 30");
   }
   FaceDetectorParams dp;
   dp.models_dir = params.models_dir;
   dp.kind = params.detector;
   dp.score_threshold = params.score_threshold;
+  dp.tiny_input_size = params.tiny_input_size;
   VEIL_ASSIGN_OR_RETURN(std::unique_ptr<FaceDetector> detector, FaceDetector::Create(dp));
   std::unique_ptr<internal::FaceSynthesizer> synth;
   if (params.method == ReplaceMethod::kSynthesized || params.small_face_method == ReplaceMethod::kSynthesized) {

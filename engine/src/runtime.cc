@@ -21,7 +21,15 @@ void InitRuntimeOnce() {
   static std::once_flag once;
   std::call_once(once, [] {
     const unsigned cores = std::thread::hardware_concurrency();
-    at::set_num_threads(cores == 0 ? 1 : static_cast<int>(cores));
+    int threads = cores == 0 ? 1 : static_cast<int>(cores);
+    if (const char* env = std::getenv("VEIL_THREADS"); env != nullptr) {
+      const int n = std::atoi(env);
+      if (n >= 1 && n <= 1024) threads = n;
+    }
+    at::set_num_threads(threads);
+    // OpenCV's FFmpeg backend prints FFmpeg's own errors ("moov atom not found") on stderr; Veil
+    // reports an unreadable video itself, in one line. A level the user set is kept.
+    ::setenv("OPENCV_FFMPEG_LOGLEVEL", "0", /*overwrite=*/0);  // AV_LOG_PANIC
   });
 }
 

@@ -1,6 +1,7 @@
 #include "synthesize.h"
 
 #include <algorithm>
+#include <chrono>
 #include <filesystem>
 
 #include <opencv2/imgproc.hpp>
@@ -50,6 +51,10 @@ cv::Rect Footprint(const AlignedFace& a, int size, const cv::Size& image) {
                          static_cast<float>(m(1, 0) * c.x + m(1, 1) * c.y + m(1, 2)));
   }
   return cv::boundingRect(corners) & cv::Rect(0, 0, image.width, image.height);
+}
+
+double MsSince(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
 }
 
 }  // namespace
@@ -104,7 +109,8 @@ StatusOr<std::vector<Descriptor>> FaceSynthesizer::Flow(const std::vector<Descri
 }
 
 Status FaceSynthesizer::Render(cv::Mat& image, const std::vector<Face>& faces, const std::vector<Descriptor>& identities,
-                               std::vector<cv::Rect>* regions) {
+                               std::vector<cv::Rect>* regions, StageTimes* times) {
+  auto t0 = std::chrono::steady_clock::now();
   std::vector<AlignedFace> aligned;
   std::vector<cv::Mat> crops;
   for (const auto& f : faces) {
@@ -113,24 +119,55 @@ Status FaceSynthesizer::Render(cv::Mat& image, const std::vector<Face>& faces, c
     aligned.push_back(std::move(a));
   }
   VEIL_ASSIGN_OR_RETURN(std::vector<cv::Mat> rendered, renderer_->Render(crops, identities));
+  if (times) times->render_ms += MsSince(t0);
+  t0 = std::chrono::steady_clock::now();
   for (size_t i = 0; i < faces.size(); ++i) {
     cv::Mat matched = MatchColours(rendered[i], aligned[i].image, aligned[i].mask);
     VEIL_RETURN_IF_ERROR(aligner_.PasteBack(matched, aligned[i], image));
     if (regions) regions->push_back(Footprint(aligned[i], FaceRenderer::kCropSize, image.size()));
   }
+  if (times) times->blend_ms += MsSince(t0);
   return Status::Ok();
+}
+
+StatusOr<std::vector<Descriptor>> FaceSynthesizer::Describe(const cv::Mat& image, const std::vector<Face>& faces) {
+  if (faces.empty()) return std::vector<Descriptor>();
+  return recognizer_->DescribeFaces(image, faces);
 }
 
 StatusOr<std::vector<cv::Rect>> FaceSynthesizer::Replace(cv::Mat& image, const std::vector<Face>& faces,
                                                          const std::vector<std::string>& scope_ids,
-                                                         keys::ScopeKind scope, const keys::KeyHandle& key) {
+                                                         keys::ScopeKind scope, const keys::KeyHandle& key,
+                                                         const std::vector<const Descriptor*>* known,
+                                                         StageTimes* times) {
   std::vector<cv::Rect> regions;
   if (faces.empty()) return regions;
-  const cv::Mat original = image.clone();
-  VEIL_ASSIGN_OR_RETURN(std::vector<Descriptor> codes, recognizer_->DescribeFaces(original, faces));
-  VEIL_ASSIGN_OR_RETURN(std::vector<Descriptor> pseudonyms, Flow(codes, scope_ids, scope, key, /*inverse=*/false));
-  VEIL_RETURN_IF_ERROR(Render(image, faces, pseudonyms, &regions));
+  if (known && known->size() != faces.size()) return InternalError("one pseudonym (or none) per face expected");
+  const auto t0 = std::chrono::steady_clock::now();
+  // Codes are read from the untouched picture: faces drawn first must not leak into later ones.
+  std::vector<Face> unknown;
+  std::vector<std::string> unknown_scopes;
+  for (size_t i = 0; i < faces.size(); ++i) {
+    if (!known || (*known)[i] == nullptr) {
+      unknown.push_back(faces[i]);
+      unknown_scopes.push_back(scope_ids[i]);
+    }
+  }
+  VEIL_ASSIGN_OR_RETURN(std::vector<Descriptor> read, Describe(image, unknown));
+  VEIL_ASSIGN_OR_RETURN(std::vector<Descriptor> drawn, Flow(read, unknown_scopes, scope, key, /*inverse=*/false));
+  std::vector<Descriptor> pseudonyms;
+  for (size_t i = 0, next = 0; i < faces.size(); ++i) {
+    pseudonyms.push_back(known && (*known)[i] != nullptr ? *(*known)[i] : drawn[next++]);
+  }
+  if (times) times->identity_ms += MsSince(t0);
+  VEIL_RETURN_IF_ERROR(Render(image, faces, pseudonyms, &regions, times));
   return regions;
+}
+
+StatusOr<Descriptor> FaceSynthesizer::Pseudonym(const Descriptor& code, const std::string& scope_id,
+                                                keys::ScopeKind scope, const keys::KeyHandle& key) {
+  VEIL_ASSIGN_OR_RETURN(std::vector<Descriptor> out, Flow({code}, {scope_id}, scope, key, /*inverse=*/false));
+  return out[0];
 }
 
 Status FaceSynthesizer::Restore(cv::Mat& image, const std::vector<Face>& faces, const std::vector<std::string>& scope_ids,

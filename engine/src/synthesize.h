@@ -15,6 +15,7 @@
 #include "veil/engine/face_renderer.h"
 #include "veil/engine/identity_flow.h"
 #include "veil/engine/manifest.h"
+#include "veil/engine/pipeline.h"
 #include "veil/engine/recognizer.h"
 #include "veil/keys/key_store.h"
 
@@ -36,10 +37,20 @@ class FaceSynthesizer {
   static StatusOr<std::unique_ptr<FaceSynthesizer>> Create(const SynthesizerPaths& paths);
 
   // Replaces `faces` (with landmarks) in `image` by pseudonyms under `key`; `scope_ids[i]` selects
-  // the flow subkey of face i. Returns the pixel rectangle each face's blend touched.
+  // the flow subkey of face i. Face i gets the pseudonym `pseudonyms[i]` when given (streams keep
+  // one per tracked face), else the flow of the recognizer's code read from `image`. Returns the
+  // pixel rectangle each face's blend touched; adds the stages' wall time to `times` when given.
   StatusOr<std::vector<cv::Rect>> Replace(cv::Mat& image, const std::vector<Face>& faces,
                                           const std::vector<std::string>& scope_ids, keys::ScopeKind scope,
-                                          const keys::KeyHandle& key);
+                                          const keys::KeyHandle& key,
+                                          const std::vector<const Descriptor*>* pseudonyms = nullptr,
+                                          StageTimes* times = nullptr);
+
+  // The recognizer's identity codes of `faces` in `image`.
+  StatusOr<std::vector<Descriptor>> Describe(const cv::Mat& image, const std::vector<Face>& faces);
+  // The keyed flow of `code` under the subkey of `scope_id`: the pseudonym Replace would render.
+  StatusOr<Descriptor> Pseudonym(const Descriptor& code, const std::string& scope_id, keys::ScopeKind scope,
+                                 const keys::KeyHandle& key);
 
   // The approximate inverse: the pseudonyms' codes read back, the flow run backwards, the originals'
   // identities re-rendered into the same pose.
@@ -54,7 +65,7 @@ class FaceSynthesizer {
   StatusOr<std::vector<Descriptor>> Flow(const std::vector<Descriptor>& codes, const std::vector<std::string>& scope_ids,
                                          keys::ScopeKind scope, const keys::KeyHandle& key, bool inverse);
   Status Render(cv::Mat& image, const std::vector<Face>& faces, const std::vector<Descriptor>& identities,
-                std::vector<cv::Rect>* regions);
+                std::vector<cv::Rect>* regions, StageTimes* times = nullptr);
 
   Aligner aligner_{AlignerParams{FaceRenderer::kCropSize, 0.25f, 0.1f}};
   std::unique_ptr<Recognizer> recognizer_;

@@ -10,6 +10,7 @@
 
 #include <opencv2/videoio.hpp>
 
+#include "veil/engine/runtime.h"
 #include "veil/keys/fs.h"
 #include "veil/keys/secret.h"
 
@@ -56,6 +57,7 @@ StatusOr<Manifest> AnonymizeVideo(Pipeline& pipeline, const keys::KeyHandle& key
                                   const std::string& output, const std::function<void(const VideoProgress&)>& progress) {
   if (keys::PathExists(output)) return AlreadyExistsError(output + " exists; not overwriting it");
   if (!keys::PathExists(input)) return NotFoundError("no such file: " + input);
+  InitRuntimeOnce();
   cv::VideoCapture cap(input);
   if (!cap.isOpened()) return InvalidArgumentError(input + " is not a readable video");
   const double fps = cap.get(cv::CAP_PROP_FPS) > 0 ? cap.get(cv::CAP_PROP_FPS) : 25.0;
@@ -95,6 +97,7 @@ StatusOr<Manifest> AnonymizeVideo(Pipeline& pipeline, const keys::KeyHandle& key
       status = out.status().WithContext("frame " + std::to_string(n));
       break;
     }
+    if (n == 0) m.scope_id = out->scope_id;
     for (auto& f : out->faces) {
       f.index = index++;
       f.frame = static_cast<uint32_t>(n);

@@ -6,12 +6,14 @@
 #include <filesystem>
 
 #include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
 
 #include "test_support.h"
 #include "veil/engine/pipeline.h"
 #include "veil/engine/recognizer.h"
 #include "veil/keys/key_store.h"
 #include "veil/keys/principal_key.h"
+#include "veil/keys/secret.h"
 
 using namespace veil;
 using namespace veil::engine;
@@ -81,4 +83,106 @@ TEST_CASE("synthesized faces restore exactly from their payloads, and approximat
   REQUIRE_MESSAGE(approx.ok(), approx.status().ToString());
   CHECK(approx->faces_restored + approx->faces_without_payload == 3);
   CHECK(approx->faces_restored >= 1);  // the pseudonyms are found again as faces
+}
+
+namespace {
+
+// Frames of one person panning across: the left face of sample1.jpg (x 414-591, y 355-595 in the
+// full photo) cut out with no other face, at 3/4 size, 6 px to the right per frame.
+std::vector<cv::Mat> PanningFrames(int n) {
+  cv::Mat photo;
+  cv::resize(testing::DemoImage("sample1.jpg")(cv::Rect(230, 180, 560, 560)), photo, cv::Size(), 0.75, 0.75,
+             cv::INTER_AREA);
+  const int w = photo.cols - 6 * n;
+  REQUIRE(w > 300);
+  std::vector<cv::Mat> frames;
+  for (int i = 0; i < n; ++i) frames.push_back(photo(cv::Rect(i * 6, 0, w, photo.rows)).clone());
+  return frames;
+}
+
+StatusOr<std::unique_ptr<Pipeline>> StreamPipeline(int detect_every, keys::ScopeKind scope = keys::ScopeKind::kStream) {
+  PipelineParams p;
+  p.models_dir = testing::ModelsDir().string();
+  p.method = ReplaceMethod::kSynthesized;
+  p.detector = DetectorKind::kTiny;
+  p.scope = scope;
+  p.scope_id = scope == keys::ScopeKind::kStream ? "stream-test" : "";
+  p.detect_every = detect_every;
+  return Pipeline::Create(p);
+}
+
+}  // namespace
+
+TEST_CASE("a stream detects every few frames, tracks the face in between and keeps one pseudonym") {
+  Store s('d');
+  auto pipeline = StreamPipeline(3);
+  REQUIRE_MESSAGE(pipeline.ok(), pipeline.status().ToString());
+  const auto frames = PanningFrames(7);
+  FaceDetectorParams dp;
+  dp.models_dir = testing::ModelsDir().string();
+  auto ssd = FaceDetector::Create(dp);
+  REQUIRE(ssd.ok());
+  auto recognizer = Recognizer::Create({testing::ModelsDir().string()});
+  REQUIRE(recognizer.ok());
+  auto original = (*ssd)->Detect(frames[0]);
+  REQUIRE(original.ok());
+  REQUIRE(original->size() == 1);
+
+  std::vector<Descriptor> pseudonyms;
+  const keys::KeyHandle key = s.Key();
+  for (size_t i = 0; i < frames.size(); ++i) {
+    CAPTURE(i);
+    auto out = (*pipeline)->AnonymizeFrame(frames[i], key);
+    REQUIRE_MESSAGE(out.ok(), out.status().ToString());
+    REQUIRE(out->faces.size() == 1);
+    const FaceRecord& rec = out->faces[0];
+    CHECK(rec.method == ReplaceMethod::kSynthesized);
+    const bool detection_frame = i % 3 == 0;
+    CHECK(rec.method_reason.empty() == detection_frame);
+    if (!detection_frame) CHECK(rec.method_reason.find("tracked") != std::string::npos);
+    // The tracked box follows the face: it overlaps where the detector finds it in this frame.
+    auto truth = (*ssd)->Detect(frames[i]);
+    REQUIRE(truth.ok());
+    REQUIRE(truth->size() == 1);
+    CHECK(BoxIou(rec.box, (*truth)[0].box) > 0.6f);
+    // Still a face, and the same pseudonym in every frame.
+    auto seen = (*ssd)->Detect(out->image);
+    REQUIRE(seen.ok());
+    REQUIRE(seen->size() == 1);
+    auto code = (*recognizer)->DescribeFaces(out->image, *seen);
+    REQUIRE(code.ok());
+    pseudonyms.push_back((*code)[0]);
+    CHECK(out->times.total_ms > 0);
+    CHECK((detection_frame ? out->times.detect_ms : out->times.track_ms) > 0);
+  }
+  for (size_t i = 1; i < pseudonyms.size(); ++i) {
+    CAPTURE(i);
+    CHECK(DescriptorDistance(pseudonyms[0], pseudonyms[i]) < kSamePersonDistance);
+  }
+}
+
+TEST_CASE("a stream pipeline refuses detect_every outside 1 to 30") {
+  CHECK(StreamPipeline(0).status().code() == StatusCode::kInvalidArgument);
+  CHECK(StreamPipeline(31).status().code() == StatusCode::kInvalidArgument);
+}
+
+TEST_CASE("in a stream the image scope covers the whole stream: one scope id, the first frame's digest") {
+  Store s('e');
+  auto pipeline = StreamPipeline(1, keys::ScopeKind::kImage);
+  REQUIRE(pipeline.ok());
+  const auto frames = PanningFrames(3);
+  const keys::KeyHandle key = s.Key();
+  std::vector<cv::Mat> outputs;
+  for (const auto& f : frames) {
+    auto out = (*pipeline)->AnonymizeFrame(f, key);
+    REQUIRE(out.ok());
+    CHECK(out->scope_id == keys::ToHex(PixelsSha256(frames[0])));
+    outputs.push_back(out->image);
+  }
+  // A new stream starting on another frame is another image: another scope id.
+  (*pipeline)->ResetStream();
+  auto other = (*pipeline)->AnonymizeFrame(frames[1], key);
+  REQUIRE(other.ok());
+  CHECK(other->scope_id == keys::ToHex(PixelsSha256(frames[1])));
+  CHECK(cv::norm(other->image, outputs[1], cv::NORM_INF) > 0);
 }

@@ -65,8 +65,60 @@ torch::Tensor RecognizerInput(const torch::Tensor& bgr) {
   return (rgb - mean) / 255.0;
 }
 
-torch::Tensor CosineLoss(const torch::Tensor& a, const torch::Tensor& b) {
-  return 1.0 - torch::cosine_similarity(a, b, 1, 1e-8).mean();
+// BGR [-1, 1] at 128 -> the recognizer's input through random nuisances that a real change of
+// identity survives and a pixel-level adversarial pattern does not: a similarity transform per
+// sample (scale 1 +- 8 %, shift +- 3 % of the side, border padding), a low-pass (down to a random
+// side in [56, 100] and back up to 150, for the whole batch) and, for half the samples, grey
+// (luminance in all three channels: no colour fringes that only the recognizer sees).
+torch::Tensor AugmentedRecognizerInput(const torch::Tensor& bgr) {
+  namespace F = torch::nn::functional;
+  const int64_t n = bgr.size(0);
+  const auto opt = bgr.options();
+  const torch::Tensor scale = 1.0 + (torch::rand({n}, opt) * 2 - 1) * 0.08;
+  const torch::Tensor shift = (torch::rand({n, 2}, opt) * 2 - 1) * 0.06;  // normalized coords span 2
+  torch::Tensor theta = torch::zeros({n, 2, 3}, opt);
+  theta.select(2, 0).select(1, 0).copy_(scale);
+  theta.select(2, 1).select(1, 1).copy_(scale);
+  theta.select(2, 2).copy_(shift);
+  const int64_t low = 56 + torch::randint(45, {1}).item<int64_t>();
+  const torch::Tensor grid = F::affine_grid(theta, {n, 3, low, low}, /*align_corners=*/false);
+  torch::Tensor x = F::grid_sample(
+      bgr, grid, F::GridSampleFuncOptions().mode(torch::kBilinear).padding_mode(torch::kBorder).align_corners(false));
+  x = F::interpolate(x, F::InterpolateFuncOptions()
+                            .size(std::vector<int64_t>{150, 150})
+                            .mode(torch::kBilinear)
+                            .align_corners(false));
+  const torch::Tensor luma = (x.select(1, 0) * 0.114 + x.select(1, 1) * 0.587 + x.select(1, 2) * 0.299).unsqueeze(1);
+  const torch::Tensor grey = torch::rand({n, 1, 1, 1}, opt).lt(0.5).to(x.scalar_type());
+  x = x * (1 - grey) + luma.expand_as(x) * grey;
+  torch::Tensor rgb = x.flip({1}).add(1.0).mul(127.5);
+  const auto& m = engine::nets::FaceRecognitionNetImpl::kMeanRgb;
+  torch::Tensor mean = torch::tensor({m[0], m[1], m[2]}, opt).view({1, 3, 1, 1});
+  return (rgb - mean) / 255.0;
+}
+
+// A fixed robust view for the metrics: grey, through a 64 px copy, at 150. A swap that moved the
+// descriptor only with fine colour patterns shows up here as still close to the original.
+torch::Tensor LowGreyRecognizerInput(const torch::Tensor& bgr) {
+  namespace F = torch::nn::functional;
+  auto resize = [](const torch::Tensor& t, int64_t side) {
+    return F::interpolate(t, F::InterpolateFuncOptions()
+                                 .size(std::vector<int64_t>{side, side})
+                                 .mode(torch::kBilinear)
+                                 .align_corners(false)
+                                 .antialias(false));
+  };
+  torch::Tensor x = resize(F::avg_pool2d(bgr, F::AvgPool2dFuncOptions(2)), 150);
+  x = (x.select(1, 0) * 0.114 + x.select(1, 1) * 0.587 + x.select(1, 2) * 0.299).unsqueeze(1).expand({-1, 3, -1, -1});
+  torch::Tensor rgb = x.flip({1}).add(1.0).mul(127.5);
+  const auto& m = engine::nets::FaceRecognitionNetImpl::kMeanRgb;
+  torch::Tensor mean = torch::tensor({m[0], m[1], m[2]}, bgr.options()).view({1, 3, 1, 1});
+  return (rgb - mean) / 255.0;
+}
+
+// 1 - cosine of the codes centred on `center` (the train codes' mean).
+torch::Tensor CenteredCosineLoss(const torch::Tensor& a, const torch::Tensor& b, const torch::Tensor& center) {
+  return 1.0 - torch::cosine_similarity(a - center, b - center, 1, 1e-8).mean();
 }
 
 torch::Tensor Distances(const torch::Tensor& a, const torch::Tensor& b) { return (a - b).pow(2).sum(1).sqrt(); }
@@ -94,10 +146,11 @@ torch::Tensor ToUint8Image(const torch::Tensor& x) {  // N x 3 x H x W in [-1, 1
 struct Metrics {
   double psnr = 0, ssim = 0, id_rec = 0, swap_to_target = 0, swap_to_orig = 0, pair = 0, baseline = 0;
   double swap_over_06 = 0;  // fraction of swaps farther than 0.6 from the original
+  double swap_orig_lowgrey = 0, baseline_lowgrey = 0;  // the same distances through LowGreyRecognizerInput
 };
 
 struct LossSums {
-  double d = 0, d_real = 0, d_fake = 0, r1 = 0, adv = 0, rec = 0, id_rec = 0, id_swap = 0, attr = 0, cyc = 0;
+  double d = 0, d_real = 0, d_fake = 0, r1 = 0, adv = 0, rec = 0, id_rec = 0, id_swap = 0, attr = 0, cyc = 0, away = 0;
   int n = 0, n_r1 = 0, n_cyc = 0, n_d = 0;
 };
 
@@ -131,6 +184,15 @@ class Trainer {
     // Held-out images for the metrics: spread over the whole (name-sorted: age, gender, race) holdout.
     const size_t n_eval = std::min<size_t>(static_cast<size_t>(std::max(2, o_.holdout_eval)), holdout.size());
     for (size_t i = 0; i < n_eval; ++i) eval_.push_back(holdout[i * holdout.size() / n_eval]);
+    // The train codes' mean: the centre of the identity losses' cosine.
+    std::vector<double> mean(128, 0.0);
+    for (size_t i : train_) {
+      const float* d = data_.descriptor(i);
+      for (int k = 0; k < 128; ++k) mean[k] += d[k];
+    }
+    code_center_ = torch::empty({1, 128}, torch::kFloat32);
+    for (int k = 0; k < 128; ++k) code_center_[0][k] = static_cast<float>(mean[k] / static_cast<double>(train_.size()));
+    code_center_ = code_center_.to(device_);
     std::error_code ec;
     fs::create_directories(o_.out_dir, ec);
     if (ec) return IoError("cannot create " + o_.out_dir + ": " + ec.message());
@@ -177,9 +239,9 @@ class Trainer {
         train_seconds_ += Seconds(last_log);
         last_log = Clock::now();
         WriteLogRow(sums, dt, nullptr);
-        std::printf("step %lld  %.2fs/step  rec %.4f  id %.3f/%.3f  attr %.4f  cyc %.4f  adv %.3f  d %.3f\n",
+        std::printf("step %lld  %.2fs/step  rec %.4f  id %.3f/%.3f  away %.3f  attr %.4f  cyc %.4f  adv %.3f  d %.3f\n",
                     static_cast<long long>(step_), dt, sums.rec / sums.n, sums.id_rec / sums.n, sums.id_swap / sums.n,
-                    sums.attr / sums.n, sums.cyc / std::max(1, sums.n_cyc), sums.adv / std::max(1, sums.n_d),
+                    sums.away / sums.n, sums.attr / sums.n, sums.cyc / std::max(1, sums.n_cyc), sums.adv / std::max(1, sums.n_d),
                     sums.d / std::max(1, sums.n_d));
         std::fflush(stdout);
         sums = LossSums();
@@ -292,10 +354,12 @@ class Trainer {
     // The recognizer (fwd + bwd at 150^2, several GFLOP a face) sees every swap but only half of
     // the reconstructions, whose identity L1 already pulls towards the original.
     const int64_t b = x.size(0), h = std::max<int64_t>(1, b / 2);
-    const torch::Tensor ids = recognizer_->forward(RecognizerInput(torch::cat({swp, rec.slice(0, 0, h)})));
+    const torch::Tensor r_in = torch::cat({swp, rec.slice(0, 0, h)});
+    const torch::Tensor ids = recognizer_->forward(o_.id_augment ? AugmentedRecognizerInput(r_in) : RecognizerInput(r_in));
     Mark("R fwd");
-    const torch::Tensor id_swap = CosineLoss(ids.slice(0, 0, b), zy);
-    const torch::Tensor id_rec = CosineLoss(ids.slice(0, b), zx.slice(0, 0, h));
+    const torch::Tensor id_swap = CenteredCosineLoss(ids.slice(0, 0, b), zy, code_center_);
+    const torch::Tensor id_rec = CenteredCosineLoss(ids.slice(0, b), zx.slice(0, 0, h), code_center_);
+    const torch::Tensor away = torch::relu(o_.away_margin - Distances(ids.slice(0, 0, b), zx)).mean();
     const torch::Tensor attr = (E_->forward(swp) - a.detach()).pow(2).mean();
     torch::Tensor cyc = torch::zeros({}, x.options());
     if (o_.cyc_every > 0 && step_ % o_.cyc_every == 0) {
@@ -304,8 +368,8 @@ class Trainer {
       ++s.n_cyc;
     }
     Mark("attr+cyc");
-    const torch::Tensor g_loss = o_.w_rec * rec_l1 + o_.w_id * (id_rec + id_swap) + o_.w_attr * attr +
-                                 o_.w_cyc * cyc + o_.w_adv * adv;
+    const torch::Tensor g_loss = o_.w_rec * rec_l1 + o_.w_id * (id_rec + id_swap) + o_.w_away * away +
+                                 o_.w_attr * attr + o_.w_cyc * cyc + o_.w_adv * adv;
     g_loss.backward();
     Mark("G bwd");
     opt_g_->step();
@@ -315,6 +379,7 @@ class Trainer {
     s.id_rec += id_rec.item<double>();
     s.id_swap += id_swap.item<double>();
     s.attr += attr.item<double>();
+    s.away += away.item<double>();
     ++s.n;
   }
 
@@ -325,6 +390,7 @@ class Trainer {
     const size_t n = eval_.size();
     const int64_t chunk = 16;
     double psnr = 0, ssim = 0, id_rec = 0, to_target = 0, to_orig = 0, pair = 0, base = 0, over = 0;
+    double orig_lg = 0, base_lg = 0;
     std::vector<cv::Mat> rows;
     for (size_t start = 0; start < n; start += chunk) {
       std::vector<size_t> idx, partner;
@@ -354,6 +420,10 @@ class Trainer {
       over += away.gt(0.6).sum().item<double>();
       pair += Distances(zx, zy).sum().item<double>();
       base += Distances(d_x, zx).sum().item<double>();
+      const torch::Tensor lg_swp = recognizer_->forward(LowGreyRecognizerInput(swp));
+      const torch::Tensor lg_x = recognizer_->forward(LowGreyRecognizerInput(x));
+      orig_lg += Distances(lg_swp, lg_x).sum().item<double>();
+      base_lg += Distances(lg_x, zx).sum().item<double>();
       if (preview && start == 0) {
         const torch::Tensor img[4] = {ToUint8Image(x), ToUint8Image(rec), ToUint8Image(swp), ToUint8Image(cyc)};
         for (int64_t i = 0; i < std::min<int64_t>(8, x.size(0)); ++i) {
@@ -366,7 +436,8 @@ class Trainer {
       }
     }
     const double dn = static_cast<double>(n);
-    m = {psnr / dn, ssim / dn, id_rec / dn, to_target / dn, to_orig / dn, pair / dn, base / dn, over / dn};
+    m = {psnr / dn, ssim / dn, id_rec / dn, to_target / dn, to_orig / dn, pair / dn, base / dn, over / dn,
+         orig_lg / dn, base_lg / dn};
     if (preview) {
       cv::Mat grid;
       cv::vconcat(rows, grid);
@@ -374,12 +445,12 @@ class Trainer {
       const std::string tmp = path + ".tmp.png";
       if (cv::imwrite(tmp, grid)) fs::rename(tmp, path);
       WriteLogRow(LossSums(), 0, &m);
-      std::printf("eval step %lld: PSNR %.2f dB  SSIM %.4f  d(rec,x) %.3f  d(swap,target) %.3f  d(swap,orig) %.3f "
-                  "(>0.6: %.0f%%)  d(pair) %.3f  d(R(x128),x) %.3f\n",
-                  static_cast<long long>(step_), m.psnr, m.ssim, m.id_rec, m.swap_to_target, m.swap_to_orig,
-                  100 * m.swap_over_06, m.pair, m.baseline);
-      std::fflush(stdout);
     }
+    std::printf("eval step %lld: PSNR %.2f dB  SSIM %.4f  d(rec,x) %.3f  d(swap,target) %.3f  d(swap,orig) %.3f "
+                "(>0.6: %.0f%%)  d(pair) %.3f  d(R(x128),x) %.3f  grey-64: d(swap,orig) %.3f d(x,x) %.3f\n",
+                static_cast<long long>(step_), m.psnr, m.ssim, m.id_rec, m.swap_to_target, m.swap_to_orig,
+                100 * m.swap_over_06, m.pair, m.baseline, m.swap_orig_lowgrey, m.baseline_lowgrey);
+    std::fflush(stdout);
     last_metrics_ = m;
     return m;
   }
@@ -391,7 +462,7 @@ class Trainer {
     if (fresh) {
       log_ << "step\tutc\ttrain_s\tsec_per_step\tbatch\tlr_scale\td_loss\td_real\td_fake\tr1\tg_adv\trec_l1\tid_rec\tid_swap"
               "\tattr\tcyc_l1\teval_psnr\teval_ssim\teval_d_rec\teval_d_swap_target\teval_d_swap_orig"
-              "\teval_swap_over_0.6\teval_d_pair\teval_d_baseline\n";
+              "\teval_swap_over_0.6\teval_d_pair\teval_d_baseline\tg_away\teval_d_swap_orig_lowgrey\teval_d_lowgrey_baseline\n";
     }
   }
 
@@ -415,6 +486,8 @@ class Trainer {
     } else {
       log_ << "\t\t\t\t\t\t\t\t";
     }
+    log_ << '\t' << avg(s.away, s.n);
+    if (m != nullptr) log_ << '\t' << m->swap_orig_lowgrey << '\t' << m->baseline_lowgrey;
     log_ << '\n';
     log_.flush();
   }
@@ -592,6 +665,7 @@ class Trainer {
   int64_t warm_from_ = 0;
   double train_seconds_ = 0;
   Metrics last_metrics_;
+  torch::Tensor code_center_;  // 1 x 128, the train codes' mean
   std::ofstream log_;
   bool profile_ = std::getenv("VEIL_GAN_PROFILE") != nullptr;
   Clock::time_point mark_;

@@ -6,12 +6,18 @@
 //   a = E(x); rec = G(a, z_x); swp = G(a, z_y)
 //   D:  softplus(-D(x)) + softplus(D(rec|swp)) [+ lazy R1 on reals every r1_every steps]
 //   G:  w_rec * L1(rec, x)                                    reconstruction
-//     + w_id * [(1 - cos(R(swp), z_y)) + (1 - cos(R(rec), z_x)) (half the batch)]  identity, frozen R
+//     + w_id * [(1 - cosc(R~(swp), z_y)) + (1 - cosc(R~(rec), z_x)) (half the batch)]  identity, frozen R
+//     + w_away * mean(relu(away_margin - |R~(swp) - z_x|))      the swap must leave the original
 //     + w_attr * mean((E(swp) - a)^2)                          attribute consistency
 //     + w_cyc * L1(G(E(swp), z_x), x)  (on half the batch)     cycle: what restore relies on
 //     + w_adv * softplus(-D(rec|swp))                           realism
 // R = the dlib ResNet-34 descriptor (engine/src/nets/face_recognition_net), frozen, on the output
-// resized 128 -> 150 (the 128 crop is a scaled 150 recognizer chip).
+// resized 128 -> 150 (the 128 crop is a scaled 150 recognizer chip). R~: the same on a randomly
+// rescaled (+-8 %), shifted (+-3 %), low-passed (a 56-100 px copy) and, half the time, grey output
+// when id_augment: without it G learns colour fringes around eyes and mouth that move the dlib
+// descriptor but not the face (seen at once in the previews), i.e. it fools one recognizer only. cosc: cosine of the
+// codes centred on the train codes' mean (raw dlib codes all lie in a narrow cone: raw cosine
+// separates 'same' from 'different' by only ~0.3, centred by ~0.8).
 //
 // Files in out_dir: ckpt.pt (full: E, G, D, both Adam states, step; written to a temp file then
 // renamed, every checkpoint_minutes), gan-checkpoint.pt (compact: fp16 weights + step), log.tsv,
@@ -41,6 +47,9 @@ struct GanTrainOptions {
   int holdout_eval = 96;       // held-out images used for the metrics
   // Loss weights and optimizer.
   double w_rec = 10, w_id = 5, w_attr = 1, w_cyc = 5, w_adv = 0.3;
+  double w_away = 0;           // hinge pushing swaps away from the original identity
+  double away_margin = 0.75;   // descriptor distance the hinge asks for (0.6 is the 'same person' line)
+  bool id_augment = true;      // random rescale + shift before R in the identity losses
   int adv_start_step = 0;      // D and the adversarial term start here (reconstruction first)
   int cyc_every = 1;           // the cycle term every k steps (it costs a third E + G pass)
   double r1_gamma = 1.0;

@@ -36,6 +36,7 @@ struct PipelineParams {
   std::string encoder_model;
   std::string generator_model;
   DetectorKind detector = DetectorKind::kSsd;           // SSD for photos, tiny for the camera
+  int tiny_input_size = 416;                            // tiny detector's input side (multiple of 32)
   float score_threshold = 0.5f;
   ReplaceMethod method = ReplaceMethod::kPixelate;      // kSynthesized needs the identity models
   // Faces narrower than this (pixels) get `small_face_method` instead, and the manifest says so.
@@ -45,6 +46,9 @@ struct PipelineParams {
   // Streams: a face found in one of the last `hold_frames` frames but missed by the detector now is
   // still replaced where it was last seen (a missed detection must not show a face for a frame).
   int hold_frames = 5;
+  // Streams: the detector runs on every `detect_every`-th frame; in between each face is tracked by
+  // re-running the 68-point net on the box its last landmarks predict. 1: detect on every frame.
+  int detect_every = 1;
   keys::ScopeKind scope = keys::ScopeKind::kImage;      // for pseudonyms (synthesized faces)
   std::string scope_id;                                 // stream id for kStream; unused otherwise
   // Where the sealed originals go: in the manifest (kInline), only to the key store's side
@@ -63,10 +67,22 @@ struct AnonymizeOutput {
   Manifest manifest;          // with the sealed payloads
 };
 
+// Wall-clock milliseconds per stage of one call (for HUDs and `veil bench`; never asserted).
+struct StageTimes {
+  double detect_ms = 0;     // detector + landmarks (detection frames)
+  double track_ms = 0;      // landmarks on predicted boxes (tracking frames)
+  double identity_ms = 0;   // recognizer + keyed flow
+  double render_ms = 0;     // alignment + E + G (synthesized) or the plain replacement
+  double blend_ms = 0;      // colour match + soft-mask paste back
+  double total_ms = 0;
+};
+
 // One anonymized frame: the pixels and what was done to each face (no encoding, no payloads).
 struct FrameOutput {
   cv::Mat image;
   std::vector<FaceRecord> faces;
+  StageTimes times;
+  std::string scope_id;  // the pseudonyms' scope id in this stream (see AnonymizeFrame)
 };
 
 struct RestoreOutput {
@@ -86,9 +102,14 @@ class Pipeline {
   virtual StatusOr<AnonymizeOutput> AnonymizeImage(const cv::Mat& bgr, const keys::KeyHandle& key,
                                                    const std::string& extension) = 0;
 
-  // Anonymizes one frame of a stream (video, camera): detect and replace, nothing else. Faces are
-  // replaced as in AnonymizeImage; pseudonyms use the stream scope when params().scope is kStream.
-  // Consecutive calls form one stream (see hold_frames); ResetStream() starts a new one.
+  // Anonymizes one frame of a stream (video, camera): detect (or track) and replace, nothing else.
+  // Faces are replaced as in AnonymizeImage; pseudonyms use the stream scope when params().scope is
+  // kStream. Consecutive calls form one stream (see hold_frames, detect_every); ResetStream() starts
+  // a new one. Scopes in a stream: kStream and kDeployment as for images; kImage means the whole
+  // stream (scope id: the digest of its first frame); kFace gives each tracked face its own. Each
+  // tracked face keeps one pseudonym: its identity code is the mean of the recognizer's codes over
+  // its first detections, so the pseudonym does not flicker with the recognizer's frame-to-frame
+  // noise.
   virtual StatusOr<FrameOutput> AnonymizeFrame(const cv::Mat& bgr, const keys::KeyHandle& key) = 0;
   virtual void ResetStream() = 0;
 

@@ -14,8 +14,10 @@ std::string DefaultModelsDir();
 // Resolves an empty `models_dir` option to DefaultModelsDir().
 std::string ResolveModelsDir(const std::string& models_dir);
 
-// Sets LibTorch's intra-op threads to the number of cores, once per process (LibTorch starts with
-// one thread on this platform). Called by every engine factory; calling it again is harmless.
+// Sets LibTorch's intra-op threads to the number of cores ($VEIL_THREADS when set to 1..1024), once
+// per process (LibTorch starts with one thread on this platform), and quiets FFmpeg's own messages on stderr unless
+// $OPENCV_FFMPEG_LOGLEVEL is set. Called by every engine factory and before videos are opened;
+// calling it again is harmless.
 void InitRuntimeOnce();
 
 // Number of threads LibTorch uses after InitRuntimeOnce().
