@@ -16,6 +16,7 @@
 #include "veil/engine/aligner.h"
 #include "veil/engine/face_detector.h"
 #include "veil/engine/face_renderer.h"
+#include "veil/engine/faceres.h"
 #include "veil/engine/identity_flow.h"
 #include "veil/engine/image_io.h"
 #include "veil/engine/recognizer.h"
@@ -37,6 +38,10 @@ const char* kUsage =
     "  original -> anonymized (key A); keyed restore without payload; wrong-key restore (key B);\n"
     "  key diversity (A vs B); same-person consistency (flip, 90% crop, JPEG q40 of one face);\n"
     "  plausibility (nearest real identity); reconstruction PSNR/SSIM of G(E(x), id(x)).\n"
+    "  Re-identification (rank 1 among all the originals evaluated) of anonymized and restored faces,\n"
+    "  by the face-api recognizer and by a second one Veil never uses (human's FaceRes, when\n"
+    "  tools/fetch_human.sh has fetched it; its same/different threshold is the equal-error point of\n"
+    "  same-face variants vs different faces of this very set).\n"
     "  --sheet writes a contact sheet: original | key A | key B | restored | wrong key.\n";
 
 struct Face {
@@ -137,6 +142,45 @@ double Ssim(const cv::Mat& a8, const cv::Mat& b8) {
   return (m[0] + m[1] + m[2]) / 3.0;
 }
 
+// Fraction of queries whose nearest gallery item is their own (queries[i] belongs to gallery[i]).
+template <typename D, typename F>
+double RankOneRate(const std::vector<D>& queries, const std::vector<D>& gallery, F&& distance) {
+  size_t hits = 0;
+  for (size_t i = 0; i < queries.size(); ++i) {
+    size_t best = 0;
+    double best_d = 1e18;
+    for (size_t j = 0; j < gallery.size(); ++j) {
+      const double d = distance(queries[i], gallery[j]);
+      if (d < best_d) best_d = d, best = j;
+    }
+    hits += best == i;
+  }
+  return queries.empty() ? 0.0 : static_cast<double>(hits) / queries.size();
+}
+
+// The threshold where the fraction of `same` above it equals the fraction of `different` below it.
+double EqualErrorThreshold(std::vector<double> same, std::vector<double> different, double* error) {
+  std::sort(same.begin(), same.end());
+  std::sort(different.begin(), different.end());
+  // Scan thresholds over [0, 2]; where several are equally good (separable sets: a whole interval
+  // with no error), take the middle of that interval.
+  double best_gap = 1e9, first = 0, last = 0;
+  *error = 1;
+  for (int k = 0; k <= 2000; ++k) {
+    const double t = 2.0 * k / 2000;
+    const double frr = 1.0 - static_cast<double>(std::upper_bound(same.begin(), same.end(), t) - same.begin()) / same.size();
+    const double far = static_cast<double>(std::upper_bound(different.begin(), different.end(), t) - different.begin()) /
+                       different.size();
+    const double gap = std::abs(frr - far) + 1e-9 * std::abs(frr + far);
+    if (gap < best_gap - 1e-12) {
+      best_gap = gap, first = last = t, *error = (frr + far) / 2;
+    } else if (std::abs(gap - best_gap) <= 1e-12) {
+      last = t;
+    }
+  }
+  return (first + last) / 2;
+}
+
 struct Dist {
   std::vector<double> v;
   nlohmann::json Summary(double threshold, bool above) const {
@@ -182,6 +226,9 @@ int Eval(int argc, char** argv) {
   if (!flow.ok()) return Fail(flow.status());
   auto renderer = engine::FaceRenderer::Create(rp);
   if (!renderer.ok()) return Fail(renderer.status());
+  auto second = engine::FaceResRecognizer::Create({});  // optional: measured when installed
+  std::string second_missing;
+  if (!second.ok()) second_missing = second.status().message();
   auto faces = dataset ? LoadDataset(*dataset, split, static_cast<size_t>(*limit))
                        : LoadImages(*images, static_cast<size_t>(*limit), **rec);
   if (!faces.ok()) return Fail(faces.status());
@@ -192,7 +239,9 @@ int Eval(int argc, char** argv) {
   std::vector<cv::Mat> sheet_rows;
   auto describe = [&](const std::vector<cv::Mat>& crops) { return (*rec)->DescribeAligned(crops); };
   const size_t batch = 8;
-  std::vector<Descriptor> all_real, all_pseudo;
+  std::vector<Descriptor> all_real, all_pseudo, all_restored;
+  std::vector<engine::FaceResDescriptor> fr_orig, fr_anon, fr_rest, fr_wrong;
+  Dist fr_anon_d, fr_same_d, fr_diff_d, fr_rest_d, fr_wrong_d;
   for (size_t s = 0; s < faces->size(); s += batch) {
     std::vector<cv::Mat> crops;
     std::vector<Descriptor> z;
@@ -240,6 +289,22 @@ int Eval(int argc, char** argv) {
     if (!vxa.ok()) return Fail(vxa.status());
     auto dva = describe(*vxa);
     if (!dva.ok()) return Fail(dva.status());
+    if (second.ok()) {
+      auto fo = (*second)->Describe(crops);
+      auto fa = (*second)->Describe(*xa);
+      auto fr = (*second)->Describe(*xr);
+      auto fw = (*second)->Describe(*xw);
+      auto fv = (*second)->Describe(variants);
+      for (const auto* r : {&fo, &fa, &fr, &fw, &fv})
+        if (!r->ok()) return Fail(r->status());
+      for (size_t j = 0; j < crops.size(); ++j) {
+        fr_orig.push_back((*fo)[j]);
+        fr_anon.push_back((*fa)[j]);
+        fr_rest.push_back((*fr)[j]);
+        fr_wrong.push_back((*fw)[j]);
+        for (int k = 0; k < 3; ++k) fr_same_d.v.push_back(engine::FaceResDistance((*fv)[3 * j + k], (*fo)[j]));
+      }
+    }
     for (size_t j = 0; j < crops.size(); ++j) {
       anon.v.push_back(engine::DescriptorDistance((*da)[j], z[j]));
       diversity.v.push_back(engine::DescriptorDistance((*da)[j], (*db)[j]));
@@ -251,6 +316,7 @@ int Eval(int argc, char** argv) {
       ssim.push_back(Ssim((*xr0)[j], crops[j]));
       all_real.push_back(z[j]);
       all_pseudo.push_back((*da)[j]);
+      all_restored.push_back((*dr)[j]);
       if (sheet && sheet_rows.size() < 8) {
         cv::Mat row;
         cv::hconcat(std::vector<cv::Mat>{crops[j], (*xa)[j], (*xb)[j], (*xr)[j], (*xw)[j]}, row);
@@ -271,6 +337,26 @@ int Eval(int argc, char** argv) {
     nearest_real.v.push_back(best_p);
     real_nn.v.push_back(best_r);
   }
+  // Re-identification, rank 1 among every original evaluated (chance: 1 / faces).
+  auto dlib_distance = [](const Descriptor& a, const Descriptor& b) { return engine::DescriptorDistance(a, b); };
+  nlohmann::json reid = {{"gallery", all_real.size()},
+                         {"chance", all_real.empty() ? 0.0 : 1.0 / all_real.size()},
+                         {"face_api", {{"anonymized", RankOneRate(all_pseudo, all_real, dlib_distance)},
+                                       {"restored", RankOneRate(all_restored, all_real, dlib_distance)}}}};
+  double fr_threshold = 0, fr_eer = 1;
+  if (second.ok() && fr_orig.size() > 1) {
+    for (size_t i = 0; i < fr_orig.size(); ++i) {
+      fr_anon_d.v.push_back(engine::FaceResDistance(fr_anon[i], fr_orig[i]));
+      fr_rest_d.v.push_back(engine::FaceResDistance(fr_rest[i], fr_orig[i]));
+      fr_wrong_d.v.push_back(engine::FaceResDistance(fr_wrong[i], fr_orig[i]));
+      for (size_t k = 1; k <= 3 && k < fr_orig.size(); ++k) {
+        fr_diff_d.v.push_back(engine::FaceResDistance(fr_orig[i], fr_orig[(i + k * fr_orig.size() / 4 + 1) % fr_orig.size()]));
+      }
+    }
+    fr_threshold = EqualErrorThreshold(fr_same_d.v, fr_diff_d.v, &fr_eer);
+    reid["faceres"] = {{"anonymized", RankOneRate(fr_anon, fr_orig, engine::FaceResDistance)},
+                       {"restored", RankOneRate(fr_rest, fr_orig, engine::FaceResDistance)}};
+  }
   auto mean = [](const std::vector<double>& v) {
     double s = 0;
     for (double x : v) s += x;
@@ -288,7 +374,19 @@ int Eval(int argc, char** argv) {
       {"same_person_consistency", consistency.Summary(0.6, false)},
       {"pseudonym_nearest_real", nearest_real.Summary(0.6, true)},
       {"real_nearest_real", real_nn.Summary(0.6, true)},
-      {"reconstruction", {{"psnr_db_mean", mean(psnr)}, {"ssim_mean", mean(ssim)}}}};
+      {"reconstruction", {{"psnr_db_mean", mean(psnr)}, {"ssim_mean", mean(ssim)}}},
+      {"reidentification_rank1", reid}};
+  if (second.ok() && !fr_anon_d.v.empty()) {
+    report["faceres"] = {{"threshold_equal_error", fr_threshold},
+                         {"equal_error_rate", fr_eer},
+                         {"same_face_variants", fr_same_d.Summary(fr_threshold, false)},
+                         {"different_faces", fr_diff_d.Summary(fr_threshold, true)},
+                         {"anonymized_vs_original", fr_anon_d.Summary(fr_threshold, true)},
+                         {"keyed_restore_vs_original", fr_rest_d.Summary(fr_threshold, false)},
+                         {"wrong_key_restore_vs_original", fr_wrong_d.Summary(fr_threshold, true)}};
+  } else {
+    report["faceres"] = {{"missing", second_missing.empty() ? "too few faces" : second_missing}};
+  }
   if (sheet && !sheet_rows.empty()) {
     cv::Mat grid;
     cv::vconcat(sheet_rows, grid);
@@ -303,9 +401,9 @@ int Eval(int argc, char** argv) {
   }
   auto line = [&](const char* name, const nlohmann::json& d) {
     const bool above = d.contains("fraction_above");
-    std::printf("%-34s mean %.3f  p5 %.3f  median %.3f  p95 %.3f  %s 0.6: %5.1f %%\n", name, d["mean"].get<double>(),
+    std::printf("%-34s mean %.3f  p5 %.3f  median %.3f  p95 %.3f  %s %.2f: %5.1f %%\n", name, d["mean"].get<double>(),
                 d["p5"].get<double>(), d["median"].get<double>(), d["p95"].get<double>(), above ? ">" : "<",
-                100.0 * d[above ? "fraction_above" : "fraction_below"].get<double>());
+                d["threshold"].get<double>(), 100.0 * d[above ? "fraction_above" : "fraction_below"].get<double>());
   };
   std::printf("%zu faces from %s\n", faces->size(), report["source"].get<std::string>().c_str());
   line("anonymized vs original", report["anonymized_vs_original"]);
@@ -317,6 +415,25 @@ int Eval(int argc, char** argv) {
   line("pseudonym to nearest other real", report["pseudonym_nearest_real"]);
   line("real to nearest other real", report["real_nearest_real"]);
   std::printf("reconstruction G(E(x), id(x)): PSNR %.2f dB, SSIM %.3f\n", mean(psnr), mean(ssim));
+  if (report["faceres"].contains("missing")) {
+    std::printf("second recognizer (FaceRes): not measured: %s\n", report["faceres"]["missing"].get<std::string>().c_str());
+  } else {
+    const auto& f = report["faceres"];
+    std::printf("second recognizer (human FaceRes, never used by Veil): same/different threshold %.3f "
+                "(equal error %.1f %% on this set)\n",
+                f["threshold_equal_error"].get<double>(), 100.0 * f["equal_error_rate"].get<double>());
+    line("  same face, other variant", f["same_face_variants"]);
+    line("  two different faces", f["different_faces"]);
+    line("  anonymized vs original", f["anonymized_vs_original"]);
+    line("  keyed restore vs original", f["keyed_restore_vs_original"]);
+    line("  wrong-key restore vs original", f["wrong_key_restore_vs_original"]);
+  }
+  std::printf("re-identified (rank 1 among %zu originals; chance %.1f %%): anonymized face-api %.1f %%",
+              all_real.size(), 100.0 * reid["chance"].get<double>(), 100.0 * reid["face_api"]["anonymized"].get<double>());
+  if (reid.contains("faceres")) std::printf(", FaceRes %.1f %%", 100.0 * reid["faceres"]["anonymized"].get<double>());
+  std::printf("; restored face-api %.1f %%", 100.0 * reid["face_api"]["restored"].get<double>());
+  if (reid.contains("faceres")) std::printf(", FaceRes %.1f %%", 100.0 * reid["faceres"]["restored"].get<double>());
+  std::printf("\n");
   if (sheet) std::printf("contact sheet (original | key A | key B | restored | wrong key): %s\n", sheet->c_str());
   return 0;
 }

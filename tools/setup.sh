@@ -33,4 +33,5 @@ for lib in libblas.so.3 liblapack.so.3; do
 done
 
 "$(dirname "$0")/fetch_face_api.sh"
+"$(dirname "$0")/fetch_human.sh"
 echo "setup: done"

@@ -53,7 +53,8 @@ struct Spec {
   std::string name;
   std::vector<int64_t> shape;
   std::string dtype;
-  bool quantized = false;
+  bool quantized = false;  // uint8: value = q * scale + min
+  bool half = false;       // float16 (IEEE 754 binary16)
   double scale = 0, min = 0;
   int64_t count = 1;
   size_t bytes = 0;
@@ -79,18 +80,42 @@ StatusOr<Spec> ParseSpec(const nlohmann::json& w) {
   size_t bytes_per_value = 4;
   if (w.contains("quantization")) {
     const auto& q = w["quantization"];
-    if (!q.is_object() || q.value("dtype", "") != "uint8" || !q.contains("scale") || !q["scale"].is_number() ||
-        !q.contains("min") || !q["min"].is_number()) {
-      return DataLossError("tensor " + s.name + " has an unsupported quantization (only uint8 scale/min)");
+    if (q.is_object() && q.value("dtype", "") == "float16" && s.dtype == "float32") {
+      s.half = true;
+      bytes_per_value = 2;
+    } else if (!q.is_object() || q.value("dtype", "") != "uint8" || !q.contains("scale") || !q["scale"].is_number() ||
+               !q.contains("min") || !q["min"].is_number()) {
+      return DataLossError("tensor " + s.name + " has an unsupported quantization (uint8 scale/min or float16 only)");
+    } else {
+      s.quantized = true;
+      s.scale = q["scale"].get<double>();
+      s.min = q["min"].get<double>();
+      if (!std::isfinite(s.scale) || !std::isfinite(s.min)) return DataLossError("tensor " + s.name + " has a bad scale");
+      bytes_per_value = 1;
     }
-    s.quantized = true;
-    s.scale = q["scale"].get<double>();
-    s.min = q["min"].get<double>();
-    if (!std::isfinite(s.scale) || !std::isfinite(s.min)) return DataLossError("tensor " + s.name + " has a bad scale");
-    bytes_per_value = 1;
   }
   s.bytes = static_cast<size_t>(s.count) * bytes_per_value;
   return s;
+}
+
+// IEEE 754 binary16 -> float (subnormals, infinities and NaN included).
+float HalfToFloat(uint16_t h) {
+  const uint32_t sign = static_cast<uint32_t>(h & 0x8000u) << 16;
+  const uint32_t exp = (h >> 10) & 0x1fu;
+  const uint32_t mant = h & 0x3ffu;
+  float f;
+  if (exp == 0) {
+    f = std::ldexp(static_cast<float>(mant), -24);  // zero or subnormal
+    return sign ? -f : f;
+  }
+  uint32_t bits;
+  if (exp == 31) {
+    bits = sign | 0x7f800000u | (mant << 13);
+  } else {
+    bits = sign | ((exp + 112u) << 23) | (mant << 13);
+  }
+  std::memcpy(&f, &bits, 4);
+  return f;
 }
 
 TfjsTensor Decode(const Spec& s, const char* p) {
@@ -98,6 +123,10 @@ TfjsTensor Decode(const Spec& s, const char* p) {
   for (int64_t i = 0; i < s.count; ++i) {
     if (s.quantized) {
       t.values[i] = static_cast<float>(static_cast<unsigned char>(p[i]) * s.scale + s.min);
+    } else if (s.half) {
+      uint16_t h;
+      std::memcpy(&h, p + 2 * i, 2);
+      t.values[i] = HalfToFloat(h);
     } else if (s.dtype == "float32") {
       std::memcpy(&t.values[i], p + 4 * i, 4);
     } else {

@@ -2,6 +2,7 @@
 // renamed or reshaped ones are refused with DataLoss.
 #include <doctest/doctest.h>
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <unistd.h>
@@ -63,6 +64,25 @@ TEST_CASE("uint8 quantized values decode as q * scale + min; float32 and int32 a
   CHECK((*w->Take("f", {1}))->values[0] == 3.25f);
   CHECK((*w->Take("i", {}))->values[0] == -7.0f);
   CHECK(w->CheckAllTaken().ok());
+}
+
+TEST_CASE("float16 values decode exactly: normal, subnormal, zero, negative, infinity") {
+  const std::string manifest = R"([{"paths": ["h.bin"], "weights": [
+      {"name": "h", "shape": [6], "dtype": "float32", "quantization": {"dtype": "float16", "original_dtype": "float32"}}]}])";
+  // 1.0, -2.5, 65504 (largest), 2^-24 (smallest subnormal), -0.0, +inf; little-endian.
+  const uint16_t halves[6] = {0x3c00, 0xc100, 0x7bff, 0x0001, 0x8000, 0x7c00};
+  const std::string bin(reinterpret_cast<const char*>(halves), sizeof(halves));
+  auto w = TfjsWeights::Parse(manifest, {{"h.bin", bin}});
+  REQUIRE_MESSAGE(w.ok(), w.status().ToString());
+  const auto& v = (*w->Take("h", {6}))->values;
+  CHECK(v[0] == 1.0f);
+  CHECK(v[1] == -2.5f);
+  CHECK(v[2] == 65504.0f);
+  CHECK(v[3] == std::ldexp(1.0f, -24));
+  CHECK((v[4] == 0.0f && std::signbit(v[4])));
+  CHECK(std::isinf(v[5]));
+  // A float16 shard one byte short is truncated.
+  CHECK(TfjsWeights::Parse(manifest, {{"h.bin", bin.substr(1)}}).status().code() == StatusCode::kDataLoss);
 }
 
 TEST_CASE("a manifest asking for more bytes than the shard holds is refused as truncated") {

@@ -3,8 +3,8 @@
 // Layout: `<dir>/<model>-weights_manifest.json` is a JSON array of groups
 //   [{"paths": ["<model>.bin", ...], "weights": [{"name", "shape", "dtype", "quantization"?}, ...]}]
 // The tensors of a group are packed back to back, in manifest order, across the concatenation of
-// its shards. A tensor is float32 (4 bytes per value), int32 (4 bytes), or quantized to uint8
-// (1 byte per value, value = q * scale + min). Convolution filters are HWIO [kh, kw, in, out];
+// its shards. A tensor is float32 (4 bytes per value), int32 (4 bytes), quantized to uint8
+// (1 byte per value, value = q * scale + min) or stored as float16 (2 bytes per value). Convolution filters are HWIO [kh, kw, in, out];
 // depthwise filters are [kh, kw, channels, 1].
 //
 // The loader refuses (DataLoss) a manifest that is not valid JSON, an unknown dtype, a shard whose
