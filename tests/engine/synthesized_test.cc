@@ -186,3 +186,25 @@ TEST_CASE("in a stream the image scope covers the whole stream: one scope id, th
   CHECK(other->scope_id == keys::ToHex(PixelsSha256(frames[1])));
   CHECK(cv::norm(other->image, outputs[1], cv::NORM_INF) > 0);
 }
+
+TEST_CASE("every synthesized face is still found as a face where the original was") {
+  Store s('f');
+  auto pipeline = Synthesizing();
+  const cv::Mat& input = testing::DemoImage("sample1.jpg");
+  auto out = pipeline->AnonymizeImage(input, s.Key(), ".png");
+  REQUIRE(out.ok());
+  REQUIRE(out->manifest.faces.size() == 3);
+  FaceDetectorParams dp;
+  dp.models_dir = testing::ModelsDir().string();
+  auto ssd = FaceDetector::Create(dp);
+  REQUIRE(ssd.ok());
+  auto found = (*ssd)->Detect(Decode(out->image_bytes));
+  REQUIRE(found.ok());
+  for (const auto& rec : out->manifest.faces) {
+    CAPTURE(rec.index);
+    CHECK(rec.method == ReplaceMethod::kSynthesized);
+    float best = 0;
+    for (const auto& f : *found) best = std::max(best, BoxIou(f.box, rec.box));
+    CHECK(best > 0.5f);
+  }
+}
