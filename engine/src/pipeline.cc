@@ -144,40 +144,58 @@ class PipelineImpl final : public Pipeline {
     // Scopes in a stream: kStream and kDeployment as for images; kImage means the whole stream (its
     // id: the digest of its first frame); kFace gives each tracked face its own pseudonym.
     if (stream_digest_.empty()) stream_digest_ = keys::ToHex(PixelsSha256(bgr));
+    // Pseudonyms drawn under another key are never reused: they are drawn again. (The key's
+    // identity: a hash of a subkey derived for this check only; names and versions can repeat
+    // across stores.)
+    const keys::SecretBytes check =
+        key.DeriveSubkey(keys::KeyPurpose::kManifest, keys::ScopeKind::kDeployment, "veil-stream-key-check-v1");
+    const std::string key_id = keys::Sha256(check.view(keys::SecretAccess::Get()));
+    if (key_id != stream_key_) {
+      for (Track& t : tracks_) t.drawn = false;
+      stream_key_ = key_id;
+    }
     std::vector<Face> faces;
     std::vector<const Descriptor*> pseudonyms;
     std::vector<std::string> scope_ids;
     for (Track& t : tracks_) {
       faces.push_back(t.face);
-      pseudonyms.push_back(t.codes > 0 ? &t.pseudonym : nullptr);
+      pseudonyms.push_back(t.codes > 0 && t.drawn ? &t.pseudonym : nullptr);
       scope_ids.push_back(internal::FaceScopeId(params_.scope, params_.scope_id, stream_digest_, t.serial));
       reasons.push_back(t.last_detected == frame_ ? ""
                         : t.tracked             ? "tracked from an earlier detection (landmarks only)"
                                                 : "held from an earlier frame (missed by the detector here)");
     }
-    if (synth_ && detect) {
+    if (synth_) {
       // Each tracked face's identity code: the mean of its first kIdentityFrames detections; its
-      // pseudonym is drawn again only when that mean changes.
-      std::vector<Face> fresh;
-      std::vector<size_t> which;
-      for (size_t i = 0; i < tracks_.size(); ++i) {
-        const Track& t = tracks_[i];
-        if (t.last_detected == frame_ && t.codes < kIdentityFrames && t.face.has_landmarks) {
-          fresh.push_back(t.face);
-          which.push_back(i);
+      // pseudonym is drawn again only when that mean (or the key) changes.
+      const auto ti = Clock::now();
+      if (detect) {
+        std::vector<Face> fresh;
+        std::vector<size_t> which;
+        for (size_t i = 0; i < tracks_.size(); ++i) {
+          const Track& t = tracks_[i];
+          if (t.last_detected == frame_ && t.codes < kIdentityFrames && t.face.has_landmarks) {
+            fresh.push_back(t.face);
+            which.push_back(i);
+          }
+        }
+        VEIL_ASSIGN_OR_RETURN(std::vector<Descriptor> read, synth_->Describe(bgr, fresh));
+        for (size_t j = 0; j < which.size(); ++j) {
+          Track& t = tracks_[which[j]];
+          if (t.sum.empty()) t.sum.assign(128, 0.0);
+          for (int k = 0; k < 128; ++k) t.sum[k] += read[j][k];
+          ++t.codes;
+          t.drawn = false;
         }
       }
-      const auto ti = Clock::now();
-      VEIL_ASSIGN_OR_RETURN(std::vector<Descriptor> read, synth_->Describe(bgr, fresh));
-      for (size_t j = 0; j < which.size(); ++j) {
-        Track& t = tracks_[which[j]];
-        t.sum = t.sum.empty() ? std::vector<double>(128, 0.0) : t.sum;
-        for (int k = 0; k < 128; ++k) t.sum[k] += read[j][k];
-        ++t.codes;
+      for (size_t i = 0; i < tracks_.size(); ++i) {
+        Track& t = tracks_[i];
+        if (t.codes == 0 || t.drawn) continue;
         Descriptor code;
         for (int k = 0; k < 128; ++k) code[k] = static_cast<float>(t.sum[k] / t.codes);
-        VEIL_ASSIGN_OR_RETURN(t.pseudonym, synth_->Pseudonym(code, scope_ids[which[j]], params_.scope, key));
-        pseudonyms[which[j]] = &t.pseudonym;
+        VEIL_ASSIGN_OR_RETURN(t.pseudonym, synth_->Pseudonym(code, scope_ids[i], params_.scope, key));
+        t.drawn = true;
+        pseudonyms[i] = &t.pseudonym;
       }
       times.identity_ms += MsSince(ti);
     }
@@ -199,6 +217,7 @@ class PipelineImpl final : public Pipeline {
     frame_ = 0;
     next_serial_ = 0;
     stream_digest_.clear();
+    stream_key_.clear();
   }
 
  private:
@@ -211,7 +230,8 @@ class PipelineImpl final : public Pipeline {
     bool tracked = false;       // this frame's position comes from the landmark net alone
     int codes = 0;              // recognizer codes averaged (their sum in `sum`)
     std::vector<double> sum;
-    Descriptor pseudonym{};     // the keyed flow of the mean code (valid when codes > 0)
+    Descriptor pseudonym{};     // the keyed flow of the mean code
+    bool drawn = false;         // `pseudonym` is that of the current mean code and key
   };
   static constexpr int kIdentityFrames = 5;
 
@@ -407,6 +427,7 @@ class PipelineImpl final : public Pipeline {
   int64_t frame_ = 0;          // frames since the stream started
   uint32_t next_serial_ = 0;   // serial of the next new track
   std::string stream_digest_;  // hex SHA-256 of the stream's first frame
+  std::string stream_key_;     // SHA-256 of a check subkey of the key the pseudonyms were drawn under
 };
 
 }  // namespace

@@ -208,3 +208,21 @@ TEST_CASE("every synthesized face is still found as a face where the original wa
     CHECK(best > 0.5f);
   }
 }
+
+TEST_CASE("a stream that changes key mid-way draws its pseudonyms again under the new key") {
+  Store s('g'), t('h');
+  auto switching = StreamPipeline(1);
+  auto fresh = StreamPipeline(1);
+  REQUIRE(switching.ok());
+  REQUIRE(fresh.ok());
+  const auto frames = PanningFrames(2);
+  const keys::KeyHandle a = s.Key(), b = t.Key();
+  REQUIRE((*switching)->AnonymizeFrame(frames[0], a).ok());
+  auto switched = (*switching)->AnonymizeFrame(frames[1], b);
+  // The same face, the same frame, key b from the start: the same pseudonym, the same pixels.
+  REQUIRE((*fresh)->AnonymizeFrame(frames[0], b).ok());
+  auto reference = (*fresh)->AnonymizeFrame(frames[1], b);
+  REQUIRE(switched.ok());
+  REQUIRE(reference.ok());
+  CHECK(cv::norm(switched->image, reference->image, cv::NORM_INF) == 0);
+}
