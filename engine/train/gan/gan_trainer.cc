@@ -52,17 +52,21 @@ void SetLr(torch::optim::Adam& opt, double lr) {
   for (auto& g : opt.param_groups()) static_cast<torch::optim::AdamOptions&>(g.options()).lr(lr);
 }
 
-// BGR [-1, 1] at 128 -> the recognizer's input: RGB, 150x150, minus the mean, / 255.
+// BGR [-1, 1] at 150x150 -> the recognizer's input: RGB in [0, 255], minus its mean, / 255.
+torch::Tensor NormalizeForRecognizer(const torch::Tensor& bgr150) {
+  const torch::Tensor rgb = bgr150.flip({1}).add(1.0).mul(127.5);
+  const auto& m = engine::nets::FaceRecognitionNetImpl::kMeanRgb;
+  const torch::Tensor mean = torch::tensor({m[0], m[1], m[2]}, bgr150.options()).view({1, 3, 1, 1});
+  return (rgb - mean) / 255.0;
+}
+
+// BGR [-1, 1] at 128 -> the recognizer's input, resized to 150x150.
 torch::Tensor RecognizerInput(const torch::Tensor& bgr) {
   namespace F = torch::nn::functional;
-  torch::Tensor rgb = bgr.flip({1}).add(1.0).mul(127.5);
-  rgb = F::interpolate(rgb, F::InterpolateFuncOptions()
-                                .size(std::vector<int64_t>{150, 150})
-                                .mode(torch::kBilinear)
-                                .align_corners(false));
-  const auto& m = engine::nets::FaceRecognitionNetImpl::kMeanRgb;
-  torch::Tensor mean = torch::tensor({m[0], m[1], m[2]}, bgr.options()).view({1, 3, 1, 1});
-  return (rgb - mean) / 255.0;
+  return NormalizeForRecognizer(F::interpolate(bgr, F::InterpolateFuncOptions()
+                                                        .size(std::vector<int64_t>{150, 150})
+                                                        .mode(torch::kBilinear)
+                                                        .align_corners(false)));
 }
 
 // BGR [-1, 1] at 128 -> the recognizer's input through random nuisances that a real change of
@@ -90,11 +94,7 @@ torch::Tensor AugmentedRecognizerInput(const torch::Tensor& bgr) {
                             .align_corners(false));
   const torch::Tensor luma = (x.select(1, 0) * 0.114 + x.select(1, 1) * 0.587 + x.select(1, 2) * 0.299).unsqueeze(1);
   const torch::Tensor grey = torch::rand({n, 1, 1, 1}, opt).lt(0.5).to(x.scalar_type());
-  x = x * (1 - grey) + luma.expand_as(x) * grey;
-  torch::Tensor rgb = x.flip({1}).add(1.0).mul(127.5);
-  const auto& m = engine::nets::FaceRecognitionNetImpl::kMeanRgb;
-  torch::Tensor mean = torch::tensor({m[0], m[1], m[2]}, opt).view({1, 3, 1, 1});
-  return (rgb - mean) / 255.0;
+  return NormalizeForRecognizer(x * (1 - grey) + luma.expand_as(x) * grey);
 }
 
 // A fixed robust view for the metrics: grey, through a 64 px copy, at 150. A swap that moved the
@@ -110,10 +110,7 @@ torch::Tensor LowGreyRecognizerInput(const torch::Tensor& bgr) {
   };
   torch::Tensor x = resize(F::avg_pool2d(bgr, F::AvgPool2dFuncOptions(2)), 150);
   x = (x.select(1, 0) * 0.114 + x.select(1, 1) * 0.587 + x.select(1, 2) * 0.299).unsqueeze(1).expand({-1, 3, -1, -1});
-  torch::Tensor rgb = x.flip({1}).add(1.0).mul(127.5);
-  const auto& m = engine::nets::FaceRecognitionNetImpl::kMeanRgb;
-  torch::Tensor mean = torch::tensor({m[0], m[1], m[2]}, bgr.options()).view({1, 3, 1, 1});
-  return (rgb - mean) / 255.0;
+  return NormalizeForRecognizer(x);
 }
 
 // 1 - cosine of the codes centred on `center` (the train codes' mean).
