@@ -46,8 +46,9 @@ const char* kUsage =
     "  --json               a JSON report on stdout;  --quiet  no progress bar\n"
     "common options: --store DIR, --key-file F | --passphrase-file F | $VEIL_PASSPHRASE, --actor NAME\n"
     "The written images carry no metadata: EXIF (orientation applied first), GPS, XMP, IPTC and comments\n"
-    "are dropped by re-encoding. Videos (.mp4 .mov .m4v .mkv .webm -> .mp4, .avi -> Motion-JPEG .avi)\n"
-    "are written without audio, with the manifest in OUT.veil and no payloads (irreversible).\n";
+    "are dropped by re-encoding. Videos (.mp4 .mov .m4v .webm -> .mp4, .avi -> Motion-JPEG .avi,\n"
+    ".mkv -> lossless FFV1 .mkv) are written without audio, with the manifest (and inline payloads) in\n"
+    "OUT.veil; restoring a .mkv output gives back the original frames bit for bit.\n";
 
 const std::set<std::string> kImageExt = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"};
 const std::set<std::string> kVideoExt = {".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm"};
@@ -65,7 +66,7 @@ struct Job {
 fs::path OutputPath(const fs::path& out, const std::string& format) {
   std::string ext = Lower(out.extension().string());
   std::string want;
-  if (kVideoExt.count(ext)) want = ext == ".avi" ? ".avi" : ".mp4";
+  if (kVideoExt.count(ext)) want = ext == ".avi" || ext == ".mkv" ? ext : ".mp4";
   else if (format == "auto") want = (ext == ".jpg" || ext == ".jpeg" || ext == ".png") ? ext : ".png";
   else want = "." + format;
   fs::path p = out;
@@ -129,8 +130,18 @@ class ProgressBar {
   Clock::time_point start_;
 };
 
-Status ProcessVideo(engine::Pipeline& pipeline, const keys::KeyHandle& key, const Job& job, bool show_progress,
-                    engine::AnonymizeOutput* result) {
+// The manifest with its sealed payloads, kept only in the key store's folder (--payload store).
+Status KeepInStore(const StoreOptions& opts, const std::string& manifest_id, const std::string& store_manifest_bytes) {
+  std::error_code ec;
+  fs::path dir = fs::path(opts.dir) / "payloads";
+  fs::create_directories(dir, ec);
+  Status st = keys::WriteFileAtomic((dir / (keys::ToHex(manifest_id) + ".veil")).string(), store_manifest_bytes,
+                                    /*overwrite=*/true, 0600);
+  return st.ok() ? st : st.WithContext("keeping the payloads in the key store");
+}
+
+Status ProcessVideo(engine::Pipeline& pipeline, const keys::KeyHandle& key, const Job& job, const StoreOptions& opts,
+                    bool show_progress, engine::AnonymizeOutput* result) {
   std::error_code ec;
   fs::create_directories(job.output.parent_path().empty() ? fs::path(".") : job.output.parent_path(), ec);
   auto progress = [&](const engine::VideoProgress& p) {
@@ -139,10 +150,20 @@ Status ProcessVideo(engine::Pipeline& pipeline, const keys::KeyHandle& key, cons
                    static_cast<long long>(p.frames));
     }
   };
-  VEIL_ASSIGN_OR_RETURN(result->manifest, engine::AnonymizeVideo(pipeline, key, job.input.string(), job.output.string(), progress));
+  // The sidecar (and the store's copy) first, the video last: its presence marks the job as done.
+  auto keep_manifest = [&](const engine::Manifest& m) -> Status {
+    engine::Manifest shared = m;
+    if (pipeline.params().payloads == PayloadLocation::kKeyStore) {
+      VEIL_RETURN_IF_ERROR(KeepInStore(opts, m.manifest_id, engine::SerializeManifest(m)));
+      for (auto& f : shared.faces) f.sealed_payload.clear();
+    }
+    result->manifest_bytes = engine::SerializeManifest(shared);
+    return keys::WriteFileAtomic(job.output.string() + ".veil", result->manifest_bytes, /*overwrite=*/true, 0644);
+  };
+  VEIL_ASSIGN_OR_RETURN(result->manifest, engine::AnonymizeVideo(pipeline, key, job.input.string(), job.output.string(),
+                                                                 progress, keep_manifest));
   if (show_progress) std::fprintf(stderr, "\n");
-  result->manifest_bytes = engine::SerializeManifest(result->manifest);
-  return keys::WriteFileAtomic(job.output.string() + ".veil", result->manifest_bytes, false, 0644);
+  return Status::Ok();
 }
 
 Status ProcessOne(engine::Pipeline& pipeline, const keys::KeyHandle& key, const Job& job, const StoreOptions& opts,
@@ -154,11 +175,7 @@ Status ProcessOne(engine::Pipeline& pipeline, const keys::KeyHandle& key, const 
   std::error_code ec;
   fs::create_directories(job.output.parent_path().empty() ? fs::path(".") : job.output.parent_path(), ec);
   if (pipeline.params().payloads == PayloadLocation::kKeyStore) {
-    fs::path dir = fs::path(opts.dir) / "payloads";
-    fs::create_directories(dir, ec);
-    Status st = keys::WriteFileAtomic((dir / (keys::ToHex(result->manifest.manifest_id) + ".veil")).string(),
-                                      result->store_manifest_bytes, /*overwrite=*/true, 0600);
-    if (!st.ok()) return st.WithContext("keeping the payloads in the key store");
+    VEIL_RETURN_IF_ERROR(KeepInStore(opts, result->manifest.manifest_id, result->store_manifest_bytes));
   }
   if (pipeline.params().placement == ManifestPlacement::kSidecar) {
     VEIL_RETURN_IF_ERROR(keys::WriteFileAtomic(job.output.string() + ".veil", result->manifest_bytes, false, 0644));
@@ -259,7 +276,7 @@ int Anonymize(int argc, char** argv) {
       bool skip = keys::PathExists(job.output.string());
       if (!skip) {
         st = engine::IsVideoPath(job.input.string())
-                 ? ProcessVideo(pl, *key, job, !quiet && !json && isatty(2) && pipelines.size() == 1, &result)
+                 ? ProcessVideo(pl, *key, job, opts, !quiet && !json && isatty(2) && pipelines.size() == 1, &result)
                  : ProcessOne(pl, *key, job, opts, &result);
       }
       std::lock_guard<std::mutex> lock(mu);

@@ -31,7 +31,7 @@ using engine::Descriptor;
 
 const char* kUsage =
     "usage: veil eval (--dataset DIR [--split holdout] | --images DIR) [--limit N] [--sheet OUT.png]\n"
-    "                 [--flow F --encoder E --generator G] [--json]\n"
+    "                 [--flow F --encoder E --generator G] [--identity-gain G] [--json]\n"
     "  --dataset: a folder written by veil-train-prep (default split: the 1,000 held-out faces)\n"
     "  --images:  any photos; the largest face of each is aligned and used\n"
     "  Reports, with the face-api recognizer (Euclidean descriptor distance; 0.6 = 'same person'):\n"
@@ -42,7 +42,9 @@ const char* kUsage =
     "  by the face-api recognizer and by a second one Veil never uses (human's FaceRes, when\n"
     "  tools/fetch_human.sh has fetched it; its same/different threshold is the equal-error point of\n"
     "  same-face variants vs different faces of this very set).\n"
-    "  --sheet writes a contact sheet: original | key A | key B | restored | wrong key.\n";
+    "  --sheet writes a contact sheet: original | key A | key B | restored | wrong key.\n"
+    "  Faces are rendered with SteerIdentity at the generator file's identity_gain, as the pipeline\n"
+    "  does; --identity-gain overrides it (to calibrate a new generator).\n";
 
 struct Face {
   cv::Mat crop;  // 128x128 BGR aligned
@@ -181,6 +183,11 @@ double EqualErrorThreshold(std::vector<double> same, std::vector<double> differe
   return (first + last) / 2;
 }
 
+std::string FileSha256(const std::string& path) {
+  auto bytes = keys::ReadFile(path, 64u << 20);
+  return bytes.ok() ? keys::ToHex(keys::Sha256(*bytes)) : "";
+}
+
 struct Dist {
   std::vector<double> v;
   nlohmann::json Summary(double threshold, bool above) const {
@@ -215,6 +222,7 @@ int Eval(int argc, char** argv) {
   rp.encoder_path = args.GetOr("--encoder", "");
   rp.generator_path = args.GetOr("--generator", "");
   std::string flow_path = args.GetOr("--flow", "");
+  const std::string gain_arg = args.GetOr("--identity-gain", "");
   if (Status st = args.Finish(); !st.ok()) return Fail(st);
   if (!limit.ok()) return Fail(limit.status());
   if (static_cast<bool>(dataset) == static_cast<bool>(images)) return Fail(InvalidArgumentError("give --dataset DIR or --images DIR"));
@@ -226,6 +234,14 @@ int Eval(int argc, char** argv) {
   if (!flow.ok()) return Fail(flow.status());
   auto renderer = engine::FaceRenderer::Create(rp);
   if (!renderer.ok()) return Fail(renderer.status());
+  float gain = (*renderer)->IdentityGain();
+  if (!gain_arg.empty()) {
+    char* end = nullptr;
+    gain = std::strtof(gain_arg.c_str(), &end);
+    if (end == gain_arg.c_str() || *end != '\0' || !(gain >= 1.0f && gain <= 8.0f)) {
+      return Fail(InvalidArgumentError("--identity-gain must be a number in [1, 8]"));
+    }
+  }
   auto second = engine::FaceResRecognizer::Create({});  // optional: measured when installed
   std::string second_missing;
   if (!second.ok()) second_missing = second.status().message();
@@ -234,7 +250,7 @@ int Eval(int argc, char** argv) {
   if (!faces.ok()) return Fail(faces.status());
 
   const keys::SecretBytes ka = EvalKey("A"), kb = EvalKey("B");
-  Dist anon, restore, wrong, diversity, consistency, flow_anon, nearest_real, real_nn;
+  Dist anon, restore, wrong, diversity, consistency, flow_anon, carried, inverted, nearest_real, real_nn;
   std::vector<double> psnr, ssim;
   std::vector<cv::Mat> sheet_rows;
   auto describe = [&](const std::vector<cv::Mat>& crops) { return (*rec)->DescribeAligned(crops); };
@@ -252,8 +268,13 @@ int Eval(int argc, char** argv) {
     auto za = (*flow)->ForwardBatch(z, ka);
     auto zb = (*flow)->ForwardBatch(z, kb);
     if (!za.ok() || !zb.ok()) return Fail(za.ok() ? zb.status() : za.status());
-    auto xa = (*renderer)->Render(crops, *za);
-    auto xb = (*renderer)->Render(crops, *zb);
+    auto steer = [&](const std::vector<Descriptor>& src, const std::vector<Descriptor>& dst) {
+      std::vector<Descriptor> t;
+      for (size_t j = 0; j < src.size(); ++j) t.push_back(engine::SteerIdentity(src[j], dst[j], gain));
+      return t;
+    };
+    auto xa = (*renderer)->Render(crops, steer(z, *za));
+    auto xb = (*renderer)->Render(crops, steer(z, *zb));
     auto xr0 = (*renderer)->Render(crops, z);
     if (!xa.ok() || !xb.ok() || !xr0.ok()) return Fail(!xa.ok() ? xa.status() : !xb.ok() ? xb.status() : xr0.status());
     auto da = describe(*xa);
@@ -262,8 +283,8 @@ int Eval(int argc, char** argv) {
     auto zr = (*flow)->InverseBatch(*da, ka);
     auto zw = (*flow)->InverseBatch(*da, kb);
     if (!zr.ok() || !zw.ok()) return Fail(zr.ok() ? zw.status() : zr.status());
-    auto xr = (*renderer)->Render(*xa, *zr);
-    auto xw = (*renderer)->Render(*xa, *zw);
+    auto xr = (*renderer)->Render(*xa, steer(*da, *zr));
+    auto xw = (*renderer)->Render(*xa, steer(*da, *zw));
     if (!xr.ok() || !xw.ok()) return Fail(xr.ok() ? xw.status() : xr.status());
     auto dr = describe(*xr);
     auto dw = describe(*xw);
@@ -285,7 +306,7 @@ int Eval(int argc, char** argv) {
     for (size_t j = 0; j < variants.size(); ++j) vcrops.push_back(variants[j]);
     auto vza = (*flow)->ForwardBatch(*dv, ka);
     if (!vza.ok()) return Fail(vza.status());
-    auto vxa = (*renderer)->Render(vcrops, *vza);
+    auto vxa = (*renderer)->Render(vcrops, steer(*dv, *vza));
     if (!vxa.ok()) return Fail(vxa.status());
     auto dva = describe(*vxa);
     if (!dva.ok()) return Fail(dva.status());
@@ -311,6 +332,8 @@ int Eval(int argc, char** argv) {
       restore.v.push_back(engine::DescriptorDistance((*dr)[j], z[j]));
       wrong.v.push_back(engine::DescriptorDistance((*dw)[j], z[j]));
       flow_anon.v.push_back(engine::DescriptorDistance((*za)[j], z[j]));
+      carried.v.push_back(engine::DescriptorDistance((*da)[j], (*za)[j]));
+      inverted.v.push_back(engine::DescriptorDistance((*zr)[j], z[j]));
       for (int k = 0; k < 3; ++k) consistency.v.push_back(engine::DescriptorDistance((*dva)[3 * j + k], (*da)[j]));
       psnr.push_back(Psnr((*xr0)[j], crops[j]));
       ssim.push_back(Ssim((*xr0)[j], crops[j]));
@@ -365,9 +388,14 @@ int Eval(int argc, char** argv) {
   nlohmann::json report = {
       {"faces", faces->size()},
       {"source", dataset ? *dataset + " (" + split + ")" : *images},
-      {"models", {{"flow", (*flow)->model_id()}, {"flow_sha256", (*flow)->model_sha256()}}},
+      {"models", {{"flow", (*flow)->model_id()}, {"flow_sha256", (*flow)->model_sha256()},
+                  {"encoder_sha256", FileSha256(rp.encoder_path.empty() ? engine::DefaultEncoderModelPath() : rp.encoder_path)},
+                  {"generator_sha256", FileSha256(rp.generator_path.empty() ? engine::DefaultGeneratorModelPath() : rp.generator_path)},
+                  {"identity_gain", gain}}},
       {"anonymized_vs_original", anon.Summary(0.6, true)},
       {"flow_codes_vs_original", flow_anon.Summary(0.6, true)},
+      {"anonymized_vs_pseudonym", carried.Summary(0.6, false)},
+      {"inverse_flow_of_read_back_vs_original", inverted.Summary(0.6, false)},
       {"keyed_restore_vs_original", restore.Summary(0.6, false)},
       {"wrong_key_restore_vs_original", wrong.Summary(0.6, true)},
       {"key_a_vs_key_b", diversity.Summary(0.6, true)},
@@ -405,9 +433,11 @@ int Eval(int argc, char** argv) {
                 d["p5"].get<double>(), d["median"].get<double>(), d["p95"].get<double>(), above ? ">" : "<",
                 d["threshold"].get<double>(), 100.0 * d[above ? "fraction_above" : "fraction_below"].get<double>());
   };
-  std::printf("%zu faces from %s\n", faces->size(), report["source"].get<std::string>().c_str());
+  std::printf("%zu faces from %s (identity gain %.3g)\n", faces->size(), report["source"].get<std::string>().c_str(), gain);
   line("anonymized vs original", report["anonymized_vs_original"]);
   line("flow code vs original (no render)", report["flow_codes_vs_original"]);
+  line("rendered identity vs its pseudonym", report["anonymized_vs_pseudonym"]);
+  line("inverse flow of read-back vs original", report["inverse_flow_of_read_back_vs_original"]);
   line("keyed restore vs original", report["keyed_restore_vs_original"]);
   line("wrong-key restore vs original", report["wrong_key_restore_vs_original"]);
   line("key A vs key B", report["key_a_vs_key_b"]);

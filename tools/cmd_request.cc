@@ -97,9 +97,9 @@ int Create(Args& args) {
     spec.targets.push_back(*d);
   }
   for (const auto& f : file_targets) {
-    auto bytes = keys::ReadFile(f);
-    if (!bytes.ok()) return Fail(bytes.status());
-    spec.targets.push_back(keys::Sha256(*bytes));
+    auto digest = keys::Sha256File(f);  // videos may be large: hashed in pieces
+    if (!digest.ok()) return Fail(digest.status());
+    spec.targets.push_back(*digest);
   }
   int64_t now = Now();
   spec.expires_unix = now + *expires_in;

@@ -1,7 +1,10 @@
 // veil restore: bring the original faces back, for an authorized request, from the sealed payloads.
+#include <cctype>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+
+#include <unistd.h>
 
 #include <opencv2/imgcodecs.hpp>
 
@@ -11,6 +14,7 @@
 #include "store_options.h"
 #include "veil/engine/image_io.h"
 #include "veil/engine/pipeline.h"
+#include "veil/engine/video.h"
 #include "veil/keys/fs.h"
 #include "veil/keys/restore_request.h"
 
@@ -29,6 +33,8 @@ const char* kUsage =
     "  key store are read from its folder.\n"
     "  --approximate: synthesized faces without a payload are re-rendered through the keyed inverse\n"
     "  flow: the person's identity in the pseudonym's pose, NOT the original pixels (no evidence).\n"
+    "  Videos (manifest in INPUT.veil) restore from their payloads only; OUT .mkv is lossless (the\n"
+    "  original frames of a lossless anonymized .mkv, bit for bit), .mp4/.avi re-encode lossily.\n"
     "common options: --store DIR, --key-file F | --passphrase-file F | $VEIL_PASSPHRASE, --actor NAME\n";
 
 int64_t Now() {
@@ -63,6 +69,52 @@ StatusOr<engine::Manifest> LoadManifest(const std::string& input, const std::str
   return stored;
 }
 
+// The video branch of Restore, after authorization: fail closed (the audit record is written
+// before the restored video appears under its name).
+template <typename LogFn, typename FailFn>
+int RestoreVideo(const std::string& input, const std::string& out, const engine::Manifest& manifest,
+                 const keys::RestoreGrant& grant, bool payloads, bool json, LogFn log_outcome, FailFn fail_logged) {
+  if (!payloads && !manifest.faces.empty()) {
+    return fail_logged(FailedPreconditionError("the video's manifest holds no sealed originals (anonymized with --payload none?)"));
+  }
+  const bool show = !json && isatty(2);
+  auto progress = [&](const engine::VideoProgress& p) {
+    if (show && p.frame % 10 == 0) std::fprintf(stderr, "\r  frame %lld/%lld   ", static_cast<long long>(p.frame), static_cast<long long>(p.frames));
+  };
+  // Written under a temporary name first, so that the record precedes the restored video.
+  const std::string staged = out + ".staged" + fs::path(out).extension().string();
+  std::error_code ec;
+  fs::remove(staged, ec);  // left by a killed restore of this very output
+  auto restored = engine::RestoreVideoFromPayloads(input, manifest, grant, staged, progress);
+  if (show) std::fprintf(stderr, "\n");
+  if (!restored.ok()) return fail_logged(restored.status());
+  Status logged = log_outcome(keys::AuditOutcome::kSuccess,
+                              "restored " + std::to_string(restored->faces_restored) + " face(s) in " +
+                                  std::to_string(restored->frames) + " frame(s) of manifest " + keys::ToHex(manifest.manifest_id),
+                              manifest.keyring, manifest.key_version);
+  if (!logged.ok()) {
+    fs::remove(staged, ec);
+    return Fail(logged);
+  }
+  if (::link(staged.c_str(), out.c_str()) != 0) {
+    fs::remove(staged, ec);
+    return Fail(AlreadyExistsError("cannot create " + out));
+  }
+  fs::remove(staged, ec);
+  std::string ext = fs::path(out).extension().string();
+  for (auto& c : ext) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  const bool lossless = ext == ".mkv";
+  if (json) {
+    PrintJson({{"output", out}, {"exact", lossless}, {"frames", restored->frames}, {"faces_restored", restored->faces_restored},
+               {"faces_without_payload", restored->faces_without_payload}, {"manifest_id", keys::ToHex(manifest.manifest_id)}});
+  } else {
+    std::printf("restored %d face(s) in %lld frame(s) of %s into %s%s\n", restored->faces_restored,
+                static_cast<long long>(restored->frames), input.c_str(), out.c_str(),
+                lossless ? " (lossless)" : " (lossy container: face regions re-encoded; use .mkv for exact pixels)");
+  }
+  return 0;
+}
+
 int Restore(int argc, char** argv) {
   Args args(argc, argv, {"--json", "--help", "--approximate"});
   if (args.Flag("--help")) {
@@ -84,12 +136,21 @@ int Restore(int argc, char** argv) {
   const std::string input = args.positionals()[0];
   if (keys::PathExists(*out)) return Fail(AlreadyExistsError(*out + " exists; not overwriting it"));
 
-  auto bytes = keys::ReadFile(input, 256u << 20);
-  if (!bytes.ok()) return Fail(bytes.status());
-  engine::ImageLimits limits;
-  limits.silence_decoder_stderr = true;
-  auto image = engine::DecodeImage(*bytes, limits);
-  if (!image.ok()) return Fail(image.status().WithContext(input));
+  const bool video = engine::IsVideoPath(input);
+  if (video && approximate) return Fail(InvalidArgumentError("videos restore from their sealed payloads only (no --approximate)"));
+  if (video && !engine::IsVideoPath(*out)) return Fail(InvalidArgumentError("restore a video into a video file (.mkv: lossless)"));
+  StatusOr<std::string> bytes = std::string();  // images: the file (videos are read frame by frame)
+  StatusOr<cv::Mat> image = cv::Mat();
+  if (!video) {
+    bytes = keys::ReadFile(input, 256u << 20);
+    if (!bytes.ok()) return Fail(bytes.status());
+    engine::ImageLimits limits;
+    limits.silence_decoder_stderr = true;
+    image = engine::DecodeImage(*bytes, limits);
+    if (!image.ok()) return Fail(image.status().WithContext(input));
+  }
+  auto file_digest = video ? keys::Sha256File(input) : StatusOr<std::string>(keys::Sha256(*bytes));
+  if (!file_digest.ok()) return Fail(file_digest.status());
   auto request_bytes = keys::ReadFile(*request_path, 1u << 20);
   if (!request_bytes.ok()) return Fail(request_bytes.status());
   auto request = keys::RestoreRequest::Parse(*request_bytes);
@@ -100,7 +161,7 @@ int Restore(int argc, char** argv) {
   auto grant = (*store)->AuthorizeRestore(*request, Now());  // logged, granted or denied
   if (!grant.ok()) return Fail(grant.status());
 
-  const std::string digest = keys::Sha256(*bytes);
+  const std::string& digest = *file_digest;
   auto log_outcome = [&](keys::AuditOutcome outcome, const std::string& reason, const std::string& keyring, uint32_t v) {
     return (*store)->Log(keys::AuditAction::kRestorePerformed, outcome, request->info().request_id_hex, reason,
                          {digest}, keyring, v);
@@ -116,6 +177,7 @@ int Restore(int argc, char** argv) {
   if (!manifest.ok()) return fail_logged(manifest.status());
   bool payloads = false;
   for (const auto& f : manifest->faces) payloads |= !f.sealed_payload.empty();
+  if (video) return RestoreVideo(input, *out, *manifest, *grant, payloads, json, log_outcome, fail_logged);
   StatusOr<engine::RestoreOutput> restored = InternalError("no restore");
   if (payloads || !approximate) {
     restored = engine::RestoreFromPayloads(*image, *manifest, *grant);

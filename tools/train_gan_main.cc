@@ -26,7 +26,8 @@ int main(int argc, char** argv) {
         "                      [--eval-minutes M] [--holdout-eval N] [--w-rec W] [--w-id W] [--w-attr W]\n"
         "                      [--w-cyc W] [--w-adv W] [--lr-g LR] [--lr-d LR] [--adv-start STEP]\n"
         "                      [--cyc-every K] [--threads N] [--w-away W] [--away-margin D]\n"
-        "                      [--no-id-augment]");
+        "                      [--no-id-augment] [--attr-pool 1|2|4]\n"
+        "                      [--identity-gain G (written into the exported generator)]");
     return 0;
   }
   train::gan::GanTrainOptions o;
@@ -42,7 +43,8 @@ int main(int argc, char** argv) {
   auto adv_start = args.GetInt("--adv-start", o.adv_start_step, 0, 1LL << 40);
   auto cyc_every = args.GetInt("--cyc-every", o.cyc_every, 0, 1000);
   auto threads = args.GetInt("--threads", o.threads, 0, 1024);
-  for (const auto* v : {&batch, &seed, &holdout_eval, &adv_start, &cyc_every, &threads})
+  auto attr_pool = args.GetInt("--attr-pool", o.attr_pool, 0, 4);
+  for (const auto* v : {&batch, &seed, &holdout_eval, &adv_start, &cyc_every, &threads, &attr_pool})
     if (!v->ok()) return cli::Fail(v->status());
   o.batch = static_cast<int>(*batch);
   o.seed = static_cast<uint64_t>(*seed);
@@ -50,6 +52,7 @@ int main(int argc, char** argv) {
   o.adv_start_step = static_cast<int>(*adv_start);
   o.cyc_every = static_cast<int>(*cyc_every);
   o.threads = static_cast<int>(*threads);
+  o.attr_pool = static_cast<int>(*attr_pool);
   struct Real {
     const char* name;
     double* target;
@@ -59,7 +62,8 @@ int main(int argc, char** argv) {
                         {"w-id", &o.w_id},             {"w-attr", &o.w_attr},
                         {"w-cyc", &o.w_cyc},           {"w-adv", &o.w_adv},
                         {"lr-g", &o.lr_g},             {"lr-d", &o.lr_d},
-                        {"w-away", &o.w_away},         {"away-margin", &o.away_margin}};
+                        {"w-away", &o.w_away},         {"away-margin", &o.away_margin},
+                        {"identity-gain", &o.identity_gain}};
   for (const Real& r : reals) {
     if (auto v = args.Get(std::string("--") + r.name)) {
       try {

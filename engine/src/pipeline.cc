@@ -8,6 +8,8 @@
 #include <opencv2/imgcodecs.hpp>
 
 #include "face_replace.h"
+#include "payloads.h"
+#include "stopwatch.h"
 #include "synthesize.h"
 #include "veil/engine/tfjs_weights.h"
 #include "veil/keys/aead.h"
@@ -16,9 +18,8 @@
 namespace veil::engine {
 namespace {
 
-using Clock = std::chrono::steady_clock;
-
-double MsSince(Clock::time_point t0) { return std::chrono::duration<double, std::milli>(Clock::now() - t0).count(); }
+using internal::Clock;
+using internal::MsSince;
 
 std::string Lower(std::string s) {
   for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
@@ -36,10 +37,6 @@ std::vector<int> EncodeParams(const std::string& ext) {
   if (ext == ".png") return {cv::IMWRITE_PNG_COMPRESSION, 6};
   if (ext == ".webp") return {cv::IMWRITE_WEBP_QUALITY, 101};  // lossless
   return {};
-}
-
-void PutU32(std::string* s, uint32_t v) {
-  for (int i = 0; i < 4; ++i) s->push_back(static_cast<char>((v >> (8 * i)) & 0xff));
 }
 
 class PipelineImpl final : public Pipeline {
@@ -97,17 +94,12 @@ class PipelineImpl final : public Pipeline {
     m.output_pixels_sha256 = PixelsSha256(decoded);
 
     if (params_.payloads != PayloadLocation::kNone) {
-      for (size_t i = 0; i < m.faces.size(); ++i) {
-        auto& rec = m.faces[i];
-        if (rec.region.area() == 0) continue;
-        std::vector<uchar> png;
-        if (!cv::imencode(".png", bgr(rec.region), png)) return InternalError("encoding a face payload failed");
-        VEIL_ASSIGN_OR_RETURN(rec.sealed_payload,
-                              keys::SealPayload(key, keys::ScopeKind::kFace, keys::ToHex(m.manifest_id) + "#" + std::to_string(i),
-                                                std::string(png.begin(), png.end()), PayloadAssociatedData(m, rec.index),
-                                                /*synthetic_nonce=*/true));
-        rec.payload_location = params_.payloads;
+      std::vector<std::string> pngs;
+      for (const auto& rec : m.faces) {
+        VEIL_ASSIGN_OR_RETURN(std::string png, internal::RegionPng(bgr, rec.region));
+        pngs.push_back(std::move(png));
       }
+      VEIL_RETURN_IF_ERROR(internal::SealPayloads(m, key, pngs, params_.payloads));
     }
     AnonymizeOutput result;
     if (params_.payloads == PayloadLocation::kKeyStore) {
@@ -155,11 +147,11 @@ class PipelineImpl final : public Pipeline {
       stream_key_ = key_id;
     }
     std::vector<Face> faces;
-    std::vector<const Descriptor*> pseudonyms;
+    std::vector<const internal::KnownIdentity*> pseudonyms;
     std::vector<std::string> scope_ids;
     for (Track& t : tracks_) {
       faces.push_back(t.face);
-      pseudonyms.push_back(t.codes > 0 && t.drawn ? &t.pseudonym : nullptr);
+      pseudonyms.push_back(t.codes > 0 && t.drawn ? &t.identity : nullptr);
       scope_ids.push_back(internal::FaceScopeId(params_.scope, params_.scope_id, stream_digest_, t.serial));
       reasons.push_back(t.last_detected == frame_ ? ""
                         : t.tracked             ? "tracked from an earlier detection (landmarks only)"
@@ -193,9 +185,10 @@ class PipelineImpl final : public Pipeline {
         if (t.codes == 0 || t.drawn) continue;
         Descriptor code;
         for (int k = 0; k < 128; ++k) code[k] = static_cast<float>(t.sum[k] / t.codes);
-        VEIL_ASSIGN_OR_RETURN(t.pseudonym, synth_->Pseudonym(code, scope_ids[i], params_.scope, key));
+        VEIL_ASSIGN_OR_RETURN(t.identity.pseudonym, synth_->Pseudonym(code, scope_ids[i], params_.scope, key));
+        t.identity.code = code;
         t.drawn = true;
-        pseudonyms[i] = &t.pseudonym;
+        pseudonyms[i] = &t.identity;
       }
       times.identity_ms += MsSince(ti);
     }
@@ -230,8 +223,8 @@ class PipelineImpl final : public Pipeline {
     bool tracked = false;       // this frame's position comes from the landmark net alone
     int codes = 0;              // recognizer codes averaged (their sum in `sum`)
     std::vector<double> sum;
-    Descriptor pseudonym{};     // the keyed flow of the mean code
-    bool drawn = false;         // `pseudonym` is that of the current mean code and key
+    internal::KnownIdentity identity{};  // the mean code and its keyed flow
+    bool drawn = false;                  // `identity` is that of the current mean code and key
   };
   static constexpr int kIdentityFrames = 5;
 
@@ -369,10 +362,11 @@ class PipelineImpl final : public Pipeline {
   // pseudonyms are drawn first, on the untouched picture (their identity codes are read from it).
   StatusOr<FrameOutput> Replace(const cv::Mat& bgr, const std::vector<Face>& faces, const keys::KeyHandle& key,
                                 const std::string& input_digest_hex,
-                                const std::vector<const Descriptor*>* codes = nullptr, StageTimes* times = nullptr,
+                                const std::vector<const internal::KnownIdentity*>* codes = nullptr,
+                                StageTimes* times = nullptr,
                                 const std::vector<std::string>* scope_ids = nullptr) {
     FrameOutput frame;
-    std::vector<const Descriptor*> synth_codes;
+    std::vector<const internal::KnownIdentity*> synth_codes;
     frame.image = bgr.clone();
     std::vector<Face> synth_faces;
     std::vector<std::string> synth_scopes;
@@ -432,21 +426,6 @@ class PipelineImpl final : public Pipeline {
 
 }  // namespace
 
-std::string PayloadAssociatedData(const Manifest& manifest, uint32_t face_index) {
-  std::string ad = "veil-payload-v1";
-  ad += manifest.manifest_id;
-  PutU32(&ad, face_index);
-  ad += manifest.output_pixels_sha256;
-  for (const auto& f : manifest.faces) {
-    if (f.index != face_index) continue;
-    PutU32(&ad, static_cast<uint32_t>(f.region.x));
-    PutU32(&ad, static_cast<uint32_t>(f.region.y));
-    PutU32(&ad, static_cast<uint32_t>(f.region.width));
-    PutU32(&ad, static_cast<uint32_t>(f.region.height));
-  }
-  return ad;
-}
-
 StatusOr<std::unique_ptr<Pipeline>> Pipeline::Create(const PipelineParams& params) {
   if (params.payloads == PayloadLocation::kSidecar) {
     return InvalidArgumentError("payloads go inline (in the manifest, embedded or sidecar), to the key store, or nowhere");
@@ -492,14 +471,7 @@ StatusOr<RestoreOutput> RestoreFromPayloads(const cv::Mat& decoded, const Manife
       ++out.faces_without_payload;
       continue;
     }
-    auto plain = keys::OpenPayload(key, f.sealed_payload, PayloadAssociatedData(manifest, f.index));
-    if (!plain.ok()) {
-      return UnauthenticatedError("the payload of face " + std::to_string(f.index) +
-                                  " does not open: wrong key, or the manifest or payload was altered");
-    }
-    std::vector<uchar> png(plain->begin(), plain->end());
-    cv::Mat region = cv::imdecode(png, cv::IMREAD_COLOR);
-    if (region.empty() || region.size() != f.region.size()) return DataLossError("a face payload holds a malformed region");
+    VEIL_ASSIGN_OR_RETURN(cv::Mat region, internal::OpenPayload(manifest, f, key));
     region.copyTo(out.image(f.region));
     ++out.faces_restored;
   }

@@ -1,7 +1,6 @@
 #include "synthesize.h"
 
 #include <algorithm>
-#include <chrono>
 #include <filesystem>
 
 #include <opencv2/imgproc.hpp>
@@ -9,6 +8,7 @@
 #include "veil/engine/tfjs_weights.h"
 #include "veil/keys/fs.h"
 #include "veil/keys/secret.h"
+#include "stopwatch.h"
 
 namespace veil::engine::internal {
 namespace {
@@ -51,10 +51,6 @@ cv::Rect Footprint(const AlignedFace& a, int size, const cv::Size& image) {
                          static_cast<float>(m(1, 0) * c.x + m(1, 1) * c.y + m(1, 2)));
   }
   return cv::boundingRect(corners) & cv::Rect(0, 0, image.width, image.height);
-}
-
-double MsSince(std::chrono::steady_clock::time_point t0) {
-  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
 }
 
 }  // namespace
@@ -110,7 +106,7 @@ StatusOr<std::vector<Descriptor>> FaceSynthesizer::Flow(const std::vector<Descri
 
 Status FaceSynthesizer::Render(cv::Mat& image, const std::vector<Face>& faces, const std::vector<Descriptor>& identities,
                                std::vector<cv::Rect>* regions, StageTimes* times) {
-  auto t0 = std::chrono::steady_clock::now();
+  auto t0 = Clock::now();
   std::vector<AlignedFace> aligned;
   std::vector<cv::Mat> crops;
   for (const auto& f : faces) {
@@ -120,7 +116,7 @@ Status FaceSynthesizer::Render(cv::Mat& image, const std::vector<Face>& faces, c
   }
   VEIL_ASSIGN_OR_RETURN(std::vector<cv::Mat> rendered, renderer_->Render(crops, identities));
   if (times) times->render_ms += MsSince(t0);
-  t0 = std::chrono::steady_clock::now();
+  t0 = Clock::now();
   for (size_t i = 0; i < faces.size(); ++i) {
     cv::Mat matched = MatchColours(rendered[i], aligned[i].image, aligned[i].mask);
     VEIL_RETURN_IF_ERROR(aligner_.PasteBack(matched, aligned[i], image));
@@ -138,12 +134,12 @@ StatusOr<std::vector<Descriptor>> FaceSynthesizer::Describe(const cv::Mat& image
 StatusOr<std::vector<cv::Rect>> FaceSynthesizer::Replace(cv::Mat& image, const std::vector<Face>& faces,
                                                          const std::vector<std::string>& scope_ids,
                                                          keys::ScopeKind scope, const keys::KeyHandle& key,
-                                                         const std::vector<const Descriptor*>* known,
+                                                         const std::vector<const KnownIdentity*>* known,
                                                          StageTimes* times) {
   std::vector<cv::Rect> regions;
   if (faces.empty()) return regions;
   if (known && known->size() != faces.size()) return InternalError("one pseudonym (or none) per face expected");
-  const auto t0 = std::chrono::steady_clock::now();
+  const auto t0 = Clock::now();
   // Codes are read from the untouched picture: faces drawn first must not leak into later ones.
   std::vector<Face> unknown;
   std::vector<std::string> unknown_scopes;
@@ -155,12 +151,18 @@ StatusOr<std::vector<cv::Rect>> FaceSynthesizer::Replace(cv::Mat& image, const s
   }
   VEIL_ASSIGN_OR_RETURN(std::vector<Descriptor> read, Describe(image, unknown));
   VEIL_ASSIGN_OR_RETURN(std::vector<Descriptor> drawn, Flow(read, unknown_scopes, scope, key, /*inverse=*/false));
-  std::vector<Descriptor> pseudonyms;
+  const float gain = renderer_->IdentityGain();
+  std::vector<Descriptor> targets;
   for (size_t i = 0, next = 0; i < faces.size(); ++i) {
-    pseudonyms.push_back(known && (*known)[i] != nullptr ? *(*known)[i] : drawn[next++]);
+    if (known && (*known)[i] != nullptr) {
+      targets.push_back(SteerIdentity((*known)[i]->code, (*known)[i]->pseudonym, gain));
+    } else {
+      targets.push_back(SteerIdentity(read[next], drawn[next], gain));
+      ++next;
+    }
   }
   if (times) times->identity_ms += MsSince(t0);
-  VEIL_RETURN_IF_ERROR(Render(image, faces, pseudonyms, &regions, times));
+  VEIL_RETURN_IF_ERROR(Render(image, faces, targets, &regions, times));
   return regions;
 }
 
@@ -175,6 +177,7 @@ Status FaceSynthesizer::Restore(cv::Mat& image, const std::vector<Face>& faces, 
   if (faces.empty()) return Status::Ok();
   VEIL_ASSIGN_OR_RETURN(std::vector<Descriptor> codes, recognizer_->DescribeFaces(image, faces));
   VEIL_ASSIGN_OR_RETURN(std::vector<Descriptor> originals, Flow(codes, scope_ids, scope, key, /*inverse=*/true));
+  for (size_t i = 0; i < originals.size(); ++i) originals[i] = SteerIdentity(codes[i], originals[i], renderer_->IdentityGain());
   return Render(image, faces, originals, nullptr);
 }
 

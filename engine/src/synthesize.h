@@ -32,18 +32,25 @@ struct SynthesizerPaths {
 std::string FaceScopeId(keys::ScopeKind scope, const std::string& stream_id, const std::string& input_digest_hex,
                         uint32_t index);
 
+// A face's identity code and its pseudonym under the current key (streams keep one per track).
+struct KnownIdentity {
+  Descriptor code;
+  Descriptor pseudonym;
+};
+
 class FaceSynthesizer {
  public:
   static StatusOr<std::unique_ptr<FaceSynthesizer>> Create(const SynthesizerPaths& paths);
 
   // Replaces `faces` (with landmarks) in `image` by pseudonyms under `key`; `scope_ids[i]` selects
-  // the flow subkey of face i. Face i gets the pseudonym `pseudonyms[i]` when given (streams keep
-  // one per tracked face), else the flow of the recognizer's code read from `image`. Returns the
-  // pixel rectangle each face's blend touched; adds the stages' wall time to `times` when given.
+  // the flow subkey of face i. Face i gets `known[i]` when given (streams keep one per tracked
+  // face), else the recognizer's code read from `image` and its flow. Each face is rendered with
+  // SteerIdentity(code, pseudonym, renderer gain). Returns the pixel rectangle each face's blend
+  // touched; adds the stages' wall time to `times` when given.
   StatusOr<std::vector<cv::Rect>> Replace(cv::Mat& image, const std::vector<Face>& faces,
                                           const std::vector<std::string>& scope_ids, keys::ScopeKind scope,
                                           const keys::KeyHandle& key,
-                                          const std::vector<const Descriptor*>* pseudonyms = nullptr,
+                                          const std::vector<const KnownIdentity*>* known = nullptr,
                                           StageTimes* times = nullptr);
 
   // The recognizer's identity codes of `faces` in `image`.
@@ -53,7 +60,7 @@ class FaceSynthesizer {
                                  const keys::KeyHandle& key);
 
   // The approximate inverse: the pseudonyms' codes read back, the flow run backwards, the originals'
-  // identities re-rendered into the same pose.
+  // identities re-rendered into the same pose (steered from the read-back codes).
   Status Restore(cv::Mat& image, const std::vector<Face>& faces, const std::vector<std::string>& scope_ids,
                  keys::ScopeKind scope, const keys::KeyHandle& key);
 

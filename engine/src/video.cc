@@ -6,10 +6,12 @@
 #include <algorithm>
 #include <cctype>
 #include <filesystem>
+#include <map>
 #include <random>
 
 #include <opencv2/videoio.hpp>
 
+#include "payloads.h"
 #include "veil/engine/runtime.h"
 #include "veil/keys/fs.h"
 #include "veil/keys/secret.h"
@@ -26,7 +28,7 @@ std::string LowerExt(const std::string& path) {
 // SHA-256 over every frame of a video, as decoded here.
 StatusOr<std::string> FramesSha256(const std::string& path, int64_t* frames) {
   cv::VideoCapture cap(path);
-  if (!cap.isOpened()) return IoError("cannot reopen the written video " + path);
+  if (!cap.isOpened()) return IoError("cannot open the video " + path);
   std::string digests;
   cv::Mat f;
   *frames = 0;
@@ -45,6 +47,63 @@ Status FsyncFile(const std::string& path) {
   return rc == 0 ? Status::Ok() : IoError("cannot fsync " + path);
 }
 
+struct Source {
+  cv::VideoCapture cap;
+  double fps = 25;
+  int64_t total = 0;  // 0 when the container does not say
+  cv::Size size;
+};
+
+StatusOr<Source> OpenSource(const std::string& input) {
+  if (!keys::PathExists(input)) return NotFoundError("no such file: " + input);
+  InitRuntimeOnce();
+  Source s;
+  s.cap.open(input);
+  if (!s.cap.isOpened()) return InvalidArgumentError(input + " is not a readable video");
+  s.fps = s.cap.get(cv::CAP_PROP_FPS) > 0 ? s.cap.get(cv::CAP_PROP_FPS) : 25.0;
+  s.total = static_cast<int64_t>(std::max(0.0, s.cap.get(cv::CAP_PROP_FRAME_COUNT)));
+  s.size = cv::Size(static_cast<int>(s.cap.get(cv::CAP_PROP_FRAME_WIDTH)), static_cast<int>(s.cap.get(cv::CAP_PROP_FRAME_HEIGHT)));
+  if (s.size.width <= 0 || s.size.height <= 0 || static_cast<int64_t>(s.size.width) * s.size.height > 50'000'000) {
+    return InvalidArgumentError(input + " has no usable frame size");
+  }
+  return s;
+}
+
+// A video being written to a temporary file next to `output`; Commit() fsyncs it and links it in
+// place (never over an existing file); the destructor removes the temporary file.
+class PendingVideo {
+ public:
+  PendingVideo(const std::string& output, double fps, cv::Size size) : output_(output) {
+    const std::string ext = LowerExt(output);
+    const bool avi = ext == ".avi", mkv = ext == ".mkv";
+    tmp_ = output + ".tmp." + std::to_string(::getpid()) + "." + std::to_string(std::random_device{}()) +
+           (avi ? ".avi" : mkv ? ".mkv" : ".mp4");
+    const int fourcc = avi   ? cv::VideoWriter::fourcc('M', 'J', 'P', 'G')
+                       : mkv ? cv::VideoWriter::fourcc('F', 'F', 'V', '1')
+                             : cv::VideoWriter::fourcc('m', 'p', '4', 'v');
+    writer_.open(tmp_, fourcc, fps, size);
+  }
+  ~PendingVideo() {
+    writer_.release();
+    ::unlink(tmp_.c_str());
+  }
+  bool ok() const { return writer_.isOpened(); }
+  const std::string& tmp() const { return tmp_; }
+  void Write(const cv::Mat& frame) { writer_.write(frame); }
+  void Close() { writer_.release(); }
+  Status Commit() {
+    writer_.release();
+    VEIL_RETURN_IF_ERROR(FsyncFile(tmp_));
+    if (::link(tmp_.c_str(), output_.c_str()) != 0) return AlreadyExistsError("cannot create " + output_);
+    auto parent = std::filesystem::path(output_).parent_path();
+    return keys::FsyncDir(parent.empty() ? "." : parent.string());
+  }
+
+ private:
+  std::string output_, tmp_;
+  cv::VideoWriter writer_;
+};
+
 }  // namespace
 
 bool IsVideoPath(const std::string& path) {
@@ -54,25 +113,12 @@ bool IsVideoPath(const std::string& path) {
 }
 
 StatusOr<Manifest> AnonymizeVideo(Pipeline& pipeline, const keys::KeyHandle& key, const std::string& input,
-                                  const std::string& output, const std::function<void(const VideoProgress&)>& progress) {
+                                  const std::string& output, const std::function<void(const VideoProgress&)>& progress,
+                                  const std::function<Status(const Manifest&)>& before_commit) {
   if (keys::PathExists(output)) return AlreadyExistsError(output + " exists; not overwriting it");
-  if (!keys::PathExists(input)) return NotFoundError("no such file: " + input);
-  InitRuntimeOnce();
-  cv::VideoCapture cap(input);
-  if (!cap.isOpened()) return InvalidArgumentError(input + " is not a readable video");
-  const double fps = cap.get(cv::CAP_PROP_FPS) > 0 ? cap.get(cv::CAP_PROP_FPS) : 25.0;
-  const int64_t total = static_cast<int64_t>(std::max(0.0, cap.get(cv::CAP_PROP_FRAME_COUNT)));
-  const int width = static_cast<int>(cap.get(cv::CAP_PROP_FRAME_WIDTH));
-  const int height = static_cast<int>(cap.get(cv::CAP_PROP_FRAME_HEIGHT));
-  if (width <= 0 || height <= 0 || static_cast<int64_t>(width) * height > 50'000'000) {
-    return InvalidArgumentError(input + " has no usable frame size");
-  }
-  const bool avi = LowerExt(output) == ".avi";
-  const std::string tmp = output + ".tmp." + std::to_string(::getpid()) + "." + std::to_string(std::random_device{}()) +
-                          (avi ? ".avi" : ".mp4");
-  cv::VideoWriter writer(tmp, avi ? cv::VideoWriter::fourcc('M', 'J', 'P', 'G') : cv::VideoWriter::fourcc('m', 'p', '4', 'v'),
-                         fps, cv::Size(width, height));
-  if (!writer.isOpened()) return IoError("cannot write a video to " + tmp + " (codec unavailable?)");
+  VEIL_ASSIGN_OR_RETURN(Source src, OpenSource(input));
+  PendingVideo out(output, src.fps, src.size);
+  if (!out.ok()) return IoError("cannot write a video to " + out.tmp() + " (codec unavailable?)");
 
   Manifest m;
   m.models = pipeline.models();
@@ -80,54 +126,97 @@ StatusOr<Manifest> AnonymizeVideo(Pipeline& pipeline, const keys::KeyHandle& key
   m.key_version = key.version();
   m.scope = pipeline.params().scope;
   m.scope_id = pipeline.params().scope_id;
-  m.width = static_cast<uint32_t>(width);
-  m.height = static_cast<uint32_t>(height);
-  Status status;
+  m.width = static_cast<uint32_t>(src.size.width);
+  m.height = static_cast<uint32_t>(src.size.height);
+  const bool keep = pipeline.params().payloads != PayloadLocation::kNone;
+  std::vector<std::string> pngs;  // the original regions, sealed once the manifest is final
   cv::Mat frame;
   uint32_t index = 0;
   pipeline.ResetStream();
   int64_t n = 0;
-  while (status.ok() && cap.read(frame)) {
-    if (frame.cols != width || frame.rows != height || frame.type() != CV_8UC3) {
-      status = DataLossError("frame " + std::to_string(n) + " of " + input + " changes size or type");
-      break;
+  while (src.cap.read(frame)) {
+    if (frame.size() != src.size || frame.type() != CV_8UC3) {
+      return DataLossError("frame " + std::to_string(n) + " of " + input + " changes size or type");
     }
-    auto out = pipeline.AnonymizeFrame(frame, key);
-    if (!out.ok()) {
-      status = out.status().WithContext("frame " + std::to_string(n));
-      break;
-    }
-    if (n == 0) m.scope_id = out->scope_id;
-    for (auto& f : out->faces) {
+    auto anonymized = pipeline.AnonymizeFrame(frame, key);
+    if (!anonymized.ok()) return anonymized.status().WithContext("frame " + std::to_string(n));
+    if (n == 0) m.scope_id = anonymized->scope_id;
+    for (auto& f : anonymized->faces) {
       f.index = index++;
       f.frame = static_cast<uint32_t>(n);
+      if (keep) {
+        VEIL_ASSIGN_OR_RETURN(std::string png, internal::RegionPng(frame, f.region));
+        pngs.push_back(std::move(png));
+      }
       m.faces.push_back(std::move(f));
     }
-    writer.write(out->image);
+    out.Write(anonymized->image);
     ++n;
-    if (progress) progress({n, total});
+    if (progress) progress({n, src.total});
   }
-  writer.release();
-  if (status.ok() && n == 0) status = InvalidArgumentError(input + " has no decodable frames");
+  out.Close();
+  if (n == 0) return InvalidArgumentError(input + " has no decodable frames");
   int64_t written = 0;
-  if (status.ok()) {
-    auto digest = FramesSha256(tmp, &written);
-    if (!digest.ok()) status = digest.status();
-    else if (written != n) status = IoError("the written video has " + std::to_string(written) + " of " + std::to_string(n) + " frames");
-    else m.output_pixels_sha256 = *digest;
-  }
-  if (status.ok()) status = FsyncFile(tmp);
-  if (status.ok() && ::link(tmp.c_str(), output.c_str()) != 0) status = AlreadyExistsError("cannot create " + output);
-  ::unlink(tmp.c_str());
-  VEIL_RETURN_IF_ERROR(status);
-  auto parent = std::filesystem::path(output).parent_path();
-  VEIL_RETURN_IF_ERROR(keys::FsyncDir(parent.empty() ? "." : parent.string()));
+  VEIL_ASSIGN_OR_RETURN(m.output_pixels_sha256, FramesSha256(out.tmp(), &written));
+  if (written != n) return IoError("the written video has " + std::to_string(written) + " of " + std::to_string(n) + " frames");
   m.frames = static_cast<uint32_t>(n);
   // Deterministic id from the output: the same input and key give the same manifest.
   keys::SecretBytes manifest_key = key.DeriveSubkey(keys::KeyPurpose::kManifest, keys::ScopeKind::kDeployment, "");
   m.manifest_id = std::string(keys::ExpandSecret(manifest_key, "veil-video-manifest-id-v1:" + keys::ToHex(m.output_pixels_sha256), 16)
                                   .view(keys::SecretAccess::Get()));
+  if (keep) VEIL_RETURN_IF_ERROR(internal::SealPayloads(m, key, pngs, pipeline.params().payloads));
+  if (before_commit) VEIL_RETURN_IF_ERROR(before_commit(m));
+  VEIL_RETURN_IF_ERROR(out.Commit());
   return m;
+}
+
+StatusOr<VideoRestoreOutput> RestoreVideoFromPayloads(const std::string& input, const Manifest& manifest,
+                                                      const keys::RestoreGrant& grant, const std::string& output,
+                                                      const std::function<void(const VideoProgress&)>& progress) {
+  if (keys::PathExists(output)) return AlreadyExistsError(output + " exists; not overwriting it");
+  if (manifest.frames == 0) return InvalidArgumentError("the manifest describes an image, not a video");
+  int64_t frames = 0;
+  VEIL_ASSIGN_OR_RETURN(std::string digest, FramesSha256(input, &frames));
+  VEIL_ASSIGN_OR_RETURN(Source src, OpenSource(input));
+  if (digest != manifest.output_pixels_sha256 || frames != manifest.frames ||
+      src.size != cv::Size(static_cast<int>(manifest.width), static_cast<int>(manifest.height))) {
+    return DataLossError("the video was edited after anonymization (its frames do not match its manifest)");
+  }
+  // Every payload is opened before anything is written.
+  VideoRestoreOutput result;
+  result.frames = frames;
+  std::multimap<uint32_t, std::pair<cv::Rect, cv::Mat>> regions;  // by frame
+  bool any = false;
+  for (const auto& f : manifest.faces) any |= !f.sealed_payload.empty();
+  if (any) {
+    VEIL_ASSIGN_OR_RETURN(keys::KeyHandle key, grant.Key(manifest.key_version));
+    for (const auto& f : manifest.faces) {
+      if (f.sealed_payload.empty()) {
+        ++result.faces_without_payload;
+        continue;
+      }
+      if (f.frame >= manifest.frames || (f.region & cv::Rect(0, 0, src.size.width, src.size.height)) != f.region) {
+        return DataLossError("face " + std::to_string(f.index) + " lies outside the video");
+      }
+      VEIL_ASSIGN_OR_RETURN(cv::Mat region, internal::OpenPayload(manifest, f, key));
+      regions.emplace(f.frame, std::make_pair(f.region, std::move(region)));
+      ++result.faces_restored;
+    }
+  } else {
+    result.faces_without_payload = static_cast<int>(manifest.faces.size());
+  }
+  PendingVideo out(output, src.fps, src.size);
+  if (!out.ok()) return IoError("cannot write a video to " + out.tmp() + " (codec unavailable?)");
+  cv::Mat frame;
+  for (int64_t n = 0; n < frames; ++n) {
+    if (!src.cap.read(frame)) return DataLossError("the video ended early at frame " + std::to_string(n));
+    auto [lo, hi] = regions.equal_range(static_cast<uint32_t>(n));
+    for (auto it = lo; it != hi; ++it) it->second.second.copyTo(frame(it->second.first));
+    out.Write(frame);
+    if (progress) progress({n + 1, frames});
+  }
+  VEIL_RETURN_IF_ERROR(out.Commit());
+  return result;
 }
 
 }  // namespace veil::engine

@@ -11,6 +11,8 @@
 #include <filesystem>
 #include <random>
 
+#include <sodium.h>
+
 namespace veil::keys {
 namespace {
 
@@ -35,6 +37,39 @@ std::string ParentDir(const std::string& path) {
 }
 
 }  // namespace
+
+StatusOr<std::string> Sha256File(const std::string& path) {
+  if (sodium_init() < 0) return InternalError("libsodium failed to initialize");
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    int e = errno;
+    if (e == ENOENT) return NotFoundError("no such file: " + path);
+    return IoError("cannot open " + path + ": " + ErrnoText(e));
+  }
+  struct stat st {};
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    ::close(fd);
+    return InvalidArgumentError("not a regular file: " + path);
+  }
+  crypto_hash_sha256_state state;
+  crypto_hash_sha256_init(&state);
+  std::string buf(1u << 20, '\0');
+  for (;;) {
+    ssize_t r = ::read(fd, buf.data(), buf.size());
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      int e = errno;
+      ::close(fd);
+      return IoError("cannot read " + path + ": " + ErrnoText(e));
+    }
+    if (r == 0) break;
+    crypto_hash_sha256_update(&state, reinterpret_cast<const unsigned char*>(buf.data()), static_cast<size_t>(r));
+  }
+  ::close(fd);
+  std::string out(crypto_hash_sha256_BYTES, '\0');
+  crypto_hash_sha256_final(&state, reinterpret_cast<unsigned char*>(out.data()));
+  return out;
+}
 
 StatusOr<std::string> ReadFile(const std::string& path, size_t max_bytes) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);

@@ -11,6 +11,7 @@
 #include <opencv2/core.hpp>
 
 #include "veil/engine/face_renderer.h"
+#include "veil/engine/model_file.h"
 
 namespace veil::engine {
 namespace {
@@ -108,6 +109,95 @@ TEST_CASE("saved model files load back into a renderer that renders the same fac
   // The encoder file is not a generator.
   auto swapped = FaceRenderer::Create({.encoder_path = gen, .generator_path = enc});
   CHECK(swapped.status().code() == StatusCode::kInvalidArgument);
+  std::filesystem::remove_all(dir);
+}
+
+
+// A copy of the model file at `from`, with option `key` set to `value` (or removed when empty).
+std::string WithOption(const std::string& from, const std::string& to, const std::string& key, const std::string& value) {
+  auto m = LoadModelFile(from);
+  REQUIRE(m.ok());
+  if (value.empty()) m->options.erase(key);
+  else m->options[key] = value;
+  REQUIRE(SaveModelFile(to, *m, /*overwrite=*/true).ok());
+  return to;
+}
+
+TEST_CASE("SteerIdentity returns the target at gain 1 and extrapolates past it from the source above 1") {
+  const auto codes = RandomCodes(2, 5);
+  const Descriptor& s = codes[0];
+  const Descriptor& t = codes[1];
+  const Descriptor same = SteerIdentity(s, t, 1.0f);
+  const Descriptor far = SteerIdentity(s, t, 2.0f);
+  for (size_t i = 0; i < s.size(); ++i) {
+    CHECK(same[i] == doctest::Approx(t[i]));
+    CHECK(far[i] == doctest::Approx(2.0f * t[i] - s[i]));
+  }
+  CHECK(DescriptorDistance(far, s) == doctest::Approx(2.0f * DescriptorDistance(t, s)).epsilon(1e-4));
+}
+
+TEST_CASE("a generator file carries its identity gain; without the option the gain is 1; a bad gain is refused") {
+  const auto dir = std::filesystem::temp_directory_path() / ("veil_gain_test_" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  const std::string enc = (dir / "enc.veilmodel").string(), gen = (dir / "gen.veilmodel").string();
+  auto r = FaceRenderer::CreateUntrained(5);
+  REQUIRE(r.ok());
+  CHECK((*r)->IdentityGain() == 1.0f);
+  REQUIRE((*r)->Save(enc, gen, {}).ok());
+  CHECK(LoadModelFile(gen)->options.count("identity_gain") == 0);  // gain 1: the key is left out
+
+  auto plain = FaceRenderer::Create({.encoder_path = enc, .generator_path = gen});
+  REQUIRE(plain.ok());
+  CHECK((*plain)->IdentityGain() == 1.0f);
+  auto steered = FaceRenderer::Create(
+      {.encoder_path = enc, .generator_path = WithOption(gen, (dir / "g2.veilmodel").string(), "identity_gain", "2.5")});
+  REQUIRE(steered.ok());
+  CHECK((*steered)->IdentityGain() == 2.5f);
+  // The gain is not architecture: the same weights render the same faces.
+  const auto crops = RandomCrops(1, 2);
+  const auto codes = RandomCodes(1, 3);
+  auto a = (*plain)->Render(crops, codes);
+  auto b = (*steered)->Render(crops, codes);
+  REQUIRE(a.ok());
+  REQUIRE(b.ok());
+  CHECK(SameBits(a->at(0), b->at(0)));
+  for (const char* bad : {"0.5", "nan", "9", "2x"}) {
+    CAPTURE(bad);
+    auto refused = FaceRenderer::Create(
+        {.encoder_path = enc, .generator_path = WithOption(gen, (dir / "gbad.veilmodel").string(), "identity_gain", bad)});
+    CHECK(refused.status().code() == StatusCode::kInvalidArgument);
+  }
+  std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("an encoder file's pool option narrows the attribute bottleneck; an unsupported pool is refused") {
+  const auto dir = std::filesystem::temp_directory_path() / ("veil_pool_test_" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  const std::string enc = (dir / "enc.veilmodel").string(), gen = (dir / "gen.veilmodel").string();
+  auto r = FaceRenderer::CreateUntrained(6);
+  REQUIRE(r.ok());
+  FaceRendererSaveInfo info;
+  info.fp16 = false;
+  REQUIRE((*r)->Save(enc, gen, info).ok());
+  CHECK(LoadModelFile(enc)->options.count("pool") == 0);  // pool 1: the key is left out
+  auto full = FaceRenderer::Create({.encoder_path = enc, .generator_path = gen});
+  auto pooled = FaceRenderer::Create(
+      {.encoder_path = WithOption(enc, (dir / "e2.veilmodel").string(), "pool", "2"), .generator_path = gen});
+  REQUIRE(full.ok());
+  REQUIRE(pooled.ok());
+  const auto crops = RandomCrops(1, 4);
+  const auto codes = RandomCodes(1, 5);
+  auto a = (*full)->Render(crops, codes);
+  auto b = (*pooled)->Render(crops, codes);
+  REQUIRE(a.ok());
+  REQUIRE(b.ok());
+  CHECK(!SameBits(a->at(0), b->at(0)));
+  auto again = (*pooled)->Render(crops, codes);
+  REQUIRE(again.ok());
+  CHECK(SameBits(b->at(0), again->at(0)));
+  auto refused = FaceRenderer::Create(
+      {.encoder_path = WithOption(enc, (dir / "e3.veilmodel").string(), "pool", "3"), .generator_path = gen});
+  CHECK(refused.status().code() == StatusCode::kInvalidArgument);
   std::filesystem::remove_all(dir);
 }
 

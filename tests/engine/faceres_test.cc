@@ -27,10 +27,9 @@ std::unique_ptr<FaceResRecognizer> Load() {
 
 TEST_CASE("FaceRes places a face and its mirror image together and different people apart") {
   auto r = Load();
-  auto detector = FaceDetector::Create({testing::ModelsDir().string()});
-  REQUIRE(detector.ok());
+  FaceDetector& detector = testing::SsdDetector();
   const cv::Mat& photo = testing::DemoImage("sample1.jpg");
-  auto faces = (*detector)->Detect(photo);
+  auto faces = detector.Detect(photo);
   REQUIRE(faces.ok());
   REQUIRE(faces->size() == 3);
   std::vector<cv::Mat> crops;

@@ -118,13 +118,10 @@ TEST_CASE("a stream detects every few frames, tracks the face in between and kee
   auto pipeline = StreamPipeline(3);
   REQUIRE_MESSAGE(pipeline.ok(), pipeline.status().ToString());
   const auto frames = PanningFrames(7);
-  FaceDetectorParams dp;
-  dp.models_dir = testing::ModelsDir().string();
-  auto ssd = FaceDetector::Create(dp);
-  REQUIRE(ssd.ok());
+  FaceDetector& ssd = testing::SsdDetector();
   auto recognizer = Recognizer::Create({testing::ModelsDir().string()});
   REQUIRE(recognizer.ok());
-  auto original = (*ssd)->Detect(frames[0]);
+  auto original = ssd.Detect(frames[0]);
   REQUIRE(original.ok());
   REQUIRE(original->size() == 1);
 
@@ -141,12 +138,12 @@ TEST_CASE("a stream detects every few frames, tracks the face in between and kee
     CHECK(rec.method_reason.empty() == detection_frame);
     if (!detection_frame) CHECK(rec.method_reason.find("tracked") != std::string::npos);
     // The tracked box follows the face: it overlaps where the detector finds it in this frame.
-    auto truth = (*ssd)->Detect(frames[i]);
+    auto truth = ssd.Detect(frames[i]);
     REQUIRE(truth.ok());
     REQUIRE(truth->size() == 1);
     CHECK(BoxIou(rec.box, (*truth)[0].box) > 0.6f);
     // Still a face, and the same pseudonym in every frame.
-    auto seen = (*ssd)->Detect(out->image);
+    auto seen = ssd.Detect(out->image);
     REQUIRE(seen.ok());
     REQUIRE(seen->size() == 1);
     auto code = (*recognizer)->DescribeFaces(out->image, *seen);
@@ -194,11 +191,8 @@ TEST_CASE("every synthesized face is still found as a face where the original wa
   auto out = pipeline->AnonymizeImage(input, s.Key(), ".png");
   REQUIRE(out.ok());
   REQUIRE(out->manifest.faces.size() == 3);
-  FaceDetectorParams dp;
-  dp.models_dir = testing::ModelsDir().string();
-  auto ssd = FaceDetector::Create(dp);
-  REQUIRE(ssd.ok());
-  auto found = (*ssd)->Detect(Decode(out->image_bytes));
+  FaceDetector& ssd = testing::SsdDetector();
+  auto found = ssd.Detect(Decode(out->image_bytes));
   REQUIRE(found.ok());
   for (const auto& rec : out->manifest.faces) {
     CAPTURE(rec.index);

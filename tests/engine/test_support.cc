@@ -34,6 +34,17 @@ const nlohmann::json& Golden() {
   return golden;
 }
 
+FaceDetector& SsdDetector() {
+  static std::unique_ptr<FaceDetector> detector = [] {
+    FaceDetectorParams p;
+    p.models_dir = ModelsDir().string();
+    auto created = FaceDetector::Create(p);
+    REQUIRE_MESSAGE(created.ok(), created.status().ToString());
+    return std::move(*created);
+  }();
+  return *detector;
+}
+
 const cv::Mat& DemoImage(const std::string& name) {
   static std::map<std::string, cv::Mat> cache;
   auto it = cache.find(name);

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 #include <opencv2/core.hpp>
 
+#include "veil/engine/face_detector.h"
 #include "veil/keys/key_store.h"
 #include "veil/keys/principal_key.h"
 
@@ -22,6 +23,9 @@ std::filesystem::path DemoDir();
 const nlohmann::json& Golden();
 // A demo photo decoded to BGR (cached).
 const cv::Mat& DemoImage(const std::string& name);
+// face-api's SSD MobileNet v1 detector (with landmarks) on ModelsDir(), created once per test
+// binary; fails the running test when it cannot be created.
+FaceDetector& SsdDetector();
 // FNV-1a (32 bit) over the image's RGB bytes, as make_golden.mjs computes it.
 uint32_t RgbFnv1a32(const cv::Mat& bgr);
 

@@ -11,6 +11,7 @@
 #include "test_support.h"
 #include "veil/engine/manifest.h"
 #include "veil/engine/video.h"
+#include "veil/keys/fs.h"
 #include "veil/keys/key_store.h"
 
 using namespace veil;
@@ -115,5 +116,108 @@ TEST_CASE("a video is never written over an existing file, and a non-video is re
   { std::ofstream(junk) << "this is not a video"; }
   CHECK_FALSE(AnonymizeVideo(*pipeline, ws.Key(), junk, (ws.dir / "o.mp4").string()).ok());
   CHECK_FALSE(fs::exists(ws.dir / "o.mp4"));
+  for (const auto& e : fs::directory_iterator(ws.dir)) CHECK(e.path().string().find(".tmp.") == std::string::npos);
+}
+
+namespace {
+
+std::vector<cv::Mat> DecodeFrames(const std::string& path) {
+  std::vector<cv::Mat> frames;
+  cv::VideoCapture cap(path);
+  cv::Mat f;
+  while (cap.read(f)) frames.push_back(f.clone());
+  return frames;
+}
+
+std::unique_ptr<Pipeline> SealingPipeline() {
+  PipelineParams p;
+  p.models_dir = testing::ModelsDir().string();
+  p.detector = DetectorKind::kTiny;
+  p.payloads = PayloadLocation::kInline;
+  auto pipeline = Pipeline::Create(p);
+  REQUIRE(pipeline.ok());
+  return std::move(pipeline.value());
+}
+
+std::string Bytes(const std::string& path) {
+  auto b = keys::ReadFile(path, 1u << 30);
+  REQUIRE(b.ok());
+  return *b;
+}
+
+}  // namespace
+
+TEST_CASE("a lossless .mkv video restores from its sealed payloads to the original frames bit for bit") {
+  testing::TestStore s('w');
+  Workspace ws;
+  const std::string clip = MakeClip(ws.dir, 4);
+  const std::string out = (ws.dir / "anonymized.mkv").string(), back = (ws.dir / "restored.mkv").string();
+  auto pipeline = SealingPipeline();
+  auto m = AnonymizeVideo(*pipeline, s.Key(), clip, out);
+  REQUIRE_MESSAGE(m.ok(), m.status().ToString());
+  REQUIRE(m->faces.size() == 12);
+  for (const auto& f : m->faces) CHECK(!f.sealed_payload.empty());
+  const auto original = DecodeFrames(clip);
+  const auto anonymized = DecodeFrames(out);
+  REQUIRE(original.size() == 4);
+  REQUIRE(anonymized.size() == 4);
+  CHECK(cv::norm(original[0], anonymized[0], cv::NORM_INF) > 0);  // the faces are gone
+
+  auto r = RestoreVideoFromPayloads(out, *m, s.Grant(Bytes(out)), back);
+  REQUIRE_MESSAGE(r.ok(), r.status().ToString());
+  CHECK(r->frames == 4);
+  CHECK(r->faces_restored == 12);
+  const auto restored = DecodeFrames(back);
+  REQUIRE(restored.size() == 4);
+  for (size_t i = 0; i < 4; ++i) {
+    CAPTURE(i);
+    CHECK(cv::norm(original[i], restored[i], cv::NORM_INF) == 0);
+  }
+  // Same input and key: the same video bytes and manifest.
+  auto again = AnonymizeVideo(*SealingPipeline(), s.Key(), clip, (ws.dir / "again.mkv").string());
+  REQUIRE(again.ok());
+  CHECK(SerializeManifest(*again) == SerializeManifest(*m));
+}
+
+TEST_CASE("video restore refuses an edited video, a moved or tampered payload and a wrong key, and writes nothing") {
+  testing::TestStore s('x');
+  testing::TestStore other('y');
+  Workspace ws;
+  const std::string clip = MakeClip(ws.dir, 3);
+  const std::string out = (ws.dir / "anonymized.mkv").string();
+  auto m = AnonymizeVideo(*SealingPipeline(), s.Key(), clip, out);
+  REQUIRE_MESSAGE(m.ok(), m.status().ToString());
+  const auto grant = s.Grant(Bytes(out));
+  const std::string target = (ws.dir / "restored.mkv").string();
+
+  SUBCASE("a frame edited after anonymization") {
+    auto frames = DecodeFrames(out);
+    frames[1].at<cv::Vec3b>(5, 5)[0] ^= 1;
+    const std::string edited = (ws.dir / "edited.mkv").string();
+    cv::VideoWriter w(edited, cv::VideoWriter::fourcc('F', 'F', 'V', '1'), 10, frames[0].size());
+    for (const auto& f : frames) w.write(f);
+    w.release();
+    CHECK(RestoreVideoFromPayloads(edited, *m, grant, target).status().code() == StatusCode::kDataLoss);
+  }
+  SUBCASE("a payload moved to another frame") {
+    Manifest moved = *m;
+    moved.faces[0].frame = 1;
+    CHECK(RestoreVideoFromPayloads(out, moved, grant, target).status().code() == StatusCode::kUnauthenticated);
+  }
+  SUBCASE("a payload altered") {
+    Manifest tampered = *m;
+    tampered.faces[2].sealed_payload[tampered.faces[2].sealed_payload.size() / 2] ^= 0x20;
+    CHECK(RestoreVideoFromPayloads(out, tampered, grant, target).status().code() == StatusCode::kUnauthenticated);
+  }
+  SUBCASE("another key store's key") {
+    CHECK(RestoreVideoFromPayloads(out, *m, other.Grant(Bytes(out)), target).status().code() ==
+          StatusCode::kUnauthenticated);
+  }
+  SUBCASE("an image's manifest") {
+    Manifest image = *m;
+    image.frames = 0;
+    CHECK(RestoreVideoFromPayloads(out, image, grant, target).status().code() == StatusCode::kInvalidArgument);
+  }
+  CHECK_FALSE(fs::exists(target));
   for (const auto& e : fs::directory_iterator(ws.dir)) CHECK(e.path().string().find(".tmp.") == std::string::npos);
 }

@@ -1,5 +1,7 @@
 #include <doctest/doctest.h>
 
+#include "test_util.h"
+#include "veil/keys/fs.h"
 #include "veil/keys/secret.h"
 
 using namespace veil;
@@ -50,4 +52,18 @@ TEST_CASE("secret expansion is deterministic per key and context") {
   // A prefix of a longer expansion is the shorter expansion (a keystream).
   auto longer = ExpandSecret(k1, "flow", 512);
   CHECK(std::string(longer.view(SecretAccess::Get()).substr(0, 256)) == std::string(a.view(SecretAccess::Get())));
+}
+
+TEST_CASE("a file's SHA-256 read in pieces equals the SHA-256 of its bytes, and a missing file is NotFound") {
+  testing::TempDir dir;
+  std::string bytes;
+  for (int i = 0; i < (3 << 20) + 17; ++i) bytes.push_back(static_cast<char>((i * 131) ^ (i >> 9)));  // > 3 pieces
+  REQUIRE(WriteFileAtomic(dir / "big", bytes, false).ok());
+  REQUIRE(WriteFileAtomic(dir / "empty", "", false).ok());
+  auto big = Sha256File(dir / "big");
+  REQUIRE(big.ok());
+  CHECK(*big == Sha256(bytes));
+  CHECK(ToHex(*Sha256File(dir / "empty")) == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+  CHECK(Sha256File(dir / "missing").status().code() == StatusCode::kNotFound);
+  CHECK(Sha256File(dir.path()).status().code() == StatusCode::kInvalidArgument);
 }

@@ -3,14 +3,27 @@
 namespace veil::engine::identity {
 
 std::map<std::string, std::string> AttributeEncoderOptions::ToMap() const {
-  return {{"arch", "veil-e1"},
-          {"ch64a", std::to_string(ch64a())},
-          {"ch64b", std::to_string(ch64b())},
-          {"ch32", std::to_string(ch32())},
-          {"attr_channels", std::to_string(attr_channels())},
-          {"resolution", "128"},
-          {"color", "bgr"},
-          {"range", "-1..1"}};
+  std::map<std::string, std::string> m = {{"arch", "veil-e1"},
+                                          {"ch64a", std::to_string(ch64a())},
+                                          {"ch64b", std::to_string(ch64b())},
+                                          {"ch32", std::to_string(ch32())},
+                                          {"attr_channels", std::to_string(attr_channels())},
+                                          {"resolution", "128"},
+                                          {"color", "bgr"},
+                                          {"range", "-1..1"}};
+  if (pool() != 1) m["pool"] = std::to_string(pool());
+  return m;
+}
+
+StatusOr<AttributeEncoderOptions> AttributeEncoderOptions::FromMap(const std::map<std::string, std::string>& m) {
+  AttributeEncoderOptions o;
+  if (auto it = m.find("pool"); it != m.end()) {
+    if (it->second != "1" && it->second != "2" && it->second != "4") {
+      return InvalidArgumentError("attribute encoder option pool=" + it->second + " is not 1, 2 or 4");
+    }
+    o.pool(std::stoll(it->second));
+  }
+  return o;
 }
 
 AttributeEncoderImpl::AttributeEncoderImpl(const AttributeEncoderOptions& o) : options(o) {
@@ -23,7 +36,14 @@ AttributeEncoderImpl::AttributeEncoderImpl(const AttributeEncoderOptions& o) : o
 torch::Tensor AttributeEncoderImpl::forward(const torch::Tensor& x) {
   TORCH_CHECK(x.dim() == 4 && x.size(1) == 3 && x.size(2) == 128 && x.size(3) == 128,
               "AttributeEncoder: expected N x 3 x 128 x 128, got ", x.sizes());
-  return out_->forward(c32_->forward(c64b_->forward(c64a_->forward(x))));
+  torch::Tensor a = out_->forward(c32_->forward(c64b_->forward(c64a_->forward(x))));
+  if (options.pool() <= 1) return a;
+  namespace F = torch::nn::functional;
+  return F::interpolate(F::avg_pool2d(a, F::AvgPool2dFuncOptions(options.pool())),
+                        F::InterpolateFuncOptions()
+                            .size(std::vector<int64_t>{a.size(2), a.size(3)})
+                            .mode(torch::kBilinear)
+                            .align_corners(false));
 }
 
 }  // namespace veil::engine::identity

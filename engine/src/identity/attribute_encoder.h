@@ -10,6 +10,7 @@
 #include <string>
 
 #include "identity/generator_layers.h"
+#include "veil/status.h"
 
 namespace veil::engine::identity {
 
@@ -18,9 +19,17 @@ struct AttributeEncoderOptions {
   TORCH_ARG(int64_t, ch64b) = 48;           // 3x3 at 64
   TORCH_ARG(int64_t, ch32) = 96;            // 3x3 stride 2: 64 -> 32
   TORCH_ARG(int64_t, attr_channels) = 32;   // 1x1 at 32, linear
+  // Bottleneck: the map is averaged over pool x pool cells and spread back to 32x32 (bilinear),
+  // so that only coarse layout (pose, lighting, hair mass) reaches G; 1 keeps the full map.
+  // Parameter-free: weights trained with one pool value load with another.
+  TORCH_ARG(int64_t, pool) = 1;
 
  public:
+  // Architecture keys of the model file; `pool` only when it is not 1 (files written before it
+  // existed have pool 1).
   std::map<std::string, std::string> ToMap() const;
+  // Defaults overridden by the keys of `m` that set a parameter-free option (pool).
+  static StatusOr<AttributeEncoderOptions> FromMap(const std::map<std::string, std::string>& m);
 };
 
 class AttributeEncoderImpl : public torch::nn::Module {

@@ -1,5 +1,8 @@
 #include "identity/generator.h"
 
+#include <cstdio>
+#include <cstdlib>
+
 #include <cmath>
 
 namespace veil::engine::identity {
@@ -98,7 +101,7 @@ torch::Tensor ModulatedConv2dImpl::forward(const torch::Tensor& x, const torch::
 // ---------------------------------------------------------------------------------------------
 
 std::map<std::string, std::string> GeneratorOptions::ToMap() const {
-  return {{"arch", "veil-g1"},
+  std::map<std::string, std::string> m = {{"arch", "veil-g1"},
           {"attr_channels", std::to_string(attr_channels())},
           {"id_dim", std::to_string(id_dim())},
           {"w_dim", std::to_string(w_dim())},
@@ -110,6 +113,25 @@ std::map<std::string, std::string> GeneratorOptions::ToMap() const {
           {"resolution", "128"},
           {"color", "bgr"},
           {"range", "-1..1"}};
+  if (identity_gain() != 1.0) {
+    char buf[32];
+    std::snprintf(buf, sizeof(buf), "%.4g", identity_gain());
+    m["identity_gain"] = buf;
+  }
+  return m;
+}
+
+StatusOr<GeneratorOptions> GeneratorOptions::FromMap(const std::map<std::string, std::string>& m) {
+  GeneratorOptions o;
+  if (auto it = m.find("identity_gain"); it != m.end()) {
+    char* end = nullptr;
+    const double g = std::strtod(it->second.c_str(), &end);
+    if (end == it->second.c_str() || *end != '\0' || !(g >= 1.0 && g <= 8.0)) {
+      return InvalidArgumentError("generator option identity_gain=" + it->second + " is not a number in [1, 8]");
+    }
+    o.identity_gain(g);
+  }
+  return o;
 }
 
 MappingNetworkImpl::MappingNetworkImpl(int64_t id_dim, int64_t w_dim, int64_t layers) {

@@ -3,7 +3,8 @@
 target_sources(veil_engine PRIVATE
   ${CMAKE_CURRENT_LIST_DIR}/attribute_encoder.cc
   ${CMAKE_CURRENT_LIST_DIR}/generator.cc
-  ${CMAKE_CURRENT_LIST_DIR}/generator_renderer.cc)
+  ${CMAKE_CURRENT_LIST_DIR}/generator_renderer.cc
+  ${CMAKE_CURRENT_LIST_DIR}/steer.cc)
 
 # Where FaceRenderer looks for veil-encoder-v1.veilmodel and veil-generator-v1.veilmodel when
 # neither the params nor $VEIL_MODELS_DIR say.

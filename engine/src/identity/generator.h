@@ -13,6 +13,7 @@
 #include <string>
 
 #include "identity/generator_layers.h"
+#include "veil/status.h"
 
 namespace veil::engine::identity {
 
@@ -25,9 +26,15 @@ struct GeneratorOptions {
   TORCH_ARG(int64_t, ch32) = 128;
   TORCH_ARG(int64_t, ch64) = 48;
   TORCH_ARG(int64_t, ch128) = 24;
+  // Not part of the network: the gain with which FaceRenderer steers identities for this
+  // generator (SteerIdentity in face_renderer.h), calibrated on held-out faces at export.
+  TORCH_ARG(double, identity_gain) = 1.0;
 
  public:
+  // Model-file keys; identity_gain only when it is not 1 (files written before it existed).
   std::map<std::string, std::string> ToMap() const;
+  // Defaults overridden by the keys of `m` that are not architecture (identity_gain).
+  static StatusOr<GeneratorOptions> FromMap(const std::map<std::string, std::string>& m);
 };
 
 class MappingNetworkImpl : public torch::nn::Module {

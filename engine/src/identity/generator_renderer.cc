@@ -61,10 +61,16 @@ class FaceRendererImpl final : public FaceRenderer {
 
   Status Load(const std::string& encoder_path, const std::string& generator_path) {
     VEIL_ASSIGN_OR_RETURN(ModelFileContents e, LoadModelFile(encoder_path));
+    VEIL_ASSIGN_OR_RETURN(identity::AttributeEncoderOptions eo, identity::AttributeEncoderOptions::FromMap(e.options));
+    encoder_ = identity::AttributeEncoder(eo);
+    encoder_->eval();
     VEIL_RETURN_IF_ERROR(CheckModelOptions(e, identity::kEncoderKind, encoder_->options.ToMap())
                              .WithContext("attribute encoder " + encoder_path));
     VEIL_RETURN_IF_ERROR(LoadModuleTensors(*encoder_, e).WithContext("attribute encoder " + encoder_path));
     VEIL_ASSIGN_OR_RETURN(ModelFileContents g, LoadModelFile(generator_path));
+    VEIL_ASSIGN_OR_RETURN(identity::GeneratorOptions go, identity::GeneratorOptions::FromMap(g.options));
+    generator_ = identity::Generator(go);
+    generator_->eval();
     VEIL_RETURN_IF_ERROR(CheckModelOptions(g, identity::kGeneratorKind, generator_->options.ToMap())
                              .WithContext("generator " + generator_path));
     VEIL_RETURN_IF_ERROR(LoadModuleTensors(*generator_, g).WithContext("generator " + generator_path));
@@ -124,6 +130,7 @@ class FaceRendererImpl final : public FaceRenderer {
   }
 
   int64_t FlopsPerFace() const override { return flops_; }
+  float IdentityGain() const override { return static_cast<float>(generator_->options.identity_gain()); }
 
  private:
   int max_batch_;

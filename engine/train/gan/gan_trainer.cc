@@ -214,6 +214,18 @@ class Trainer {
     return Status::Ok();
   }
 
+  // E's bottleneck: the option when given, else the checkpoint's.
+  Status ApplyPool() {
+    const int64_t pool = o_.attr_pool > 0 ? o_.attr_pool : ckpt_pool_;
+    if (pool != 1 && pool != 2 && pool != 4) return InvalidArgumentError("--attr-pool must be 1, 2 or 4");
+    if (pool != ckpt_pool_ && step_ > 0) {
+      std::printf("veil-train-gan: attribute bottleneck pool %lld -> %lld from step %lld\n",
+                  static_cast<long long>(ckpt_pool_), static_cast<long long>(pool), static_cast<long long>(step_));
+    }
+    E_->options.pool(pool);
+    return Status::Ok();
+  }
+
   Status Run() {
     std::signal(SIGINT, OnStopSignal);
     std::signal(SIGTERM, OnStopSignal);
@@ -507,6 +519,7 @@ class Trainer {
       ar.write("opt_d", aod);
       ar.write("step", torch::tensor(step_), true);
       ar.write("train_seconds", torch::tensor(train_seconds_, torch::kFloat64), true);
+      ar.write("attr_pool", torch::tensor(E_->options.pool()), true);
       const std::string path = (fs::path(o_.out_dir) / "ckpt.pt").string();
       ar.save_to(path + ".tmp");
       fs::rename(path + ".tmp", path);
@@ -527,6 +540,12 @@ class Trainer {
   }
 
   // Checkpoints written before that fix hold a garbage value (the bits of an int64): start over.
+  // Written since the bottleneck option exists; older checkpoints trained with pool 1.
+  static int64_t ReadPool(torch::serialize::InputArchive& ar) {
+    torch::Tensor t;
+    return ar.try_read("attr_pool", t, /*is_buffer=*/true) ? t.item<int64_t>() : 1;
+  }
+
   static double ReadTrainSeconds(torch::serialize::InputArchive& ar) {
     const double v = ReadScalar(ar, "train_seconds").item<double>();
     return std::isfinite(v) && v >= 0 && v < 1e9 ? v : 0.0;
@@ -545,6 +564,7 @@ class Trainer {
     ar.write("compact_format", torch::tensor(int64_t{1}), true);
     ar.write("step", torch::tensor(step_), true);
     ar.write("train_seconds", torch::tensor(train_seconds_, torch::kFloat64), true);
+    ar.write("attr_pool", torch::tensor(E_->options.pool()), true);
     std::pair<const char*, torch::nn::Module*> mods[] = {{"E", E_.ptr().get()}, {"G", G_.ptr().get()}, {"D", D_.ptr().get()}};
     for (auto& [name, mod] : mods) {
       const auto ts = AllTensors(*mod);
@@ -563,6 +583,7 @@ class Trainer {
     torch::NoGradGuard no_grad;
     step_ = ReadScalar(ar, "step").item<int64_t>();
     train_seconds_ = ReadTrainSeconds(ar);
+    ckpt_pool_ = ReadPool(ar);
     std::pair<const char*, torch::nn::Module*> mods[] = {{"E", E_.ptr().get()}, {"G", G_.ptr().get()}, {"D", D_.ptr().get()}};
     for (auto& [name, mod] : mods) {
       auto ts = AllTensors(*mod);
@@ -604,6 +625,7 @@ class Trainer {
       opt_d_->load(aod);
       step_ = ReadScalar(ar, "step").item<int64_t>();
       train_seconds_ = ReadTrainSeconds(ar);
+      ckpt_pool_ = ReadPool(ar);
     } catch (const std::exception& e) {
       return DataLossError("cannot read the checkpoint " + path + ": " + e.what());
     }
@@ -638,6 +660,8 @@ class Trainer {
                  {"holdout_d_swap_target", num(last_metrics_.swap_to_target)},
                  {"holdout_d_swap_orig", num(last_metrics_.swap_to_orig)},
                  {"license", "weights trained on UTKFace: non-commercial research use only"}};
+    if (!(o_.identity_gain >= 1.0 && o_.identity_gain <= 8.0)) return InvalidArgumentError("--identity-gain must be in [1, 8]");
+    G_->options.identity_gain(o_.identity_gain);
     try {
       VEIL_RETURN_IF_ERROR(engine::identity::SaveRendererModels(*E_, *G_, (dir / "veil-encoder-v1.veilmodel").string(),
                                                                  (dir / "veil-generator-v1.veilmodel").string(), info));
@@ -659,6 +683,7 @@ class Trainer {
   std::unique_ptr<torch::optim::Adam> opt_g_, opt_d_;
   std::vector<size_t> train_, eval_;
   int64_t step_ = 0;
+  int64_t ckpt_pool_ = 1;  // E's bottleneck in the checkpoint resumed from
   int64_t warm_from_ = 0;
   double train_seconds_ = 0;
   Metrics last_metrics_;
@@ -678,6 +703,7 @@ Status RunGanTraining(const GanTrainOptions& options) {
     Trainer t(options, std::move(data));
     VEIL_RETURN_IF_ERROR(t.Init());
     VEIL_RETURN_IF_ERROR(t.Restore());
+    VEIL_RETURN_IF_ERROR(t.ApplyPool());
     return t.Run();
   } catch (const std::exception& e) {
     return InternalError(std::string("training failed: ") + e.what());

@@ -36,9 +36,12 @@ struct GanTrainOptions {
   std::string out_dir;         // checkpoints, log, preview
   double minutes = 60;         // wall-clock training budget of this run
   int batch = 8;
+  int attr_pool = 0;           // E's bottleneck (AttributeEncoderOptions::pool): 1, 2 or 4; 0: the
+                               // checkpoint's (1 for a new run). Parameter-free: a run may change it.
   bool resume = false;         // continue from out_dir/ckpt.pt when it exists
   std::string resume_from;     // a full ckpt.pt or a compact gan-checkpoint.pt to start from
   std::string export_dir;      // when set: at the end write the model files + compact checkpoint here
+  double identity_gain = 1;    // written into the exported generator (calibrate it with veil eval)
   uint64_t seed = 20261123;
   int threads = 0;             // LibTorch intra-op threads; 0: one per core (1 avoids stalls on a busy machine)
   double checkpoint_minutes = 5;

@@ -63,7 +63,19 @@ class FaceRenderer {
   // Floating-point operations of E + G for one face (2 x multiply-accumulates, measured by running
   // the networks once at batch 1).
   virtual int64_t FlopsPerFace() const = 0;
+
+  // The gain to steer identities with (SteerIdentity below): a property of the generator file
+  // (option identity_gain, 1 when absent).
+  virtual float IdentityGain() const = 0;
 };
+
+// Identity steering. E's attribute map is not identity-free: the face read back from
+// G(E(x), t) lands between the crop's own code `source` and t. Rendering
+//   t = source + gain * (target - source)        (gain >= 1; the generator RMS-normalizes t)
+// moves the read-back identity onto `target` where gain 1 leaves it part-way. The same rule serves
+// anonymization (source: the original's code, target: its pseudonym) and keyed restore (source:
+// the pseudonym read back, target: the flow's inverse of it).
+Descriptor SteerIdentity(const Descriptor& source, const Descriptor& target, float gain);
 
 // Default model paths (see FaceRendererParams).
 std::string DefaultEncoderModelPath();

@@ -12,6 +12,9 @@ namespace veil::keys {
 // Reads a whole file; DataLoss-free but refuses files larger than `max_bytes` (ResourceExhausted).
 StatusOr<std::string> ReadFile(const std::string& path, size_t max_bytes = 256u << 20);
 
+// SHA-256 of a file of any size, read in pieces (videos).
+StatusOr<std::string> Sha256File(const std::string& path);
+
 // Writes `bytes` to `path` atomically and durably. With overwrite=false an existing file is
 // never replaced (AlreadyExists).
 Status WriteFileAtomic(const std::string& path, const std::string& bytes, bool overwrite, unsigned mode = 0600);
