@@ -26,7 +26,7 @@ int main(int argc, char** argv) {
         "                      [--eval-minutes M] [--holdout-eval N] [--w-rec W] [--w-id W] [--w-attr W]\n"
         "                      [--w-cyc W] [--w-adv W] [--lr-g LR] [--lr-d LR] [--adv-start STEP]\n"
         "                      [--cyc-every K] [--threads N] [--w-away W] [--away-margin D]\n"
-        "                      [--no-id-augment] [--attr-pool 1|2|4]\n"
+        "                      [--no-id-augment] [--attr-pool 1|2|4] [--w-chroma W]\n"
         "                      [--identity-gain G (written into the exported generator)]");
     return 0;
   }
@@ -63,6 +63,7 @@ int main(int argc, char** argv) {
                         {"w-cyc", &o.w_cyc},           {"w-adv", &o.w_adv},
                         {"lr-g", &o.lr_g},             {"lr-d", &o.lr_d},
                         {"w-away", &o.w_away},         {"away-margin", &o.away_margin},
+                        {"w-chroma", &o.w_chroma},
                         {"identity-gain", &o.identity_gain}};
   for (const Real& r : reals) {
     if (auto v = args.Get(std::string("--") + r.name)) {

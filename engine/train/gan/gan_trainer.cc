@@ -148,6 +148,7 @@ struct Metrics {
 
 struct LossSums {
   double d = 0, d_real = 0, d_fake = 0, r1 = 0, adv = 0, rec = 0, id_rec = 0, id_swap = 0, attr = 0, cyc = 0, away = 0;
+  double chroma = 0;
   int n = 0, n_r1 = 0, n_cyc = 0, n_d = 0;
 };
 
@@ -248,10 +249,10 @@ class Trainer {
         train_seconds_ += Seconds(last_log);
         last_log = Clock::now();
         WriteLogRow(sums, dt, nullptr);
-        std::printf("step %lld  %.2fs/step  rec %.4f  id %.3f/%.3f  away %.3f  attr %.4f  cyc %.4f  adv %.3f  d %.3f\n",
+        std::printf("step %lld  %.2fs/step  rec %.4f  id %.3f/%.3f  away %.3f  attr %.4f  chroma %.4f  cyc %.4f  adv %.3f  d %.3f\n",
                     static_cast<long long>(step_), dt, sums.rec / sums.n, sums.id_rec / sums.n, sums.id_swap / sums.n,
-                    sums.away / sums.n, sums.attr / sums.n, sums.cyc / std::max(1, sums.n_cyc), sums.adv / std::max(1, sums.n_d),
-                    sums.d / std::max(1, sums.n_d));
+                    sums.away / sums.n, sums.attr / sums.n, sums.chroma / sums.n, sums.cyc / std::max(1, sums.n_cyc),
+                    sums.adv / std::max(1, sums.n_d), sums.d / std::max(1, sums.n_d));
         std::fflush(stdout);
         sums = LossSums();
       }
@@ -302,6 +303,11 @@ class Trainer {
     if (device_.is_cuda()) torch::cuda::synchronize();
     std::fprintf(stderr, "  %-10s %6.3f s\n", what, Seconds(mark_));
     mark_ = Clock::now();
+  }
+
+  static torch::Tensor Chroma(const torch::Tensor& bgr) {
+    const torch::Tensor g = bgr.slice(1, 1, 2);
+    return torch::cat({bgr.slice(1, 0, 1) - g, bgr.slice(1, 2, 3) - g}, 1);
   }
 
   void TrainStep(LossSums& s) {
@@ -370,6 +376,9 @@ class Trainer {
     const torch::Tensor id_rec = CenteredCosineLoss(ids.slice(0, b), zx.slice(0, 0, h), code_center_);
     const torch::Tensor away = torch::relu(o_.away_margin - Distances(ids.slice(0, 0, b), zx)).mean();
     const torch::Tensor attr = (E_->forward(swp) - a.detach()).pow(2).mean();
+    // The swap keeps x's colour: per-pixel chroma L1 (B-G, R-G). Identity lives in shape and
+    // shading; skin tone is an attribute, and the colour fringes that move a recognizer do not pay.
+    const torch::Tensor chroma = (Chroma(swp) - Chroma(x)).abs().mean();
     torch::Tensor cyc = torch::zeros({}, x.options());
     if (o_.cyc_every > 0 && step_ % o_.cyc_every == 0) {
       cyc = (G_->forward(E_->forward(swp.slice(0, 0, h)), zx.slice(0, 0, h)) - x.slice(0, 0, h)).abs().mean();
@@ -378,7 +387,7 @@ class Trainer {
     }
     Mark("attr+cyc");
     const torch::Tensor g_loss = o_.w_rec * rec_l1 + o_.w_id * (id_rec + id_swap) + o_.w_away * away +
-                                 o_.w_attr * attr + o_.w_cyc * cyc + o_.w_adv * adv;
+                                 o_.w_attr * attr + o_.w_cyc * cyc + o_.w_adv * adv + o_.w_chroma * chroma;
     g_loss.backward();
     Mark("G bwd");
     opt_g_->step();
@@ -389,6 +398,7 @@ class Trainer {
     s.id_swap += id_swap.item<double>();
     s.attr += attr.item<double>();
     s.away += away.item<double>();
+    s.chroma += chroma.item<double>();
     ++s.n;
   }
 
@@ -471,7 +481,7 @@ class Trainer {
     if (fresh) {
       log_ << "step\tutc\ttrain_s\tsec_per_step\tbatch\tlr_scale\td_loss\td_real\td_fake\tr1\tg_adv\trec_l1\tid_rec\tid_swap"
               "\tattr\tcyc_l1\teval_psnr\teval_ssim\teval_d_rec\teval_d_swap_target\teval_d_swap_orig"
-              "\teval_swap_over_0.6\teval_d_pair\teval_d_baseline\tg_away\teval_d_swap_orig_lowgrey\teval_d_lowgrey_baseline\n";
+              "\teval_swap_over_0.6\teval_d_pair\teval_d_baseline\tg_away\teval_d_swap_orig_lowgrey\teval_d_lowgrey_baseline\tg_chroma\n";
     }
   }
 
@@ -497,7 +507,8 @@ class Trainer {
     }
     log_ << '\t' << avg(s.away, s.n);
     if (m != nullptr) log_ << '\t' << m->swap_orig_lowgrey << '\t' << m->baseline_lowgrey;
-    log_ << '\n';
+    else log_ << "\t\t";
+    log_ << '\t' << avg(s.chroma, s.n) << '\n';
     log_.flush();
   }
 

@@ -51,6 +51,7 @@ struct GanTrainOptions {
   // Loss weights and optimizer.
   double w_rec = 10, w_id = 5, w_attr = 1, w_cyc = 5, w_adv = 0.3;
   double w_away = 0;           // hinge pushing swaps away from the original identity
+  double w_chroma = 0;         // per-pixel chroma L1 of swaps to the input (keeps skin tone, no fringes)
   double away_margin = 0.75;   // descriptor distance the hinge asks for (0.6 is the 'same person' line)
   bool id_augment = true;      // random rescale + shift before R in the identity losses
   int adv_start_step = 0;      // D and the adversarial term start here (reconstruction first)
