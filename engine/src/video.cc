@@ -129,7 +129,9 @@ StatusOr<Manifest> AnonymizeVideo(Pipeline& pipeline, const keys::KeyHandle& key
   m.width = static_cast<uint32_t>(src.size.width);
   m.height = static_cast<uint32_t>(src.size.height);
   const bool keep = pipeline.params().payloads != PayloadLocation::kNone;
-  std::vector<std::string> pngs;  // the original regions, sealed once the manifest is final
+  // The original regions (PNG, about 20-60 KB a face) wait in memory until the manifest id and the
+  // output hash, which their seals bind, are known.
+  std::vector<std::string> pngs;
   cv::Mat frame;
   uint32_t index = 0;
   pipeline.ResetStream();
@@ -182,36 +184,40 @@ StatusOr<VideoRestoreOutput> RestoreVideoFromPayloads(const std::string& input, 
       src.size != cv::Size(static_cast<int>(manifest.width), static_cast<int>(manifest.height))) {
     return DataLossError("the video was edited after anonymization (its frames do not match its manifest)");
   }
-  // Every payload is opened before anything is written.
+  // Every payload is opened (and dropped) before anything is written; the write pass opens each
+  // again when its frame comes, so memory does not grow with the length of the video.
   VideoRestoreOutput result;
   result.frames = frames;
-  std::multimap<uint32_t, std::pair<cv::Rect, cv::Mat>> regions;  // by frame
+  std::multimap<uint32_t, const FaceRecord*> by_frame;
   bool any = false;
   for (const auto& f : manifest.faces) any |= !f.sealed_payload.empty();
+  StatusOr<keys::KeyHandle> key = FailedPreconditionError("no payloads");
   if (any) {
-    VEIL_ASSIGN_OR_RETURN(keys::KeyHandle key, grant.Key(manifest.key_version));
-    for (const auto& f : manifest.faces) {
-      if (f.sealed_payload.empty()) {
-        ++result.faces_without_payload;
-        continue;
-      }
-      if (f.frame >= manifest.frames || (f.region & cv::Rect(0, 0, src.size.width, src.size.height)) != f.region) {
-        return DataLossError("face " + std::to_string(f.index) + " lies outside the video");
-      }
-      VEIL_ASSIGN_OR_RETURN(cv::Mat region, internal::OpenPayload(manifest, f, key));
-      regions.emplace(f.frame, std::make_pair(f.region, std::move(region)));
-      ++result.faces_restored;
+    key = grant.Key(manifest.key_version);
+    VEIL_RETURN_IF_ERROR(key.status());
+  }
+  for (const auto& f : manifest.faces) {
+    if (f.sealed_payload.empty()) {
+      ++result.faces_without_payload;
+      continue;
     }
-  } else {
-    result.faces_without_payload = static_cast<int>(manifest.faces.size());
+    if (f.frame >= manifest.frames || (f.region & cv::Rect(0, 0, src.size.width, src.size.height)) != f.region) {
+      return DataLossError("face " + std::to_string(f.index) + " lies outside the video");
+    }
+    VEIL_RETURN_IF_ERROR(internal::OpenPayload(manifest, f, *key).status());
+    by_frame.emplace(f.frame, &f);
+    ++result.faces_restored;
   }
   PendingVideo out(output, src.fps, src.size);
   if (!out.ok()) return IoError("cannot write a video to " + out.tmp() + " (codec unavailable?)");
   cv::Mat frame;
   for (int64_t n = 0; n < frames; ++n) {
     if (!src.cap.read(frame)) return DataLossError("the video ended early at frame " + std::to_string(n));
-    auto [lo, hi] = regions.equal_range(static_cast<uint32_t>(n));
-    for (auto it = lo; it != hi; ++it) it->second.second.copyTo(frame(it->second.first));
+    auto [lo, hi] = by_frame.equal_range(static_cast<uint32_t>(n));
+    for (auto it = lo; it != hi; ++it) {
+      VEIL_ASSIGN_OR_RETURN(cv::Mat region, internal::OpenPayload(manifest, *it->second, *key));
+      region.copyTo(frame(it->second->region));
+    }
     out.Write(frame);
     if (progress) progress({n + 1, frames});
   }
