@@ -251,6 +251,7 @@ int Eval(int argc, char** argv) {
 
   const keys::SecretBytes ka = EvalKey("A"), kb = EvalKey("B");
   Dist anon, restore, wrong, diversity, consistency, flow_anon, carried, inverted, nearest_real, real_nn;
+  Dist carry_share, carry_rest;  // read-back = z + share * (pseudonym - z) + rest (least squares)
   std::vector<double> psnr, ssim;
   std::vector<cv::Mat> sheet_rows;
   auto describe = [&](const std::vector<cv::Mat>& crops) { return (*rec)->DescribeAligned(crops); };
@@ -333,6 +334,21 @@ int Eval(int argc, char** argv) {
       wrong.v.push_back(engine::DescriptorDistance((*dw)[j], z[j]));
       flow_anon.v.push_back(engine::DescriptorDistance((*za)[j], z[j]));
       carried.v.push_back(engine::DescriptorDistance((*da)[j], (*za)[j]));
+      {
+        double num = 0, den = 0;
+        for (int k = 0; k < 128; ++k) {
+          num += (double((*da)[j][k]) - z[j][k]) * (double((*za)[j][k]) - z[j][k]);
+          den += (double((*za)[j][k]) - z[j][k]) * (double((*za)[j][k]) - z[j][k]);
+        }
+        const double share = den > 0 ? num / den : 0;
+        double rest = 0;
+        for (int k = 0; k < 128; ++k) {
+          const double r = (*da)[j][k] - z[j][k] - share * ((*za)[j][k] - z[j][k]);
+          rest += r * r;
+        }
+        carry_share.v.push_back(share);
+        carry_rest.v.push_back(std::sqrt(rest));
+      }
       inverted.v.push_back(engine::DescriptorDistance((*zr)[j], z[j]));
       for (int k = 0; k < 3; ++k) consistency.v.push_back(engine::DescriptorDistance((*dva)[3 * j + k], (*da)[j]));
       psnr.push_back(Psnr((*xr0)[j], crops[j]));
@@ -395,6 +411,8 @@ int Eval(int argc, char** argv) {
       {"anonymized_vs_original", anon.Summary(0.6, true)},
       {"flow_codes_vs_original", flow_anon.Summary(0.6, true)},
       {"anonymized_vs_pseudonym", carried.Summary(0.6, false)},
+      {"read_back_share_of_pseudonym", carry_share.Summary(1.0, false)},
+      {"read_back_residual", carry_rest.Summary(0.6, false)},
       {"inverse_flow_of_read_back_vs_original", inverted.Summary(0.6, false)},
       {"keyed_restore_vs_original", restore.Summary(0.6, false)},
       {"wrong_key_restore_vs_original", wrong.Summary(0.6, true)},
@@ -437,6 +455,8 @@ int Eval(int argc, char** argv) {
   line("anonymized vs original", report["anonymized_vs_original"]);
   line("flow code vs original (no render)", report["flow_codes_vs_original"]);
   line("rendered identity vs its pseudonym", report["anonymized_vs_pseudonym"]);
+  std::printf("read back = original + s (pseudonym - original) + r: s mean %.3f (1: carried fully), |r| mean %.3f\n",
+              report["read_back_share_of_pseudonym"]["mean"].get<double>(), report["read_back_residual"]["mean"].get<double>());
   line("inverse flow of read-back vs original", report["inverse_flow_of_read_back_vs_original"]);
   line("keyed restore vs original", report["keyed_restore_vs_original"]);
   line("wrong-key restore vs original", report["wrong_key_restore_vs_original"]);
