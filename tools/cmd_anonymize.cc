@@ -8,6 +8,7 @@
 #include <thread>
 #include <cstdio>
 #include <filesystem>
+#include <map>
 #include <set>
 
 #include "cli.h"
@@ -103,9 +104,16 @@ StatusOr<std::vector<Job>> PlanJobs(const std::vector<std::string>& inputs, cons
       jobs.push_back({ip, OutputPath(out / ip.filename(), format)});
     }
   }
+  std::map<fs::path, fs::path> writer;  // output -> the input that writes it
   for (const auto& j : jobs) {
-    if (fs::weakly_canonical(j.input, ec) == fs::weakly_canonical(j.output, ec)) {
+    const fs::path o = fs::weakly_canonical(j.output, ec);
+    if (fs::weakly_canonical(j.input, ec) == o) {
       return InvalidArgumentError("output " + j.output.string() + " would overwrite its input");
+    }
+    auto [it, fresh] = writer.emplace(o, j.input);
+    if (!fresh) {
+      return InvalidArgumentError(it->second.string() + " and " + j.input.string() + " would both be written to " +
+                                  j.output.string());
     }
   }
   return jobs;
@@ -158,11 +166,17 @@ Status ProcessVideo(engine::Pipeline& pipeline, const keys::KeyHandle& key, cons
       for (auto& f : shared.faces) f.sealed_payload.clear();
     }
     result->manifest_bytes = engine::SerializeManifest(shared);
-    return keys::WriteFileAtomic(job.output.string() + ".veil", result->manifest_bytes, /*overwrite=*/true, 0644);
+    return keys::WriteFileAtomic(job.output.string() + ".veil", result->manifest_bytes, /*overwrite=*/false, 0644);
   };
-  VEIL_ASSIGN_OR_RETURN(result->manifest, engine::AnonymizeVideo(pipeline, key, job.input.string(), job.output.string(),
-                                                                 progress, keep_manifest));
+  const std::string sidecar = job.output.string() + ".veil";
+  const bool had_sidecar = keys::PathExists(sidecar);
+  auto m = engine::AnonymizeVideo(pipeline, key, job.input.string(), job.output.string(), progress, keep_manifest);
   if (show_progress) std::fprintf(stderr, "\n");
+  if (!m.ok()) {
+    if (!had_sidecar && !keys::PathExists(job.output.string())) fs::remove(sidecar, ec);  // ours, and no video
+    return m.status();
+  }
+  result->manifest = std::move(*m);
   return Status::Ok();
 }
 

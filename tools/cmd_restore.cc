@@ -3,6 +3,7 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <memory>
 
 #include <unistd.h>
 
@@ -69,11 +70,38 @@ StatusOr<engine::Manifest> LoadManifest(const std::string& input, const std::str
   return stored;
 }
 
-// The video branch of Restore, after authorization: fail closed (the audit record is written
-// before the restored video appears under its name).
+// A private folder (0700) next to the output for the copy of a video being restored; removed with
+// the object. The copy is what gets hashed, authorized and decoded: swapping the file named on the
+// command line after the check changes nothing.
+class PrivateCopy {
+ public:
+  static StatusOr<std::unique_ptr<PrivateCopy>> Make(const std::string& input, const std::string& out) {
+    fs::path parent = fs::path(out).parent_path();
+    std::string tmpl = ((parent.empty() ? fs::path(".") : parent) / ".veil-restore-XXXXXX").string();
+    if (::mkdtemp(tmpl.data()) == nullptr) return IoError("cannot create a private folder next to " + out);
+    std::unique_ptr<PrivateCopy> c(new PrivateCopy(tmpl));
+    c->path_ = (fs::path(tmpl) / ("input" + fs::path(input).extension().string())).string();
+    VEIL_ASSIGN_OR_RETURN(c->digest_, keys::CopyFileSha256(input, c->path_, 0600));
+    return c;
+  }
+  ~PrivateCopy() {
+    std::error_code ec;
+    fs::remove_all(dir_, ec);
+  }
+  const std::string& path() const { return path_; }
+  const std::string& digest() const { return digest_; }
+
+ private:
+  explicit PrivateCopy(std::string dir) : dir_(std::move(dir)) {}
+  std::string dir_, path_, digest_;
+};
+
+// The video branch of Restore, after authorization: the audit record is written (fail closed)
+// after the restored video is verified and before it appears under its name.
 template <typename LogFn, typename FailFn>
-int RestoreVideo(const std::string& input, const std::string& out, const engine::Manifest& manifest,
-                 const keys::RestoreGrant& grant, bool payloads, bool json, LogFn log_outcome, FailFn fail_logged) {
+int RestoreVideo(const std::string& input, const std::string& copy, const std::string& out,
+                 const engine::Manifest& manifest, const keys::RestoreGrant& grant, bool payloads, bool json,
+                 LogFn log_outcome, FailFn fail_logged) {
   if (!payloads && !manifest.faces.empty()) {
     return fail_logged(FailedPreconditionError("the video's manifest holds no sealed originals (anonymized with --payload none?)"));
   }
@@ -81,36 +109,33 @@ int RestoreVideo(const std::string& input, const std::string& out, const engine:
   auto progress = [&](const engine::VideoProgress& p) {
     if (show && p.frame % 10 == 0) std::fprintf(stderr, "\r  frame %lld/%lld   ", static_cast<long long>(p.frame), static_cast<long long>(p.frames));
   };
-  // Written under a temporary name first, so that the record precedes the restored video.
-  const std::string staged = out + ".staged" + fs::path(out).extension().string();
-  std::error_code ec;
-  fs::remove(staged, ec);  // left by a killed restore of this very output
-  auto restored = engine::RestoreVideoFromPayloads(input, manifest, grant, staged, progress);
+  auto record = [&](const engine::VideoRestoreOutput& r) -> Status {
+    VEIL_RETURN_IF_ERROR(log_outcome(keys::AuditOutcome::kSuccess,
+                                     "restored " + std::to_string(r.faces_restored) + " face(s) in " +
+                                         std::to_string(r.frames) + " frame(s) of manifest " + keys::ToHex(manifest.manifest_id),
+                                     manifest.keyring, manifest.key_version));
+    return Status::Ok();
+  };
+  auto restored = engine::RestoreVideoFromPayloads(copy, manifest, grant, out, progress, record);
   if (show) std::fprintf(stderr, "\n");
+  // A failure after the success record (the final link) is recorded too.
   if (!restored.ok()) return fail_logged(restored.status());
-  Status logged = log_outcome(keys::AuditOutcome::kSuccess,
-                              "restored " + std::to_string(restored->faces_restored) + " face(s) in " +
-                                  std::to_string(restored->frames) + " frame(s) of manifest " + keys::ToHex(manifest.manifest_id),
-                              manifest.keyring, manifest.key_version);
-  if (!logged.ok()) {
-    fs::remove(staged, ec);
-    return Fail(logged);
-  }
-  if (::link(staged.c_str(), out.c_str()) != 0) {
-    fs::remove(staged, ec);
-    return Fail(AlreadyExistsError("cannot create " + out));
-  }
-  fs::remove(staged, ec);
-  std::string ext = fs::path(out).extension().string();
-  for (auto& c : ext) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  const bool lossless = ext == ".mkv";
+  auto lower_ext = [](const std::string& p) {
+    std::string e = fs::path(p).extension().string();
+    for (auto& c : e) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return e;
+  };
+  // Exact pixels: a lossless anonymized video restored into a lossless one.
+  const bool exact = lower_ext(out) == ".mkv" && lower_ext(input) == ".mkv";
   if (json) {
-    PrintJson({{"output", out}, {"exact", lossless}, {"frames", restored->frames}, {"faces_restored", restored->faces_restored},
+    PrintJson({{"output", out}, {"exact", exact}, {"frames", restored->frames}, {"faces_restored", restored->faces_restored},
                {"faces_without_payload", restored->faces_without_payload}, {"manifest_id", keys::ToHex(manifest.manifest_id)}});
   } else {
-    std::printf("restored %d face(s) in %lld frame(s) of %s into %s%s\n", restored->faces_restored,
+    std::printf("restored %d face(s) in %lld frame(s) of %s into %s%s%s\n", restored->faces_restored,
                 static_cast<long long>(restored->frames), input.c_str(), out.c_str(),
-                lossless ? " (lossless)" : " (lossy container: face regions re-encoded; use .mkv for exact pixels)");
+                exact ? " (lossless: the original frames)"
+                      : " (lossy: the face regions as the original decoded them, in re-encoded frames)",
+                restored->faces_without_payload ? " (some faces had no payload and stay anonymized)" : "");
   }
   return 0;
 }
@@ -149,8 +174,13 @@ int Restore(int argc, char** argv) {
     image = engine::DecodeImage(*bytes, limits);
     if (!image.ok()) return Fail(image.status().WithContext(input));
   }
-  auto file_digest = video ? keys::Sha256File(input) : StatusOr<std::string>(keys::Sha256(*bytes));
-  if (!file_digest.ok()) return Fail(file_digest.status());
+  std::unique_ptr<PrivateCopy> copy;
+  if (video) {
+    auto made = PrivateCopy::Make(input, *out);
+    if (!made.ok()) return Fail(made.status().WithContext(input));
+    copy = std::move(*made);
+  }
+  const std::string file_digest = video ? copy->digest() : keys::Sha256(*bytes);
   auto request_bytes = keys::ReadFile(*request_path, 1u << 20);
   if (!request_bytes.ok()) return Fail(request_bytes.status());
   auto request = keys::RestoreRequest::Parse(*request_bytes);
@@ -161,7 +191,7 @@ int Restore(int argc, char** argv) {
   auto grant = (*store)->AuthorizeRestore(*request, Now());  // logged, granted or denied
   if (!grant.ok()) return Fail(grant.status());
 
-  const std::string& digest = *file_digest;
+  const std::string& digest = file_digest;
   auto log_outcome = [&](keys::AuditOutcome outcome, const std::string& reason, const std::string& keyring, uint32_t v) {
     return (*store)->Log(keys::AuditAction::kRestorePerformed, outcome, request->info().request_id_hex, reason,
                          {digest}, keyring, v);
@@ -177,7 +207,7 @@ int Restore(int argc, char** argv) {
   if (!manifest.ok()) return fail_logged(manifest.status());
   bool payloads = false;
   for (const auto& f : manifest->faces) payloads |= !f.sealed_payload.empty();
-  if (video) return RestoreVideo(input, *out, *manifest, *grant, payloads, json, log_outcome, fail_logged);
+  if (video) return RestoreVideo(input, copy->path(), *out, *manifest, *grant, payloads, json, log_outcome, fail_logged);
   StatusOr<engine::RestoreOutput> restored = InternalError("no restore");
   if (payloads || !approximate) {
     restored = engine::RestoreFromPayloads(*image, *manifest, *grant);

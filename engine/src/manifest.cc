@@ -10,7 +10,6 @@ namespace veil::engine {
 namespace {
 
 constexpr uint32_t kManifestVersion = 1;
-constexpr size_t kMaxManifest = 64u << 20;
 constexpr char kPngChunk[] = "veIL";
 constexpr std::string_view kJpegTag("VEIL\0", 5);
 constexpr size_t kJpegChunk = 65000;
@@ -146,7 +145,7 @@ std::string SerializeManifest(const Manifest& m) {
 }
 
 StatusOr<Manifest> ParseManifest(const std::string& bytes) {
-  if (bytes.size() > kMaxManifest) return ResourceExhaustedError("manifest is larger than 64 MiB");
+  if (bytes.size() > kMaxManifestBytes) return ResourceExhaustedError("manifest is larger than 64 MiB");
   proto::Manifest p;
   if (!p.ParseFromString(bytes)) return DataLossError("manifest does not parse");
   if (p.format_version() != kManifestVersion) {

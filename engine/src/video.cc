@@ -1,7 +1,11 @@
 #include "veil/engine/video.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 
 #include <algorithm>
 #include <cctype>
@@ -73,7 +77,7 @@ StatusOr<Source> OpenSource(const std::string& input) {
 // place (never over an existing file); the destructor removes the temporary file.
 class PendingVideo {
  public:
-  PendingVideo(const std::string& output, double fps, cv::Size size) : output_(output) {
+  PendingVideo(const std::string& output, double fps, cv::Size size, unsigned mode = 0644) : output_(output) {
     const std::string ext = LowerExt(output);
     const bool avi = ext == ".avi", mkv = ext == ".mkv";
     tmp_ = output + ".tmp." + std::to_string(::getpid()) + "." + std::to_string(std::random_device{}()) +
@@ -82,6 +86,7 @@ class PendingVideo {
                        : mkv ? cv::VideoWriter::fourcc('F', 'F', 'V', '1')
                              : cv::VideoWriter::fourcc('m', 'p', '4', 'v');
     writer_.open(tmp_, fourcc, fps, size);
+    if (writer_.isOpened()) ::chmod(tmp_.c_str(), mode);
   }
   ~PendingVideo() {
     writer_.release();
@@ -94,7 +99,11 @@ class PendingVideo {
   Status Commit() {
     writer_.release();
     VEIL_RETURN_IF_ERROR(FsyncFile(tmp_));
-    if (::link(tmp_.c_str(), output_.c_str()) != 0) return AlreadyExistsError("cannot create " + output_);
+    if (::link(tmp_.c_str(), output_.c_str()) != 0) {
+      const int e = errno;
+      if (e == EEXIST) return AlreadyExistsError(output_ + " exists; not overwriting it");
+      return IoError("cannot create " + output_ + ": " + std::strerror(e));
+    }
     auto parent = std::filesystem::path(output_).parent_path();
     return keys::FsyncDir(parent.empty() ? "." : parent.string());
   }
@@ -166,7 +175,15 @@ StatusOr<Manifest> AnonymizeVideo(Pipeline& pipeline, const keys::KeyHandle& key
   keys::SecretBytes manifest_key = key.DeriveSubkey(keys::KeyPurpose::kManifest, keys::ScopeKind::kDeployment, "");
   m.manifest_id = std::string(keys::ExpandSecret(manifest_key, "veil-video-manifest-id-v1:" + keys::ToHex(m.output_pixels_sha256), 16)
                                   .view(keys::SecretAccess::Get()));
-  if (keep) VEIL_RETURN_IF_ERROR(internal::SealPayloads(m, key, pngs, pipeline.params().payloads));
+  if (keep) {
+    VEIL_RETURN_IF_ERROR(internal::SealPayloads(m, key, pngs, pipeline.params().payloads));
+    if (SerializeManifest(m).size() > kMaxManifestBytes) {
+      return ResourceExhaustedError("the sealed originals of " + input + " exceed a manifest's " +
+                                    std::to_string(kMaxManifestBytes >> 20) +
+                                    " MiB (roughly a minute of one face): split the video, or use --payload none "
+                                    "(irreversible)");
+    }
+  }
   if (before_commit) VEIL_RETURN_IF_ERROR(before_commit(m));
   VEIL_RETURN_IF_ERROR(out.Commit());
   return m;
@@ -174,7 +191,8 @@ StatusOr<Manifest> AnonymizeVideo(Pipeline& pipeline, const keys::KeyHandle& key
 
 StatusOr<VideoRestoreOutput> RestoreVideoFromPayloads(const std::string& input, const Manifest& manifest,
                                                       const keys::RestoreGrant& grant, const std::string& output,
-                                                      const std::function<void(const VideoProgress&)>& progress) {
+                                                      const std::function<void(const VideoProgress&)>& progress,
+                                                      const std::function<Status(const VideoRestoreOutput&)>& before_commit) {
   if (keys::PathExists(output)) return AlreadyExistsError(output + " exists; not overwriting it");
   if (manifest.frames == 0) return InvalidArgumentError("the manifest describes an image, not a video");
   int64_t frames = 0;
@@ -208,19 +226,36 @@ StatusOr<VideoRestoreOutput> RestoreVideoFromPayloads(const std::string& input, 
     by_frame.emplace(f.frame, &f);
     ++result.faces_restored;
   }
-  PendingVideo out(output, src.fps, src.size);
+  // The restored originals: readable by the owner only, as restored images are.
+  PendingVideo out(output, src.fps, src.size, 0600);
   if (!out.ok()) return IoError("cannot write a video to " + out.tmp() + " (codec unavailable?)");
   cv::Mat frame;
+  std::string seen, written;  // per-frame digests: the frames read here, and those written
   for (int64_t n = 0; n < frames; ++n) {
     if (!src.cap.read(frame)) return DataLossError("the video ended early at frame " + std::to_string(n));
+    seen += PixelsSha256(frame);
     auto [lo, hi] = by_frame.equal_range(static_cast<uint32_t>(n));
     for (auto it = lo; it != hi; ++it) {
       VEIL_ASSIGN_OR_RETURN(cv::Mat region, internal::OpenPayload(manifest, *it->second, *key));
       region.copyTo(frame(it->second->region));
     }
+    written += PixelsSha256(frame);
     out.Write(frame);
     if (progress) progress({n + 1, frames});
   }
+  // The frames restored are the frames verified (the file did not change in between), and the
+  // written file decodes to as many frames (to the very pixels, for the lossless .mkv).
+  if (keys::Sha256(seen) != manifest.output_pixels_sha256) {
+    return DataLossError("the video changed while it was being restored");
+  }
+  out.Close();
+  int64_t back = 0;
+  VEIL_ASSIGN_OR_RETURN(std::string back_digest, FramesSha256(out.tmp(), &back));
+  if (back != frames) return IoError("the restored video has " + std::to_string(back) + " of " + std::to_string(frames) + " frames");
+  if (LowerExt(output) == ".mkv" && back_digest != keys::Sha256(written)) {
+    return IoError("the restored video does not decode to the restored frames");
+  }
+  if (before_commit) VEIL_RETURN_IF_ERROR(before_commit(result));
   VEIL_RETURN_IF_ERROR(out.Commit());
   return result;
 }

@@ -38,9 +38,11 @@ std::string ParentDir(const std::string& path) {
 
 }  // namespace
 
-StatusOr<std::string> Sha256File(const std::string& path) {
-  if (sodium_init() < 0) return InternalError("libsodium failed to initialize");
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+namespace {
+
+// Opens a regular file for reading without blocking on a FIFO or device.
+StatusOr<int> OpenRegular(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0) {
     int e = errno;
     if (e == ENOENT) return NotFoundError("no such file: " + path);
@@ -51,38 +53,74 @@ StatusOr<std::string> Sha256File(const std::string& path) {
     ::close(fd);
     return InvalidArgumentError("not a regular file: " + path);
   }
-  crypto_hash_sha256_state state;
-  crypto_hash_sha256_init(&state);
+  ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+  return fd;
+}
+
+// Reads `fd` to its end in pieces: each piece goes to `hash` and, when out_fd >= 0, to out_fd.
+Status HashStream(int fd, const std::string& path, crypto_hash_sha256_state* hash, int out_fd, const std::string& out) {
   std::string buf(1u << 20, '\0');
   for (;;) {
     ssize_t r = ::read(fd, buf.data(), buf.size());
     if (r < 0) {
       if (errno == EINTR) continue;
-      int e = errno;
-      ::close(fd);
-      return IoError("cannot read " + path + ": " + ErrnoText(e));
+      return IoError("cannot read " + path + ": " + ErrnoText(errno));
     }
-    if (r == 0) break;
-    crypto_hash_sha256_update(&state, reinterpret_cast<const unsigned char*>(buf.data()), static_cast<size_t>(r));
+    if (r == 0) return Status::Ok();
+    crypto_hash_sha256_update(hash, reinterpret_cast<const unsigned char*>(buf.data()), static_cast<size_t>(r));
+    for (ssize_t done = 0; out_fd >= 0 && done < r;) {
+      ssize_t w = ::write(out_fd, buf.data() + done, static_cast<size_t>(r - done));
+      if (w < 0) {
+        if (errno == EINTR) continue;
+        return IoError("cannot write " + out + ": " + ErrnoText(errno));
+      }
+      done += w;
+    }
   }
+}
+
+}  // namespace
+
+StatusOr<std::string> Sha256File(const std::string& path) {
+  if (sodium_init() < 0) return InternalError("libsodium failed to initialize");
+  VEIL_ASSIGN_OR_RETURN(int fd, OpenRegular(path));
+  crypto_hash_sha256_state state;
+  crypto_hash_sha256_init(&state);
+  Status st = HashStream(fd, path, &state, -1, "");
   ::close(fd);
+  VEIL_RETURN_IF_ERROR(st);
   std::string out(crypto_hash_sha256_BYTES, '\0');
   crypto_hash_sha256_final(&state, reinterpret_cast<unsigned char*>(out.data()));
   return out;
 }
 
-StatusOr<std::string> ReadFile(const std::string& path, size_t max_bytes) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
+StatusOr<std::string> CopyFileSha256(const std::string& from, const std::string& to, unsigned mode) {
+  if (sodium_init() < 0) return InternalError("libsodium failed to initialize");
+  VEIL_ASSIGN_OR_RETURN(int fd, OpenRegular(from));
+  int out = ::open(to.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+  if (out < 0) {
     int e = errno;
-    if (e == ENOENT) return NotFoundError("no such file: " + path);
-    return IoError("cannot open " + path + ": " + ErrnoText(e));
-  }
-  struct stat st {};
-  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
     ::close(fd);
-    return InvalidArgumentError("not a regular file: " + path);
+    return e == EEXIST ? AlreadyExistsError(to + " exists") : IoError("cannot create " + to + ": " + ErrnoText(e));
   }
+  crypto_hash_sha256_state state;
+  crypto_hash_sha256_init(&state);
+  Status st = HashStream(fd, from, &state, out, to);
+  ::close(fd);
+  if (::close(out) != 0 && st.ok()) st = IoError("cannot write " + to + ": " + ErrnoText(errno));
+  if (!st.ok()) {
+    ::unlink(to.c_str());
+    return st;
+  }
+  std::string digest(crypto_hash_sha256_BYTES, '\0');
+  crypto_hash_sha256_final(&state, reinterpret_cast<unsigned char*>(digest.data()));
+  return digest;
+}
+
+StatusOr<std::string> ReadFile(const std::string& path, size_t max_bytes) {
+  VEIL_ASSIGN_OR_RETURN(int fd, OpenRegular(path));
+  struct stat st {};
+  ::fstat(fd, &st);
   if (static_cast<size_t>(st.st_size) > max_bytes) {
     ::close(fd);
     return ResourceExhaustedError(path + " is larger than " + std::to_string(max_bytes) + " bytes");

@@ -23,12 +23,13 @@ expect 7 "$VEIL" restore anon.mkv --request req -o early.mkv          # one appr
 expect 0 "$VEIL" request approve req --principal-key bob.key
 expect 2 "$VEIL" restore anon.mkv --request req -o back.mkv --approximate   # videos: payloads only
 expect 0 "$VEIL" restore anon.mkv --request req -o back.mkv
-contains "(lossless)" "$OUT"
+contains "(lossless: the original frames)" "$OUT"
 expect 0 "$FRAMES" same clip.avi back.mkv      # bit for bit
 expect 10 "$VEIL" restore anon.mkv --request req -o back.mkv              # never overwrites
 contains "exists" "$ERR"
 
-# A sidecar whose payload bytes were altered: nothing opens, nothing is written, it is logged.
+# A sidecar whose bytes were altered: refused as unauthenticated or corrupt, nothing is written, and
+# the attempt is in the audit log.
 cp anon.mkv.veil saved.veil
 python3 - <<'PY'
 data = bytearray(open("anon.mkv.veil", "rb").read())
@@ -37,7 +38,16 @@ open("anon.mkv.veil", "wb").write(bytes(data))
 PY
 "$VEIL" restore anon.mkv --request req -o tampered.mkv >/dev/null 2>&1
 code=$?
-[ "$code" -ne 0 ] && [ ! -e tampered.mkv ] && PASSED=$((PASSED + 1)) || { echo "FAIL: a tampered sidecar restored (exit $code)"; FAILED=$((FAILED + 1)); }
+{ [ "$code" -eq 5 ] || [ "$code" -eq 6 ]; } && [ ! -e tampered.mkv ] && PASSED=$((PASSED + 1)) \
+  || { echo "FAIL: a tampered sidecar: exit $code"; FAILED=$((FAILED + 1)); }
 cp saved.veil anon.mkv.veil
+expect 0 "$VEIL" audit show --json
+contains '"failed"' "$OUT"
+# No private copies or temporary videos are left behind.
+leftovers=$(ls -A | grep -E '^\.veil-restore-|\.tmp\.' || true)
+[ -z "$leftovers" ] && PASSED=$((PASSED + 1)) || { echo "FAIL: left behind: $leftovers"; FAILED=$((FAILED + 1)); }
+# Two inputs that would write the same output are refused before any work.
+cp clip.avi clip2.avi && mkdir -p two && cp clip.avi two/a.mov && cp clip.avi two/a.mp4
+expect 2 "$VEIL" anonymize two -o two-out --quiet
 expect 0 "$VEIL" audit verify
 finish

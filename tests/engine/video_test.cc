@@ -204,6 +204,11 @@ TEST_CASE("video restore refuses an edited video, a moved or tampered payload an
     moved.faces[0].frame = 1;
     CHECK(RestoreVideoFromPayloads(out, moved, grant, target).status().code() == StatusCode::kUnauthenticated);
   }
+  SUBCASE("two faces' payloads exchanged") {
+    Manifest swapped = *m;
+    std::swap(swapped.faces[0].sealed_payload, swapped.faces[1].sealed_payload);
+    CHECK(RestoreVideoFromPayloads(out, swapped, grant, target).status().code() == StatusCode::kUnauthenticated);
+  }
   SUBCASE("a payload altered") {
     Manifest tampered = *m;
     tampered.faces[2].sealed_payload[tampered.faces[2].sealed_payload.size() / 2] ^= 0x20;

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <array>
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -53,6 +54,9 @@ struct Manifest {
   uint32_t height = 0;
   uint32_t frames = 0;                 // videos: number of frames
 };
+
+// The largest manifest ParseManifest accepts (sealed payloads included).
+inline constexpr size_t kMaxManifestBytes = 64u << 20;
 
 std::string SerializeManifest(const Manifest& m);
 StatusOr<Manifest> ParseManifest(const std::string& bytes);

@@ -46,9 +46,14 @@ struct VideoRestoreOutput {
 // described by `manifest`) and writes `output` (codec as for AnonymizeVideo; temporary file, then
 // renamed; never replaces a file). Verifies before it writes anything: the decoded frames must be
 // exactly those the manifest describes (DataLoss "edited after anonymization" otherwise) and every
-// payload must open with the key version the manifest names (Unauthenticated otherwise).
-StatusOr<VideoRestoreOutput> RestoreVideoFromPayloads(const std::string& input, const Manifest& manifest,
-                                                      const keys::RestoreGrant& grant, const std::string& output,
-                                                      const std::function<void(const VideoProgress&)>& progress = {});
+// payload must open with the key version the manifest names (Unauthenticated otherwise). The
+// written file (mode 0600) is read back before it appears under `output`: as many frames, and for
+// .mkv the very pixels restored. `before_commit` (optional; the CLI writes the audit record there)
+// runs just before; its error aborts the restore and nothing appears. `input` should be a private
+// copy of what the restore request names (veil restore copies it while hashing it).
+StatusOr<VideoRestoreOutput> RestoreVideoFromPayloads(
+    const std::string& input, const Manifest& manifest, const keys::RestoreGrant& grant, const std::string& output,
+    const std::function<void(const VideoProgress&)>& progress = {},
+    const std::function<Status(const VideoRestoreOutput&)>& before_commit = {});
 
 }  // namespace veil::engine

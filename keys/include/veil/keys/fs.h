@@ -14,6 +14,9 @@ StatusOr<std::string> ReadFile(const std::string& path, size_t max_bytes = 256u 
 
 // SHA-256 of a file of any size, read in pieces (videos).
 StatusOr<std::string> Sha256File(const std::string& path);
+// Copies a regular file to `to` (created with O_EXCL and `mode`; removed again on failure) and
+// returns the SHA-256 of the bytes copied: what is hashed is exactly what the copy holds.
+StatusOr<std::string> CopyFileSha256(const std::string& from, const std::string& to, unsigned mode = 0600);
 
 // Writes `bytes` to `path` atomically and durably. With overwrite=false an existing file is
 // never replaced (AlreadyExists).
