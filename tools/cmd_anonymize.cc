@@ -224,11 +224,7 @@ int Anonymize(int argc, char** argv) {
   if (args.positionals().empty()) return Fail(InvalidArgumentError("give at least one INPUT (see --help)"));
   if (!out) return Fail(InvalidArgumentError("-o OUT is required"));
   if (!method.ok()) return Fail(method.status());
-  if (*method == engine::ReplaceMethod::kSynthesized && !experimental) {
-    return Fail(FailedPreconditionError(
-        "the shipped identity models do not meet Veil's privacy bar yet (models/README.md: the faces they draw "
-        "stay recognizable); add --experimental to use them anyway"));
-  }
+  if (*method == engine::ReplaceMethod::kSynthesized && !experimental) return Fail(SynthesizedNotReady());
   if (!scope.ok()) return Fail(scope.status());
   if (!min_face.ok()) return Fail(min_face.status());
   if (!workers.ok()) return Fail(workers.status());

@@ -56,11 +56,7 @@ int Camera(int argc, char** argv) {
   if (!device.ok()) return Fail(device.status());
   if (!max_frames.ok()) return Fail(max_frames.status());
   if (!method.ok()) return Fail(method.status());
-  if (*method == engine::ReplaceMethod::kSynthesized && !experimental) {
-    return Fail(FailedPreconditionError(
-        "the shipped identity models do not meet Veil's privacy bar yet (models/README.md: the faces they draw "
-        "stay recognizable); add --experimental to use them anyway"));
-  }
+  if (*method == engine::ReplaceMethod::kSynthesized && !experimental) return Fail(SynthesizedNotReady());
   if (detector != "ssd" && detector != "tiny") return Fail(InvalidArgumentError("--detector is ssd or tiny"));
   const bool preview = !no_preview && std::getenv("DISPLAY") != nullptr;
   if (!preview && !out) return Fail(InvalidArgumentError("no display to preview on: give -o OUT to write the stream"));
