@@ -2,6 +2,7 @@
 // Only programs print; libraries return Status.
 #pragma once
 
+#include <cctype>
 #include <initializer_list>
 #include <map>
 #include <optional>
@@ -12,6 +13,12 @@
 #include "veil/status.h"
 
 namespace veil::cli {
+
+// ASCII lower case (file extensions, option values).
+inline std::string Lower(std::string s) {
+  for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
 
 // Why --replace synthesized needs --experimental while the shipped models miss the privacy targets.
 inline Status SynthesizedNotReady() {

@@ -54,11 +54,6 @@ const char* kUsage =
 const std::set<std::string> kImageExt = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"};
 const std::set<std::string> kVideoExt = {".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm"};
 
-std::string Lower(std::string s) {
-  for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return s;
-}
-
 struct Job {
   fs::path input;
   fs::path output;

@@ -1,5 +1,4 @@
 // veil restore: bring the original faces back, for an authorized request, from the sealed payloads.
-#include <cctype>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -120,13 +119,9 @@ int RestoreVideo(const std::string& input, const std::string& copy, const std::s
   if (show) std::fprintf(stderr, "\n");
   // A failure after the success record (the final link) is recorded too.
   if (!restored.ok()) return fail_logged(restored.status());
-  auto lower_ext = [](const std::string& p) {
-    std::string e = fs::path(p).extension().string();
-    for (auto& c : e) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    return e;
-  };
   // Exact pixels: a lossless anonymized video restored into a lossless one.
-  const bool exact = lower_ext(out) == ".mkv" && lower_ext(input) == ".mkv";
+  const bool exact = Lower(fs::path(out).extension().string()) == ".mkv" &&
+                     Lower(fs::path(input).extension().string()) == ".mkv";
   if (json) {
     PrintJson({{"output", out}, {"exact", exact}, {"frames", restored->frames}, {"faces_restored", restored->faces_restored},
                {"faces_without_payload", restored->faces_without_payload}, {"manifest_id", keys::ToHex(manifest.manifest_id)}});

@@ -195,17 +195,12 @@ StatusOr<VideoRestoreOutput> RestoreVideoFromPayloads(const std::string& input, 
                                                       const std::function<Status(const VideoRestoreOutput&)>& before_commit) {
   if (keys::PathExists(output)) return AlreadyExistsError(output + " exists; not overwriting it");
   if (manifest.frames == 0) return InvalidArgumentError("the manifest describes an image, not a video");
-  int64_t frames = 0;
-  VEIL_ASSIGN_OR_RETURN(std::string digest, FramesSha256(input, &frames));
+  const Status edited = DataLossError("the video was edited after anonymization (its frames do not match its manifest)");
   VEIL_ASSIGN_OR_RETURN(Source src, OpenSource(input));
-  if (digest != manifest.output_pixels_sha256 || frames != manifest.frames ||
-      src.size != cv::Size(static_cast<int>(manifest.width), static_cast<int>(manifest.height))) {
-    return DataLossError("the video was edited after anonymization (its frames do not match its manifest)");
-  }
-  // Every payload is opened (and dropped) before anything is written; the write pass opens each
+  if (src.size != cv::Size(static_cast<int>(manifest.width), static_cast<int>(manifest.height))) return edited;
+  // Every payload is opened (and dropped) before the frames are decoded; the write pass opens each
   // again when its frame comes, so memory does not grow with the length of the video.
   VideoRestoreOutput result;
-  result.frames = frames;
   std::multimap<uint32_t, const FaceRecord*> by_frame;
   bool any = false;
   for (const auto& f : manifest.faces) any |= !f.sealed_payload.empty();
@@ -229,10 +224,13 @@ StatusOr<VideoRestoreOutput> RestoreVideoFromPayloads(const std::string& input, 
   // The restored originals: readable by the owner only, as restored images are.
   PendingVideo out(output, src.fps, src.size, 0600);
   if (!out.ok()) return IoError("cannot write a video to " + out.tmp() + " (codec unavailable?)");
+  // One decoding pass: the frames are hashed as they are read, and nothing appears under `output`
+  // unless they are exactly the frames the manifest describes.
   cv::Mat frame;
   std::string seen, written;  // per-frame digests: the frames read here, and those written
-  for (int64_t n = 0; n < frames; ++n) {
-    if (!src.cap.read(frame)) return DataLossError("the video ended early at frame " + std::to_string(n));
+  int64_t n = 0;
+  while (src.cap.read(frame)) {
+    if (n >= manifest.frames) return edited;
     seen += PixelsSha256(frame);
     auto [lo, hi] = by_frame.equal_range(static_cast<uint32_t>(n));
     for (auto it = lo; it != hi; ++it) {
@@ -241,17 +239,15 @@ StatusOr<VideoRestoreOutput> RestoreVideoFromPayloads(const std::string& input, 
     }
     written += PixelsSha256(frame);
     out.Write(frame);
-    if (progress) progress({n + 1, frames});
+    ++n;
+    if (progress) progress({n, static_cast<int64_t>(manifest.frames)});
   }
-  // The frames restored are the frames verified (the file did not change in between), and the
-  // written file decodes to as many frames (to the very pixels, for the lossless .mkv).
-  if (keys::Sha256(seen) != manifest.output_pixels_sha256) {
-    return DataLossError("the video changed while it was being restored");
-  }
+  if (n != manifest.frames || keys::Sha256(seen) != manifest.output_pixels_sha256) return edited;
+  result.frames = n;
   out.Close();
   int64_t back = 0;
   VEIL_ASSIGN_OR_RETURN(std::string back_digest, FramesSha256(out.tmp(), &back));
-  if (back != frames) return IoError("the restored video has " + std::to_string(back) + " of " + std::to_string(frames) + " frames");
+  if (back != n) return IoError("the restored video has " + std::to_string(back) + " of " + std::to_string(n) + " frames");
   if (LowerExt(output) == ".mkv" && back_digest != keys::Sha256(written)) {
     return IoError("the restored video does not decode to the restored frames");
   }

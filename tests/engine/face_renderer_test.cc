@@ -35,6 +35,23 @@ std::vector<Descriptor> RandomCodes(int n, uint32_t seed) {
   return codes;
 }
 
+// A throw-away folder for one encoder + generator pair; removed with the object, also when a
+// REQUIRE ends the test early.
+struct ModelDir {
+  std::filesystem::path dir;
+  std::string enc, gen;
+  explicit ModelDir(const std::string& tag)
+      : dir(std::filesystem::temp_directory_path() / (tag + std::to_string(::getpid()))),
+        enc((dir / "enc.veilmodel").string()),
+        gen((dir / "gen.veilmodel").string()) {
+    std::filesystem::create_directories(dir);
+  }
+  ~ModelDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(dir, ec);
+  }
+};
+
 bool SameBits(const cv::Mat& a, const cv::Mat& b) {
   return a.size() == b.size() && a.type() == b.type() && cv::norm(a, b, cv::NORM_INF) == 0;
 }
@@ -85,9 +102,8 @@ TEST_CASE("E + G stay within the inference budget of 1.8 GFLOP per face") {
 }
 
 TEST_CASE("saved model files load back into a renderer that renders the same faces") {
-  const auto dir = std::filesystem::temp_directory_path() / ("veil_renderer_test_" + std::to_string(::getpid()));
-  std::filesystem::create_directories(dir);
-  const std::string enc = (dir / "enc.veilmodel").string(), gen = (dir / "gen.veilmodel").string();
+  const ModelDir tmp("veil_renderer_test_");
+  const std::string &enc = tmp.enc, &gen = tmp.gen;
   auto r = FaceRenderer::CreateUntrained(3);
   REQUIRE(r.ok());
   FaceRendererSaveInfo info;
@@ -109,7 +125,6 @@ TEST_CASE("saved model files load back into a renderer that renders the same fac
   // The encoder file is not a generator.
   auto swapped = FaceRenderer::Create({.encoder_path = gen, .generator_path = enc});
   CHECK(swapped.status().code() == StatusCode::kInvalidArgument);
-  std::filesystem::remove_all(dir);
 }
 
 
@@ -137,9 +152,9 @@ TEST_CASE("SteerIdentity returns the target at gain 1 and extrapolates past it f
 }
 
 TEST_CASE("a generator file carries its identity gain; without the option the gain is 1; a bad gain is refused") {
-  const auto dir = std::filesystem::temp_directory_path() / ("veil_gain_test_" + std::to_string(::getpid()));
-  std::filesystem::create_directories(dir);
-  const std::string enc = (dir / "enc.veilmodel").string(), gen = (dir / "gen.veilmodel").string();
+  const ModelDir tmp("veil_gain_test_");
+  const std::string &enc = tmp.enc, &gen = tmp.gen;
+  const std::filesystem::path& dir = tmp.dir;
   auto r = FaceRenderer::CreateUntrained(5);
   REQUIRE(r.ok());
   CHECK((*r)->IdentityGain() == 1.0f);
@@ -167,13 +182,12 @@ TEST_CASE("a generator file carries its identity gain; without the option the ga
         {.encoder_path = enc, .generator_path = WithOption(gen, (dir / "gbad.veilmodel").string(), "identity_gain", bad)});
     CHECK(refused.status().code() == StatusCode::kInvalidArgument);
   }
-  std::filesystem::remove_all(dir);
 }
 
 TEST_CASE("an encoder file's pool option narrows the attribute bottleneck; an unsupported pool is refused") {
-  const auto dir = std::filesystem::temp_directory_path() / ("veil_pool_test_" + std::to_string(::getpid()));
-  std::filesystem::create_directories(dir);
-  const std::string enc = (dir / "enc.veilmodel").string(), gen = (dir / "gen.veilmodel").string();
+  const ModelDir tmp("veil_pool_test_");
+  const std::string &enc = tmp.enc, &gen = tmp.gen;
+  const std::filesystem::path& dir = tmp.dir;
   auto r = FaceRenderer::CreateUntrained(6);
   REQUIRE(r.ok());
   FaceRendererSaveInfo info;
@@ -198,7 +212,6 @@ TEST_CASE("an encoder file's pool option narrows the attribute bottleneck; an un
   auto refused = FaceRenderer::Create(
       {.encoder_path = WithOption(enc, (dir / "e3.veilmodel").string(), "pool", "3"), .generator_path = gen});
   CHECK(refused.status().code() == StatusCode::kInvalidArgument);
-  std::filesystem::remove_all(dir);
 }
 
 }  // namespace

@@ -44,9 +44,9 @@ struct VideoRestoreOutput {
 
 // Puts the original face regions back into every frame of `input` (a video anonymized by Veil,
 // described by `manifest`) and writes `output` (codec as for AnonymizeVideo; temporary file, then
-// renamed; never replaces a file). Verifies before it writes anything: the decoded frames must be
-// exactly those the manifest describes (DataLoss "edited after anonymization" otherwise) and every
-// payload must open with the key version the manifest names (Unauthenticated otherwise). The
+// renamed; never replaces a file). Nothing appears under `output` unless every payload opens with
+// the key version the manifest names (checked first; Unauthenticated otherwise) and the decoded
+// frames are exactly those the manifest describes (DataLoss "edited after anonymization" otherwise). The
 // written file (mode 0600) is read back before it appears under `output`: as many frames, and for
 // .mkv the very pixels restored. `before_commit` (optional; the CLI writes the audit record there)
 // runs just before; its error aborts the restore and nothing appears. `input` should be a private
