@@ -23,7 +23,7 @@ inline std::string Lower(std::string s) {
 // Why --replace synthesized needs --experimental while the shipped models miss the privacy targets.
 inline Status SynthesizedNotReady() {
   return FailedPreconditionError(
-      "the shipped identity models do not meet Veil's privacy bar yet (models/README.md: 6 % of their faces "
+      "the shipped identity models do not meet Veil's privacy bar yet (models/README.md: 10 % of their faces "
       "stay within 'same person' distance, and they look blurred); add --experimental to use them anyway");
 }
 
