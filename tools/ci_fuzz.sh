@@ -22,11 +22,16 @@ echo x > "$seeds/x"
 "$veil" request approve "$seeds/req" --principal-key "$seeds/ann.key" >/dev/null
 "$veil" audit checkpoint -o "$seeds/cp" >/dev/null
 
+# A payload container with one record (magic, header with a 16-byte id, one record).
+printf 'VEILPAY\n\x14\x00\x00\x00\x08\x01\x12\x10ABCDEFGHIJKLMNOP\x0b\x00\x00\x00\x08\x00\x10\x00\x1a\x05VPL1x' \
+  > "$seeds/payloads.veilpay"
+
 declare -A seed=(
   [store_file]="$seeds/store/keystore.veil" [store_body]="" [audit_log]="$seeds/store/audit.log"
   [restore_request]="$seeds/req" [checkpoint]="$seeds/cp" [sealed_payload]="" [manifest]="$repo/tests/fuzz/seeds/manifest.png"
+  [payload_container]="$seeds/payloads.veilpay"
 )
-for name in store_file store_body audit_log restore_request checkpoint sealed_payload manifest; do
+for name in store_file store_body audit_log restore_request checkpoint sealed_payload manifest payload_container; do
   corpus="$repo/tests/fuzz/corpus-$name"
   mkdir -p "$corpus"
   [ -n "${seed[$name]}" ] && cp "${seed[$name]}" "$corpus/seed"

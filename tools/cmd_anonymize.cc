@@ -39,8 +39,8 @@ const char* kUsage =
     "  --detector ssd|tiny  (default ssd)\n"
     "  --format auto|png|jpg|webp|bmp|tif  output format (auto: JPEG and PNG stay, others become PNG)\n"
     "  --manifest embed|sidecar            manifest in the image (PNG/JPEG) or in OUT.veil (default embed)\n"
-    "  --payload inline|store|none         sealed originals in the manifest, only in the key store's\n"
-    "                                      folder, or not kept (default inline)\n"
+    "  --payload inline|store|none         sealed originals in the manifest (videos: OUT.veilpay), only\n"
+    "                                      in the key store's folder, or not kept (default inline)\n"
     "  --keyring NAME       key for the payloads and pseudonyms (default: default)\n"
     "  --scope deployment|stream|image|face  pseudonym scope (default image); --scope-id ID for streams\n"
     "  --jobs N             files anonymized in parallel (default 1; each worker loads its own models)\n"
@@ -48,8 +48,9 @@ const char* kUsage =
     "common options: --store DIR, --key-file F | --passphrase-file F | $VEIL_PASSPHRASE, --actor NAME\n"
     "The written images carry no metadata: EXIF (orientation applied first), GPS, XMP, IPTC and comments\n"
     "are dropped by re-encoding. Videos (.mp4 .mov .m4v .webm -> .mp4, .avi -> Motion-JPEG .avi,\n"
-    ".mkv -> lossless FFV1 .mkv) are written without audio, with the manifest (and inline payloads) in\n"
-    "OUT.veil; restoring a .mkv output gives back the original frames bit for bit.\n";
+    ".mkv -> lossless FFV1 .mkv) are written without audio, with the manifest in OUT.veil and the sealed\n"
+    "originals streamed into a payload container (OUT.veilpay, or the key store's copy); restoring a .mkv\n"
+    "output gives back the original frames bit for bit.\n";
 
 const std::set<std::string> kImageExt = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"};
 const std::set<std::string> kVideoExt = {".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm"};
@@ -136,7 +137,7 @@ class ProgressBar {
 // The manifest with its sealed payloads, kept only in the key store's folder (--payload store).
 Status KeepInStore(const StoreOptions& opts, const std::string& manifest_id, const std::string& store_manifest_bytes) {
   std::error_code ec;
-  fs::path dir = fs::path(opts.dir) / "payloads";
+  fs::path dir = StorePayloadFolder(opts);
   fs::create_directories(dir, ec);
   Status st = keys::WriteFileAtomic((dir / (keys::ToHex(manifest_id) + ".veil")).string(), store_manifest_bytes,
                                     /*overwrite=*/true, 0600);
@@ -153,19 +154,23 @@ Status ProcessVideo(engine::Pipeline& pipeline, const keys::KeyHandle& key, cons
                    static_cast<long long>(p.frames));
     }
   };
-  // The sidecar (and the store's copy) first, the video last: its presence marks the job as done.
-  auto keep_manifest = [&](const engine::Manifest& m) -> Status {
-    engine::Manifest shared = m;
-    if (pipeline.params().payloads == PayloadLocation::kKeyStore) {
-      VEIL_RETURN_IF_ERROR(KeepInStore(opts, m.manifest_id, engine::SerializeManifest(m)));
-      for (auto& f : shared.faces) f.sealed_payload.clear();
-    }
-    result->manifest_bytes = engine::SerializeManifest(shared);
+  // The payload container (beside the video, or only in the key store), then the sidecar, the
+  // video last: its presence marks the job as done.
+  engine::VideoOptions options;
+  options.progress = progress;
+  if (pipeline.params().payloads == PayloadLocation::kKeyStore) {
+    options.payloads.folder = StorePayloadFolder(opts);
+    fs::create_directories(options.payloads.folder, ec);
+    options.payloads.name = StoreVideoPayloadName;
+    options.payloads.replace = true;  // named by the output's digest: a re-run writes the same bytes
+  }
+  options.before_commit = [&](const engine::Manifest& m) -> Status {
+    result->manifest_bytes = engine::SerializeManifest(m);
     return keys::WriteFileAtomic(job.output.string() + ".veil", result->manifest_bytes, /*overwrite=*/false, 0644);
   };
   const std::string sidecar = job.output.string() + ".veil";
   const bool had_sidecar = keys::PathExists(sidecar);
-  auto m = engine::AnonymizeVideo(pipeline, key, job.input.string(), job.output.string(), progress, keep_manifest);
+  auto m = engine::AnonymizeVideo(pipeline, key, job.input.string(), job.output.string(), options);
   if (show_progress) std::fprintf(stderr, "\n");
   if (!m.ok()) {
     if (!had_sidecar && !keys::PathExists(job.output.string())) fs::remove(sidecar, ec);  // ours, and no video

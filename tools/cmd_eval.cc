@@ -37,7 +37,8 @@ const char* kUsage =
     "  Reports, with the face-api recognizer (Euclidean descriptor distance; 0.6 = 'same person'):\n"
     "  original -> anonymized (key A); keyed restore without payload; wrong-key restore (key B);\n"
     "  key diversity (A vs B); same-person consistency (flip, 90% crop, JPEG q40 of one face);\n"
-    "  plausibility (nearest real identity); reconstruction PSNR/SSIM of G(E(x), id(x)).\n"
+    "  plausibility (nearest real identity); photos: whether the SSD detector still finds the face once\n"
+    "  the anonymized crop is pasted back; reconstruction PSNR/SSIM of G(E(x), id(x)).\n"
     "  Re-identification (rank 1 among all the originals evaluated) of anonymized and restored faces,\n"
     "  by the face-api recognizer and by a second one Veil never uses (human's FaceRes, when\n"
     "  tools/fetch_human.sh has fetched it; its same/different threshold is the equal-error point of\n"
@@ -46,9 +47,14 @@ const char* kUsage =
     "  Faces are rendered with SteerIdentity at the generator file's identity_gain, as the pipeline\n"
     "  does; --identity-gain overrides it (to calibrate a new generator).\n";
 
+const engine::AlignerParams kEvalAligner{128, 0.25f, 0.1f};
+
 struct Face {
   cv::Mat crop;  // 128x128 BGR aligned
   Descriptor code;
+  std::string photo;             // --images: the photo it came from (empty for dataset crops)
+  engine::AlignedFace aligned;   // --images: its alignment in that photo
+  cv::Rect2f box;                // --images: its detector box
 };
 
 StatusOr<std::vector<Face>> LoadDataset(const std::string& dir, const std::string& split, size_t limit) {
@@ -88,7 +94,7 @@ StatusOr<std::vector<Face>> LoadDataset(const std::string& dir, const std::strin
 
 StatusOr<std::vector<Face>> LoadImages(const std::string& dir, size_t limit, engine::Recognizer& rec) {
   VEIL_ASSIGN_OR_RETURN(auto detector, engine::FaceDetector::Create({}));
-  engine::Aligner aligner({128, 0.25f, 0.1f});
+  engine::Aligner aligner(kEvalAligner);
   std::vector<fs::path> paths;
   std::error_code ec;
   for (const auto& e : fs::directory_iterator(dir, ec)) {
@@ -106,7 +112,7 @@ StatusOr<std::vector<Face>> LoadImages(const std::string& dir, size_t limit, eng
       if (out.size() >= limit || !f.has_landmarks) continue;
       VEIL_ASSIGN_OR_RETURN(auto aligned, aligner.Align(*img, f));
       VEIL_ASSIGN_OR_RETURN(auto codes, rec.DescribeFaces(*img, {f}));
-      out.push_back({aligned.image, codes[0]});
+      out.push_back({aligned.image, codes[0], p.string(), aligned, f.box});
     }
   }
   if (out.empty()) return NotFoundError("no faces found in " + dir);
@@ -242,6 +248,20 @@ int Eval(int argc, char** argv) {
       return Fail(InvalidArgumentError("--identity-gain must be a number in [1, 8]"));
     }
   }
+  auto detector = engine::FaceDetector::Create({});  // SSD, face-api's default score threshold
+  if (!detector.ok()) return Fail(detector.status());
+  engine::Aligner aligner(kEvalAligner);
+  // Photos only: the rendered face pasted back into its photo through the aligner's soft mask, as
+  // the pipeline does; is a face still found there (SSD box overlapping the original's, IoU > 0.5)?
+  auto found_in_photo = [&](const Face& face, const cv::Mat& rendered) -> StatusOr<bool> {
+    VEIL_ASSIGN_OR_RETURN(cv::Mat photo, engine::ReadImage(face.photo));
+    VEIL_RETURN_IF_ERROR(aligner.PasteBack(rendered, face.aligned, photo));
+    VEIL_ASSIGN_OR_RETURN(auto boxes, (*detector)->DetectBoxes(photo));
+    for (const auto& b : boxes) {
+      if (engine::BoxIou(b.box, face.box) > 0.5f) return true;
+    }
+    return false;
+  };
   auto second = engine::FaceResRecognizer::Create({});  // optional: measured when installed
   std::string second_missing;
   if (!second.ok()) second_missing = second.status().message();
@@ -253,6 +273,7 @@ int Eval(int argc, char** argv) {
   Dist anon, restore, wrong, diversity, consistency, flow_anon, carried, inverted, nearest_real, real_nn;
   Dist carry_share, carry_rest;  // read-back = z + share * (pseudonym - z) + rest (least squares)
   std::vector<double> psnr, ssim;
+  Dist found;  // photos: 1 when the detector still finds the anonymized face, else 0
   std::vector<cv::Mat> sheet_rows;
   auto describe = [&](const std::vector<cv::Mat>& crops) { return (*rec)->DescribeAligned(crops); };
   const size_t batch = 8;
@@ -351,6 +372,11 @@ int Eval(int argc, char** argv) {
       }
       inverted.v.push_back(engine::DescriptorDistance((*zr)[j], z[j]));
       for (int k = 0; k < 3; ++k) consistency.v.push_back(engine::DescriptorDistance((*dva)[3 * j + k], (*da)[j]));
+      if (const Face& face = (*faces)[s + j]; !face.photo.empty()) {
+        auto f = found_in_photo(face, (*xa)[j]);
+        if (!f.ok()) return Fail(f.status());
+        found.v.push_back(*f ? 1.0 : 0.0);
+      }
       psnr.push_back(Psnr((*xr0)[j], crops[j]));
       ssim.push_back(Ssim((*xr0)[j], crops[j]));
       all_real.push_back(z[j]);
@@ -418,6 +444,8 @@ int Eval(int argc, char** argv) {
       {"wrong_key_restore_vs_original", wrong.Summary(0.6, true)},
       {"key_a_vs_key_b", diversity.Summary(0.6, true)},
       {"same_person_consistency", consistency.Summary(0.6, false)},
+      {"still_detected", {{"detector", "face-api SSD MobileNet v1, score >= 0.5, IoU > 0.5 with the original box"},
+                          {"faces", found.v.size()}, {"fraction", mean(found.v)}}},
       {"pseudonym_nearest_real", nearest_real.Summary(0.6, true)},
       {"real_nearest_real", real_nn.Summary(0.6, true)},
       {"reconstruction", {{"psnr_db_mean", mean(psnr)}, {"ssim_mean", mean(ssim)}}},
@@ -464,6 +492,10 @@ int Eval(int argc, char** argv) {
   line("same person, other photo", report["same_person_consistency"]);
   line("pseudonym to nearest other real", report["pseudonym_nearest_real"]);
   line("real to nearest other real", report["real_nearest_real"]);
+  if (!found.v.empty()) {
+    std::printf("anonymized face pasted into its photo, still detected (SSD): %.1f %% of %zu\n",
+                100.0 * report["still_detected"]["fraction"].get<double>(), found.v.size());
+  }
   std::printf("reconstruction G(E(x), id(x)): PSNR %.2f dB, SSIM %.3f\n", mean(psnr), mean(ssim));
   if (report["faceres"].contains("missing")) {
     std::printf("second recognizer (FaceRes): not measured: %s\n", report["faceres"]["missing"].get<std::string>().c_str());

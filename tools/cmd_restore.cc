@@ -24,7 +24,8 @@ namespace {
 namespace fs = std::filesystem;
 
 const char* kUsage =
-    "usage: veil restore INPUT --request REQUEST -o OUT [--manifest FILE] [--approximate] [--json]\n"
+    "usage: veil restore INPUT --request REQUEST -o OUT [--manifest FILE] [--payloads FILE] [--approximate]\n"
+    "                    [--json]\n"
     "  Checks the request's approvals with the key store and logs the decision (granted or denied)\n"
     "  before any key is released; then puts every face's original pixels back from its sealed\n"
     "  payload (exact: a lossless OUT such as .png reproduces the original pixels bit for bit).\n"
@@ -33,8 +34,9 @@ const char* kUsage =
     "  key store are read from its folder.\n"
     "  --approximate: synthesized faces without a payload are re-rendered through the keyed inverse\n"
     "  flow: the person's identity in the pseudonym's pose, NOT the original pixels (no evidence).\n"
-    "  Videos (manifest in INPUT.veil) restore from their payloads only; OUT .mkv is lossless (the\n"
-    "  original frames of a lossless anonymized .mkv, bit for bit), .mp4/.avi re-encode lossily.\n"
+    "  Videos (manifest in INPUT.veil) restore from their payload container only: INPUT.veilpay, the\n"
+    "  key store's copy, or --payloads FILE. OUT .mkv is lossless (the original frames of a lossless\n"
+    "  anonymized .mkv, bit for bit), .mp4/.avi re-encode lossily.\n"
     "common options: --store DIR, --key-file F | --passphrase-file F | $VEIL_PASSPHRASE, --actor NAME\n";
 
 int64_t Now() {
@@ -56,9 +58,10 @@ StatusOr<engine::Manifest> LoadManifest(const std::string& input, const std::str
   VEIL_ASSIGN_OR_RETURN(engine::Manifest m, engine::ParseManifest(*raw));
   bool in_store = false;
   for (const auto& f : m.faces) in_store |= f.payload_location == engine::PayloadLocation::kKeyStore;
-  if (!in_store) return m;
+  // A video's store copy is its payload container (videos from before containers: as images).
+  if (!in_store || !m.payload_container.container_id.empty()) return m;
   // The payloads stayed with the key store: its copy must describe the same output.
-  const std::string path = (fs::path(opts.dir) / "payloads" / (keys::ToHex(m.manifest_id) + ".veil")).string();
+  const std::string path = (fs::path(StorePayloadFolder(opts)) / (keys::ToHex(m.manifest_id) + ".veil")).string();
   auto stored_raw = keys::ReadFile(path, 64u << 20);
   if (!stored_raw.ok()) return stored_raw.status().WithContext("the key store holds no payloads for this image");
   VEIL_ASSIGN_OR_RETURN(engine::Manifest stored, engine::ParseManifest(*stored_raw));
@@ -98,12 +101,9 @@ class PrivateCopy {
 // The video branch of Restore, after authorization: the audit record is written (fail closed)
 // after the restored video is verified and before it appears under its name.
 template <typename LogFn, typename FailFn>
-int RestoreVideo(const std::string& input, const std::string& copy, const std::string& out,
-                 const engine::Manifest& manifest, const keys::RestoreGrant& grant, bool payloads, bool json,
-                 LogFn log_outcome, FailFn fail_logged) {
-  if (!payloads && !manifest.faces.empty()) {
-    return fail_logged(FailedPreconditionError("the video's manifest holds no sealed originals (anonymized with --payload none?)"));
-  }
+int RestoreVideo(const std::string& input, const std::string& copy, const std::string& container, const std::string& out,
+                 const engine::Manifest& manifest, const keys::RestoreGrant& grant, bool json, LogFn log_outcome,
+                 FailFn fail_logged) {
   const bool show = !json && isatty(2);
   auto progress = [&](const engine::VideoProgress& p) {
     if (show && p.frame % 10 == 0) std::fprintf(stderr, "\r  frame %lld/%lld   ", static_cast<long long>(p.frame), static_cast<long long>(p.frames));
@@ -115,7 +115,7 @@ int RestoreVideo(const std::string& input, const std::string& copy, const std::s
                                      manifest.keyring, manifest.key_version));
     return Status::Ok();
   };
-  auto restored = engine::RestoreVideoFromPayloads(copy, manifest, grant, out, progress, record);
+  auto restored = engine::RestoreVideoFromPayloads(copy, manifest, grant, container, out, progress, record);
   if (show) std::fprintf(stderr, "\n");
   // A failure after the success record (the final link) is recorded too.
   if (!restored.ok()) return fail_logged(restored.status());
@@ -146,6 +146,7 @@ int Restore(int argc, char** argv) {
   auto out = args.Get("-o");
   if (!out) out = args.Get("--output");
   auto manifest_path = args.Get("--manifest");
+  auto payloads_path = args.Get("--payloads");
   const bool json = args.Flag("--json");
   const bool approximate = args.Flag("--approximate");
   if (Status st = args.Finish(); !st.ok()) return Fail(st);
@@ -202,7 +203,15 @@ int Restore(int argc, char** argv) {
   if (!manifest.ok()) return fail_logged(manifest.status());
   bool payloads = false;
   for (const auto& f : manifest->faces) payloads |= !f.sealed_payload.empty();
-  if (video) return RestoreVideo(input, copy->path(), *out, *manifest, *grant, payloads, json, log_outcome, fail_logged);
+  if (video) {
+    // The payload container: named by --payloads, else kept by the key store or beside the video.
+    bool in_store = false;
+    for (const auto& f : manifest->faces) in_store |= f.payload_location == engine::PayloadLocation::kKeyStore;
+    const std::string container = payloads_path ? *payloads_path
+                                  : in_store    ? StoreVideoPayloadPath(opts, manifest->manifest_id)
+                                                : engine::VideoPayloadPath(input);
+    return RestoreVideo(input, copy->path(), container, *out, *manifest, *grant, json, log_outcome, fail_logged);
+  }
   StatusOr<engine::RestoreOutput> restored = InternalError("no restore");
   if (payloads || !approximate) {
     restored = engine::RestoreFromPayloads(*image, *manifest, *grant);

@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 
 #include "veil/keys/fs.h"
 
@@ -115,6 +116,16 @@ StatusOr<keys::Credential> PrincipalCredential(const StoreOptions& o, const std:
 StatusOr<std::unique_ptr<keys::KeyStore>> OpenStore(const StoreOptions& o, keys::KeyStore::Access access) {
   VEIL_ASSIGN_OR_RETURN(keys::Credential credential, StoreCredential(o, false));
   return keys::KeyStore::Open(o.dir, credential, access, o.actor);
+}
+
+std::string StorePayloadFolder(const StoreOptions& options) {
+  return (std::filesystem::path(options.dir) / "payloads").string();
+}
+
+std::string StoreVideoPayloadName(const std::string& manifest_id) { return keys::ToHex(manifest_id) + ".veilpay"; }
+
+std::string StoreVideoPayloadPath(const StoreOptions& options, const std::string& manifest_id) {
+  return (std::filesystem::path(StorePayloadFolder(options)) / StoreVideoPayloadName(manifest_id)).string();
 }
 
 }  // namespace veil::cli

@@ -35,6 +35,12 @@ StoreOptions ReadStoreOptions(Args& args);
 StatusOr<keys::Credential> StoreCredential(const StoreOptions& options, bool confirm);
 StatusOr<keys::Credential> PrincipalCredential(const StoreOptions& options, const std::string& principal, bool confirm);
 
+// The key store's folder for sealed originals kept only on its side (--payload store): an image's
+// manifest with payloads as "<manifest id hex>.veil", a video's payload container as ".veilpay".
+std::string StorePayloadFolder(const StoreOptions& options);
+std::string StoreVideoPayloadName(const std::string& manifest_id);
+std::string StoreVideoPayloadPath(const StoreOptions& options, const std::string& manifest_id);
+
 // Opens the store named by the options.
 StatusOr<std::unique_ptr<keys::KeyStore>> OpenStore(const StoreOptions& options, keys::KeyStore::Access access);
 

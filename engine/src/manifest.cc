@@ -141,6 +141,14 @@ std::string SerializeManifest(const Manifest& m) {
   p.set_width(m.width);
   p.set_height(m.height);
   p.set_frames(m.frames);
+  if (!m.payload_container.container_id.empty()) {
+    auto* c = p.mutable_payload_container();
+    c->set_container_id(m.payload_container.container_id);
+    c->set_sha256(m.payload_container.sha256);
+    c->set_size(m.payload_container.size);
+    c->set_records(m.payload_container.records);
+  }
+  p.set_video_seal(m.video_seal);
   return p.SerializeAsString();
 }
 
@@ -166,6 +174,12 @@ StatusOr<Manifest> ParseManifest(const std::string& bytes) {
   m.width = p.width();
   m.height = p.height();
   m.frames = p.frames();
+  if (p.has_payload_container()) {
+    const auto& c = p.payload_container();
+    if (c.container_id().size() != 16 || c.sha256().size() != 32) return DataLossError("manifest payload container reference is malformed");
+    m.payload_container = {c.container_id(), c.sha256(), c.size(), c.records()};
+  }
+  m.video_seal = p.video_seal();
   for (const auto& fr : p.faces()) {
     FaceRecord f;
     f.index = fr.index();

@@ -1,5 +1,7 @@
 #include "payloads.h"
 
+#include <cstring>
+
 #include <opencv2/imgcodecs.hpp>
 
 #include "veil/engine/pipeline.h"
@@ -13,20 +15,98 @@ void PutU32(std::string* s, uint32_t v) {
   for (int i = 0; i < 4; ++i) s->push_back(static_cast<char>((v >> (8 * i)) & 0xff));
 }
 
+void PutRegion(std::string* s, const cv::Rect& r) {
+  PutU32(s, static_cast<uint32_t>(r.x));
+  PutU32(s, static_cast<uint32_t>(r.y));
+  PutU32(s, static_cast<uint32_t>(r.width));
+  PutU32(s, static_cast<uint32_t>(r.height));
+}
+
+StatusOr<cv::Mat> DecodeRegion(const std::string& png, const FaceRecord& face) {
+  std::vector<uchar> bytes(png.begin(), png.end());
+  cv::Mat region = cv::imdecode(bytes, cv::IMREAD_COLOR);
+  if (region.empty() || region.size() != face.region.size()) return DataLossError("a face payload holds a malformed region");
+  return region;
+}
+
+Status NotOpened(const FaceRecord& face) {
+  return UnauthenticatedError("the payload of face " + std::to_string(face.index) +
+                              " does not open: wrong key, or the manifest or payload was altered");
+}
+
+std::string VideoPayloadAssociatedData(const std::string& container_id, const FaceRecord& face) {
+  std::string ad = "veil-video-payload-v2" + container_id;
+  PutU32(&ad, face.index);
+  PutU32(&ad, face.frame);
+  PutRegion(&ad, face.region);
+  return ad;
+}
+
+void PutFloat(std::string* s, float v) {
+  uint32_t bits;
+  std::memcpy(&bits, &v, sizeof(bits));
+  PutU32(s, bits);
+}
+
+void PutText(std::string* s, const std::string& text) {
+  PutU32(s, static_cast<uint32_t>(text.size()));
+  *s += text;
+}
+
+// Every field of a video's manifest but the seal itself, in a fixed encoding (not protobuf's, which
+// is not canonical): the video seal authenticates all of it, face boxes and landmarks included.
+std::string VideoSealAssociatedData(const Manifest& m) {
+  std::string ad = "veil-video-seal-v1";
+  PutText(&ad, m.manifest_id);
+  PutU32(&ad, static_cast<uint32_t>(m.models.size()));
+  for (const auto& r : m.models) {
+    PutText(&ad, r.id);
+    PutText(&ad, r.role);
+    PutText(&ad, r.sha256_hex);
+  }
+  PutText(&ad, m.keyring);
+  PutU32(&ad, m.key_version);
+  PutU32(&ad, static_cast<uint32_t>(m.scope));
+  PutText(&ad, m.scope_id);
+  PutU32(&ad, static_cast<uint32_t>(m.faces.size()));
+  for (const auto& f : m.faces) {
+    PutU32(&ad, f.index);
+    PutU32(&ad, f.frame);
+    for (float v : {f.box.x, f.box.y, f.box.width, f.box.height}) PutFloat(&ad, v);
+    PutU32(&ad, static_cast<uint32_t>(f.landmarks.size()));
+    for (const auto& p : f.landmarks) {
+      PutFloat(&ad, p.x);
+      PutFloat(&ad, p.y);
+    }
+    PutU32(&ad, static_cast<uint32_t>(f.method));
+    PutText(&ad, f.method_reason);
+    PutFloat(&ad, f.detector_score);
+    PutRegion(&ad, f.region);
+    PutU32(&ad, static_cast<uint32_t>(f.payload_location));
+  }
+  PutText(&ad, m.output_pixels_sha256);
+  PutU32(&ad, m.width);
+  PutU32(&ad, m.height);
+  PutU32(&ad, m.frames);
+  PutText(&ad, m.payload_container.container_id);
+  PutText(&ad, m.payload_container.sha256);
+  PutU32(&ad, static_cast<uint32_t>(m.payload_container.size & 0xffffffffu));
+  PutU32(&ad, static_cast<uint32_t>(m.payload_container.size >> 32));
+  PutU32(&ad, m.payload_container.records);
+  return ad;
+}
+
 }  // namespace
 
 std::string PayloadAssociatedData(const Manifest& manifest, uint32_t face_index) {
-  // Videos bind the frame too (and use their own label): a payload cannot move to another frame.
+  // Videos with their payloads in the manifest (before payload containers) bind the frame too.
   std::string ad = manifest.frames > 0 ? "veil-video-payload-v1" : "veil-payload-v1";
   ad += manifest.manifest_id;
   PutU32(&ad, face_index);
   ad += manifest.output_pixels_sha256;
   for (const auto& f : manifest.faces) {
     if (f.index != face_index) continue;
-    PutU32(&ad, static_cast<uint32_t>(f.region.x));
-    PutU32(&ad, static_cast<uint32_t>(f.region.y));
-    PutU32(&ad, static_cast<uint32_t>(f.region.width));
-    PutU32(&ad, static_cast<uint32_t>(f.region.height));
+    PutRegion(&ad, f.region);
     if (manifest.frames > 0) PutU32(&ad, f.frame);
   }
   return ad;
@@ -59,14 +139,34 @@ Status SealPayloads(Manifest& m, const keys::KeyHandle& key, const std::vector<s
 
 StatusOr<cv::Mat> OpenPayload(const Manifest& m, const FaceRecord& face, const keys::KeyHandle& key) {
   auto plain = keys::OpenPayload(key, face.sealed_payload, PayloadAssociatedData(m, face.index));
-  if (!plain.ok()) {
-    return UnauthenticatedError("the payload of face " + std::to_string(face.index) +
-                                " does not open: wrong key, or the manifest or payload was altered");
+  if (!plain.ok()) return NotOpened(face);
+  return DecodeRegion(*plain, face);
+}
+
+StatusOr<std::string> SealVideoPayload(const std::string& container_id, const FaceRecord& face,
+                                       const keys::KeyHandle& key, const std::string& png) {
+  return keys::SealPayload(key, keys::ScopeKind::kFace, keys::ToHex(container_id) + "#" + std::to_string(face.index), png,
+                           VideoPayloadAssociatedData(container_id, face), /*synthetic_nonce=*/true);
+}
+
+StatusOr<cv::Mat> OpenVideoPayload(const std::string& container_id, const FaceRecord& face,
+                                   const keys::KeyHandle& key, const std::string& sealed) {
+  auto plain = keys::OpenPayload(key, sealed, VideoPayloadAssociatedData(container_id, face));
+  if (!plain.ok()) return NotOpened(face);
+  return DecodeRegion(*plain, face);
+}
+
+StatusOr<std::string> SealVideo(const Manifest& m, const keys::KeyHandle& key) {
+  return keys::SealPayload(key, keys::ScopeKind::kStream, keys::ToHex(m.manifest_id) + "#video-seal", "",
+                           VideoSealAssociatedData(m), /*synthetic_nonce=*/true);
+}
+
+Status VerifyVideoSeal(const Manifest& m, const keys::KeyHandle& key) {
+  if (m.video_seal.empty() || !keys::OpenPayload(key, m.video_seal, VideoSealAssociatedData(m)).ok()) {
+    return UnauthenticatedError("the video's manifest and payload container do not verify: wrong key, or the manifest "
+                                "or payload container was altered or swapped");
   }
-  std::vector<uchar> png(plain->begin(), plain->end());
-  cv::Mat region = cv::imdecode(png, cv::IMREAD_COLOR);
-  if (region.empty() || region.size() != face.region.size()) return DataLossError("a face payload holds a malformed region");
-  return region;
+  return Status::Ok();
 }
 
 }  // namespace internal

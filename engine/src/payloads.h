@@ -1,6 +1,9 @@
 // Sealed originals (internal to the engine): each replaced face region, PNG-encoded, sealed with
-// XChaCha20-Poly1305 under a per-face subkey; the associated data binds it to its manifest, its
-// output pixels, its region and (videos) its frame. Shared by images (pipeline.cc) and videos.
+// XChaCha20-Poly1305 under a per-face subkey. Images: the associated data binds it to its
+// manifest, its output pixels and its region. Videos: sealed as the frames come (the output hash
+// is not known yet), bound to the payload container id, the frame and the region; the manifest's
+// video seal then authenticates the whole manifest: the container reference, every face record
+// and the output frames' hash.
 #pragma once
 
 #include <string>
@@ -25,5 +28,17 @@ Status SealPayloads(Manifest& m, const keys::KeyHandle& key, const std::vector<s
 // Opens the payload of `face` (one of m.faces) and decodes its region: Unauthenticated when it
 // does not open (wrong key, manifest or payload altered), DataLoss when it holds no such region.
 StatusOr<cv::Mat> OpenPayload(const Manifest& m, const FaceRecord& face, const keys::KeyHandle& key);
+
+// Videos: one face region of one frame, sealed for the payload container `container_id`.
+StatusOr<std::string> SealVideoPayload(const std::string& container_id, const FaceRecord& face,
+                                       const keys::KeyHandle& key, const std::string& png);
+// Opens what SealVideoPayload sealed (errors as OpenPayload).
+StatusOr<cv::Mat> OpenVideoPayload(const std::string& container_id, const FaceRecord& face,
+                                   const keys::KeyHandle& key, const std::string& sealed);
+
+// The video seal of a final manifest (every field set: it authenticates them all).
+StatusOr<std::string> SealVideo(const Manifest& m, const keys::KeyHandle& key);
+// Unauthenticated unless m.video_seal opens with `key` for exactly this manifest.
+Status VerifyVideoSeal(const Manifest& m, const keys::KeyHandle& key);
 
 }  // namespace veil::engine::internal

@@ -11,11 +11,13 @@
 #include <cctype>
 #include <filesystem>
 #include <map>
+#include <optional>
 #include <random>
 
 #include <opencv2/videoio.hpp>
 
 #include "payloads.h"
+#include "veil/engine/payload_container.h"
 #include "veil/engine/runtime.h"
 #include "veil/keys/fs.h"
 #include "veil/keys/secret.h"
@@ -121,9 +123,10 @@ bool IsVideoPath(const std::string& path) {
   return std::find_if(std::begin(kExt), std::end(kExt), [&](const char* x) { return e == x; }) != std::end(kExt);
 }
 
+std::string VideoPayloadPath(const std::string& output) { return output + ".veilpay"; }
+
 StatusOr<Manifest> AnonymizeVideo(Pipeline& pipeline, const keys::KeyHandle& key, const std::string& input,
-                                  const std::string& output, const std::function<void(const VideoProgress&)>& progress,
-                                  const std::function<Status(const Manifest&)>& before_commit) {
+                                  const std::string& output, const VideoOptions& options) {
   if (keys::PathExists(output)) return AlreadyExistsError(output + " exists; not overwriting it");
   VEIL_ASSIGN_OR_RETURN(Source src, OpenSource(input));
   PendingVideo out(output, src.fps, src.size);
@@ -137,10 +140,24 @@ StatusOr<Manifest> AnonymizeVideo(Pipeline& pipeline, const keys::KeyHandle& key
   m.scope_id = pipeline.params().scope_id;
   m.width = static_cast<uint32_t>(src.size.width);
   m.height = static_cast<uint32_t>(src.size.height);
-  const bool keep = pipeline.params().payloads != PayloadLocation::kNone;
-  // The original regions (PNG, about 20-60 KB a face) wait in memory until the manifest id and the
-  // output hash, which their seals bind, are known.
-  std::vector<std::string> pngs;
+  keys::SecretBytes manifest_key = key.DeriveSubkey(keys::KeyPurpose::kManifest, keys::ScopeKind::kDeployment, "");
+
+  // The original regions are sealed as their frames come and streamed into a payload container.
+  const PayloadLocation where = pipeline.params().payloads;
+  const bool keep = where != PayloadLocation::kNone;
+  const VideoPayloadTarget& target = options.payloads;
+  const std::string near = target.folder.empty() ? VideoPayloadPath(output)
+                                                 : (std::filesystem::path(target.folder) / ".veilpay").string();
+  std::optional<PayloadContainerWriter> container;
+  if (keep) {
+    // Deterministic: the same input and key give the same container bytes.
+    VEIL_ASSIGN_OR_RETURN(std::string input_digest, keys::Sha256File(input));
+    const std::string id(
+        keys::ExpandSecret(manifest_key, "veil-video-container-id-v1:" + keys::ToHex(input_digest), 16).view(keys::SecretAccess::Get()));
+    // Beside the video it travels with it, as the sidecar does; the key store's copy is private.
+    VEIL_ASSIGN_OR_RETURN(PayloadContainerWriter w, PayloadContainerWriter::Create(near, id, target.folder.empty() ? 0644 : 0600));
+    container.emplace(std::move(w));
+  }
   cv::Mat frame;
   uint32_t index = 0;
   pipeline.ResetStream();
@@ -157,13 +174,18 @@ StatusOr<Manifest> AnonymizeVideo(Pipeline& pipeline, const keys::KeyHandle& key
       f.frame = static_cast<uint32_t>(n);
       if (keep) {
         VEIL_ASSIGN_OR_RETURN(std::string png, internal::RegionPng(frame, f.region));
-        pngs.push_back(std::move(png));
+        if (!png.empty()) {
+          const std::string& id = container->Ref().container_id;
+          VEIL_ASSIGN_OR_RETURN(std::string sealed, internal::SealVideoPayload(id, f, key, png));
+          VEIL_RETURN_IF_ERROR(container->Append({f.index, f.frame, std::move(sealed)}));
+          f.payload_location = where == PayloadLocation::kKeyStore ? PayloadLocation::kKeyStore : PayloadLocation::kSidecar;
+        }
       }
       m.faces.push_back(std::move(f));
     }
     out.Write(anonymized->image);
     ++n;
-    if (progress) progress({n, src.total});
+    if (options.progress) options.progress({n, src.total});
   }
   out.Close();
   if (n == 0) return InvalidArgumentError(input + " has no decodable frames");
@@ -172,77 +194,122 @@ StatusOr<Manifest> AnonymizeVideo(Pipeline& pipeline, const keys::KeyHandle& key
   if (written != n) return IoError("the written video has " + std::to_string(written) + " of " + std::to_string(n) + " frames");
   m.frames = static_cast<uint32_t>(n);
   // Deterministic id from the output: the same input and key give the same manifest.
-  keys::SecretBytes manifest_key = key.DeriveSubkey(keys::KeyPurpose::kManifest, keys::ScopeKind::kDeployment, "");
   m.manifest_id = std::string(keys::ExpandSecret(manifest_key, "veil-video-manifest-id-v1:" + keys::ToHex(m.output_pixels_sha256), 16)
                                   .view(keys::SecretAccess::Get()));
-  if (keep) {
-    VEIL_RETURN_IF_ERROR(internal::SealPayloads(m, key, pngs, pipeline.params().payloads));
-    if (SerializeManifest(m).size() > kMaxManifestBytes) {
-      return ResourceExhaustedError("the sealed originals of " + input + " exceed a manifest's " +
-                                    std::to_string(kMaxManifestBytes >> 20) +
-                                    " MiB (roughly a minute of one face): split the video, or use --payload none "
-                                    "(irreversible)");
-    }
+  if (SerializeManifest(m).size() > kMaxManifestBytes) {
+    return ResourceExhaustedError("the manifest of " + input + " would exceed " + std::to_string(kMaxManifestBytes >> 20) +
+                                  " MiB (about 500,000 face records): split the video");
   }
-  if (before_commit) VEIL_RETURN_IF_ERROR(before_commit(m));
-  VEIL_RETURN_IF_ERROR(out.Commit());
+  // The container first, then the sidecar (before_commit), the video last: its presence marks the job as done.
+  std::string container_path;
+  if (keep) {
+    m.payload_container = container->Ref();
+    VEIL_ASSIGN_OR_RETURN(m.video_seal, internal::SealVideo(m, key));
+    container_path = target.folder.empty() ? VideoPayloadPath(output)
+                                           : (std::filesystem::path(target.folder) / target.name(m.manifest_id)).string();
+    VEIL_RETURN_IF_ERROR(container->Commit(container_path, target.replace));
+  }
+  Status st = options.before_commit ? options.before_commit(m) : Status::Ok();
+  if (st.ok()) st = out.Commit();
+  if (!st.ok()) {
+    if (keep && !target.replace) ::unlink(container_path.c_str());  // ours: link() never replaced a file
+    return st;
+  }
   return m;
 }
 
 StatusOr<VideoRestoreOutput> RestoreVideoFromPayloads(const std::string& input, const Manifest& manifest,
-                                                      const keys::RestoreGrant& grant, const std::string& output,
+                                                      const keys::RestoreGrant& grant, const std::string& payload_container,
+                                                      const std::string& output,
                                                       const std::function<void(const VideoProgress&)>& progress,
                                                       const std::function<Status(const VideoRestoreOutput&)>& before_commit) {
   if (keys::PathExists(output)) return AlreadyExistsError(output + " exists; not overwriting it");
   if (manifest.frames == 0) return InvalidArgumentError("the manifest describes an image, not a video");
   const Status edited = DataLossError("the video was edited after anonymization (its frames do not match its manifest)");
+  const Status altered = UnauthenticatedError("the payload container does not belong to this manifest, or was altered");
+  VideoRestoreOutput result;
+  // Videos anonymized before payload containers keep their sealed originals in the manifest.
+  const bool in_manifest = manifest.payload_container.container_id.empty();
+  std::map<uint32_t, const FaceRecord*> kept;  // faces whose originals are kept, by index
+  for (const auto& f : manifest.faces) {
+    if (f.payload_location == PayloadLocation::kNone || (in_manifest && f.sealed_payload.empty())) {
+      ++result.faces_without_payload;
+    } else if (!kept.emplace(f.index, &f).second) {
+      return DataLossError("the manifest lists face " + std::to_string(f.index) + " twice");
+    }
+  }
+  if (kept.empty()) return FailedPreconditionError("the video's manifest holds no sealed originals (anonymized with --payload none?)");
+  VEIL_ASSIGN_OR_RETURN(keys::KeyHandle key, grant.Key(manifest.key_version));
+  // The seal authenticates the manifest and names the container (its hash): checked before any
+  // frame is decoded, so a wrong key or a swapped container fails at once.
+  if (!in_manifest) VEIL_RETURN_IF_ERROR(internal::VerifyVideoSeal(manifest, key));
   VEIL_ASSIGN_OR_RETURN(Source src, OpenSource(input));
   if (src.size != cv::Size(static_cast<int>(manifest.width), static_cast<int>(manifest.height))) return edited;
-  // Every payload is opened (and dropped) before the frames are decoded; the write pass opens each
-  // again when its frame comes, so memory does not grow with the length of the video.
-  VideoRestoreOutput result;
-  std::multimap<uint32_t, const FaceRecord*> by_frame;
-  bool any = false;
-  for (const auto& f : manifest.faces) any |= !f.sealed_payload.empty();
-  StatusOr<keys::KeyHandle> key = FailedPreconditionError("no payloads");
-  if (any) {
-    key = grant.Key(manifest.key_version);
-    VEIL_RETURN_IF_ERROR(key.status());
+  std::optional<PayloadContainerReader> payloads;
+  if (!in_manifest) {
+    auto opened = PayloadContainerReader::OpenFile(payload_container);
+    if (!opened.ok()) return opened.status().code() == StatusCode::kNotFound ? opened.status() : altered;
+    if (opened->Ref().container_id != manifest.payload_container.container_id) return altered;
+    payloads.emplace(std::move(*opened));
   }
-  for (const auto& f : manifest.faces) {
-    if (f.sealed_payload.empty()) {
-      ++result.faces_without_payload;
-      continue;
+  // The sealed originals in face order, from the container (a damaged one reads as altered: the
+  // seal named another) or from the manifest.
+  auto manifest_face = kept.begin();
+  auto next_record = [&]() -> StatusOr<std::optional<PayloadRecord>> {
+    if (in_manifest) {
+      if (manifest_face == kept.end()) return std::optional<PayloadRecord>();
+      const FaceRecord& f = *(manifest_face++)->second;
+      return std::optional<PayloadRecord>(PayloadRecord{f.index, f.frame, f.sealed_payload});
     }
-    if (f.frame >= manifest.frames || (f.region & cv::Rect(0, 0, src.size.width, src.size.height)) != f.region) {
-      return DataLossError("face " + std::to_string(f.index) + " lies outside the video");
-    }
-    VEIL_RETURN_IF_ERROR(internal::OpenPayload(manifest, f, *key).status());
-    by_frame.emplace(f.frame, &f);
-    ++result.faces_restored;
-  }
+    auto r = payloads->Next();
+    if (!r.ok()) return altered;
+    return r;
+  };
+  auto open = [&](const FaceRecord& face, const PayloadRecord& record) {
+    return in_manifest ? internal::OpenPayload(manifest, face, key)
+                       : internal::OpenVideoPayload(manifest.payload_container.container_id, face, key, record.sealed);
+  };
+
   // The restored originals: readable by the owner only, as restored images are.
   PendingVideo out(output, src.fps, src.size, 0600);
   if (!out.ok()) return IoError("cannot write a video to " + out.tmp() + " (codec unavailable?)");
-  // One decoding pass: the frames are hashed as they are read, and nothing appears under `output`
-  // unless they are exactly the frames the manifest describes.
+  // One pass: frames and container records are read side by side (constant memory) and hashed as
+  // they are read; nothing appears under `output` unless both are exactly what the manifest describes.
+  VEIL_ASSIGN_OR_RETURN(std::optional<PayloadRecord> next, next_record());
   cv::Mat frame;
   std::string seen, written;  // per-frame digests: the frames read here, and those written
   int64_t n = 0;
   while (src.cap.read(frame)) {
     if (n >= manifest.frames) return edited;
     seen += PixelsSha256(frame);
-    auto [lo, hi] = by_frame.equal_range(static_cast<uint32_t>(n));
-    for (auto it = lo; it != hi; ++it) {
-      VEIL_ASSIGN_OR_RETURN(cv::Mat region, internal::OpenPayload(manifest, *it->second, *key));
-      region.copyTo(frame(it->second->region));
+    for (; next && next->frame == n; ) {
+      auto it = kept.find(next->face_index);
+      if (it == kept.end() || it->second->frame != next->frame) return altered;
+      const FaceRecord& face = *it->second;
+      if ((face.region & cv::Rect(0, 0, src.size.width, src.size.height)) != face.region) {
+        return DataLossError("face " + std::to_string(face.index) + " lies outside the video");
+      }
+      VEIL_ASSIGN_OR_RETURN(cv::Mat region, open(face, *next));
+      region.copyTo(frame(face.region));
+      kept.erase(it);
+      ++result.faces_restored;
+      VEIL_ASSIGN_OR_RETURN(next, next_record());
     }
+    if (next && next->frame < n) return altered;  // records out of order
     written += PixelsSha256(frame);
     out.Write(frame);
     ++n;
     if (progress) progress({n, static_cast<int64_t>(manifest.frames)});
   }
   if (n != manifest.frames || keys::Sha256(seen) != manifest.output_pixels_sha256) return edited;
+  if (next || !kept.empty()) return altered;
+  if (payloads) {
+    const PayloadContainerRef read = payloads->Ref();
+    if (read.sha256 != manifest.payload_container.sha256 || read.size != manifest.payload_container.size ||
+        read.records != manifest.payload_container.records) {
+      return altered;
+    }
+  }
   result.frames = n;
   out.Close();
   int64_t back = 0;

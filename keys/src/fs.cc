@@ -10,6 +10,7 @@
 #include <cstring>
 #include <filesystem>
 #include <random>
+#include <utility>
 
 #include <sodium.h>
 
@@ -159,32 +160,63 @@ bool PathExists(const std::string& path) {
   return ::lstat(path.c_str(), &st) == 0;
 }
 
-Status WriteFileAtomic(const std::string& path, const std::string& bytes, bool overwrite, unsigned mode) {
-  if (!overwrite && PathExists(path)) return AlreadyExistsError(path + " exists; not overwriting it");
+StatusOr<PendingFile> PendingFile::Create(const std::string& near, unsigned mode) {
   std::random_device rd;
-  std::string tmp = path + ".tmp." + std::to_string(::getpid()) + "." + std::to_string(rd());
+  std::string tmp = near + ".tmp." + std::to_string(::getpid()) + "." + std::to_string(rd());
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
   if (fd < 0) return IoError("cannot create " + tmp + ": " + ErrnoText(errno));
-  Status st = WriteAll(fd, bytes.data(), bytes.size());
-  if (st.ok() && ::fsync(fd) != 0) st = IoError("fsync failed for " + tmp + ": " + ErrnoText(errno));
-  if (::close(fd) != 0 && st.ok()) st = IoError("close failed for " + tmp + ": " + ErrnoText(errno));
-  if (st.ok()) {
-    if (overwrite) {
-      if (::rename(tmp.c_str(), path.c_str()) != 0) st = IoError("cannot rename onto " + path + ": " + ErrnoText(errno));
-    } else {
-      // link() fails if the target appeared meanwhile: never replaces a file.
-      if (::link(tmp.c_str(), path.c_str()) != 0) {
-        st = errno == EEXIST ? AlreadyExistsError(path + " exists; not overwriting it")
+  return PendingFile(std::move(tmp), fd);
+}
+
+PendingFile::PendingFile(PendingFile&& other) noexcept
+    : tmp_(std::move(other.tmp_)), fd_(std::exchange(other.fd_, -1)), committed_(std::exchange(other.committed_, true)) {}
+
+PendingFile& PendingFile::operator=(PendingFile&& other) noexcept {
+  if (this != &other) {
+    this->~PendingFile();
+    tmp_ = std::move(other.tmp_);
+    fd_ = std::exchange(other.fd_, -1);
+    committed_ = std::exchange(other.committed_, true);
+  }
+  return *this;
+}
+
+PendingFile::~PendingFile() {
+  if (fd_ >= 0) ::close(fd_);
+  if (!committed_) ::unlink(tmp_.c_str());
+}
+
+Status PendingFile::Append(std::string_view bytes) {
+  if (fd_ < 0) return FailedPreconditionError("the file " + tmp_ + " is closed");
+  Status st = WriteAll(fd_, bytes.data(), bytes.size());
+  return st.ok() ? st : st.WithContext(tmp_);
+}
+
+Status PendingFile::Commit(const std::string& path, bool overwrite) {
+  if (fd_ < 0) return FailedPreconditionError("the file " + tmp_ + " is closed");
+  Status st = ::fsync(fd_) == 0 ? Status::Ok() : IoError("fsync failed for " + tmp_ + ": " + ErrnoText(errno));
+  if (::close(fd_) != 0 && st.ok()) st = IoError("close failed for " + tmp_ + ": " + ErrnoText(errno));
+  fd_ = -1;
+  VEIL_RETURN_IF_ERROR(st);
+  if (overwrite) {
+    if (::rename(tmp_.c_str(), path.c_str()) != 0) return IoError("cannot rename onto " + path + ": " + ErrnoText(errno));
+  } else {
+    // link() fails if the target appeared meanwhile: never replaces a file.
+    if (::link(tmp_.c_str(), path.c_str()) != 0) {
+      return errno == EEXIST ? AlreadyExistsError(path + " exists; not overwriting it")
                              : IoError("cannot create " + path + ": " + ErrnoText(errno));
-      }
-      ::unlink(tmp.c_str());
     }
+    ::unlink(tmp_.c_str());
   }
-  if (!st.ok()) {
-    ::unlink(tmp.c_str());
-    return st;
-  }
+  committed_ = true;
   return FsyncDir(ParentDir(path));
+}
+
+Status WriteFileAtomic(const std::string& path, const std::string& bytes, bool overwrite, unsigned mode) {
+  if (!overwrite && PathExists(path)) return AlreadyExistsError(path + " exists; not overwriting it");
+  VEIL_ASSIGN_OR_RETURN(PendingFile file, PendingFile::Create(path, mode));
+  VEIL_RETURN_IF_ERROR(file.Append(bytes));
+  return file.Commit(path, overwrite);
 }
 
 StatusOr<FileLock> FileLock::Acquire(const std::string& path, Mode mode, int timeout_ms) {

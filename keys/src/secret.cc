@@ -115,6 +115,26 @@ std::string Sha256(std::string_view data) {
   return out;
 }
 
+Sha256Hasher::Sha256Hasher() {
+  static_assert(sizeof(crypto_hash_sha256_state) <= sizeof(state_), "Sha256Hasher state too small");
+  EnsureSodium();
+  crypto_hash_sha256_init(reinterpret_cast<crypto_hash_sha256_state*>(state_));
+}
+
+void Sha256Hasher::Update(std::string_view data) {
+  crypto_hash_sha256_update(reinterpret_cast<crypto_hash_sha256_state*>(state_),
+                            reinterpret_cast<const unsigned char*>(data.data()), data.size());
+  bytes_ += data.size();
+}
+
+std::string Sha256Hasher::Digest() const {
+  crypto_hash_sha256_state copy;
+  std::memcpy(&copy, state_, sizeof(copy));
+  std::string out(crypto_hash_sha256_BYTES, '\0');
+  crypto_hash_sha256_final(&copy, reinterpret_cast<unsigned char*>(out.data()));
+  return out;
+}
+
 std::string Blake2b256(std::string_view data) {
   EnsureSodium();
   std::string out(32, '\0');

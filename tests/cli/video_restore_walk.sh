@@ -13,7 +13,8 @@ expect 0 "$VEIL" principal add op --role operator --key-out op.key $FAST
 
 expect 0 "$FRAMES" make "$DEMO/sample1.jpg" clip.avi 4
 expect 0 "$VEIL" anonymize clip.avi -o anon.mkv --detector tiny --quiet
-[ -f anon.mkv ] && [ -f anon.mkv.veil ] && PASSED=$((PASSED + 1)) || { echo "FAIL: no video or sidecar"; ls; FAILED=$((FAILED + 1)); }
+[ -f anon.mkv ] && [ -f anon.mkv.veil ] && [ -f anon.mkv.veilpay ] && PASSED=$((PASSED + 1)) \
+  || { echo "FAIL: no video, sidecar or payload container"; ls; FAILED=$((FAILED + 1)); }
 expect 1 "$FRAMES" same clip.avi anon.mkv      # the faces are gone
 
 expect 0 "$VEIL" request create --requester op --case V-1 --purpose "test" --target-file anon.mkv -o req
@@ -28,19 +29,42 @@ expect 0 "$FRAMES" same clip.avi back.mkv      # bit for bit
 expect 10 "$VEIL" restore anon.mkv --request req -o back.mkv              # never overwrites
 contains "exists" "$ERR"
 
-# A sidecar whose bytes were altered: refused as unauthenticated or corrupt, nothing is written, and
-# the attempt is in the audit log.
-cp anon.mkv.veil saved.veil
-python3 - <<'PY'
-data = bytearray(open("anon.mkv.veil", "rb").read())
-data[len(data) // 2] ^= 0x01
-open("anon.mkv.veil", "wb").write(bytes(data))
+# A sidecar or payload container whose bytes were altered: refused as unauthenticated or corrupt,
+# nothing is written, and the attempt is in the audit log.
+flip() {  # flips one bit of FILE at FRACTION of its length
+  python3 - "$1" "$2" <<'PY'
+import sys
+data = bytearray(open(sys.argv[1], "rb").read())
+data[int(len(data) * float(sys.argv[2]))] ^= 0x01
+open(sys.argv[1], "wb").write(bytes(data))
 PY
-"$VEIL" restore anon.mkv --request req -o tampered.mkv >/dev/null 2>&1
-code=$?
-{ [ "$code" -eq 5 ] || [ "$code" -eq 6 ]; } && [ ! -e tampered.mkv ] && PASSED=$((PASSED + 1)) \
-  || { echo "FAIL: a tampered sidecar: exit $code"; FAILED=$((FAILED + 1)); }
-cp saved.veil anon.mkv.veil
+}
+for file in anon.mkv.veil anon.mkv.veilpay; do
+  for at in 0.3 0.6 0.9; do
+    cp $file saved
+    flip $file $at
+    "$VEIL" restore anon.mkv --request req -o tampered.mkv >/dev/null 2>&1
+    code=$?
+    { [ "$code" -eq 5 ] || [ "$code" -eq 6 ]; } && [ ! -e tampered.mkv ] && PASSED=$((PASSED + 1)) \
+      || { echo "FAIL: $file altered at $at: exit $code"; FAILED=$((FAILED + 1)); }
+    cp saved $file
+  done
+done
+mv anon.mkv.veilpay moved.veilpay
+expect 3 "$VEIL" restore anon.mkv --request req -o missing.mkv         # no payload container
+expect 0 "$VEIL" restore anon.mkv --request req -o named.mkv --payloads moved.veilpay
+mv moved.veilpay anon.mkv.veilpay
+
+# --payload store: the container stays with the key store; nothing but the video and the manifest
+# is shared, and the restore finds the originals in the store.
+expect 0 "$VEIL" anonymize clip.avi -o kept.mkv --detector tiny --quiet --payload store
+[ -f kept.mkv.veil ] && [ ! -e kept.mkv.veilpay ] && ls "$VEIL_STORE"/payloads/*.veilpay >/dev/null 2>&1 \
+  && PASSED=$((PASSED + 1)) || { echo "FAIL: --payload store left the container beside the video"; FAILED=$((FAILED + 1)); }
+expect 0 "$VEIL" request create --requester op --case V-2 --purpose "test" --target-file kept.mkv -o req2
+expect 0 "$VEIL" request approve req2 --principal-key alice.key
+expect 0 "$VEIL" request approve req2 --principal-key bob.key
+expect 0 "$VEIL" restore kept.mkv --request req2 -o kept-back.mkv
+expect 0 "$FRAMES" same clip.avi kept-back.mkv
 expect 0 "$VEIL" audit show --json
 contains '"failed"' "$OUT"
 # No private copies or temporary videos are left behind.

@@ -3,13 +3,18 @@
 #include <stdlib.h>
 
 #include <filesystem>
+#include <functional>
 #include <fstream>
 
+#include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 #include <opencv2/videoio.hpp>
 
 #include "test_support.h"
 #include "veil/engine/manifest.h"
+#include "veil/engine/payload_container.h"
+#include "veil/engine/pipeline.h"
+#include "veil/keys/aead.h"
 #include "veil/engine/video.h"
 #include "veil/keys/fs.h"
 #include "veil/keys/key_store.h"
@@ -75,7 +80,9 @@ TEST_CASE("every frame of a video is anonymized and the manifest lists each face
   auto pipeline = MakePipeline();
   const std::string out = (ws.dir / "out.avi").string();
   int64_t last_progress = 0;
-  auto m = AnonymizeVideo(*pipeline, ws.Key(), clip, out, [&](const VideoProgress& p) { last_progress = p.frame; });
+  VideoOptions options;
+  options.progress = [&](const VideoProgress& p) { last_progress = p.frame; };
+  auto m = AnonymizeVideo(*pipeline, ws.Key(), clip, out, options);
   REQUIRE_MESSAGE(m.ok(), m.status().ToString());
   CHECK(m->frames == 8);
   CHECK(last_progress == 8);
@@ -147,7 +154,7 @@ std::string Bytes(const std::string& path) {
 
 }  // namespace
 
-TEST_CASE("a lossless .mkv video restores from its sealed payloads to the original frames bit for bit") {
+TEST_CASE("a lossless .mkv video restores from its payload container to the original frames bit for bit") {
   testing::TestStore s('w');
   Workspace ws;
   const std::string clip = MakeClip(ws.dir, 4);
@@ -156,30 +163,70 @@ TEST_CASE("a lossless .mkv video restores from its sealed payloads to the origin
   auto m = AnonymizeVideo(*pipeline, s.Key(), clip, out);
   REQUIRE_MESSAGE(m.ok(), m.status().ToString());
   REQUIRE(m->faces.size() == 12);
-  for (const auto& f : m->faces) CHECK(!f.sealed_payload.empty());
+  for (const auto& f : m->faces) {
+    CHECK(f.payload_location == PayloadLocation::kSidecar);
+    CHECK(f.sealed_payload.empty());  // streamed into the container, not held in the manifest
+  }
+  CHECK(m->payload_container.records == 12);
+  CHECK(m->payload_container.size == fs::file_size(VideoPayloadPath(out)));
+  CHECK_FALSE(m->video_seal.empty());
   const auto original = DecodeFrames(clip);
   const auto anonymized = DecodeFrames(out);
   REQUIRE(original.size() == 4);
   REQUIRE(anonymized.size() == 4);
   CHECK(cv::norm(original[0], anonymized[0], cv::NORM_INF) > 0);  // the faces are gone
 
-  auto r = RestoreVideoFromPayloads(out, *m, s.Grant(Bytes(out)), back);
+  auto r = RestoreVideoFromPayloads(out, *m, s.Grant(Bytes(out)), VideoPayloadPath(out), back);
   REQUIRE_MESSAGE(r.ok(), r.status().ToString());
   CHECK(r->frames == 4);
   CHECK(r->faces_restored == 12);
+  CHECK(fs::status(back).permissions() == (fs::perms::owner_read | fs::perms::owner_write));
   const auto restored = DecodeFrames(back);
   REQUIRE(restored.size() == 4);
   for (size_t i = 0; i < 4; ++i) {
     CAPTURE(i);
     CHECK(cv::norm(original[i], restored[i], cv::NORM_INF) == 0);
   }
-  // Same input and key: the same video bytes and manifest.
-  auto again = AnonymizeVideo(*SealingPipeline(), s.Key(), clip, (ws.dir / "again.mkv").string());
-  REQUIRE(again.ok());
+  // Same input and key, container kept elsewhere (as the key store keeps it): the same manifest
+  // and container bytes, under the name the caller chose, and nothing beside the video.
+  const fs::path kept = ws.dir / "kept";
+  fs::create_directories(kept);
+  VideoOptions elsewhere;
+  elsewhere.payloads.folder = kept.string();
+  elsewhere.payloads.name = [](const std::string& id) { return keys::ToHex(id) + ".veilpay"; };
+  const std::string again_out = (ws.dir / "again.mkv").string();
+  auto again = AnonymizeVideo(*SealingPipeline(), s.Key(), clip, again_out, elsewhere);
+  REQUIRE_MESSAGE(again.ok(), again.status().ToString());
   CHECK(SerializeManifest(*again) == SerializeManifest(*m));
+  const std::string kept_container = (kept / (keys::ToHex(m->manifest_id) + ".veilpay")).string();
+  CHECK(Bytes(kept_container) == Bytes(VideoPayloadPath(out)));
+  CHECK_FALSE(fs::exists(VideoPayloadPath(again_out)));
 }
 
-TEST_CASE("video restore refuses an edited video, a moved or tampered payload and a wrong key, and writes nothing") {
+namespace {
+
+// Rewrites a payload container after `edit` changes its records (a forger without the key).
+void RewriteContainer(const std::string& from, const std::string& to,
+                      const std::function<void(std::vector<PayloadRecord>&)>& edit) {
+  auto reader = PayloadContainerReader::OpenFile(from);
+  REQUIRE(reader.ok());
+  std::vector<PayloadRecord> records;
+  for (;;) {
+    auto next = reader->Next();
+    REQUIRE(next.ok());
+    if (!next->has_value()) break;
+    records.push_back(std::move(**next));
+  }
+  edit(records);
+  auto writer = PayloadContainerWriter::Create(to, reader->Ref().container_id);
+  REQUIRE(writer.ok());
+  for (const auto& r : records) REQUIRE(writer->Append(r).ok());
+  REQUIRE(writer->Commit(to, true).ok());
+}
+
+}  // namespace
+
+TEST_CASE("video restore refuses an edited video, a swapped, cut or altered container and a wrong key, and writes nothing") {
   testing::TestStore s('x');
   testing::TestStore other('y');
   Workspace ws;
@@ -187,8 +234,14 @@ TEST_CASE("video restore refuses an edited video, a moved or tampered payload an
   const std::string out = (ws.dir / "anonymized.mkv").string();
   auto m = AnonymizeVideo(*SealingPipeline(), s.Key(), clip, out);
   REQUIRE_MESSAGE(m.ok(), m.status().ToString());
+  REQUIRE(m->faces.size() >= 3);
   const auto grant = s.Grant(Bytes(out));
+  const std::string container = VideoPayloadPath(out);
+  const std::string forged = (ws.dir / "forged.veilpay").string();
   const std::string target = (ws.dir / "restored.mkv").string();
+  auto restore = [&](const std::string& video, const Manifest& manifest, const std::string& payloads) {
+    return RestoreVideoFromPayloads(video, manifest, grant, payloads, target).status().code();
+  };
 
   SUBCASE("a frame edited after anonymization") {
     auto frames = DecodeFrames(out);
@@ -197,32 +250,124 @@ TEST_CASE("video restore refuses an edited video, a moved or tampered payload an
     cv::VideoWriter w(edited, cv::VideoWriter::fourcc('F', 'F', 'V', '1'), 10, frames[0].size());
     for (const auto& f : frames) w.write(f);
     w.release();
-    CHECK(RestoreVideoFromPayloads(edited, *m, grant, target).status().code() == StatusCode::kDataLoss);
+    CHECK(restore(edited, *m, container) == StatusCode::kDataLoss);
   }
-  SUBCASE("a payload moved to another frame") {
+  SUBCASE("a face moved to another frame in the manifest") {
     Manifest moved = *m;
     moved.faces[0].frame = 1;
-    CHECK(RestoreVideoFromPayloads(out, moved, grant, target).status().code() == StatusCode::kUnauthenticated);
+    CHECK(restore(out, moved, container) == StatusCode::kUnauthenticated);
   }
-  SUBCASE("two faces' payloads exchanged") {
-    Manifest swapped = *m;
-    std::swap(swapped.faces[0].sealed_payload, swapped.faces[1].sealed_payload);
-    CHECK(RestoreVideoFromPayloads(out, swapped, grant, target).status().code() == StatusCode::kUnauthenticated);
+  SUBCASE("a face's region changed in the manifest") {
+    Manifest shifted = *m;
+    shifted.faces[1].region.x += 1;
+    CHECK(restore(out, shifted, container) == StatusCode::kUnauthenticated);
   }
-  SUBCASE("a payload altered") {
-    Manifest tampered = *m;
-    tampered.faces[2].sealed_payload[tampered.faces[2].sealed_payload.size() / 2] ^= 0x20;
-    CHECK(RestoreVideoFromPayloads(out, tampered, grant, target).status().code() == StatusCode::kUnauthenticated);
+  SUBCASE("a face's box or method reason changed in the manifest") {
+    Manifest edited = *m;
+    edited.faces[2].box.x += 0.5f;
+    CHECK(restore(out, edited, container) == StatusCode::kUnauthenticated);
+    edited = *m;
+    edited.faces[0].method_reason = "nothing to see";
+    CHECK(restore(out, edited, container) == StatusCode::kUnauthenticated);
+  }
+  SUBCASE("the manifest's container reference altered") {
+    Manifest altered = *m;
+    altered.payload_container.records -= 1;
+    CHECK(restore(out, altered, container) == StatusCode::kUnauthenticated);
+  }
+  SUBCASE("two records' payloads exchanged") {
+    RewriteContainer(container, forged, [](std::vector<PayloadRecord>& r) { std::swap(r[0].sealed, r[1].sealed); });
+    CHECK(restore(out, *m, forged) == StatusCode::kUnauthenticated);
+  }
+  SUBCASE("the last record cut off") {
+    RewriteContainer(container, forged, [](std::vector<PayloadRecord>& r) { r.pop_back(); });
+    CHECK(restore(out, *m, forged) == StatusCode::kUnauthenticated);
+  }
+  SUBCASE("a byte of a payload altered") {
+    std::string bytes = Bytes(container);
+    bytes[bytes.size() - 40] ^= 0x20;
+    REQUIRE(keys::WriteFileAtomic(forged, bytes, true).ok());
+    CHECK(restore(out, *m, forged) == StatusCode::kUnauthenticated);
+  }
+  SUBCASE("the container truncated mid-record") {
+    std::string bytes = Bytes(container);
+    REQUIRE(keys::WriteFileAtomic(forged, bytes.substr(0, bytes.size() - 7), true).ok());
+    CHECK(restore(out, *m, forged) == StatusCode::kUnauthenticated);
+  }
+  SUBCASE("another video's container") {
+    fs::create_directories(ws.dir / "two");
+    const std::string clip2 = MakeClip(ws.dir / "two", 2);
+    const std::string out2 = (ws.dir / "two" / "anonymized.mkv").string();
+    REQUIRE(AnonymizeVideo(*SealingPipeline(), s.Key(), clip2, out2).ok());
+    CHECK(restore(out, *m, VideoPayloadPath(out2)) == StatusCode::kUnauthenticated);
+  }
+  SUBCASE("no container") {
+    CHECK(restore(out, *m, forged) == StatusCode::kNotFound);
   }
   SUBCASE("another key store's key") {
-    CHECK(RestoreVideoFromPayloads(out, *m, other.Grant(Bytes(out)), target).status().code() ==
+    CHECK(RestoreVideoFromPayloads(out, *m, other.Grant(Bytes(out)), container, target).status().code() ==
           StatusCode::kUnauthenticated);
   }
   SUBCASE("an image's manifest") {
     Manifest image = *m;
     image.frames = 0;
-    CHECK(RestoreVideoFromPayloads(out, image, grant, target).status().code() == StatusCode::kInvalidArgument);
+    CHECK(restore(out, image, container) == StatusCode::kInvalidArgument);
   }
   CHECK_FALSE(fs::exists(target));
+  for (const auto& e : fs::recursive_directory_iterator(ws.dir)) CHECK(e.path().string().find(".tmp.") == std::string::npos);
+}
+
+TEST_CASE("a video anonymized before payload containers (originals inside its manifest) still restores bit for bit") {
+  testing::TestStore s('u');
+  Workspace ws;
+  const std::string clip = MakeClip(ws.dir, 2);
+  const std::string out = (ws.dir / "anonymized.mkv").string(), back = (ws.dir / "restored.mkv").string();
+  auto made = AnonymizeVideo(*SealingPipeline(), s.Key(), clip, out);
+  REQUIRE(made.ok());
+  // The manifest as Veil wrote it then: each original region sealed inside it, bound to the
+  // manifest id, the output hash, the region and the frame; no container, no video seal.
+  Manifest legacy = *made;
+  legacy.payload_container = {};
+  legacy.video_seal.clear();
+  const auto original = DecodeFrames(clip);
+  const keys::KeyHandle key = s.Key();
+  for (auto& f : legacy.faces) {
+    std::vector<uchar> png;
+    REQUIRE(cv::imencode(".png", original[f.frame](f.region), png));
+    auto sealed = keys::SealPayload(key, keys::ScopeKind::kFace, keys::ToHex(legacy.manifest_id) + "#" + std::to_string(f.index),
+                                    std::string(png.begin(), png.end()), PayloadAssociatedData(legacy, f.index), true);
+    REQUIRE(sealed.ok());
+    f.sealed_payload = *sealed;
+    f.payload_location = PayloadLocation::kInline;
+  }
+  auto r = RestoreVideoFromPayloads(out, legacy, s.Grant(Bytes(out)), "", back);
+  REQUIRE_MESSAGE(r.ok(), r.status().ToString());
+  CHECK(r->faces_restored == static_cast<int>(legacy.faces.size()));
+  const auto restored = DecodeFrames(back);
+  REQUIRE(restored.size() == 2);
+  for (size_t i = 0; i < 2; ++i) CHECK(cv::norm(original[i], restored[i], cv::NORM_INF) == 0);
+  // Its payloads stay bound to their frames.
+  Manifest moved = legacy;
+  moved.faces[0].frame = 1;
+  CHECK(RestoreVideoFromPayloads(out, moved, s.Grant(Bytes(out)), "", (ws.dir / "moved.mkv").string()).status().code() ==
+        StatusCode::kUnauthenticated);
+}
+
+TEST_CASE("a failed video job leaves neither the video nor its payload container") {
+  testing::TestStore s('z');
+  Workspace ws;
+  const std::string clip = MakeClip(ws.dir, 2);
+  const std::string out = (ws.dir / "anonymized.mkv").string();
+  VideoOptions options;
+  options.before_commit = [](const Manifest&) { return IoError("the sidecar could not be written"); };
+  auto m = AnonymizeVideo(*SealingPipeline(), s.Key(), clip, out, options);
+  CHECK(m.status().code() == StatusCode::kIoError);
+  CHECK_FALSE(fs::exists(out));
+  CHECK_FALSE(fs::exists(VideoPayloadPath(out)));
+  // A container already there is never replaced.
+  { std::ofstream(VideoPayloadPath(out)) << "someone's file"; }
+  CHECK(AnonymizeVideo(*SealingPipeline(), s.Key(), clip, out).status().code() == StatusCode::kAlreadyExists);
+  CHECK(Bytes(VideoPayloadPath(out)) == "someone's file");
+  CHECK_FALSE(fs::exists(out));
   for (const auto& e : fs::directory_iterator(ws.dir)) CHECK(e.path().string().find(".tmp.") == std::string::npos);
 }

@@ -1,5 +1,10 @@
 #include <doctest/doctest.h>
 
+#include <algorithm>
+#include <filesystem>
+#include <string>
+#include <vector>
+
 #include "test_util.h"
 #include "veil/keys/fs.h"
 #include "veil/keys/secret.h"
@@ -66,4 +71,54 @@ TEST_CASE("a file's SHA-256 read in pieces equals the SHA-256 of its bytes, and 
   CHECK(ToHex(*Sha256File(dir / "empty")) == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
   CHECK(Sha256File(dir / "missing").status().code() == StatusCode::kNotFound);
   CHECK(Sha256File(dir.path()).status().code() == StatusCode::kInvalidArgument);
+}
+
+TEST_CASE("a SHA-256 fed in pieces equals the SHA-256 of the whole, at every point along the way") {
+  const std::string data = "the quick brown fox jumps over the lazy dog, again and again";
+  Sha256Hasher h;
+  CHECK(h.Digest() == Sha256(""));
+  for (size_t at = 0; at < data.size(); at += 7) {
+    h.Update(std::string_view(data).substr(at, 7));
+    CHECK(h.Digest() == Sha256(data.substr(0, std::min(data.size(), at + 7))));
+  }
+  CHECK(h.bytes() == data.size());
+}
+
+TEST_CASE("a pending file appears only when committed, never replaces a file unless told to, and leaves nothing when dropped") {
+  testing::TempDir dir;
+  auto listing = [&] {
+    std::vector<std::string> names;
+    for (const auto& e : std::filesystem::directory_iterator(dir.path())) names.push_back(e.path().filename().string());
+    std::sort(names.begin(), names.end());
+    return names;
+  };
+  {
+    auto f = PendingFile::Create(dir / "out");
+    REQUIRE(f.ok());
+    REQUIRE(f->Append("half").ok());
+  }  // dropped before Commit: no file, no temporary file
+  CHECK(listing().empty());
+  {
+    auto f = PendingFile::Create(dir / "out");
+    REQUIRE(f.ok());
+    REQUIRE(f->Append("first ").ok());
+    REQUIRE(f->Append("version").ok());
+    REQUIRE(f->Commit(dir / "out", false).ok());
+  }
+  CHECK(*ReadFile(dir / "out") == "first version");
+  {
+    auto f = PendingFile::Create(dir / "out");
+    REQUIRE(f.ok());
+    REQUIRE(f->Append("second").ok());
+    CHECK(f->Commit(dir / "out", false).code() == StatusCode::kAlreadyExists);
+  }
+  CHECK(*ReadFile(dir / "out") == "first version");
+  {
+    auto f = PendingFile::Create(dir / "out");
+    REQUIRE(f.ok());
+    REQUIRE(f->Append("second").ok());
+    REQUIRE(f->Commit(dir / "out", true).ok());
+  }
+  CHECK(*ReadFile(dir / "out") == "second");
+  CHECK(listing() == std::vector<std::string>{"out"});
 }

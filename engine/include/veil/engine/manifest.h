@@ -41,6 +41,15 @@ struct FaceRecord {
   uint32_t frame = 0;                  // frame number in a video
 };
 
+// A video's payload container (proto/veil/proto/payload_container.proto): the sealed originals,
+// streamed beside the video or kept by the key store.
+struct PayloadContainerRef {
+  std::string container_id;            // 16 bytes; empty: no container
+  std::string sha256;                  // 32 bytes, of the container file
+  uint64_t size = 0;
+  uint32_t records = 0;
+};
+
 struct Manifest {
   std::string manifest_id;             // 16 bytes
   std::vector<ModelRef> models;
@@ -53,6 +62,8 @@ struct Manifest {
   uint32_t width = 0;
   uint32_t height = 0;
   uint32_t frames = 0;                 // videos: number of frames
+  PayloadContainerRef payload_container;  // videos with sealed originals
+  std::string video_seal;              // binds the container to this manifest and its frames
 };
 
 // The largest manifest ParseManifest accepts (sealed payloads included).

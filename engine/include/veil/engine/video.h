@@ -2,11 +2,15 @@
 //
 // Audio is not carried over: OpenCV reads and writes pictures only, so the output is silent (a
 // voice identifies people too; mux the original audio back yourself only if that is acceptable).
-// The manifest goes to a sidecar ("<output>.veil"): per face its frame, box and method, the
-// SHA-256 over every decoded output frame, and (PipelineParams::payloads) each face region of the
-// original frames, sealed as for images. `.mkv` is written losslessly (FFV1): restoring such a
-// video gives back the original frames bit for bit. Other containers are lossy: their restored
-// face regions are exact copies of the original's decoded pixels, the rest is the re-encoded frame.
+// The manifest goes to a sidecar ("<output>.veil"): per face its frame, box and method, and the
+// SHA-256 over every decoded output frame. Unless PipelineParams::payloads is kNone, each face
+// region of the original frames is sealed as its frame is anonymized and streamed into a payload
+// container (proto/veil/proto/payload_container.proto; "<output>.veilpay", or wherever
+// VideoPayloadTarget says, e.g. the key store's folder), so memory does not grow with the video's
+// length; the manifest's video seal binds that container to the manifest and the output frames.
+// `.mkv` is written losslessly (FFV1): restoring such a video gives back the original frames bit
+// for bit. Other containers are lossy: their restored face regions are exact copies of the
+// original's decoded pixels, the rest is the re-encoded frame.
 #pragma once
 
 #include <functional>
@@ -24,17 +28,35 @@ struct VideoProgress {
 // True for the extensions handled as video: .mp4 .m4v .mov .avi .mkv .webm
 bool IsVideoPath(const std::string& path);
 
+// The payload container's default place: "<output>.veilpay".
+std::string VideoPayloadPath(const std::string& output);
+
+// Where AnonymizeVideo puts the payload container.
+struct VideoPayloadTarget {
+  // Empty: VideoPayloadPath(output). Otherwise the container is written (through a temporary
+  // file) into this folder, under name(manifest id), known once the video is done.
+  std::string folder;
+  std::function<std::string(const std::string& manifest_id)> name;
+  // May replace a file of that name (an identical earlier run's); otherwise AlreadyExists.
+  bool replace = false;
+};
+
+struct VideoOptions {
+  VideoPayloadTarget payloads;
+  std::function<void(const VideoProgress&)> progress;
+  // Receives the final manifest after the payload container is in place and before the video
+  // appears under `output` (a sidecar written there is never missing next to a finished video);
+  // its error aborts the job.
+  std::function<Status(const Manifest&)> before_commit;
+};
+
 // Anonymizes `input` into `output` (written to a temporary file in the same folder, then renamed;
 // never replaces an existing file). .mkv is written as FFV1 (lossless), .avi as Motion-JPEG,
-// everything else as MPEG-4 Part 2 in an .mp4 container. Returns the manifest (with the output
-// hash and, unless the pipeline keeps none, the sealed payloads; the caller strips them from the
-// shared sidecar when the key store keeps them). `before_commit` (optional) receives the final
-// manifest before the video appears under `output`, so that a sidecar written there is never
-// missing next to a finished video; its error aborts the job.
+// everything else as MPEG-4 Part 2 in an .mp4 container. Returns the manifest (output hash,
+// payload container reference and video seal). On failure neither the video nor a container
+// created by this call remains.
 StatusOr<Manifest> AnonymizeVideo(Pipeline& pipeline, const keys::KeyHandle& key, const std::string& input,
-                                  const std::string& output,
-                                  const std::function<void(const VideoProgress&)>& progress = {},
-                                  const std::function<Status(const Manifest&)>& before_commit = {});
+                                  const std::string& output, const VideoOptions& options = {});
 
 struct VideoRestoreOutput {
   int64_t frames = 0;
@@ -43,16 +65,20 @@ struct VideoRestoreOutput {
 };
 
 // Puts the original face regions back into every frame of `input` (a video anonymized by Veil,
-// described by `manifest`) and writes `output` (codec as for AnonymizeVideo; temporary file, then
-// renamed; never replaces a file). Nothing appears under `output` unless every payload opens with
-// the key version the manifest names (checked first; Unauthenticated otherwise) and the decoded
-// frames are exactly those the manifest describes (DataLoss "edited after anonymization" otherwise). The
+// described by `manifest`, its originals in the payload container at `payload_container`) and
+// writes `output` (codec as for AnonymizeVideo; temporary file, then renamed; never replaces a
+// file). The video seal is checked first (Unauthenticated for a wrong key or a swapped or altered
+// manifest or container); frames and container records are then read side by side. Nothing
+// appears under `output` unless every payload opens, the container is exactly the one the seal
+// names (Unauthenticated otherwise) and the decoded frames are exactly those the manifest
+// describes (DataLoss "edited after anonymization" otherwise). The
 // written file (mode 0600) is read back before it appears under `output`: as many frames, and for
 // .mkv the very pixels restored. `before_commit` (optional; the CLI writes the audit record there)
 // runs just before; its error aborts the restore and nothing appears. `input` should be a private
 // copy of what the restore request names (veil restore copies it while hashing it).
 StatusOr<VideoRestoreOutput> RestoreVideoFromPayloads(
-    const std::string& input, const Manifest& manifest, const keys::RestoreGrant& grant, const std::string& output,
+    const std::string& input, const Manifest& manifest, const keys::RestoreGrant& grant,
+    const std::string& payload_container, const std::string& output,
     const std::function<void(const VideoProgress&)>& progress = {},
     const std::function<Status(const VideoRestoreOutput&)>& before_commit = {});
 

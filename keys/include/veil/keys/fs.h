@@ -4,6 +4,7 @@
 
 #include <cstddef>
 #include <string>
+#include <string_view>
 
 #include "veil/status.h"
 
@@ -21,6 +22,32 @@ StatusOr<std::string> CopyFileSha256(const std::string& from, const std::string&
 // Writes `bytes` to `path` atomically and durably. With overwrite=false an existing file is
 // never replaced (AlreadyExists).
 Status WriteFileAtomic(const std::string& path, const std::string& bytes, bool overwrite, unsigned mode = 0600);
+
+// A file written piece by piece under a temporary name in the folder of `near`; it appears under
+// its final name only on Commit (fsync, link or rename, fsync of the folder). An uncommitted
+// temporary file is removed by the destructor: a failed or killed job leaves no half-written file
+// under a real name.
+class PendingFile {
+ public:
+  static StatusOr<PendingFile> Create(const std::string& near, unsigned mode = 0600);
+  PendingFile(PendingFile&& other) noexcept;
+  PendingFile& operator=(PendingFile&& other) noexcept;
+  PendingFile(const PendingFile&) = delete;
+  PendingFile& operator=(const PendingFile&) = delete;
+  ~PendingFile();
+
+  Status Append(std::string_view bytes);
+  // `path` must lie in the same folder as `near`. overwrite=false never replaces a file
+  // (AlreadyExists); overwrite=true replaces one atomically.
+  Status Commit(const std::string& path, bool overwrite);
+  const std::string& temp_path() const { return tmp_; }
+
+ private:
+  PendingFile(std::string tmp, int fd) : tmp_(std::move(tmp)), fd_(fd) {}
+  std::string tmp_;
+  int fd_ = -1;
+  bool committed_ = false;
+};
 
 // fsync() of a folder, making a rename or a new file in it durable.
 Status FsyncDir(const std::string& dir);

@@ -69,4 +69,18 @@ StatusOr<std::string> FromHex(std::string_view hex);
 std::string Sha256(std::string_view data);
 std::string Blake2b256(std::string_view data);
 
+// SHA-256 of public data that arrives in pieces (files read or written as a stream).
+class Sha256Hasher {
+ public:
+  Sha256Hasher();
+  void Update(std::string_view data);
+  // The digest of everything so far (32 bytes); the hasher keeps going.
+  std::string Digest() const;
+  uint64_t bytes() const { return bytes_; }
+
+ private:
+  alignas(16) unsigned char state_[128];  // crypto_hash_sha256_state (104 bytes)
+  uint64_t bytes_ = 0;
+};
+
 }  // namespace veil::keys

@@ -1,0 +1,128 @@
+#include "veil/engine/payload_container.h"
+
+#include <filesystem>
+#include <fstream>
+
+#include "veil/proto/payload_container.pb.h"
+
+namespace veil::engine {
+namespace {
+
+constexpr char kMagic[] = "VEILPAY\n";
+constexpr size_t kMagicSize = 8;
+constexpr uint32_t kVersion = 1;
+constexpr uint32_t kMaxHeaderBytes = 4096;
+
+std::string LittleEndian32(uint32_t v) {
+  std::string s(4, '\0');
+  for (int i = 0; i < 4; ++i) s[i] = static_cast<char>((v >> (8 * i)) & 0xff);
+  return s;
+}
+
+uint32_t ReadLittleEndian32(const std::string& s) {
+  uint32_t v = 0;
+  for (int i = 3; i >= 0; --i) v = (v << 8) | static_cast<unsigned char>(s[i]);
+  return v;
+}
+
+}  // namespace
+
+StatusOr<PayloadContainerWriter> PayloadContainerWriter::Create(const std::string& near, const std::string& container_id,
+                                                                unsigned mode) {
+  if (container_id.size() != 16) return InternalError("a payload container id has 16 bytes");
+  VEIL_ASSIGN_OR_RETURN(keys::PendingFile file, keys::PendingFile::Create(near, mode));
+  PayloadContainerWriter w(std::move(file), container_id);
+  proto::PayloadContainerHeader header;
+  header.set_format_version(kVersion);
+  header.set_container_id(container_id);
+  VEIL_RETURN_IF_ERROR(w.Put(std::string(kMagic, kMagicSize)));
+  VEIL_RETURN_IF_ERROR(w.PutFramed(header.SerializeAsString()));
+  return w;
+}
+
+Status PayloadContainerWriter::Put(const std::string& bytes) {
+  hash_.Update(bytes);
+  return file_.Append(bytes);
+}
+
+Status PayloadContainerWriter::PutFramed(const std::string& message) {
+  if (message.size() > kMaxPayloadRecordBytes) return ResourceExhaustedError("a face region is too large to keep");
+  VEIL_RETURN_IF_ERROR(Put(LittleEndian32(static_cast<uint32_t>(message.size()))));
+  return Put(message);
+}
+
+Status PayloadContainerWriter::Append(const PayloadRecord& record) {
+  proto::PayloadRecord r;
+  r.set_face_index(record.face_index);
+  r.set_frame(record.frame);
+  r.set_sealed(record.sealed);
+  VEIL_RETURN_IF_ERROR(PutFramed(r.SerializeAsString()));
+  ++records_;
+  return Status::Ok();
+}
+
+PayloadContainerRef PayloadContainerWriter::Ref() const { return {id_, hash_.Digest(), hash_.bytes(), records_}; }
+
+StatusOr<PayloadContainerReader> PayloadContainerReader::Open(std::unique_ptr<std::istream> in) {
+  PayloadContainerReader r(std::move(in));
+  std::string magic, len, header_bytes;
+  if (!r.Read(kMagicSize, &magic) || magic != std::string(kMagic, kMagicSize)) {
+    return DataLossError("not a Veil payload container");
+  }
+  if (!r.Read(4, &len)) return DataLossError("the payload container is truncated");
+  const uint32_t n = ReadLittleEndian32(len);
+  proto::PayloadContainerHeader header;
+  if (n > kMaxHeaderBytes || !r.Read(n, &header_bytes) || !header.ParseFromString(header_bytes)) {
+    return DataLossError("the payload container's header is malformed");
+  }
+  if (header.format_version() != kVersion) {
+    return UnsupportedError("payload container format version " + std::to_string(header.format_version()) +
+                            " is not supported");
+  }
+  if (header.container_id().size() != 16) return DataLossError("the payload container's id is malformed");
+  r.id_ = header.container_id();
+  return r;
+}
+
+StatusOr<PayloadContainerReader> PayloadContainerReader::OpenFile(const std::string& path) {
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(path, ec)) return NotFoundError("no payload container at " + path);
+  auto in = std::make_unique<std::ifstream>(path, std::ios::binary);
+  if (!*in) return IoError("cannot read " + path);
+  return Open(std::move(in));
+}
+
+bool PayloadContainerReader::Read(size_t n, std::string* out) {
+  out->clear();
+  constexpr size_t kPiece = 1u << 20;
+  while (out->size() < n) {
+    const size_t want = std::min(kPiece, n - out->size());
+    const size_t at = out->size();
+    out->resize(at + want);
+    in_->read(out->data() + at, static_cast<std::streamsize>(want));
+    const size_t got = static_cast<size_t>(in_->gcount());
+    out->resize(at + got);
+    if (got != want) break;
+  }
+  hash_.Update(*out);
+  return out->size() == n;
+}
+
+StatusOr<std::optional<PayloadRecord>> PayloadContainerReader::Next() {
+  std::string len, bytes;
+  if (!Read(4, &len)) {
+    if (len.empty()) return std::optional<PayloadRecord>();
+    return DataLossError("the payload container is truncated");
+  }
+  const uint32_t n = ReadLittleEndian32(len);
+  if (n > kMaxPayloadRecordBytes) return DataLossError("a payload container record is larger than 64 MiB");
+  proto::PayloadRecord r;
+  if (!Read(n, &bytes)) return DataLossError("the payload container is truncated");
+  if (!r.ParseFromString(bytes) || r.sealed().empty()) return DataLossError("a payload container record is malformed");
+  ++records_;
+  return std::optional<PayloadRecord>(PayloadRecord{r.face_index(), r.frame(), r.sealed()});
+}
+
+PayloadContainerRef PayloadContainerReader::Ref() const { return {id_, hash_.Digest(), hash_.bytes(), records_}; }
+
+}  // namespace veil::engine
