@@ -1,12 +1,18 @@
 #include "veil/engine/runtime.h"
 
 #include <ATen/Parallel.h>
+#include <malloc.h>
 
 #include <cstdlib>
 #include <mutex>
 #include <thread>
 
 namespace veil::engine {
+namespace {
+
+constexpr int kMmapThreshold = 1 << 20;
+
+}  // namespace
 
 std::string DefaultModelsDir() {
   if (const char* env = std::getenv("VEIL_FACE_API_DIR"); env != nullptr && *env != '\0') return env;
@@ -27,6 +33,11 @@ void InitRuntimeOnce() {
       if (n >= 1 && n <= 1024) threads = n;
     }
     at::set_num_threads(threads);
+    // glibc raises its mmap threshold each time a large block is freed, after which tensor-sized
+    // blocks come from the heap, whose holes then never fit the next frame's sizes: a long video
+    // grew to several GB. A fixed threshold (it turns the adjustment off) keeps memory flat. A
+    // threshold the user set ($MALLOC_MMAP_THRESHOLD_) is kept.
+    if (std::getenv("MALLOC_MMAP_THRESHOLD_") == nullptr) ::mallopt(M_MMAP_THRESHOLD, kMmapThreshold);
     // OpenCV's FFmpeg backend prints FFmpeg's own errors ("moov atom not found") on stderr; Veil
     // reports an unreadable video itself, in one line. A level the user set is kept.
     ::setenv("OPENCV_FFMPEG_LOGLEVEL", "0", /*overwrite=*/0);  // AV_LOG_PANIC

@@ -1,5 +1,5 @@
 // Test helper for the CLI video walk (OpenCV only):
-//   video_frames make PHOTO OUT.avi N   a clip of N frames panning over PHOTO (Motion-JPEG)
+//   video_frames make PHOTO OUT.avi N   a clip of N frames panning back and forth over PHOTO (Motion-JPEG)
 //   video_frames same A B               exit 0 when A and B decode to identical frames, 1 otherwise
 #include <cstdio>
 #include <cstdlib>
@@ -18,7 +18,11 @@ int main(int argc, char** argv) {
     cv::resize(photo, photo, cv::Size(720, 480), 0, 0, cv::INTER_AREA);
     cv::VideoWriter w(argv[3], cv::VideoWriter::fourcc('M', 'J', 'P', 'G'), 10, cv::Size(640, 480));
     if (!w.isOpened()) return 2;
-    for (int i = 0, n = std::atoi(argv[4]); i < n; ++i) w.write(photo(cv::Rect(i * 6, 0, 640, 480)).clone());
+    // 6 px per frame across the 80 px of slack, then back: any number of frames.
+    for (int i = 0, n = std::atoi(argv[4]); i < n; ++i) {
+      const int step = i % 26, x = (step <= 13 ? step : 26 - step) * 6;
+      w.write(photo(cv::Rect(x, 0, 640, 480)).clone());
+    }
     return 0;
   }
   if (cmd == "same" && argc == 4) {

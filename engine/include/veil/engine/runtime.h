@@ -15,9 +15,10 @@ std::string DefaultModelsDir();
 std::string ResolveModelsDir(const std::string& models_dir);
 
 // Sets LibTorch's intra-op threads to the number of cores ($VEIL_THREADS when set to 1..1024), once
-// per process (LibTorch starts with one thread on this platform), and quiets FFmpeg's own messages on stderr unless
-// $OPENCV_FFMPEG_LOGLEVEL is set. Called by every engine factory and before videos are opened;
-// calling it again is harmless.
+// per process (LibTorch starts with one thread on this platform), fixes glibc's mmap threshold
+// (unless $MALLOC_MMAP_THRESHOLD_ is set: its dynamic adjustment let long videos grow to GBs), and
+// quiets FFmpeg's own messages on stderr unless $OPENCV_FFMPEG_LOGLEVEL is set. Called by every
+// engine factory and before videos are opened; calling it again is harmless.
 void InitRuntimeOnce();
 
 // Number of threads LibTorch uses after InitRuntimeOnce().
