@@ -14,6 +14,7 @@
 #include "cli.h"
 #include "commands.h"
 #include "output.h"
+#include "stop_signal.h"
 #include "store_options.h"
 #include "veil/engine/image_io.h"
 #include "veil/engine/pipeline.h"
@@ -45,6 +46,8 @@ const char* kUsage =
     "  --scope deployment|stream|image|face  pseudonym scope (default image); --scope-id ID for streams\n"
     "  --jobs N             files anonymized in parallel (default 1; each worker loads its own models)\n"
     "  --json               a JSON report on stdout;  --quiet  no progress bar\n"
+    "Ctrl-C or SIGTERM stops cleanly: photos in progress are finished, a video in progress is abandoned\n"
+    "(nothing of it is left), no new file starts; exit code 13. The same command again resumes.\n"
     "common options: --store DIR, --key-file F | --passphrase-file F | $VEIL_PASSPHRASE, --actor NAME\n"
     "The written images carry no metadata: EXIF (orientation applied first), GPS, XMP, IPTC and comments\n"
     "are dropped by re-encoding. Videos (.mp4 .mov .m4v .webm -> .mp4, .avi -> Motion-JPEG .avi,\n"
@@ -158,22 +161,24 @@ Status ProcessVideo(engine::Pipeline& pipeline, const keys::KeyHandle& key, cons
   // video last: its presence marks the job as done.
   engine::VideoOptions options;
   options.progress = progress;
+  options.cancelled = StopRequested;
   if (pipeline.params().payloads == PayloadLocation::kKeyStore) {
     options.payloads.folder = StorePayloadFolder(opts);
     fs::create_directories(options.payloads.folder, ec);
     options.payloads.name = StoreVideoPayloadName;
     options.payloads.replace = true;  // named by the output's digest: a re-run writes the same bytes
   }
+  const std::string sidecar = job.output.string() + ".veil";
+  bool made_sidecar = false;
   options.before_commit = [&](const engine::Manifest& m) -> Status {
     result->manifest_bytes = engine::SerializeManifest(m);
-    return keys::WriteFileAtomic(job.output.string() + ".veil", result->manifest_bytes, /*overwrite=*/false, 0644);
+    // An identical sidecar is an earlier run's, stopped just before its video appeared.
+    return keys::WriteNewFileOrSame(sidecar, result->manifest_bytes, 0644, &made_sidecar);
   };
-  const std::string sidecar = job.output.string() + ".veil";
-  const bool had_sidecar = keys::PathExists(sidecar);
   auto m = engine::AnonymizeVideo(pipeline, key, job.input.string(), job.output.string(), options);
   if (show_progress) std::fprintf(stderr, "\n");
   if (!m.ok()) {
-    if (!had_sidecar && !keys::PathExists(job.output.string())) fs::remove(sidecar, ec);  // ours, and no video
+    if (made_sidecar && !keys::PathExists(job.output.string())) fs::remove(sidecar, ec);  // ours, and no video
     return m.status();
   }
   result->manifest = std::move(*m);
@@ -192,7 +197,8 @@ Status ProcessOne(engine::Pipeline& pipeline, const keys::KeyHandle& key, const 
     VEIL_RETURN_IF_ERROR(KeepInStore(opts, result->manifest.manifest_id, result->store_manifest_bytes));
   }
   if (pipeline.params().placement == ManifestPlacement::kSidecar) {
-    VEIL_RETURN_IF_ERROR(keys::WriteFileAtomic(job.output.string() + ".veil", result->manifest_bytes, false, 0644));
+    // An identical sidecar is an earlier run's, stopped just before its image appeared.
+    VEIL_RETURN_IF_ERROR(keys::WriteNewFileOrSame(job.output.string() + ".veil", result->manifest_bytes, 0644));
   }
   // The image last: its presence marks the job as done for a resumed batch.
   return keys::WriteFileAtomic(job.output.string(), result->image_bytes, false, 0644);
@@ -271,6 +277,9 @@ int Anonymize(int argc, char** argv) {
     if (!more.ok()) return Fail(more.status());
     pipelines.push_back(std::move(more.value()));
   }
+  // Ctrl-C or SIGTERM: files being worked on are finished (a video is abandoned, leaving nothing),
+  // no new one starts; the same command run again resumes.
+  StopOnSignal stop_on_signal;
   ProgressBar bar(jobs->size(), !quiet && !json);
   std::vector<nlohmann::json> entries(jobs->size());
   std::vector<Status> statuses(jobs->size());
@@ -278,7 +287,7 @@ int Anonymize(int argc, char** argv) {
   std::mutex mu;
   size_t finished = 0, done = 0, skipped = 0, failed = 0, faces = 0;
   auto work = [&](engine::Pipeline& pl) {
-    for (size_t i = next++; i < jobs->size(); i = next++) {
+    for (size_t i = next++; i < jobs->size() && !StopRequested(); i = next++) {
       const Job& job = (*jobs)[i];
       nlohmann::json entry = {{"input", job.input.string()}, {"output", job.output.string()}};
       engine::AnonymizeOutput result;
@@ -299,6 +308,8 @@ int Anonymize(int argc, char** argv) {
         entry["status"] = "ok";
         entry["faces"] = result.manifest.faces.size();
         entry["manifest_id"] = keys::ToHex(result.manifest.manifest_id);
+      } else if (st.code() == StatusCode::kCancelled) {
+        entry["status"] = "not started (interrupted)";  // the abandoned video left nothing behind
       } else {
         ++failed;
         entry["status"] = "error";
@@ -315,21 +326,37 @@ int Anonymize(int argc, char** argv) {
   for (size_t w = 1; w < pipelines.size(); ++w) threads.emplace_back(work, std::ref(*pipelines[w]));
   work(*pipelines[0]);
   for (auto& t : threads) t.join();
+  const bool interrupted = StopRequested();
   nlohmann::json report = nlohmann::json::array();
-  for (auto& e : entries) report.push_back(std::move(e));
-  Status first_error;  // the first failure in input order decides the exit code
+  size_t not_started = 0;
+  for (size_t i = 0; i < entries.size(); ++i) {
+    if (entries[i].is_null()) {
+      entries[i] = {{"input", (*jobs)[i].input.string()}, {"output", (*jobs)[i].output.string()},
+                    {"status", "not started (interrupted)"}};
+    }
+    if (entries[i]["status"] == "not started (interrupted)") ++not_started;
+    report.push_back(std::move(entries[i]));
+  }
+  Status first_error;  // the first failure in input order decides the exit code; then an interruption
   for (const auto& st : statuses) {
-    if (!st.ok()) {
+    if (!st.ok() && st.code() != StatusCode::kCancelled) {
       first_error = st;
       break;
     }
   }
+  if (first_error.ok() && interrupted) {
+    first_error = CancelledError("stopped by a signal: " + std::to_string(not_started) +
+                                 " file(s) not done; run the same command again to resume");
+  }
   if (json) {
     PrintJson({{"files", report}, {"anonymized", done}, {"skipped", skipped}, {"failed", failed}, {"faces", faces},
+               {"interrupted", interrupted}, {"not_started", not_started},
                {"key", {{"keyring", key->keyring()}, {"version", key->version()}}}});
   } else {
-    std::printf("anonymized %zu file(s), %zu face(s); %zu skipped (already done), %zu failed; key %s v%u\n", done,
-                faces, skipped, failed, key->keyring().c_str(), key->version());
+    std::printf("anonymized %zu file(s), %zu face(s); %zu skipped (already done), %zu failed%s; key %s v%u\n", done,
+                faces, skipped, failed, interrupted ? (", " + std::to_string(not_started) + " not started (interrupted)").c_str() : "",
+                key->keyring().c_str(), key->version());
+    if (interrupted && first_error.code() == StatusCode::kCancelled) return Fail(first_error);
   }
   return first_error.ok() ? 0 : static_cast<int>(first_error.code());
 }

@@ -3,6 +3,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <optional>
 
 #include <opencv2/highgui.hpp>
 #include <opencv2/imgproc.hpp>
@@ -10,8 +11,10 @@
 
 #include "cli.h"
 #include "commands.h"
+#include "stop_signal.h"
 #include "store_options.h"
 #include "veil/engine/pipeline.h"
+#include "veil/engine/video.h"
 #include "veil/keys/fs.h"
 
 namespace veil::cli {
@@ -26,7 +29,10 @@ const char* kUsage =
     "  to 3 for a preview only and to 1 when writing -o: a face entering the picture is then replaced\n"
     "  from its first frame, while a preview may show it for up to N-1 frames), and shows\n"
     "  the anonymized stream in a window when $DISPLAY is set (q or Esc stops), and/or writes it to OUT\n"
-    "  (Motion-JPEG .avi, or .mp4). Without a display, -o is required. Pseudonyms use the stream scope.\n"
+    "  (Motion-JPEG .avi, lossless FFV1 .mkv, or .mp4). Without a display, -o is required. Ctrl-C or\n"
+    "  SIGTERM ends the stream like q: the recording so far appears under OUT (until then it is a\n"
+    "  temporary file, which a second Ctrl-C, killing at once, leaves behind). Pseudonyms use the\n"
+    "  stream scope.\n"
     "common options: --store DIR, --key-file F | --passphrase-file F | $VEIL_PASSPHRASE, --actor NAME\n";
 
 int Camera(int argc, char** argv) {
@@ -84,31 +90,22 @@ int Camera(int argc, char** argv) {
     return Fail(NotFoundError(input ? *input + " is not a readable video"
                                     : "no camera at /dev/video" + std::to_string(*device)));
   }
-  cv::VideoWriter writer;
-  std::string tmp;
+  // The recording goes to a temporary file and appears under OUT when the stream ends: at the
+  // end of a file, after --frames, on q/Esc in the preview, or on Ctrl-C / SIGTERM, which is how
+  // a headless recording is stopped.
+  std::optional<engine::VideoFileWriter> writer;
+  if (out) writer.emplace(*out, cap.get(cv::CAP_PROP_FPS) > 0 ? cap.get(cv::CAP_PROP_FPS) : 30.0);
+  StopOnSignal stop_on_signal;
   int64_t frames = 0, faces = 0;
   const auto t0 = std::chrono::steady_clock::now();
   cv::Mat frame;
-  Status status;
-  while ((*max_frames == 0 || frames < *max_frames) && cap.read(frame)) {
+  while ((*max_frames == 0 || frames < *max_frames) && !StopRequested() && cap.read(frame)) {
     auto anon = (*pipeline)->AnonymizeFrame(frame, *key);
-    if (!anon.ok()) {
-      status = anon.status();
-      break;
-    }
+    if (!anon.ok()) return Fail(anon.status());  // the temporary recording is removed
     faces += static_cast<int64_t>(anon->faces.size());
-    if (out && !writer.isOpened()) {
-      const bool avi = out->size() > 4 && out->substr(out->size() - 4) == ".avi";
-      tmp = *out + ".tmp" + (avi ? ".avi" : ".mp4");
-      double fps = cap.get(cv::CAP_PROP_FPS) > 0 ? cap.get(cv::CAP_PROP_FPS) : 30.0;
-      writer.open(tmp, avi ? cv::VideoWriter::fourcc('M', 'J', 'P', 'G') : cv::VideoWriter::fourcc('m', 'p', '4', 'v'), fps,
-                  anon->image.size());
-      if (!writer.isOpened()) {
-        status = IoError("cannot write " + tmp);
-        break;
-      }
+    if (writer) {
+      if (Status st = writer->Write(anon->image); !st.ok()) return Fail(st);
     }
-    if (writer.isOpened()) writer.write(anon->image);
     ++frames;
     if (preview) {
       // The preview (never the written stream) shows the pipeline's time per frame.
@@ -123,16 +120,17 @@ int Camera(int argc, char** argv) {
       if (k == 'q' || k == 27) break;
     }
   }
-  writer.release();
-  if (status.ok() && out && frames > 0 && std::rename(tmp.c_str(), out->c_str()) != 0) status = IoError("cannot create " + *out);
-  if (!status.ok()) {
-    if (!tmp.empty()) std::remove(tmp.c_str());
-    return Fail(status);
+  if (writer && frames == 0) {
+    return Fail(StopRequested() ? CancelledError("stopped before the first frame; nothing was written")
+                                : DataLossError("no frame could be read from the source; nothing was written"));
+  }
+  if (writer) {
+    if (Status st = writer->Commit(); !st.ok()) return Fail(st);
   }
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  std::printf("%lld frames, %lld faces replaced, %.1f frames/s%s%s\n", static_cast<long long>(frames),
+  std::printf("%lld frames, %lld faces replaced, %.1f frames/s%s%s%s\n", static_cast<long long>(frames),
               static_cast<long long>(faces), secs > 0 ? frames / secs : 0.0, out ? ", written to " : "",
-              out ? out->c_str() : "");
+              out ? out->c_str() : "", StopRequested() ? " (stopped by a signal)" : "");
   return 0;
 }
 

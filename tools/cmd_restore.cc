@@ -11,6 +11,7 @@
 #include "cli.h"
 #include "commands.h"
 #include "output.h"
+#include "stop_signal.h"
 #include "store_options.h"
 #include "veil/engine/image_io.h"
 #include "veil/engine/pipeline.h"
@@ -115,7 +116,12 @@ int RestoreVideo(const std::string& input, const std::string& copy, const std::s
                                      manifest.keyring, manifest.key_version));
     return Status::Ok();
   };
-  auto restored = engine::RestoreVideoFromPayloads(copy, manifest, grant, container, out, progress, record);
+  engine::VideoRestoreOptions options;
+  options.progress = progress;
+  options.before_commit = record;
+  options.cancelled = StopRequested;  // Ctrl-C: the audit log records a failed restore, nothing appears
+  StopOnSignal stop_on_signal;
+  auto restored = engine::RestoreVideoFromPayloads(copy, manifest, grant, container, out, options);
   if (show) std::fprintf(stderr, "\n");
   // A failure after the success record (the final link) is recorded too.
   if (!restored.ok()) return fail_logged(restored.status());

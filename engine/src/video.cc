@@ -75,46 +75,6 @@ StatusOr<Source> OpenSource(const std::string& input) {
   return s;
 }
 
-// A video being written to a temporary file next to `output`; Commit() fsyncs it and links it in
-// place (never over an existing file); the destructor removes the temporary file.
-class PendingVideo {
- public:
-  PendingVideo(const std::string& output, double fps, cv::Size size, unsigned mode = 0644) : output_(output) {
-    const std::string ext = LowerExt(output);
-    const bool avi = ext == ".avi", mkv = ext == ".mkv";
-    tmp_ = output + ".tmp." + std::to_string(::getpid()) + "." + std::to_string(std::random_device{}()) +
-           (avi ? ".avi" : mkv ? ".mkv" : ".mp4");
-    const int fourcc = avi   ? cv::VideoWriter::fourcc('M', 'J', 'P', 'G')
-                       : mkv ? cv::VideoWriter::fourcc('F', 'F', 'V', '1')
-                             : cv::VideoWriter::fourcc('m', 'p', '4', 'v');
-    writer_.open(tmp_, fourcc, fps, size);
-    if (writer_.isOpened()) ::chmod(tmp_.c_str(), mode);
-  }
-  ~PendingVideo() {
-    writer_.release();
-    ::unlink(tmp_.c_str());
-  }
-  bool ok() const { return writer_.isOpened(); }
-  const std::string& tmp() const { return tmp_; }
-  void Write(const cv::Mat& frame) { writer_.write(frame); }
-  void Close() { writer_.release(); }
-  Status Commit() {
-    writer_.release();
-    VEIL_RETURN_IF_ERROR(FsyncFile(tmp_));
-    if (::link(tmp_.c_str(), output_.c_str()) != 0) {
-      const int e = errno;
-      if (e == EEXIST) return AlreadyExistsError(output_ + " exists; not overwriting it");
-      return IoError("cannot create " + output_ + ": " + std::strerror(e));
-    }
-    auto parent = std::filesystem::path(output_).parent_path();
-    return keys::FsyncDir(parent.empty() ? "." : parent.string());
-  }
-
- private:
-  std::string output_, tmp_;
-  cv::VideoWriter writer_;
-};
-
 }  // namespace
 
 bool IsVideoPath(const std::string& path) {
@@ -129,8 +89,7 @@ StatusOr<Manifest> AnonymizeVideo(Pipeline& pipeline, const keys::KeyHandle& key
                                   const std::string& output, const VideoOptions& options) {
   if (keys::PathExists(output)) return AlreadyExistsError(output + " exists; not overwriting it");
   VEIL_ASSIGN_OR_RETURN(Source src, OpenSource(input));
-  PendingVideo out(output, src.fps, src.size);
-  if (!out.ok()) return IoError("cannot write a video to " + out.tmp() + " (codec unavailable?)");
+  VideoFileWriter out(output, src.fps);
 
   Manifest m;
   m.models = pipeline.models();
@@ -142,20 +101,21 @@ StatusOr<Manifest> AnonymizeVideo(Pipeline& pipeline, const keys::KeyHandle& key
   m.height = static_cast<uint32_t>(src.size.height);
   keys::SecretBytes manifest_key = key.DeriveSubkey(keys::KeyPurpose::kManifest, keys::ScopeKind::kDeployment, "");
 
-  // The original regions are sealed as their frames come and streamed into a payload container.
+  // The original regions are sealed as their frames come and streamed into a payload container:
+  // beside the video it travels with it, as the sidecar does; the key store's copy is private.
   const PayloadLocation where = pipeline.params().payloads;
   const bool keep = where != PayloadLocation::kNone;
   const VideoPayloadTarget& target = options.payloads;
-  const std::string near = target.folder.empty() ? VideoPayloadPath(output)
-                                                 : (std::filesystem::path(target.folder) / ".veilpay").string();
+  const bool beside = target.folder.empty();
   std::optional<PayloadContainerWriter> container;
+  std::string container_id;
   if (keep) {
     // Deterministic: the same input and key give the same container bytes.
     VEIL_ASSIGN_OR_RETURN(std::string input_digest, keys::Sha256File(input));
-    const std::string id(
-        keys::ExpandSecret(manifest_key, "veil-video-container-id-v1:" + keys::ToHex(input_digest), 16).view(keys::SecretAccess::Get()));
-    // Beside the video it travels with it, as the sidecar does; the key store's copy is private.
-    VEIL_ASSIGN_OR_RETURN(PayloadContainerWriter w, PayloadContainerWriter::Create(near, id, target.folder.empty() ? 0644 : 0600));
+    container_id = std::string(keys::ExpandSecret(manifest_key, "veil-video-container-id-v1:" + keys::ToHex(input_digest), 16)
+                                   .view(keys::SecretAccess::Get()));
+    const std::string near = beside ? VideoPayloadPath(output) : (std::filesystem::path(target.folder) / ".veilpay").string();
+    VEIL_ASSIGN_OR_RETURN(PayloadContainerWriter w, PayloadContainerWriter::Create(near, container_id, beside ? 0644 : 0600));
     container.emplace(std::move(w));
   }
   cv::Mat frame;
@@ -163,6 +123,9 @@ StatusOr<Manifest> AnonymizeVideo(Pipeline& pipeline, const keys::KeyHandle& key
   pipeline.ResetStream();
   int64_t n = 0;
   while (src.cap.read(frame)) {
+    if (options.cancelled && options.cancelled()) {
+      return CancelledError("stopped at frame " + std::to_string(n) + " of " + input + "; nothing was written");
+    }
     if (frame.size() != src.size || frame.type() != CV_8UC3) {
       return DataLossError("frame " + std::to_string(n) + " of " + input + " changes size or type");
     }
@@ -175,22 +138,21 @@ StatusOr<Manifest> AnonymizeVideo(Pipeline& pipeline, const keys::KeyHandle& key
       if (keep) {
         VEIL_ASSIGN_OR_RETURN(std::string png, internal::RegionPng(frame, f.region));
         if (!png.empty()) {
-          const std::string& id = container->Ref().container_id;
-          VEIL_ASSIGN_OR_RETURN(std::string sealed, internal::SealVideoPayload(id, f, key, png));
+          VEIL_ASSIGN_OR_RETURN(std::string sealed, internal::SealVideoPayload(container_id, f, key, png));
           VEIL_RETURN_IF_ERROR(container->Append({f.index, f.frame, std::move(sealed)}));
           f.payload_location = where == PayloadLocation::kKeyStore ? PayloadLocation::kKeyStore : PayloadLocation::kSidecar;
         }
       }
       m.faces.push_back(std::move(f));
     }
-    out.Write(anonymized->image);
+    VEIL_RETURN_IF_ERROR(out.Write(anonymized->image));
     ++n;
     if (options.progress) options.progress({n, src.total});
   }
   out.Close();
   if (n == 0) return InvalidArgumentError(input + " has no decodable frames");
   int64_t written = 0;
-  VEIL_ASSIGN_OR_RETURN(m.output_pixels_sha256, FramesSha256(out.tmp(), &written));
+  VEIL_ASSIGN_OR_RETURN(m.output_pixels_sha256, FramesSha256(out.temp_path(), &written));
   if (written != n) return IoError("the written video has " + std::to_string(written) + " of " + std::to_string(n) + " frames");
   m.frames = static_cast<uint32_t>(n);
   // Deterministic id from the output: the same input and key give the same manifest.
@@ -202,17 +164,24 @@ StatusOr<Manifest> AnonymizeVideo(Pipeline& pipeline, const keys::KeyHandle& key
   }
   // The container first, then the sidecar (before_commit), the video last: its presence marks the job as done.
   std::string container_path;
+  bool container_made = false;  // by this call (and so removed again if the job fails after all)
   if (keep) {
     m.payload_container = container->Ref();
     VEIL_ASSIGN_OR_RETURN(m.video_seal, internal::SealVideo(m, key));
-    container_path = target.folder.empty() ? VideoPayloadPath(output)
-                                           : (std::filesystem::path(target.folder) / target.name(m.manifest_id)).string();
-    VEIL_RETURN_IF_ERROR(container->Commit(container_path, target.replace));
+    container_path = beside ? VideoPayloadPath(output) : (std::filesystem::path(target.folder) / target.name(m.manifest_id)).string();
+    Status st = container->Commit(container_path, target.replace);
+    if (st.code() == StatusCode::kAlreadyExists &&
+        keys::FileHolds(container_path, m.payload_container.sha256, m.payload_container.size)) {
+      st = Status::Ok();  // an identical earlier run's, stopped before its video appeared
+    } else if (st.ok()) {
+      container_made = !target.replace;  // a replaced file is not restored: keep what was committed
+    }
+    VEIL_RETURN_IF_ERROR(st);
   }
   Status st = options.before_commit ? options.before_commit(m) : Status::Ok();
   if (st.ok()) st = out.Commit();
   if (!st.ok()) {
-    if (keep && !target.replace) ::unlink(container_path.c_str());  // ours: link() never replaced a file
+    if (container_made) ::unlink(container_path.c_str());
     return st;
   }
   return m;
@@ -220,9 +189,7 @@ StatusOr<Manifest> AnonymizeVideo(Pipeline& pipeline, const keys::KeyHandle& key
 
 StatusOr<VideoRestoreOutput> RestoreVideoFromPayloads(const std::string& input, const Manifest& manifest,
                                                       const keys::RestoreGrant& grant, const std::string& payload_container,
-                                                      const std::string& output,
-                                                      const std::function<void(const VideoProgress&)>& progress,
-                                                      const std::function<Status(const VideoRestoreOutput&)>& before_commit) {
+                                                      const std::string& output, const VideoRestoreOptions& options) {
   if (keys::PathExists(output)) return AlreadyExistsError(output + " exists; not overwriting it");
   if (manifest.frames == 0) return InvalidArgumentError("the manifest describes an image, not a video");
   const Status edited = DataLossError("the video was edited after anonymization (its frames do not match its manifest)");
@@ -271,8 +238,7 @@ StatusOr<VideoRestoreOutput> RestoreVideoFromPayloads(const std::string& input, 
   };
 
   // The restored originals: readable by the owner only, as restored images are.
-  PendingVideo out(output, src.fps, src.size, 0600);
-  if (!out.ok()) return IoError("cannot write a video to " + out.tmp() + " (codec unavailable?)");
+  VideoFileWriter out(output, src.fps, 0600);
   // One pass: frames and container records are read side by side (constant memory) and hashed as
   // they are read; nothing appears under `output` unless both are exactly what the manifest describes.
   VEIL_ASSIGN_OR_RETURN(std::optional<PayloadRecord> next, next_record());
@@ -280,6 +246,7 @@ StatusOr<VideoRestoreOutput> RestoreVideoFromPayloads(const std::string& input, 
   std::string seen, written;  // per-frame digests: the frames read here, and those written
   int64_t n = 0;
   while (src.cap.read(frame)) {
+    if (options.cancelled && options.cancelled()) return CancelledError("restore stopped at frame " + std::to_string(n) + "; nothing was written");
     if (n >= manifest.frames) return edited;
     seen += PixelsSha256(frame);
     for (; next && next->frame == n; ) {
@@ -297,9 +264,9 @@ StatusOr<VideoRestoreOutput> RestoreVideoFromPayloads(const std::string& input, 
     }
     if (next && next->frame < n) return altered;  // records out of order
     written += PixelsSha256(frame);
-    out.Write(frame);
+    VEIL_RETURN_IF_ERROR(out.Write(frame));
     ++n;
-    if (progress) progress({n, static_cast<int64_t>(manifest.frames)});
+    if (options.progress) options.progress({n, static_cast<int64_t>(manifest.frames)});
   }
   if (n != manifest.frames || keys::Sha256(seen) != manifest.output_pixels_sha256) return edited;
   if (next || !kept.empty()) return altered;
@@ -313,14 +280,63 @@ StatusOr<VideoRestoreOutput> RestoreVideoFromPayloads(const std::string& input, 
   result.frames = n;
   out.Close();
   int64_t back = 0;
-  VEIL_ASSIGN_OR_RETURN(std::string back_digest, FramesSha256(out.tmp(), &back));
+  VEIL_ASSIGN_OR_RETURN(std::string back_digest, FramesSha256(out.temp_path(), &back));
   if (back != n) return IoError("the restored video has " + std::to_string(back) + " of " + std::to_string(n) + " frames");
   if (LowerExt(output) == ".mkv" && back_digest != keys::Sha256(written)) {
     return IoError("the restored video does not decode to the restored frames");
   }
-  if (before_commit) VEIL_RETURN_IF_ERROR(before_commit(result));
+  if (options.before_commit) VEIL_RETURN_IF_ERROR(options.before_commit(result));
   VEIL_RETURN_IF_ERROR(out.Commit());
   return result;
+}
+
+VideoFileWriter::VideoFileWriter(std::string output, double fps, unsigned mode)
+    : output_(std::move(output)), fps_(fps > 0 ? fps : 25.0), mode_(mode) {
+  const std::string ext = LowerExt(output_);
+  tmp_ = output_ + ".tmp." + std::to_string(::getpid()) + "." + std::to_string(std::random_device{}()) +
+         (ext == ".avi" ? ".avi" : ext == ".mkv" ? ".mkv" : ".mp4");
+}
+
+VideoFileWriter::~VideoFileWriter() {
+  Close();
+  ::unlink(tmp_.c_str());
+}
+
+Status VideoFileWriter::Write(const cv::Mat& frame) {
+  if (!writer_) {
+    if (frame.empty() || frame.type() != CV_8UC3) return InvalidArgumentError("a video frame must be 8-bit BGR");
+    const std::string ext = LowerExt(output_);
+    const int fourcc = ext == ".avi"   ? cv::VideoWriter::fourcc('M', 'J', 'P', 'G')
+                       : ext == ".mkv" ? cv::VideoWriter::fourcc('F', 'F', 'V', '1')
+                                       : cv::VideoWriter::fourcc('m', 'p', '4', 'v');
+    size_ = frame.size();
+    writer_ = std::make_unique<cv::VideoWriter>(tmp_, fourcc, fps_, size_);
+    if (!writer_->isOpened()) return IoError("cannot write a video to " + tmp_ + " (codec unavailable?)");
+    ::chmod(tmp_.c_str(), mode_);
+  }
+  if (!writer_->isOpened()) return FailedPreconditionError("the video " + tmp_ + " is closed");
+  if (frame.size() != size_ || frame.type() != CV_8UC3) return InvalidArgumentError("a video frame changes size or type");
+  writer_->write(frame);
+  ++frames_;
+  return Status::Ok();
+}
+
+void VideoFileWriter::Close() {
+  if (writer_) writer_->release();
+}
+
+Status VideoFileWriter::Commit() {
+  if (frames_ == 0) return FailedPreconditionError("no frames to write to " + output_);
+  Close();
+  VEIL_RETURN_IF_ERROR(FsyncFile(tmp_));
+  if (::link(tmp_.c_str(), output_.c_str()) != 0) {
+    const int e = errno;
+    if (e == EEXIST) return AlreadyExistsError(output_ + " exists; not overwriting it");
+    return IoError("cannot create " + output_ + ": " + std::strerror(e));
+  }
+  ::unlink(tmp_.c_str());
+  auto parent = std::filesystem::path(output_).parent_path();
+  return keys::FsyncDir(parent.empty() ? "." : parent.string());
 }
 
 }  // namespace veil::engine

@@ -14,6 +14,8 @@
 
 #include <sodium.h>
 
+#include "veil/keys/secret.h"
+
 namespace veil::keys {
 namespace {
 
@@ -217,6 +219,21 @@ Status WriteFileAtomic(const std::string& path, const std::string& bytes, bool o
   VEIL_ASSIGN_OR_RETURN(PendingFile file, PendingFile::Create(path, mode));
   VEIL_RETURN_IF_ERROR(file.Append(bytes));
   return file.Commit(path, overwrite);
+}
+
+bool FileHolds(const std::string& path, const std::string& sha256, uint64_t size) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode) || static_cast<uint64_t>(st.st_size) != size) return false;
+  auto digest = Sha256File(path);
+  return digest.ok() && *digest == sha256;
+}
+
+Status WriteNewFileOrSame(const std::string& path, const std::string& bytes, unsigned mode, bool* created) {
+  if (created) *created = false;
+  if (FileHolds(path, Sha256(bytes), bytes.size())) return Status::Ok();
+  VEIL_RETURN_IF_ERROR(WriteFileAtomic(path, bytes, /*overwrite=*/false, mode));
+  if (created) *created = true;
+  return Status::Ok();
 }
 
 StatusOr<FileLock> FileLock::Acquire(const std::string& path, Mode mode, int timeout_ms) {

@@ -17,6 +17,7 @@ const char* StatusCodeName(StatusCode code) {
     case StatusCode::kAlreadyExists: return "already exists";
     case StatusCode::kUnsupported: return "unsupported";
     case StatusCode::kResourceExhausted: return "too large";
+    case StatusCode::kCancelled: return "interrupted";
   }
   return "unknown";
 }

@@ -1,6 +1,7 @@
 // Test helper for the CLI video walk (OpenCV only):
 //   video_frames make PHOTO OUT.avi N   a clip of N frames panning back and forth over PHOTO (Motion-JPEG)
 //   video_frames same A B               exit 0 when A and B decode to identical frames, 1 otherwise
+//   video_frames count FILE             prints the number of frames FILE decodes to
 #include <cstdio>
 #include <cstdlib>
 #include <string>
@@ -43,6 +44,15 @@ int main(int argc, char** argv) {
     std::printf("%d identical frames\n", frames);
     return 0;
   }
-  std::fprintf(stderr, "usage: video_frames make PHOTO OUT.avi N | video_frames same A B\n");
+  if (cmd == "count" && argc == 3) {
+    cv::VideoCapture v(argv[2]);
+    if (!v.isOpened()) return 2;
+    cv::Mat f;
+    long long frames = 0;
+    while (v.read(f)) ++frames;
+    std::printf("%lld\n", frames);
+    return 0;
+  }
+  std::fprintf(stderr, "usage: video_frames make PHOTO OUT.avi N | video_frames same A B | video_frames count FILE\n");
   return 2;
 }

@@ -371,3 +371,95 @@ TEST_CASE("a failed video job leaves neither the video nor its payload container
   CHECK_FALSE(fs::exists(out));
   for (const auto& e : fs::directory_iterator(ws.dir)) CHECK(e.path().string().find(".tmp.") == std::string::npos);
 }
+
+TEST_CASE("a video job stopped by its caller leaves nothing behind and the same job then runs to the end") {
+  testing::TestStore s('c');
+  Workspace ws;
+  const std::string clip = MakeClip(ws.dir, 4);
+  const std::string out = (ws.dir / "anonymized.mkv").string();
+  VideoOptions options;
+  int64_t seen = 0;
+  options.progress = [&](const VideoProgress& p) { seen = p.frame; };
+  options.cancelled = [&] { return seen >= 2; };  // as a signal arriving after the second frame
+  auto m = AnonymizeVideo(*SealingPipeline(), s.Key(), clip, out, options);
+  CHECK(m.status().code() == StatusCode::kCancelled);
+  CHECK(seen == 2);
+  CHECK_FALSE(fs::exists(out));
+  CHECK_FALSE(fs::exists(VideoPayloadPath(out)));
+  for (const auto& e : fs::directory_iterator(ws.dir)) CHECK(e.path().string().find(".tmp.") == std::string::npos);
+  auto again = AnonymizeVideo(*SealingPipeline(), s.Key(), clip, out);
+  REQUIRE_MESSAGE(again.ok(), again.status().ToString());
+  CHECK(again->frames == 4);
+}
+
+TEST_CASE("a video job stopped after its payload container appeared runs again over its own identical leftover") {
+  testing::TestStore s('l');
+  Workspace ws;
+  const std::string clip = MakeClip(ws.dir, 2);
+  const std::string out = (ws.dir / "anonymized.mkv").string();
+  auto first = AnonymizeVideo(*SealingPipeline(), s.Key(), clip, out);
+  REQUIRE_MESSAGE(first.ok(), first.status().ToString());
+  const std::string container = Bytes(VideoPayloadPath(out));
+  fs::remove(out);  // the state a job killed between its container and its video leaves
+  auto again = AnonymizeVideo(*SealingPipeline(), s.Key(), clip, out);
+  REQUIRE_MESSAGE(again.ok(), again.status().ToString());
+  CHECK(SerializeManifest(*again) == SerializeManifest(*first));
+  CHECK(Bytes(VideoPayloadPath(out)) == container);
+  // A failure after that leaves the leftover alone: it was not this call's to remove.
+  fs::remove(out);
+  VideoOptions failing;
+  failing.before_commit = [](const Manifest&) { return IoError("the sidecar could not be written"); };
+  CHECK(AnonymizeVideo(*SealingPipeline(), s.Key(), clip, out, failing).status().code() == StatusCode::kIoError);
+  CHECK(Bytes(VideoPayloadPath(out)) == container);
+}
+
+TEST_CASE("a video restore stopped by its caller writes nothing") {
+  testing::TestStore s('r');
+  Workspace ws;
+  const std::string clip = MakeClip(ws.dir, 3);
+  const std::string out = (ws.dir / "anonymized.mkv").string(), back = (ws.dir / "restored.mkv").string();
+  auto m = AnonymizeVideo(*SealingPipeline(), s.Key(), clip, out);
+  REQUIRE_MESSAGE(m.ok(), m.status().ToString());
+  VideoRestoreOptions options;
+  int64_t seen = 0;
+  bool committed = false;
+  options.progress = [&](const VideoProgress& p) { seen = p.frame; };
+  options.cancelled = [&] { return seen >= 1; };
+  options.before_commit = [&](const VideoRestoreOutput&) {
+    committed = true;
+    return Status::Ok();
+  };
+  auto r = RestoreVideoFromPayloads(out, *m, s.Grant(Bytes(out)), VideoPayloadPath(out), back, options);
+  CHECK(r.status().code() == StatusCode::kCancelled);
+  CHECK_FALSE(committed);
+  CHECK_FALSE(fs::exists(back));
+  for (const auto& e : fs::directory_iterator(ws.dir)) CHECK(e.path().string().find(".tmp.") == std::string::npos);
+}
+
+TEST_CASE("a video file writer shows nothing under its name until Commit and never replaces a file") {
+  Workspace ws;
+  const std::string path = (ws.dir / "rec.mkv").string();
+  cv::Mat frame(48, 64, CV_8UC3, cv::Scalar(10, 20, 30));
+  {
+    VideoFileWriter abandoned(path, 25);
+    REQUIRE(abandoned.Write(frame).ok());
+    CHECK(fs::exists(abandoned.temp_path()));
+    CHECK_FALSE(fs::exists(path));
+  }
+  for (const auto& e : fs::directory_iterator(ws.dir)) CHECK(e.path().string().find(".tmp.") == std::string::npos);
+  {
+    VideoFileWriter empty(path, 25);
+    CHECK(empty.Commit().code() == StatusCode::kFailedPrecondition);
+  }
+  VideoFileWriter w(path, 25);
+  REQUIRE(w.Write(frame).ok());
+  CHECK(w.Write(cv::Mat(10, 10, CV_8UC3)).code() == StatusCode::kInvalidArgument);
+  REQUIRE(w.Write(frame).ok());
+  REQUIRE(w.Commit().ok());
+  const auto frames = DecodeFrames(path);
+  REQUIRE(frames.size() == 2);
+  CHECK(cv::norm(frames[1], frame, cv::NORM_INF) == 0);  // FFV1: lossless
+  VideoFileWriter second(path, 25);
+  REQUIRE(second.Write(frame).ok());
+  CHECK(second.Commit().code() == StatusCode::kAlreadyExists);
+}

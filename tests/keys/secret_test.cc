@@ -122,3 +122,26 @@ TEST_CASE("a pending file appears only when committed, never replaces a file unl
   CHECK(*ReadFile(dir / "out") == "second");
   CHECK(listing() == std::vector<std::string>{"out"});
 }
+
+TEST_CASE("writing a new file accepts an identical file already there and refuses a different one") {
+  testing::TempDir dir;
+  const std::string path = dir / "job.veil";
+  bool created = false;
+  REQUIRE(WriteNewFileOrSame(path, "manifest bytes", 0644, &created).ok());
+  CHECK(created);
+  CHECK(FileHolds(path, Sha256("manifest bytes"), 14));
+  CHECK_FALSE(FileHolds(path, Sha256("manifest bytes"), 15));
+  CHECK_FALSE(FileHolds(dir / "absent", Sha256(""), 0));
+  // The same job run again, after being stopped before its last step: its own leftover is fine.
+  REQUIRE(WriteNewFileOrSame(path, "manifest bytes", 0644, &created).ok());
+  CHECK_FALSE(created);
+  // Anything else there is never replaced.
+  CHECK(WriteNewFileOrSame(path, "other bytes", 0644, &created).code() == StatusCode::kAlreadyExists);
+  CHECK_FALSE(created);
+  CHECK(*ReadFile(path) == "manifest bytes");
+}
+
+TEST_CASE("an interruption has its own status code, 13, named interrupted") {
+  CHECK(static_cast<int>(CancelledError("stopped").code()) == 13);
+  CHECK(CancelledError("stopped").ToString() == "interrupted: stopped");
+}

@@ -26,6 +26,7 @@ enum class StatusCode : int {
   kAlreadyExists = 10,      // name taken, output exists
   kUnsupported = 11,        // unknown format version or feature
   kResourceExhausted = 12,  // input too large (e.g. image dimensions)
+  kCancelled = 13,          // stopped on request (SIGINT, SIGTERM); nothing half-written remains
 };
 
 const char* StatusCodeName(StatusCode code);
@@ -61,6 +62,7 @@ inline Status AlreadyExistsError(std::string m) { return {StatusCode::kAlreadyEx
 inline Status UnsupportedError(std::string m) { return {StatusCode::kUnsupported, std::move(m)}; }
 inline Status InternalError(std::string m) { return {StatusCode::kInternal, std::move(m)}; }
 inline Status ResourceExhaustedError(std::string m) { return {StatusCode::kResourceExhausted, std::move(m)}; }
+inline Status CancelledError(std::string m) { return {StatusCode::kCancelled, std::move(m)}; }
 
 template <typename T>
 class [[nodiscard]] StatusOr {

@@ -14,9 +14,14 @@
 #pragma once
 
 #include <functional>
+#include <memory>
 #include <string>
 
 #include "veil/engine/pipeline.h"
+
+namespace cv {
+class VideoWriter;
+}
 
 namespace veil::engine {
 
@@ -48,13 +53,18 @@ struct VideoOptions {
   // appears under `output` (a sidecar written there is never missing next to a finished video);
   // its error aborts the job.
   std::function<Status(const Manifest&)> before_commit;
+  // Polled before each frame (from the calling thread; e.g. a flag set by a signal handler): true
+  // stops the job with Cancelled, leaving nothing behind, as any failure does.
+  std::function<bool()> cancelled;
 };
 
 // Anonymizes `input` into `output` (written to a temporary file in the same folder, then renamed;
 // never replaces an existing file). .mkv is written as FFV1 (lossless), .avi as Motion-JPEG,
 // everything else as MPEG-4 Part 2 in an .mp4 container. Returns the manifest (output hash,
 // payload container reference and video seal). On failure neither the video nor a container
-// created by this call remains.
+// created by this call remains. A payload container that already holds exactly the bytes this job
+// writes (left by an identical run stopped before its video appeared) is kept and counts as
+// written, so that run can simply be repeated.
 StatusOr<Manifest> AnonymizeVideo(Pipeline& pipeline, const keys::KeyHandle& key, const std::string& input,
                                   const std::string& output, const VideoOptions& options = {});
 
@@ -62,6 +72,15 @@ struct VideoRestoreOutput {
   int64_t frames = 0;
   int faces_restored = 0;
   int faces_without_payload = 0;
+};
+
+struct VideoRestoreOptions {
+  std::function<void(const VideoProgress&)> progress;
+  // Runs after the restored video is verified, just before it appears under its name (the CLI
+  // writes the audit record there); its error aborts the restore and nothing appears.
+  std::function<Status(const VideoRestoreOutput&)> before_commit;
+  // Polled before each frame: true stops the restore with Cancelled; nothing appears.
+  std::function<bool()> cancelled;
 };
 
 // Puts the original face regions back into every frame of `input` (a video anonymized by Veil,
@@ -73,13 +92,38 @@ struct VideoRestoreOutput {
 // names (Unauthenticated otherwise) and the decoded frames are exactly those the manifest
 // describes (DataLoss "edited after anonymization" otherwise). The
 // written file (mode 0600) is read back before it appears under `output`: as many frames, and for
-// .mkv the very pixels restored. `before_commit` (optional; the CLI writes the audit record there)
-// runs just before; its error aborts the restore and nothing appears. `input` should be a private
-// copy of what the restore request names (veil restore copies it while hashing it).
-StatusOr<VideoRestoreOutput> RestoreVideoFromPayloads(
-    const std::string& input, const Manifest& manifest, const keys::RestoreGrant& grant,
-    const std::string& payload_container, const std::string& output,
-    const std::function<void(const VideoProgress&)>& progress = {},
-    const std::function<Status(const VideoRestoreOutput&)>& before_commit = {});
+// .mkv the very pixels restored. `input` should be a private copy of what the restore request names
+// (veil restore copies it while hashing it).
+StatusOr<VideoRestoreOutput> RestoreVideoFromPayloads(const std::string& input, const Manifest& manifest,
+                                                      const keys::RestoreGrant& grant,
+                                                      const std::string& payload_container, const std::string& output,
+                                                      const VideoRestoreOptions& options = {});
+
+// A video written frame by frame to a temporary file beside `output` (codec from the extension, as
+// for AnonymizeVideo); it appears under `output` only on Commit (fsync, link: never over an
+// existing file). The destructor removes an uncommitted temporary file: a failed or stopped
+// recording leaves nothing under a real name. The frame size is fixed by the first frame.
+class VideoFileWriter {
+ public:
+  VideoFileWriter(std::string output, double fps, unsigned mode = 0644);
+  ~VideoFileWriter();
+  VideoFileWriter(const VideoFileWriter&) = delete;
+  VideoFileWriter& operator=(const VideoFileWriter&) = delete;
+
+  Status Write(const cv::Mat& frame);
+  int64_t frames() const { return frames_; }
+  // Closes the temporary file (to read it back before Commit).
+  void Close();
+  const std::string& temp_path() const { return tmp_; }
+  Status Commit();
+
+ private:
+  std::string output_, tmp_;
+  double fps_;
+  unsigned mode_;
+  int64_t frames_ = 0;
+  cv::Size size_;
+  std::unique_ptr<cv::VideoWriter> writer_;
+};
 
 }  // namespace veil::engine

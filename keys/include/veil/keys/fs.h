@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <string>
 #include <string_view>
 
@@ -22,6 +23,16 @@ StatusOr<std::string> CopyFileSha256(const std::string& from, const std::string&
 // Writes `bytes` to `path` atomically and durably. With overwrite=false an existing file is
 // never replaced (AlreadyExists).
 Status WriteFileAtomic(const std::string& path, const std::string& bytes, bool overwrite, unsigned mode = 0600);
+
+// True when `path` is a regular file of exactly `size` bytes with this SHA-256: what an earlier,
+// interrupted run of the same deterministic job left behind.
+bool FileHolds(const std::string& path, const std::string& sha256, uint64_t size);
+
+// WriteFileAtomic(overwrite=false), except that a file already holding exactly `bytes` counts as
+// written (*created = false; true when this call made it): a deterministic job killed after this
+// step and run again goes on instead of stopping at its own leftovers.
+Status WriteNewFileOrSame(const std::string& path, const std::string& bytes, unsigned mode = 0600,
+                          bool* created = nullptr);
 
 // A file written piece by piece under a temporary name in the folder of `near`; it appears under
 // its final name only on Commit (fsync, link or rename, fsync of the folder). An uncommitted
