@@ -16,6 +16,7 @@
 #include "output.h"
 #include "stop_signal.h"
 #include "store_options.h"
+#include "video_outputs.h"
 #include "veil/engine/image_io.h"
 #include "veil/engine/pipeline.h"
 #include "veil/engine/video.h"
@@ -157,30 +158,17 @@ Status ProcessVideo(engine::Pipeline& pipeline, const keys::KeyHandle& key, cons
                    static_cast<long long>(p.frames));
     }
   };
-  // The payload container (beside the video, or only in the key store), then the sidecar, the
-  // video last: its presence marks the job as done.
   engine::VideoOptions options;
   options.progress = progress;
   options.cancelled = StopRequested;
-  if (pipeline.params().payloads == PayloadLocation::kKeyStore) {
-    options.payloads.folder = StorePayloadFolder(opts);
-    fs::create_directories(options.payloads.folder, ec);
-    options.payloads.name = StoreVideoPayloadName;
-    options.payloads.replace = true;  // named by the output's digest: a re-run writes the same bytes
-  }
-  const std::string sidecar = job.output.string() + ".veil";
-  bool made_sidecar = false;
-  options.before_commit = [&](const engine::Manifest& m) -> Status {
-    result->manifest_bytes = engine::SerializeManifest(m);
-    // An identical sidecar is an earlier run's, stopped just before its video appeared.
-    return keys::WriteNewFileOrSame(sidecar, result->manifest_bytes, 0644, &made_sidecar);
-  };
+  VideoOutputs outputs(opts, pipeline.params().payloads, job.output.string(), options);
   auto m = engine::AnonymizeVideo(pipeline, key, job.input.string(), job.output.string(), options);
   if (show_progress) std::fprintf(stderr, "\n");
   if (!m.ok()) {
-    if (made_sidecar && !keys::PathExists(job.output.string())) fs::remove(sidecar, ec);  // ours, and no video
+    outputs.CleanUp();
     return m.status();
   }
+  result->manifest_bytes = outputs.manifest_bytes();
   result->manifest = std::move(*m);
   return Status::Ok();
 }

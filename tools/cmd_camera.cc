@@ -3,7 +3,6 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
-#include <optional>
 
 #include <opencv2/highgui.hpp>
 #include <opencv2/imgproc.hpp>
@@ -13,6 +12,7 @@
 #include "commands.h"
 #include "stop_signal.h"
 #include "store_options.h"
+#include "video_outputs.h"
 #include "veil/engine/pipeline.h"
 #include "veil/engine/video.h"
 #include "veil/keys/fs.h"
@@ -21,7 +21,8 @@ namespace veil::cli {
 namespace {
 
 const char* kUsage =
-    "usage: veil camera [--device N | --input VIDEO] [-o OUT.avi] [--frames N] [--no-preview]\n"
+    "usage: veil camera [--device N | --input VIDEO] [-o OUT.avi] [--payload inline|store|none]\n"
+    "         [--frames N] [--no-preview]\n"
     "         [--replace pixelate|blur|solid] [--detector tiny|ssd] [--keyring NAME] [--scope-id ID]\n"
     "         [--detect-every N] [--detector-size 416]\n"
     "  Reads /dev/videoN (default 0) or a video file frame by frame with the fast detector (on every\n"
@@ -29,7 +30,9 @@ const char* kUsage =
     "  to 3 for a preview only and to 1 when writing -o: a face entering the picture is then replaced\n"
     "  from its first frame, while a preview may show it for up to N-1 frames), and shows\n"
     "  the anonymized stream in a window when $DISPLAY is set (q or Esc stops), and/or writes it to OUT\n"
-    "  (Motion-JPEG .avi, lossless FFV1 .mkv, or .mp4). Without a display, -o is required. Ctrl-C or\n"
+    "  (Motion-JPEG .avi, lossless FFV1 .mkv, or .mp4) with its manifest (OUT.veil) and the sealed\n"
+    "  originals (--payload inline: OUT.veilpay, the default | store | none), restorable like any\n"
+    "  video Veil wrote. Without a display, -o is required. Ctrl-C or\n"
     "  SIGTERM ends the stream like q: the recording so far appears under OUT (until then it is a\n"
     "  temporary file, which a second Ctrl-C, killing at once, leaves behind). Pseudonyms use the\n"
     "  stream scope.\n"
@@ -54,6 +57,7 @@ int Camera(int argc, char** argv) {
   const std::string scope_id = args.GetOr("--scope-id", "camera");
   auto detect_every = args.GetInt("--detect-every", out ? 1 : 3, 1, 30);
   auto detector_size = args.GetInt("--detector-size", 416, 32, 2048);
+  const std::string payload_where = args.GetOr("--payload", "inline");
   if (Status st = args.Finish(); !st.ok()) return Fail(st);
   if (!detect_every.ok()) return Fail(detect_every.status());
   if (!detector_size.ok()) return Fail(detector_size.status());
@@ -64,6 +68,9 @@ int Camera(int argc, char** argv) {
   if (!method.ok()) return Fail(method.status());
   if (*method == engine::ReplaceMethod::kSynthesized && !experimental) return Fail(SynthesizedNotReady());
   if (detector != "ssd" && detector != "tiny") return Fail(InvalidArgumentError("--detector is ssd or tiny"));
+  if (payload_where != "inline" && payload_where != "store" && payload_where != "none") {
+    return Fail(InvalidArgumentError("--payload is inline, store or none"));
+  }
   const bool preview = !no_preview && std::getenv("DISPLAY") != nullptr;
   if (!preview && !out) return Fail(InvalidArgumentError("no display to preview on: give -o OUT to write the stream"));
   if (out && keys::PathExists(*out)) return Fail(AlreadyExistsError(*out + " exists; not overwriting it"));
@@ -75,6 +82,9 @@ int Camera(int argc, char** argv) {
   params.scope_id = scope_id;
   params.detect_every = static_cast<int>(*detect_every);
   params.tiny_input_size = static_cast<int>(*detector_size);
+  params.payloads = payload_where == "inline" ? engine::PayloadLocation::kInline
+                    : payload_where == "store" ? engine::PayloadLocation::kKeyStore
+                                               : engine::PayloadLocation::kNone;
   auto pipeline = engine::Pipeline::Create(params);
   if (!pipeline.ok()) return Fail(pipeline.status());
   StatusOr<keys::KeyHandle> key = InternalError("no key");
@@ -90,47 +100,54 @@ int Camera(int argc, char** argv) {
     return Fail(NotFoundError(input ? *input + " is not a readable video"
                                     : "no camera at /dev/video" + std::to_string(*device)));
   }
-  // The recording goes to a temporary file and appears under OUT when the stream ends: at the
-  // end of a file, after --frames, on q/Esc in the preview, or on Ctrl-C / SIGTERM, which is how
-  // a headless recording is stopped.
-  std::optional<engine::VideoFileWriter> writer;
-  if (out) writer.emplace(*out, cap.get(cv::CAP_PROP_FPS) > 0 ? cap.get(cv::CAP_PROP_FPS) : 30.0);
+  // The recording goes to a temporary file and appears under OUT, with its manifest and payload
+  // container, when the stream ends: at the end of a file, after --frames, on q/Esc in the
+  // preview, or on Ctrl-C / SIGTERM, which is how a headless recording is stopped.
   StopOnSignal stop_on_signal;
   int64_t frames = 0, faces = 0;
   const auto t0 = std::chrono::steady_clock::now();
-  cv::Mat frame;
-  while ((*max_frames == 0 || frames < *max_frames) && !StopRequested() && cap.read(frame)) {
-    auto anon = (*pipeline)->AnonymizeFrame(frame, *key);
-    if (!anon.ok()) return Fail(anon.status());  // the temporary recording is removed
-    faces += static_cast<int64_t>(anon->faces.size());
-    if (writer) {
-      if (Status st = writer->Write(anon->image); !st.ok()) return Fail(st);
-    }
+  auto show = [&](const engine::FrameOutput& anon) -> bool {  // false: q or Esc
     ++frames;
-    if (preview) {
-      // The preview (never the written stream) shows the pipeline's time per frame.
-      cv::Mat shown = anon->image.clone();
-      char hud[96];
-      std::snprintf(hud, sizeof(hud), "%.0f ms/frame (%.0f fps) %s", anon->times.total_ms,
-                    anon->times.total_ms > 0 ? 1000.0 / anon->times.total_ms : 0.0,
-                    engine::ReplaceMethodName(*method));
-      cv::putText(shown, hud, cv::Point(8, 20), cv::FONT_HERSHEY_SIMPLEX, 0.5, cv::Scalar(0, 255, 0), 1, cv::LINE_AA);
-      cv::imshow("veil camera (q to stop)", shown);
-      int k = cv::waitKey(1);
-      if (k == 'q' || k == 27) break;
+    faces += static_cast<int64_t>(anon.faces.size());
+    if (!preview) return true;
+    // The preview (never the written stream) shows the pipeline's time per frame.
+    cv::Mat shown = anon.image.clone();
+    char hud[96];
+    std::snprintf(hud, sizeof(hud), "%.0f ms/frame (%.0f fps) %s", anon.times.total_ms,
+                  anon.times.total_ms > 0 ? 1000.0 / anon.times.total_ms : 0.0, engine::ReplaceMethodName(*method));
+    cv::putText(shown, hud, cv::Point(8, 20), cv::FONT_HERSHEY_SIMPLEX, 0.5, cv::Scalar(0, 255, 0), 1, cv::LINE_AA);
+    cv::imshow("veil camera (q to stop)", shown);
+    const int k = cv::waitKey(1);
+    return k != 'q' && k != 27;
+  };
+  auto end = [&] { return StopRequested() || (*max_frames > 0 && frames >= *max_frames); };
+  std::string manifest_id;
+  if (out) {
+    engine::StreamOptions options;
+    options.name = input ? *input : "/dev/video" + std::to_string(*device);
+    options.end = end;
+    options.on_frame = show;
+    VideoOutputs outputs(opts, params.payloads, *out, options.video);
+    auto m = engine::RecordStream(**pipeline, *key, cap, *out, options);
+    if (!m.ok()) {
+      outputs.CleanUp();
+      return Fail(m.status().code() == StatusCode::kInvalidArgument && frames == 0 && StopRequested()
+                      ? CancelledError("stopped before the first frame; nothing was written")
+                      : m.status());
     }
-  }
-  if (writer && frames == 0) {
-    return Fail(StopRequested() ? CancelledError("stopped before the first frame; nothing was written")
-                                : DataLossError("no frame could be read from the source; nothing was written"));
-  }
-  if (writer) {
-    if (Status st = writer->Commit(); !st.ok()) return Fail(st);
+    manifest_id = keys::ToHex(m->manifest_id);
+  } else {
+    for (cv::Mat frame; !end() && cap.read(frame);) {
+      auto anon = (*pipeline)->AnonymizeFrame(frame, *key);
+      if (!anon.ok()) return Fail(anon.status());
+      if (!show(*anon)) break;
+    }
   }
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  std::printf("%lld frames, %lld faces replaced, %.1f frames/s%s%s%s\n", static_cast<long long>(frames),
-              static_cast<long long>(faces), secs > 0 ? frames / secs : 0.0, out ? ", written to " : "",
-              out ? out->c_str() : "", StopRequested() ? " (stopped by a signal)" : "");
+  std::printf("%lld frames, %lld faces replaced, %.1f frames/s", static_cast<long long>(frames),
+              static_cast<long long>(faces), secs > 0 ? frames / secs : 0.0);
+  if (out) std::printf(", written to %s (manifest %s.veil, id %s)", out->c_str(), out->c_str(), manifest_id.c_str());
+  std::printf("%s\n", StopRequested() ? " (stopped by a signal)" : "");
   return 0;
 }
 

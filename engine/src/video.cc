@@ -85,20 +85,29 @@ bool IsVideoPath(const std::string& path) {
 
 std::string VideoPayloadPath(const std::string& output) { return output + ".veilpay"; }
 
-StatusOr<Manifest> AnonymizeVideo(Pipeline& pipeline, const keys::KeyHandle& key, const std::string& input,
-                                  const std::string& output, const VideoOptions& options) {
-  if (keys::PathExists(output)) return AlreadyExistsError(output + " exists; not overwriting it");
-  VEIL_ASSIGN_OR_RETURN(Source src, OpenSource(input));
-  VideoFileWriter out(output, src.fps);
+namespace {
 
+// What differs between a video file and a live stream around the shared frame loop.
+struct FrameLoop {
+  std::string label;         // the source, for messages
+  std::string input_digest;  // of a file: the container id derives from it; empty: a live stream
+  double fps = 25;
+  int64_t total = 0;         // frames, when known
+  // A live stream: polled before each frame, true ends the stream normally (what was recorded is
+  // kept); on_frame sees each anonymized frame, false ends it too.
+  std::function<bool()> end;
+  std::function<bool(const FrameOutput&)> on_frame;
+};
+
+StatusOr<Manifest> AnonymizeFrames(Pipeline& pipeline, const keys::KeyHandle& key, cv::VideoCapture& cap,
+                                   const FrameLoop& loop, const std::string& output, const VideoOptions& options) {
+  VideoFileWriter out(output, loop.fps);
   Manifest m;
   m.models = pipeline.models();
   m.keyring = key.keyring();
   m.key_version = key.version();
   m.scope = pipeline.params().scope;
   m.scope_id = pipeline.params().scope_id;
-  m.width = static_cast<uint32_t>(src.size.width);
-  m.height = static_cast<uint32_t>(src.size.height);
   keys::SecretBytes manifest_key = key.DeriveSubkey(keys::KeyPurpose::kManifest, keys::ScopeKind::kDeployment, "");
 
   // The original regions are sealed as their frames come and streamed into a payload container:
@@ -110,24 +119,34 @@ StatusOr<Manifest> AnonymizeVideo(Pipeline& pipeline, const keys::KeyHandle& key
   std::optional<PayloadContainerWriter> container;
   std::string container_id;
   if (keep) {
-    // Deterministic: the same input and key give the same container bytes.
-    VEIL_ASSIGN_OR_RETURN(std::string input_digest, keys::Sha256File(input));
-    container_id = std::string(keys::ExpandSecret(manifest_key, "veil-video-container-id-v1:" + keys::ToHex(input_digest), 16)
-                                   .view(keys::SecretAccess::Get()));
+    // A file's is deterministic (the same input and key give the same container bytes); a live
+    // stream cannot be repeated and gets a random one.
+    container_id = loop.input_digest.empty()
+                       ? std::string(keys::SecretBytes::Random(16).view(keys::SecretAccess::Get()))
+                       : std::string(keys::ExpandSecret(manifest_key, "veil-video-container-id-v1:" + keys::ToHex(loop.input_digest), 16)
+                                         .view(keys::SecretAccess::Get()));
     const std::string near = beside ? VideoPayloadPath(output) : (std::filesystem::path(target.folder) / ".veilpay").string();
     VEIL_ASSIGN_OR_RETURN(PayloadContainerWriter w, PayloadContainerWriter::Create(near, container_id, beside ? 0644 : 0600));
     container.emplace(std::move(w));
   }
   cv::Mat frame;
+  cv::Size size;
   uint32_t index = 0;
   pipeline.ResetStream();
   int64_t n = 0;
-  while (src.cap.read(frame)) {
+  while (!(loop.end && loop.end())) {
     if (options.cancelled && options.cancelled()) {
-      return CancelledError("stopped at frame " + std::to_string(n) + " of " + input + "; nothing was written");
+      return CancelledError("stopped at frame " + std::to_string(n) + " of " + loop.label + "; nothing was written");
     }
-    if (frame.size() != src.size || frame.type() != CV_8UC3) {
-      return DataLossError("frame " + std::to_string(n) + " of " + input + " changes size or type");
+    if (!cap.read(frame)) break;
+    if (n == 0) {
+      size = frame.size();
+      if (size.area() <= 0 || static_cast<int64_t>(size.width) * size.height > 50'000'000) {
+        return InvalidArgumentError(loop.label + " has no usable frame size");
+      }
+    }
+    if (frame.size() != size || frame.type() != CV_8UC3) {
+      return DataLossError("frame " + std::to_string(n) + " of " + loop.label + " changes size or type");
     }
     auto anonymized = pipeline.AnonymizeFrame(frame, key);
     if (!anonymized.ok()) return anonymized.status().WithContext("frame " + std::to_string(n));
@@ -147,10 +166,13 @@ StatusOr<Manifest> AnonymizeVideo(Pipeline& pipeline, const keys::KeyHandle& key
     }
     VEIL_RETURN_IF_ERROR(out.Write(anonymized->image));
     ++n;
-    if (options.progress) options.progress({n, src.total});
+    if (options.progress) options.progress({n, loop.total});
+    if (loop.on_frame && !loop.on_frame(*anonymized)) break;
   }
   out.Close();
-  if (n == 0) return InvalidArgumentError(input + " has no decodable frames");
+  if (n == 0) return InvalidArgumentError(loop.label + " has no decodable frames");
+  m.width = static_cast<uint32_t>(size.width);
+  m.height = static_cast<uint32_t>(size.height);
   int64_t written = 0;
   VEIL_ASSIGN_OR_RETURN(m.output_pixels_sha256, FramesSha256(out.temp_path(), &written));
   if (written != n) return IoError("the written video has " + std::to_string(written) + " of " + std::to_string(n) + " frames");
@@ -159,7 +181,7 @@ StatusOr<Manifest> AnonymizeVideo(Pipeline& pipeline, const keys::KeyHandle& key
   m.manifest_id = std::string(keys::ExpandSecret(manifest_key, "veil-video-manifest-id-v1:" + keys::ToHex(m.output_pixels_sha256), 16)
                                   .view(keys::SecretAccess::Get()));
   if (SerializeManifest(m).size() > kMaxManifestBytes) {
-    return ResourceExhaustedError("the manifest of " + input + " would exceed " + std::to_string(kMaxManifestBytes >> 20) +
+    return ResourceExhaustedError("the manifest of " + loop.label + " would exceed " + std::to_string(kMaxManifestBytes >> 20) +
                                   " MiB (about 500,000 face records): split the video");
   }
   // The container first, then the sidecar (before_commit), the video last: its presence marks the job as done.
@@ -185,6 +207,35 @@ StatusOr<Manifest> AnonymizeVideo(Pipeline& pipeline, const keys::KeyHandle& key
     return st;
   }
   return m;
+}
+
+}  // namespace
+
+StatusOr<Manifest> AnonymizeVideo(Pipeline& pipeline, const keys::KeyHandle& key, const std::string& input,
+                                  const std::string& output, const VideoOptions& options) {
+  if (keys::PathExists(output)) return AlreadyExistsError(output + " exists; not overwriting it");
+  VEIL_ASSIGN_OR_RETURN(Source src, OpenSource(input));
+  FrameLoop loop;
+  loop.label = input;
+  loop.fps = src.fps;
+  loop.total = src.total;
+  if (pipeline.params().payloads != PayloadLocation::kNone) {
+    VEIL_ASSIGN_OR_RETURN(loop.input_digest, keys::Sha256File(input));
+  }
+  return AnonymizeFrames(pipeline, key, src.cap, loop, output, options);
+}
+
+StatusOr<Manifest> RecordStream(Pipeline& pipeline, const keys::KeyHandle& key, cv::VideoCapture& source,
+                                const std::string& output, const StreamOptions& options) {
+  if (keys::PathExists(output)) return AlreadyExistsError(output + " exists; not overwriting it");
+  if (!source.isOpened()) return InvalidArgumentError("the stream is not open");
+  InitRuntimeOnce();
+  FrameLoop loop;
+  loop.label = options.name.empty() ? "the stream" : options.name;
+  loop.fps = source.get(cv::CAP_PROP_FPS) > 0 ? source.get(cv::CAP_PROP_FPS) : 30.0;
+  loop.end = options.end;
+  loop.on_frame = options.on_frame;
+  return AnonymizeFrames(pipeline, key, source, loop, output, options.video);
 }
 
 StatusOr<VideoRestoreOutput> RestoreVideoFromPayloads(const std::string& input, const Manifest& manifest,

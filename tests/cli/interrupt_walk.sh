@@ -2,7 +2,8 @@
 # Ctrl-C and SIGTERM on long jobs, through the real binary: a stopped job leaves nothing
 # half-written (no output, sidecar, payload container or temporary file), exits 13, and the same
 # command run again finishes; a job stopped after its sidecar and payload container appeared runs
-# again over them; a headless camera recording stopped by Ctrl-C is kept.
+# again over them; a headless camera recording stopped by Ctrl-C is kept, with its manifest and
+# payload container.
 # Usage: interrupt_walk.sh VEIL DEMO_DIR VIDEO_FRAMES_HELPER
 DEMO=$(realpath "${2:?usage: $0 VEIL DEMO_DIR HELPER}")
 FRAMES=$(realpath "${3:?usage: $0 VEIL DEMO_DIR HELPER}")
@@ -84,5 +85,11 @@ contains "stopped by a signal" "$OUT"
 n=$("$FRAMES" count rec.avi)
 [ "${n:-0}" -gt 0 ] && [ "${n:-0}" -lt 150 ] && PASSED=$((PASSED + 1)) \
   || { echo "FAIL: the stopped recording has ${n:-no} frames"; FAILED=$((FAILED + 1)); }
+[ -f rec.avi.veil ] && [ -f rec.avi.veilpay ] && PASSED=$((PASSED + 1)) \
+  || { echo "FAIL: the recording has no manifest or payload container: $(ls)"; FAILED=$((FAILED + 1)); }
+expect 0 "$VEIL" camera --input clip.avi -o short.mkv --no-preview --frames 7 --payload none
+contains "7 frames" "$OUT"
+[ "$("$FRAMES" count short.mkv)" = 7 ] && [ -f short.mkv.veil ] && [ ! -e short.mkv.veilpay ] && PASSED=$((PASSED + 1)) \
+  || { echo "FAIL: --frames 7 --payload none"; FAILED=$((FAILED + 1)); }
 no_leftovers .
 finish

@@ -463,3 +463,38 @@ TEST_CASE("a video file writer shows nothing under its name until Commit and nev
   REQUIRE(second.Write(frame).ok());
   CHECK(second.Commit().code() == StatusCode::kAlreadyExists);
 }
+
+TEST_CASE("a live stream is recorded with its manifest and payload container and restores bit for bit") {
+  testing::TestStore s('s');
+  Workspace ws;
+  const std::string clip = MakeClip(ws.dir, 5);
+  const std::string out = (ws.dir / "recording.mkv").string(), back = (ws.dir / "restored.mkv").string();
+  cv::VideoCapture camera(clip);  // stands in for a device: RecordStream only reads frames
+  REQUIRE(camera.isOpened());
+  StreamOptions options;
+  int64_t shown = 0;
+  options.on_frame = [&](const FrameOutput& f) {
+    CHECK_FALSE(f.image.empty());
+    ++shown;
+    return true;
+  };
+  options.end = [&] { return shown >= 3; };  // a stop key after three frames
+  auto m = RecordStream(*SealingPipeline(), s.Key(), camera, out, options);
+  REQUIRE_MESSAGE(m.ok(), m.status().ToString());
+  CHECK(m->frames == 3);
+  CHECK(m->faces.size() == 9);
+  CHECK(m->payload_container.records == 9);
+  REQUIRE(fs::exists(VideoPayloadPath(out)));
+  auto r = RestoreVideoFromPayloads(out, *m, s.Grant(Bytes(out)), VideoPayloadPath(out), back);
+  REQUIRE_MESSAGE(r.ok(), r.status().ToString());
+  CHECK(r->faces_restored == 9);
+  const auto original = DecodeFrames(clip), restored = DecodeFrames(back);
+  REQUIRE(restored.size() == 3);
+  for (size_t i = 0; i < 3; ++i) CHECK(cv::norm(original[i], restored[i], cv::NORM_INF) == 0);
+  // A live stream cannot be repeated: a second recording gets its own container id.
+  cv::VideoCapture again(clip);
+  shown = 0;
+  auto m2 = RecordStream(*SealingPipeline(), s.Key(), again, (ws.dir / "second.mkv").string(), options);
+  REQUIRE(m2.ok());
+  CHECK(m2->payload_container.container_id != m->payload_container.container_id);
+}

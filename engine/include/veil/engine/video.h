@@ -20,8 +20,9 @@
 #include "veil/engine/pipeline.h"
 
 namespace cv {
+class VideoCapture;
 class VideoWriter;
-}
+}  // namespace cv
 
 namespace veil::engine {
 
@@ -67,6 +68,24 @@ struct VideoOptions {
 // written, so that run can simply be repeated.
 StatusOr<Manifest> AnonymizeVideo(Pipeline& pipeline, const keys::KeyHandle& key, const std::string& input,
                                   const std::string& output, const VideoOptions& options = {});
+
+// A live stream (a camera) recorded as AnonymizeVideo records a file: the same output, sidecar
+// manifest and payload container, so an authorized restore works the same way.
+struct StreamOptions {
+  VideoOptions video;  // payloads, progress, before_commit; `cancelled` abandons the recording
+  std::string name;    // the source, for messages ("/dev/video0")
+  // Polled before each frame: true ends the stream normally and the recording so far is written
+  // (a live source has no end of its own: a stop key, a signal, a frame budget).
+  std::function<bool()> end;
+  // Sees each anonymized frame after it is recorded (a preview window); false ends the stream too.
+  std::function<bool(const FrameOutput&)> on_frame;
+};
+
+// Records `source` until it ends (or `options.end` / `on_frame` end it) into `output`. The payload
+// container's id is random (a live stream cannot be repeated); everything else is as for
+// AnonymizeVideo.
+StatusOr<Manifest> RecordStream(Pipeline& pipeline, const keys::KeyHandle& key, cv::VideoCapture& source,
+                                const std::string& output, const StreamOptions& options);
 
 struct VideoRestoreOutput {
   int64_t frames = 0;
