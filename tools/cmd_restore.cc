@@ -44,6 +44,14 @@ int64_t Now() {
   return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
 
+// Whether the originals of some face were kept only on the key store's side (--payload store).
+bool KeptInStore(const engine::Manifest& m) {
+  for (const auto& f : m.faces) {
+    if (f.payload_location == engine::PayloadLocation::kKeyStore) return true;
+  }
+  return false;
+}
+
 StatusOr<engine::Manifest> LoadManifest(const std::string& input, const std::string& bytes,
                                         const std::optional<std::string>& manifest_path, const StoreOptions& opts) {
   StatusOr<std::string> raw = NotFoundError("no manifest");
@@ -57,10 +65,8 @@ StatusOr<engine::Manifest> LoadManifest(const std::string& input, const std::str
   }
   if (!raw.ok()) return raw.status().WithContext("no Veil manifest for " + input + " (was it anonymized by Veil?)");
   VEIL_ASSIGN_OR_RETURN(engine::Manifest m, engine::ParseManifest(*raw));
-  bool in_store = false;
-  for (const auto& f : m.faces) in_store |= f.payload_location == engine::PayloadLocation::kKeyStore;
   // A video's store copy is its payload container (videos from before containers: as images).
-  if (!in_store || !m.payload_container.container_id.empty()) return m;
+  if (!KeptInStore(m) || !m.payload_container.container_id.empty()) return m;
   // The payloads stayed with the key store: its copy must describe the same output.
   const std::string path = (fs::path(StorePayloadFolder(opts)) / (keys::ToHex(m.manifest_id) + ".veil")).string();
   auto stored_raw = keys::ReadFile(path, 64u << 20);
@@ -211,11 +217,9 @@ int Restore(int argc, char** argv) {
   for (const auto& f : manifest->faces) payloads |= !f.sealed_payload.empty();
   if (video) {
     // The payload container: named by --payloads, else kept by the key store or beside the video.
-    bool in_store = false;
-    for (const auto& f : manifest->faces) in_store |= f.payload_location == engine::PayloadLocation::kKeyStore;
-    const std::string container = payloads_path ? *payloads_path
-                                  : in_store    ? StoreVideoPayloadPath(opts, manifest->manifest_id)
-                                                : engine::VideoPayloadPath(input);
+    const std::string container = payloads_path             ? *payloads_path
+                                  : KeptInStore(*manifest) ? StoreVideoPayloadPath(opts, manifest->manifest_id)
+                                                           : engine::VideoPayloadPath(input);
     return RestoreVideo(input, copy->path(), container, *out, *manifest, *grant, json, log_outcome, fail_logged);
   }
   StatusOr<engine::RestoreOutput> restored = InternalError("no restore");

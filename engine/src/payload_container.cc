@@ -3,6 +3,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "byte_order.h"
 #include "veil/proto/payload_container.pb.h"
 
 namespace veil::engine {
@@ -14,16 +15,12 @@ constexpr uint32_t kVersion = 1;
 constexpr uint32_t kMaxHeaderBytes = 4096;
 
 std::string LittleEndian32(uint32_t v) {
-  std::string s(4, '\0');
-  for (int i = 0; i < 4; ++i) s[i] = static_cast<char>((v >> (8 * i)) & 0xff);
+  std::string s;
+  internal::PutLittleEndian32(&s, v);
   return s;
 }
 
-uint32_t ReadLittleEndian32(const std::string& s) {
-  uint32_t v = 0;
-  for (int i = 3; i >= 0; --i) v = (v << 8) | static_cast<unsigned char>(s[i]);
-  return v;
-}
+using internal::ReadLittleEndian32;
 
 }  // namespace
 

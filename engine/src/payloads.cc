@@ -4,6 +4,7 @@
 
 #include <opencv2/imgcodecs.hpp>
 
+#include "byte_order.h"
 #include "veil/engine/pipeline.h"
 #include "veil/keys/aead.h"
 #include "veil/keys/secret.h"
@@ -11,15 +12,13 @@
 namespace veil::engine {
 namespace {
 
-void PutU32(std::string* s, uint32_t v) {
-  for (int i = 0; i < 4; ++i) s->push_back(static_cast<char>((v >> (8 * i)) & 0xff));
-}
+using internal::PutLittleEndian32;
 
 void PutRegion(std::string* s, const cv::Rect& r) {
-  PutU32(s, static_cast<uint32_t>(r.x));
-  PutU32(s, static_cast<uint32_t>(r.y));
-  PutU32(s, static_cast<uint32_t>(r.width));
-  PutU32(s, static_cast<uint32_t>(r.height));
+  PutLittleEndian32(s, static_cast<uint32_t>(r.x));
+  PutLittleEndian32(s, static_cast<uint32_t>(r.y));
+  PutLittleEndian32(s, static_cast<uint32_t>(r.width));
+  PutLittleEndian32(s, static_cast<uint32_t>(r.height));
 }
 
 StatusOr<cv::Mat> DecodeRegion(const std::string& png, const FaceRecord& face) {
@@ -36,8 +35,8 @@ Status NotOpened(const FaceRecord& face) {
 
 std::string VideoPayloadAssociatedData(const std::string& container_id, const FaceRecord& face) {
   std::string ad = "veil-video-payload-v2" + container_id;
-  PutU32(&ad, face.index);
-  PutU32(&ad, face.frame);
+  PutLittleEndian32(&ad, face.index);
+  PutLittleEndian32(&ad, face.frame);
   PutRegion(&ad, face.region);
   return ad;
 }
@@ -45,11 +44,11 @@ std::string VideoPayloadAssociatedData(const std::string& container_id, const Fa
 void PutFloat(std::string* s, float v) {
   uint32_t bits;
   std::memcpy(&bits, &v, sizeof(bits));
-  PutU32(s, bits);
+  PutLittleEndian32(s, bits);
 }
 
 void PutText(std::string* s, const std::string& text) {
-  PutU32(s, static_cast<uint32_t>(text.size()));
+  PutLittleEndian32(s, static_cast<uint32_t>(text.size()));
   *s += text;
 }
 
@@ -58,41 +57,41 @@ void PutText(std::string* s, const std::string& text) {
 std::string VideoSealAssociatedData(const Manifest& m) {
   std::string ad = "veil-video-seal-v1";
   PutText(&ad, m.manifest_id);
-  PutU32(&ad, static_cast<uint32_t>(m.models.size()));
+  PutLittleEndian32(&ad, static_cast<uint32_t>(m.models.size()));
   for (const auto& r : m.models) {
     PutText(&ad, r.id);
     PutText(&ad, r.role);
     PutText(&ad, r.sha256_hex);
   }
   PutText(&ad, m.keyring);
-  PutU32(&ad, m.key_version);
-  PutU32(&ad, static_cast<uint32_t>(m.scope));
+  PutLittleEndian32(&ad, m.key_version);
+  PutLittleEndian32(&ad, static_cast<uint32_t>(m.scope));
   PutText(&ad, m.scope_id);
-  PutU32(&ad, static_cast<uint32_t>(m.faces.size()));
+  PutLittleEndian32(&ad, static_cast<uint32_t>(m.faces.size()));
   for (const auto& f : m.faces) {
-    PutU32(&ad, f.index);
-    PutU32(&ad, f.frame);
+    PutLittleEndian32(&ad, f.index);
+    PutLittleEndian32(&ad, f.frame);
     for (float v : {f.box.x, f.box.y, f.box.width, f.box.height}) PutFloat(&ad, v);
-    PutU32(&ad, static_cast<uint32_t>(f.landmarks.size()));
+    PutLittleEndian32(&ad, static_cast<uint32_t>(f.landmarks.size()));
     for (const auto& p : f.landmarks) {
       PutFloat(&ad, p.x);
       PutFloat(&ad, p.y);
     }
-    PutU32(&ad, static_cast<uint32_t>(f.method));
+    PutLittleEndian32(&ad, static_cast<uint32_t>(f.method));
     PutText(&ad, f.method_reason);
     PutFloat(&ad, f.detector_score);
     PutRegion(&ad, f.region);
-    PutU32(&ad, static_cast<uint32_t>(f.payload_location));
+    PutLittleEndian32(&ad, static_cast<uint32_t>(f.payload_location));
   }
   PutText(&ad, m.output_pixels_sha256);
-  PutU32(&ad, m.width);
-  PutU32(&ad, m.height);
-  PutU32(&ad, m.frames);
+  PutLittleEndian32(&ad, m.width);
+  PutLittleEndian32(&ad, m.height);
+  PutLittleEndian32(&ad, m.frames);
   PutText(&ad, m.payload_container.container_id);
   PutText(&ad, m.payload_container.sha256);
-  PutU32(&ad, static_cast<uint32_t>(m.payload_container.size & 0xffffffffu));
-  PutU32(&ad, static_cast<uint32_t>(m.payload_container.size >> 32));
-  PutU32(&ad, m.payload_container.records);
+  PutLittleEndian32(&ad, static_cast<uint32_t>(m.payload_container.size & 0xffffffffu));
+  PutLittleEndian32(&ad, static_cast<uint32_t>(m.payload_container.size >> 32));
+  PutLittleEndian32(&ad, m.payload_container.records);
   return ad;
 }
 
@@ -102,12 +101,12 @@ std::string PayloadAssociatedData(const Manifest& manifest, uint32_t face_index)
   // Videos with their payloads in the manifest (before payload containers) bind the frame too.
   std::string ad = manifest.frames > 0 ? "veil-video-payload-v1" : "veil-payload-v1";
   ad += manifest.manifest_id;
-  PutU32(&ad, face_index);
+  PutLittleEndian32(&ad, face_index);
   ad += manifest.output_pixels_sha256;
   for (const auto& f : manifest.faces) {
     if (f.index != face_index) continue;
     PutRegion(&ad, f.region);
-    if (manifest.frames > 0) PutU32(&ad, f.frame);
+    if (manifest.frames > 0) PutLittleEndian32(&ad, f.frame);
   }
   return ad;
 }
