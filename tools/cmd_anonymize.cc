@@ -224,9 +224,8 @@ int Anonymize(int argc, char** argv) {
   if (!workers.ok()) return Fail(workers.status());
   if (format != "auto" && !kImageExt.count("." + format)) return Fail(InvalidArgumentError("unknown --format " + format));
   if (manifest_where != "embed" && manifest_where != "sidecar") return Fail(InvalidArgumentError("--manifest is embed or sidecar"));
-  if (payload_where != "inline" && payload_where != "store" && payload_where != "none") {
-    return Fail(InvalidArgumentError("--payload is inline, store or none"));
-  }
+  auto payloads = ParsePayloadOption(payload_where);
+  if (!payloads.ok()) return Fail(payloads.status());
   if (detector != "ssd" && detector != "tiny") return Fail(InvalidArgumentError("--detector is ssd or tiny"));
   if (*scope == keys::ScopeKind::kStream && scope_id.empty()) return Fail(InvalidArgumentError("--scope stream needs --scope-id"));
 
@@ -240,9 +239,7 @@ int Anonymize(int argc, char** argv) {
   params.scope = *scope;
   params.scope_id = scope_id;
   params.placement = manifest_where == "embed" ? ManifestPlacement::kEmbedded : ManifestPlacement::kSidecar;
-  params.payloads = payload_where == "inline" ? PayloadLocation::kInline
-                    : payload_where == "store" ? PayloadLocation::kKeyStore
-                                               : PayloadLocation::kNone;
+  params.payloads = *payloads;
   auto pipeline = engine::Pipeline::Create(params);
   if (!pipeline.ok()) return Fail(pipeline.status());
 
@@ -314,7 +311,6 @@ int Anonymize(int argc, char** argv) {
   for (size_t w = 1; w < pipelines.size(); ++w) threads.emplace_back(work, std::ref(*pipelines[w]));
   work(*pipelines[0]);
   for (auto& t : threads) t.join();
-  const bool interrupted = StopRequested();
   nlohmann::json report = nlohmann::json::array();
   size_t not_started = 0;
   for (size_t i = 0; i < entries.size(); ++i) {
@@ -325,6 +321,7 @@ int Anonymize(int argc, char** argv) {
     if (entries[i]["status"] == "not started (interrupted)") ++not_started;
     report.push_back(std::move(entries[i]));
   }
+  const bool interrupted = not_started > 0;  // a signal during the last file's final steps changed nothing
   Status first_error;  // the first failure in input order decides the exit code; then an interruption
   for (const auto& st : statuses) {
     if (!st.ok() && st.code() != StatusCode::kCancelled) {

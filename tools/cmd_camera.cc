@@ -68,9 +68,8 @@ int Camera(int argc, char** argv) {
   if (!method.ok()) return Fail(method.status());
   if (*method == engine::ReplaceMethod::kSynthesized && !experimental) return Fail(SynthesizedNotReady());
   if (detector != "ssd" && detector != "tiny") return Fail(InvalidArgumentError("--detector is ssd or tiny"));
-  if (payload_where != "inline" && payload_where != "store" && payload_where != "none") {
-    return Fail(InvalidArgumentError("--payload is inline, store or none"));
-  }
+  auto payloads = ParsePayloadOption(payload_where);
+  if (!payloads.ok()) return Fail(payloads.status());
   const bool preview = !no_preview && std::getenv("DISPLAY") != nullptr;
   if (!preview && !out) return Fail(InvalidArgumentError("no display to preview on: give -o OUT to write the stream"));
   if (out && keys::PathExists(*out)) return Fail(AlreadyExistsError(*out + " exists; not overwriting it"));
@@ -82,9 +81,7 @@ int Camera(int argc, char** argv) {
   params.scope_id = scope_id;
   params.detect_every = static_cast<int>(*detect_every);
   params.tiny_input_size = static_cast<int>(*detector_size);
-  params.payloads = payload_where == "inline" ? engine::PayloadLocation::kInline
-                    : payload_where == "store" ? engine::PayloadLocation::kKeyStore
-                                               : engine::PayloadLocation::kNone;
+  params.payloads = *payloads;
   auto pipeline = engine::Pipeline::Create(params);
   if (!pipeline.ok()) return Fail(pipeline.status());
   StatusOr<keys::KeyHandle> key = InternalError("no key");
@@ -128,6 +125,7 @@ int Camera(int argc, char** argv) {
     options.end = end;
     options.on_frame = show;
     VideoOutputs outputs(opts, params.payloads, *out, options.video);
+    if (Status st = outputs.CheckFree(); !st.ok()) return Fail(st);  // before a recording that cannot be repeated
     auto m = engine::RecordStream(**pipeline, *key, cap, *out, options);
     if (!m.ok()) {
       outputs.CleanUp();

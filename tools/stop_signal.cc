@@ -25,6 +25,9 @@ StopOnSignal::StopOnSignal() {
   sa.sa_flags = SA_RESTART | SA_RESETHAND;
   sigaction(SIGINT, &sa, &g_old_int);
   sigaction(SIGTERM, &sa, &g_old_term);
+  // A signal ignored when we started (a background job of a script ignores SIGINT) stays ignored.
+  if (g_old_int.sa_handler == SIG_IGN) sigaction(SIGINT, &g_old_int, nullptr);
+  if (g_old_term.sa_handler == SIG_IGN) sigaction(SIGTERM, &g_old_term, nullptr);
 }
 
 StopOnSignal::~StopOnSignal() {

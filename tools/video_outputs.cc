@@ -6,9 +6,16 @@
 
 namespace veil::cli {
 
+StatusOr<engine::PayloadLocation> ParsePayloadOption(const std::string& value) {
+  if (value == "inline") return engine::PayloadLocation::kInline;
+  if (value == "store") return engine::PayloadLocation::kKeyStore;
+  if (value == "none") return engine::PayloadLocation::kNone;
+  return InvalidArgumentError("--payload is inline, store or none");
+}
+
 VideoOutputs::VideoOutputs(const StoreOptions& store, engine::PayloadLocation where, const std::string& output,
                            engine::VideoOptions& options)
-    : output_(output), sidecar_(output + ".veil") {
+    : options_(options), output_(output), sidecar_(output + ".veil"), beside_(where == engine::PayloadLocation::kInline) {
   if (where == engine::PayloadLocation::kKeyStore) {
     std::error_code ec;
     options.payloads.folder = StorePayloadFolder(store);
@@ -21,6 +28,15 @@ VideoOutputs::VideoOutputs(const StoreOptions& store, engine::PayloadLocation wh
     // An identical sidecar is an earlier run's, stopped just before its video appeared.
     return keys::WriteNewFileOrSame(sidecar_, manifest_bytes_, 0644, &made_sidecar_);
   };
+}
+
+VideoOutputs::~VideoOutputs() { options_.before_commit = nullptr; }
+
+Status VideoOutputs::CheckFree() const {
+  for (const std::string& path : {sidecar_, beside_ ? engine::VideoPayloadPath(output_) : std::string()}) {
+    if (!path.empty() && keys::PathExists(path)) return AlreadyExistsError(path + " exists; not overwriting it");
+  }
+  return Status::Ok();
 }
 
 void VideoOutputs::CleanUp() const {

@@ -10,13 +10,23 @@
 
 namespace veil::cli {
 
+// The --payload option of anonymize and camera: inline (beside the output), store (only in the key
+// store's folder) or none.
+StatusOr<engine::PayloadLocation> ParsePayloadOption(const std::string& value);
+
 class VideoOutputs {
  public:
-  // Sets options.payloads and options.before_commit (which writes the sidecar) for `output`.
+  // Sets options.payloads and options.before_commit (which writes the sidecar) for `output`;
+  // `options` must outlive this object (the destructor takes before_commit back).
   VideoOutputs(const StoreOptions& store, engine::PayloadLocation where, const std::string& output,
                engine::VideoOptions& options);
+  ~VideoOutputs();
   VideoOutputs(const VideoOutputs&) = delete;
   VideoOutputs& operator=(const VideoOutputs&) = delete;
+
+  // AlreadyExists when the sidecar or the container beside `output` is already taken: for a live
+  // stream, which cannot be repeated, this is checked before the first frame.
+  Status CheckFree() const;
 
   // After a failed job: removes the sidecar this job wrote when its video is absent.
   void CleanUp() const;
@@ -24,7 +34,9 @@ class VideoOutputs {
   const std::string& manifest_bytes() const { return manifest_bytes_; }
 
  private:
+  engine::VideoOptions& options_;
   std::string output_, sidecar_, manifest_bytes_;
+  bool beside_ = false;  // the payload container goes beside the output
   bool made_sidecar_ = false;
 };
 

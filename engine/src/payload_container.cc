@@ -14,12 +14,7 @@ constexpr size_t kMagicSize = 8;
 constexpr uint32_t kVersion = 1;
 constexpr uint32_t kMaxHeaderBytes = 4096;
 
-std::string LittleEndian32(uint32_t v) {
-  std::string s;
-  internal::PutLittleEndian32(&s, v);
-  return s;
-}
-
+using internal::PutLittleEndian32;
 using internal::ReadLittleEndian32;
 
 }  // namespace
@@ -44,8 +39,11 @@ Status PayloadContainerWriter::Put(const std::string& bytes) {
 
 Status PayloadContainerWriter::PutFramed(const std::string& message) {
   if (message.size() > kMaxPayloadRecordBytes) return ResourceExhaustedError("a face region is too large to keep");
-  VEIL_RETURN_IF_ERROR(Put(LittleEndian32(static_cast<uint32_t>(message.size()))));
-  return Put(message);
+  std::string framed;
+  framed.reserve(4 + message.size());
+  PutLittleEndian32(&framed, static_cast<uint32_t>(message.size()));
+  framed.append(message);
+  return Put(framed);
 }
 
 Status PayloadContainerWriter::Append(const PayloadRecord& record) {

@@ -14,6 +14,7 @@
 #include <optional>
 #include <random>
 
+#include <opencv2/imgproc.hpp>
 #include <opencv2/videoio.hpp>
 
 #include "payloads.h"
@@ -31,14 +32,28 @@ std::string LowerExt(const std::string& path) {
   return e;
 }
 
-// SHA-256 over every frame of a video, as decoded here.
-StatusOr<std::string> FramesSha256(const std::string& path, int64_t* frames) {
+constexpr double kDefaultFps = 25;
+
+// Frames larger than this are refused (a hostile header could announce anything).
+bool UsableFrameSize(cv::Size size) {
+  return size.width > 0 && size.height > 0 && static_cast<int64_t>(size.width) * size.height <= 50'000'000;
+}
+
+// Decoded frames as written: 8-bit BGR (a camera may deliver grey or BGRA).
+void ToBgr(cv::Mat& frame) {
+  if (frame.type() == CV_8UC1) cv::cvtColor(frame, frame, cv::COLOR_GRAY2BGR);
+  else if (frame.type() == CV_8UC4) cv::cvtColor(frame, frame, cv::COLOR_BGRA2BGR);
+}
+
+// SHA-256 over every frame of a video, as decoded here; `cancelled` is polled between frames.
+StatusOr<std::string> FramesSha256(const std::string& path, int64_t* frames, const std::function<bool()>& cancelled) {
   cv::VideoCapture cap(path);
   if (!cap.isOpened()) return IoError("cannot open the video " + path);
   std::string digests;
   cv::Mat f;
   *frames = 0;
   while (cap.read(f)) {
+    if (cancelled && cancelled()) return CancelledError("stopped while checking the written video; nothing was written");
     digests += PixelsSha256(f);
     ++*frames;
   }
@@ -66,12 +81,10 @@ StatusOr<Source> OpenSource(const std::string& input) {
   Source s;
   s.cap.open(input);
   if (!s.cap.isOpened()) return InvalidArgumentError(input + " is not a readable video");
-  s.fps = s.cap.get(cv::CAP_PROP_FPS) > 0 ? s.cap.get(cv::CAP_PROP_FPS) : 25.0;
+  s.fps = s.cap.get(cv::CAP_PROP_FPS) > 0 ? s.cap.get(cv::CAP_PROP_FPS) : kDefaultFps;
   s.total = static_cast<int64_t>(std::max(0.0, s.cap.get(cv::CAP_PROP_FRAME_COUNT)));
   s.size = cv::Size(static_cast<int>(s.cap.get(cv::CAP_PROP_FRAME_WIDTH)), static_cast<int>(s.cap.get(cv::CAP_PROP_FRAME_HEIGHT)));
-  if (s.size.width <= 0 || s.size.height <= 0 || static_cast<int64_t>(s.size.width) * s.size.height > 50'000'000) {
-    return InvalidArgumentError(input + " has no usable frame size");
-  }
+  if (!UsableFrameSize(s.size)) return InvalidArgumentError(input + " has no usable frame size");
   return s;
 }
 
@@ -91,7 +104,8 @@ namespace {
 struct FrameLoop {
   std::string label;         // the source, for messages
   std::string input_digest;  // of a file: the container id derives from it; empty: a live stream
-  double fps = 25;
+  cv::Size size;             // of a file (checked for every frame); a live stream's first frame sets it
+  double fps = kDefaultFps;
   int64_t total = 0;         // frames, when known
   // A live stream: polled before each frame, true ends the stream normally (what was recorded is
   // kept); on_frame sees each anonymized frame, false ends it too.
@@ -117,33 +131,42 @@ StatusOr<Manifest> AnonymizeFrames(Pipeline& pipeline, const keys::KeyHandle& ke
   const VideoPayloadTarget& target = options.payloads;
   const bool beside = target.folder.empty();
   std::optional<PayloadContainerWriter> container;
+  // A file's ids are deterministic (the same input and key give the same container and manifest
+  // bytes); a live stream cannot be repeated: a random nonce makes its ids its own, so two
+  // recordings of the same pixels never share a manifest id or a name in the key store.
+  const bool live = loop.input_digest.empty();
+  const std::string nonce = live ? std::string(keys::SecretBytes::Random(16).view(keys::SecretAccess::Get())) : "";
   std::string container_id;
   if (keep) {
-    // A file's is deterministic (the same input and key give the same container bytes); a live
-    // stream cannot be repeated and gets a random one.
-    container_id = loop.input_digest.empty()
-                       ? std::string(keys::SecretBytes::Random(16).view(keys::SecretAccess::Get()))
-                       : std::string(keys::ExpandSecret(manifest_key, "veil-video-container-id-v1:" + keys::ToHex(loop.input_digest), 16)
-                                         .view(keys::SecretAccess::Get()));
+    container_id = live ? nonce
+                        : std::string(keys::ExpandSecret(manifest_key, "veil-video-container-id-v1:" + keys::ToHex(loop.input_digest), 16)
+                                          .view(keys::SecretAccess::Get()));
     const std::string near = beside ? VideoPayloadPath(output) : (std::filesystem::path(target.folder) / ".veilpay").string();
     VEIL_ASSIGN_OR_RETURN(PayloadContainerWriter w, PayloadContainerWriter::Create(near, container_id, beside ? 0644 : 0600));
     container.emplace(std::move(w));
   }
   cv::Mat frame;
-  cv::Size size;
+  cv::Size size = loop.size;
   uint32_t index = 0;
   pipeline.ResetStream();
   int64_t n = 0;
+  // The manifest must stay under kMaxManifestBytes: checked every 1,024 frames, a file that would
+  // exceed it fails early, a live stream ends there normally (what was recorded is kept).
+  const size_t manifest_budget = kMaxManifestBytes - kMaxManifestBytes / 16;
   while (!(loop.end && loop.end())) {
     if (options.cancelled && options.cancelled()) {
       return CancelledError("stopped at frame " + std::to_string(n) + " of " + loop.label + "; nothing was written");
     }
+    if (n > 0 && n % 1024 == 0 && SerializeManifest(m).size() > manifest_budget) {
+      if (live) break;
+      return ResourceExhaustedError("the manifest of " + loop.label + " would exceed " + std::to_string(kMaxManifestBytes >> 20) +
+                                    " MiB (about 500,000 face records): split the video");
+    }
     if (!cap.read(frame)) break;
-    if (n == 0) {
+    ToBgr(frame);
+    if (n == 0 && live) {
       size = frame.size();
-      if (size.area() <= 0 || static_cast<int64_t>(size.width) * size.height > 50'000'000) {
-        return InvalidArgumentError(loop.label + " has no usable frame size");
-      }
+      if (!UsableFrameSize(size)) return InvalidArgumentError(loop.label + " has no usable frame size");
     }
     if (frame.size() != size || frame.type() != CV_8UC3) {
       return DataLossError("frame " + std::to_string(n) + " of " + loop.label + " changes size or type");
@@ -174,11 +197,14 @@ StatusOr<Manifest> AnonymizeFrames(Pipeline& pipeline, const keys::KeyHandle& ke
   m.width = static_cast<uint32_t>(size.width);
   m.height = static_cast<uint32_t>(size.height);
   int64_t written = 0;
-  VEIL_ASSIGN_OR_RETURN(m.output_pixels_sha256, FramesSha256(out.temp_path(), &written));
+  VEIL_ASSIGN_OR_RETURN(m.output_pixels_sha256, FramesSha256(out.temp_path(), &written, options.cancelled));
   if (written != n) return IoError("the written video has " + std::to_string(written) + " of " + std::to_string(n) + " frames");
   m.frames = static_cast<uint32_t>(n);
-  // Deterministic id from the output: the same input and key give the same manifest.
-  m.manifest_id = std::string(keys::ExpandSecret(manifest_key, "veil-video-manifest-id-v1:" + keys::ToHex(m.output_pixels_sha256), 16)
+  // From the output (and a live stream's nonce): the same input and key give the same manifest.
+  m.manifest_id = std::string(keys::ExpandSecret(manifest_key,
+                                                 live ? "veil-stream-manifest-id-v1:" + keys::ToHex(nonce) + ":" + keys::ToHex(m.output_pixels_sha256)
+                                                      : "veil-video-manifest-id-v1:" + keys::ToHex(m.output_pixels_sha256),
+                                                 16)
                                   .view(keys::SecretAccess::Get()));
   if (SerializeManifest(m).size() > kMaxManifestBytes) {
     return ResourceExhaustedError("the manifest of " + loop.label + " would exceed " + std::to_string(kMaxManifestBytes >> 20) +
@@ -217,6 +243,7 @@ StatusOr<Manifest> AnonymizeVideo(Pipeline& pipeline, const keys::KeyHandle& key
   VEIL_ASSIGN_OR_RETURN(Source src, OpenSource(input));
   FrameLoop loop;
   loop.label = input;
+  loop.size = src.size;
   loop.fps = src.fps;
   loop.total = src.total;
   if (pipeline.params().payloads != PayloadLocation::kNone) {
@@ -232,7 +259,7 @@ StatusOr<Manifest> RecordStream(Pipeline& pipeline, const keys::KeyHandle& key, 
   InitRuntimeOnce();
   FrameLoop loop;
   loop.label = options.name.empty() ? "the stream" : options.name;
-  loop.fps = source.get(cv::CAP_PROP_FPS) > 0 ? source.get(cv::CAP_PROP_FPS) : 30.0;
+  loop.fps = source.get(cv::CAP_PROP_FPS) > 0 ? source.get(cv::CAP_PROP_FPS) : kDefaultFps;
   loop.end = options.end;
   loop.on_frame = options.on_frame;
   return AnonymizeFrames(pipeline, key, source, loop, output, options.video);
@@ -298,7 +325,7 @@ StatusOr<VideoRestoreOutput> RestoreVideoFromPayloads(const std::string& input, 
   int64_t n = 0;
   while (src.cap.read(frame)) {
     if (options.cancelled && options.cancelled()) return CancelledError("restore stopped at frame " + std::to_string(n) + "; nothing was written");
-    if (n >= manifest.frames) return edited;
+    if (n >= manifest.frames || frame.size() != src.size || frame.type() != CV_8UC3) return edited;
     seen += PixelsSha256(frame);
     for (; next && next->frame == n; ) {
       auto it = kept.find(next->face_index);
@@ -331,7 +358,7 @@ StatusOr<VideoRestoreOutput> RestoreVideoFromPayloads(const std::string& input, 
   result.frames = n;
   out.Close();
   int64_t back = 0;
-  VEIL_ASSIGN_OR_RETURN(std::string back_digest, FramesSha256(out.temp_path(), &back));
+  VEIL_ASSIGN_OR_RETURN(std::string back_digest, FramesSha256(out.temp_path(), &back, options.cancelled));
   if (back != n) return IoError("the restored video has " + std::to_string(back) + " of " + std::to_string(n) + " frames");
   if (LowerExt(output) == ".mkv" && back_digest != keys::Sha256(written)) {
     return IoError("the restored video does not decode to the restored frames");
@@ -342,10 +369,14 @@ StatusOr<VideoRestoreOutput> RestoreVideoFromPayloads(const std::string& input, 
 }
 
 VideoFileWriter::VideoFileWriter(std::string output, double fps, unsigned mode)
-    : output_(std::move(output)), fps_(fps > 0 ? fps : 25.0), mode_(mode) {
+    : output_(std::move(output)), fps_(fps > 0 ? fps : kDefaultFps), mode_(mode) {
   const std::string ext = LowerExt(output_);
+  const bool avi = ext == ".avi", mkv = ext == ".mkv";
+  fourcc_ = avi   ? cv::VideoWriter::fourcc('M', 'J', 'P', 'G')
+            : mkv ? cv::VideoWriter::fourcc('F', 'F', 'V', '1')
+                  : cv::VideoWriter::fourcc('m', 'p', '4', 'v');
   tmp_ = output_ + ".tmp." + std::to_string(::getpid()) + "." + std::to_string(std::random_device{}()) +
-         (ext == ".avi" ? ".avi" : ext == ".mkv" ? ".mkv" : ".mp4");
+         (avi ? ".avi" : mkv ? ".mkv" : ".mp4");
 }
 
 VideoFileWriter::~VideoFileWriter() {
@@ -356,12 +387,8 @@ VideoFileWriter::~VideoFileWriter() {
 Status VideoFileWriter::Write(const cv::Mat& frame) {
   if (!writer_) {
     if (frame.empty() || frame.type() != CV_8UC3) return InvalidArgumentError("a video frame must be 8-bit BGR");
-    const std::string ext = LowerExt(output_);
-    const int fourcc = ext == ".avi"   ? cv::VideoWriter::fourcc('M', 'J', 'P', 'G')
-                       : ext == ".mkv" ? cv::VideoWriter::fourcc('F', 'F', 'V', '1')
-                                       : cv::VideoWriter::fourcc('m', 'p', '4', 'v');
     size_ = frame.size();
-    writer_ = std::make_unique<cv::VideoWriter>(tmp_, fourcc, fps_, size_);
+    writer_ = std::make_unique<cv::VideoWriter>(tmp_, fourcc_, fps_, size_);
     if (!writer_->isOpened()) return IoError("cannot write a video to " + tmp_ + " (codec unavailable?)");
     ::chmod(tmp_.c_str(), mode_);
   }

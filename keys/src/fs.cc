@@ -231,6 +231,9 @@ bool FileHolds(const std::string& path, const std::string& sha256, uint64_t size
 Status WriteNewFileOrSame(const std::string& path, const std::string& bytes, unsigned mode, bool* created) {
   if (created) *created = false;
   if (FileHolds(path, Sha256(bytes), bytes.size())) return Status::Ok();
+  if (PathExists(path)) {
+    return AlreadyExistsError(path + " exists with other contents (another job's, or made with other models or keys); not overwriting it");
+  }
   VEIL_RETURN_IF_ERROR(WriteFileAtomic(path, bytes, /*overwrite=*/false, mode));
   if (created) *created = true;
   return Status::Ok();

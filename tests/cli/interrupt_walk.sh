@@ -8,6 +8,9 @@
 DEMO=$(realpath "${2:?usage: $0 VEIL DEMO_DIR HELPER}")
 FRAMES=$(realpath "${3:?usage: $0 VEIL DEMO_DIR HELPER}")
 source "$(dirname "$0")/lib.sh"
+# Job control: background jobs of a script otherwise start with SIGINT ignored (and Veil, like any
+# well-behaved program, leaves an ignored SIGINT ignored).
+set -m
 export VEIL_STORE=$WORK/store VEIL_PASSPHRASE=pw VEIL_ACTOR=admin
 expect 0 "$VEIL" keys init --kdf-ops 1 --kdf-mem-mib 8
 
@@ -28,7 +31,9 @@ stopped() {
   if ! wait_for "$glob" $pid; then
     echo "FAIL: '$*' never wrote $glob"; FAILED=$((FAILED + 1)); wait $pid; return
   fi
-  kill -s "$sig" $pid
+  if ! kill -s "$sig" $pid; then
+    echo "FAIL: '$*' ended before it could be stopped"; FAILED=$((FAILED + 1)); wait $pid; return
+  fi
   wait $pid; local got=$?
   OUT=$(cat "$WORK/.out"); ERR=$(cat "$WORK/.err")
   [ "$got" -eq "$want" ] && PASSED=$((PASSED + 1)) \
@@ -39,11 +44,13 @@ no_leftovers() {  # FOLDER: no temporary files anywhere below
   [ -z "$left" ] && PASSED=$((PASSED + 1)) || { echo "FAIL: left behind: $left"; FAILED=$((FAILED + 1)); }
 }
 
-# A video: Ctrl-C while frames are being written.
+# A video: Ctrl-C while frames are being written (a 600-frame clip: many seconds of work, stopped
+# after its first frame), then the same command on a short clip runs to the end.
+expect 0 "$FRAMES" make "$DEMO/sample1.jpg" long.avi 600
 expect 0 "$FRAMES" make "$DEMO/sample1.jpg" clip.avi 150
-stopped INT 13 'anon.mkv.tmp.*' "$VEIL" anonymize clip.avi -o anon.mkv --detector tiny --quiet
+stopped INT 13 'long.mkv.tmp.*' "$VEIL" anonymize long.avi -o long.mkv --detector tiny --quiet
 contains "interrupted" "$ERR"
-[ ! -e anon.mkv ] && [ ! -e anon.mkv.veil ] && [ ! -e anon.mkv.veilpay ] && PASSED=$((PASSED + 1)) \
+[ ! -e long.mkv ] && [ ! -e long.mkv.veil ] && [ ! -e long.mkv.veilpay ] && PASSED=$((PASSED + 1)) \
   || { echo "FAIL: a stopped video job left files: $(ls)"; FAILED=$((FAILED + 1)); }
 no_leftovers .
 expect 0 "$VEIL" anonymize clip.avi -o anon.mkv --detector tiny --quiet
@@ -80,10 +87,10 @@ expect 0 "$VEIL" anonymize photos -o out --manifest sidecar --quiet
 [ -f out/photos/p01.jpg ] && PASSED=$((PASSED + 1)) || { echo "FAIL: p01 not redone"; FAILED=$((FAILED + 1)); }
 
 # A headless camera recording is stopped with Ctrl-C: what was recorded is kept, exit 0.
-stopped INT 0 'rec.avi.tmp.*' "$VEIL" camera --input clip.avi -o rec.avi --no-preview
+stopped INT 0 'rec.avi.tmp.*' "$VEIL" camera --input long.avi -o rec.avi --no-preview
 contains "stopped by a signal" "$OUT"
 n=$("$FRAMES" count rec.avi)
-[ "${n:-0}" -gt 0 ] && [ "${n:-0}" -lt 150 ] && PASSED=$((PASSED + 1)) \
+[ "${n:-0}" -gt 0 ] && [ "${n:-0}" -lt 600 ] && PASSED=$((PASSED + 1)) \
   || { echo "FAIL: the stopped recording has ${n:-no} frames"; FAILED=$((FAILED + 1)); }
 [ -f rec.avi.veil ] && [ -f rec.avi.veilpay ] && PASSED=$((PASSED + 1)) \
   || { echo "FAIL: the recording has no manifest or payload container: $(ls)"; FAILED=$((FAILED + 1)); }
@@ -91,5 +98,9 @@ expect 0 "$VEIL" camera --input clip.avi -o short.mkv --no-preview --frames 7 --
 contains "7 frames" "$OUT"
 [ "$("$FRAMES" count short.mkv)" = 7 ] && [ -f short.mkv.veil ] && [ ! -e short.mkv.veilpay ] && PASSED=$((PASSED + 1)) \
   || { echo "FAIL: --frames 7 --payload none"; FAILED=$((FAILED + 1)); }
+# A recording never starts over names already taken (it could not be made again if its save failed).
+touch taken.avi.veil
+expect 10 "$VEIL" camera --input clip.avi -o taken.avi --no-preview --frames 3
+[ ! -e taken.avi ] && PASSED=$((PASSED + 1)) || { echo "FAIL: recorded over a taken sidecar name"; FAILED=$((FAILED + 1)); }
 no_leftovers .
 finish

@@ -491,10 +491,13 @@ TEST_CASE("a live stream is recorded with its manifest and payload container and
   const auto original = DecodeFrames(clip), restored = DecodeFrames(back);
   REQUIRE(restored.size() == 3);
   for (size_t i = 0; i < 3; ++i) CHECK(cv::norm(original[i], restored[i], cv::NORM_INF) == 0);
-  // A live stream cannot be repeated: a second recording gets its own container id.
+  // A live stream cannot be repeated: a second recording of the very same pixels gets its own
+  // container and manifest ids (its originals never take the first one's name in the key store).
   cv::VideoCapture again(clip);
   shown = 0;
   auto m2 = RecordStream(*SealingPipeline(), s.Key(), again, (ws.dir / "second.mkv").string(), options);
   REQUIRE(m2.ok());
+  CHECK(m2->output_pixels_sha256 == m->output_pixels_sha256);
   CHECK(m2->payload_container.container_id != m->payload_container.container_id);
+  CHECK(m2->manifest_id != m->manifest_id);
 }

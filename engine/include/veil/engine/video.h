@@ -81,9 +81,11 @@ struct StreamOptions {
   std::function<bool(const FrameOutput&)> on_frame;
 };
 
-// Records `source` until it ends (or `options.end` / `on_frame` end it) into `output`. The payload
-// container's id is random (a live stream cannot be repeated); everything else is as for
-// AnonymizeVideo.
+// Records `source` until it ends (or `options.end` / `on_frame` end it) into `output`. A random
+// nonce makes the payload container's id and the manifest id the recording's own (a live stream
+// cannot be repeated: two recordings of the same pixels never share a name). The recording also
+// ends, normally, when its manifest nears kMaxManifestBytes (about 500,000 face records). Grey or
+// BGRA frames are recorded as BGR. Everything else is as for AnonymizeVideo.
 StatusOr<Manifest> RecordStream(Pipeline& pipeline, const keys::KeyHandle& key, cv::VideoCapture& source,
                                 const std::string& output, const StreamOptions& options);
 
@@ -140,6 +142,7 @@ class VideoFileWriter {
   std::string output_, tmp_;
   double fps_;
   unsigned mode_;
+  int fourcc_ = 0;
   int64_t frames_ = 0;
   cv::Size size_;
   std::unique_ptr<cv::VideoWriter> writer_;
