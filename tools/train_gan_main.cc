@@ -12,6 +12,7 @@
 #include <string>
 
 #include "cli.h"
+#include "stop_signal.h"
 #include "data/utk_dataset.h"
 #include "gan/gan_trainer.h"
 
@@ -77,6 +78,9 @@ int main(int argc, char** argv) {
     }
   }
   if (Status st = args.Finish(); !st.ok()) return cli::Fail(st);
+  // SIGINT / SIGTERM (a session ending): the run stops after its current step and checkpoints.
+  cli::StopOnSignal stop_on_signal;
+  o.stop = cli::StopRequested;
   if (Status st = train::gan::RunGanTraining(o); !st.ok()) return cli::Fail(st);
   return 0;
 }

@@ -1,9 +1,7 @@
 #include "gan/gan_trainer.h"
 
-#include <atomic>
 #include <chrono>
 #include <cmath>
-#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -31,9 +29,6 @@ namespace fs = std::filesystem;
 using engine::identity::AttributeEncoder;
 using engine::identity::Generator;
 using Clock = std::chrono::steady_clock;
-
-std::atomic<bool> g_stop{false};
-extern "C" void OnStopSignal(int) { g_stop = true; }
 
 double Seconds(Clock::time_point since) { return std::chrono::duration<double>(Clock::now() - since).count(); }
 
@@ -228,8 +223,6 @@ class Trainer {
   }
 
   Status Run() {
-    std::signal(SIGINT, OnStopSignal);
-    std::signal(SIGTERM, OnStopSignal);
     const auto start = Clock::now();
     auto last_ckpt = Clock::now(), last_eval = Clock::now();
     const double budget_s = o_.minutes * 60.0;
@@ -241,7 +234,8 @@ class Trainer {
     LossSums sums;
     auto last_log = Clock::now();
     const int64_t first_step = step_;
-    while (budget_s > 0 && Seconds(start) < budget_s && !g_stop) {
+    auto stopped = [&] { return o_.stop && o_.stop(); };
+    while (budget_s > 0 && Seconds(start) < budget_s && !stopped()) {
       TrainStep(sums);
       ++step_;
       if (sums.n >= o_.log_every) {
@@ -273,7 +267,7 @@ class Trainer {
       last_metrics_ = Evaluate(false);
     }
     std::printf("veil-train-gan: stopped at step %lld (%s)\n", static_cast<long long>(step_),
-                g_stop ? "signal" : "time budget");
+                stopped() ? "asked to stop" : "time budget");
     if (!o_.export_dir.empty()) VEIL_RETURN_IF_ERROR(Export());
     return Status::Ok();
   }

@@ -25,6 +25,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 
 #include "veil/status.h"
@@ -60,6 +61,9 @@ struct GanTrainOptions {
   int r1_every = 16;
   double lr_g = 2e-3, lr_d = 2e-3;
   int warmup_steps = 50;       // linear learning-rate warm-up (also after a compact resume)
+  // Polled after each step (e.g. a flag set on SIGTERM): true ends the run as the time budget does,
+  // with a final evaluation and checkpoint.
+  std::function<bool()> stop;
 };
 
 // Trains until the time budget is spent (or forever with minutes <= 0 never: 0 means export only).
