@@ -32,10 +32,9 @@ const char* kUsage =
     "  the anonymized stream in a window when $DISPLAY is set (q or Esc stops), and/or writes it to OUT\n"
     "  (Motion-JPEG .avi, lossless FFV1 .mkv, or .mp4) with its manifest (OUT.veil) and the sealed\n"
     "  originals (--payload inline: OUT.veilpay, the default | store | none), restorable like any\n"
-    "  video Veil wrote. Without a display, -o is required. Ctrl-C or\n"
-    "  SIGTERM ends the stream like q: the recording so far appears under OUT (until then it is a\n"
-    "  temporary file, which a second Ctrl-C, killing at once, leaves behind). Pseudonyms use the\n"
-    "  stream scope.\n"
+    "  video Veil wrote. Without a display, -o is required. Ctrl-C or SIGTERM ends the stream like q:\n"
+    "  the recording so far appears under OUT (until then it is a temporary file, which a second\n"
+    "  Ctrl-C, killing at once, leaves behind). Pseudonyms use the stream scope.\n"
     "common options: --store DIR, --key-file F | --passphrase-file F | $VEIL_PASSPHRASE, --actor NAME\n";
 
 int Camera(int argc, char** argv) {
