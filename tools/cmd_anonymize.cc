@@ -97,7 +97,9 @@ StatusOr<std::vector<Job>> PlanJobs(const std::vector<std::string>& inputs, cons
         if (it->is_regular_file() && (kImageExt.count(ext) || kVideoExt.count(ext))) files.push_back(it->path());
       }
       std::sort(files.begin(), files.end());
-      for (const auto& f : files) jobs.push_back({f, OutputPath(out / ip.filename() / fs::relative(f, ip), format)});
+      // The folder's own name heads the mirrored tree, however it was spelled ("photos", "photos/", ".").
+      const fs::path name = fs::weakly_canonical(ip, ec).filename();
+      for (const auto& f : files) jobs.push_back({f, OutputPath(out / name / fs::relative(f, ip), format)});
     } else if (single_file) {
       jobs.push_back({ip, OutputPath(out, format)});
     } else {

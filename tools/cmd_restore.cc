@@ -173,14 +173,9 @@ int Restore(int argc, char** argv) {
   if (video && approximate) return Fail(InvalidArgumentError("videos restore from their sealed payloads only (no --approximate)"));
   if (video && !engine::IsVideoPath(*out)) return Fail(InvalidArgumentError("restore a video into a video file (.mkv: lossless)"));
   StatusOr<std::string> bytes = std::string();  // images: the file (videos are read frame by frame)
-  StatusOr<cv::Mat> image = cv::Mat();
   if (!video) {
     bytes = keys::ReadFile(input, 256u << 20);
     if (!bytes.ok()) return Fail(bytes.status());
-    engine::ImageLimits limits;
-    limits.silence_decoder_stderr = true;
-    image = engine::DecodeImage(*bytes, limits);
-    if (!image.ok()) return Fail(image.status().WithContext(input));
   }
   std::unique_ptr<PrivateCopy> copy;
   if (video) {
@@ -210,6 +205,14 @@ int Restore(int argc, char** argv) {
   };
   if (!grant->Covers(digest)) {
     return fail_logged(PermissionDeniedError("the request does not name this image (SHA-256 " + keys::ToHex(digest) + ")"));
+  }
+  // Decoded only now: an undecodable or edited image is refused with an audit record too.
+  StatusOr<cv::Mat> image = cv::Mat();
+  if (!video) {
+    engine::ImageLimits limits;
+    limits.silence_decoder_stderr = true;
+    image = engine::DecodeImage(*bytes, limits);
+    if (!image.ok()) return fail_logged(image.status().WithContext(input));
   }
   auto manifest = LoadManifest(input, *bytes, manifest_path, opts);
   if (!manifest.ok()) return fail_logged(manifest.status());
@@ -249,7 +252,10 @@ int Restore(int argc, char** argv) {
                                   keys::ToHex(manifest->manifest_id),
                               manifest->keyring, manifest->key_version);
   if (!logged.ok()) return Fail(logged);  // fail closed: nothing written without its record
-  if (Status st = keys::WriteFileAtomic(*out, std::string(buf.begin(), buf.end()), false, 0600); !st.ok()) return Fail(st);
+  // A failure after the success record (the write) is recorded too.
+  if (Status st = keys::WriteFileAtomic(*out, std::string(buf.begin(), buf.end()), false, 0600); !st.ok()) {
+    return fail_logged(st);
+  }
   if (json) {
     PrintJson({{"output", *out}, {"exact", exact}, {"faces_restored", restored->faces_restored},
                {"faces_without_payload", restored->faces_without_payload},

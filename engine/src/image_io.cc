@@ -28,6 +28,28 @@ uint32_t Le32(const std::string& b, size_t i) { return Le16(b, i) | (Le16(b, i +
 
 Status Malformed(const char* format) { return InvalidArgumentError(std::string("malformed ") + format + " header"); }
 
+// TIFF: the width and height tags (256, 257) of the first image file directory.
+StatusOr<cv::Size> TiffSize(const std::string& b) {
+  const bool le = b[0] == 'I';
+  auto u16 = [&](size_t i) { return le ? Le16(b, i) : Be16(b, i); };
+  auto u32 = [&](size_t i) { return le ? Le32(b, i) : Be32(b, i); };
+  const uint64_t ifd = u32(4);
+  if (ifd < 8 || ifd + 2 > b.size()) return Malformed("TIFF");
+  const uint64_t entries = u16(ifd);
+  if (ifd + 2 + entries * 12 > b.size()) return Malformed("TIFF");
+  uint32_t w = 0, h = 0;
+  for (uint64_t k = 0; k < entries; ++k) {
+    const size_t e = static_cast<size_t>(ifd + 2 + k * 12);
+    const uint32_t tag = u16(e), type = u16(e + 2);
+    if (tag != 256 && tag != 257) continue;
+    if (type != 3 && type != 4) return Malformed("TIFF");
+    const uint32_t v = type == 3 ? u16(e + 8) : u32(e + 8);
+    (tag == 256 ? w : h) = v;
+  }
+  if (w == 0 || h == 0 || w > 0x7fffffff || h > 0x7fffffff) return Malformed("TIFF");
+  return cv::Size(static_cast<int>(w), static_cast<int>(h));
+}
+
 StatusOr<cv::Size> JpegSize(const std::string& b) {
   size_t i = 2;
   while (i + 4 <= b.size()) {
@@ -124,8 +146,11 @@ StatusOr<cv::Size> PeekImageSize(const std::string& b) {
     if (b.compare(12, 4, "VP8 ") == 0) return cv::Size(static_cast<int>(Le16(b, 26) & 0x3FFF), static_cast<int>(Le16(b, 28) & 0x3FFF));
     return Malformed("WebP");
   }
+  if (b.size() >= 8 && (b.compare(0, 4, std::string("II*\0", 4)) == 0 || b.compare(0, 4, std::string("MM\0*", 4)) == 0)) {
+    return TiffSize(b);
+  }
   if (b.size() >= 3 && b[0] == 'P' && b[1] >= '1' && b[1] <= '6') return PnmSize(b);
-  return InvalidArgumentError("not an image in a supported format (PNG, JPEG, BMP, WebP, PNM)");
+  return InvalidArgumentError("not an image in a supported format (PNG, JPEG, BMP, WebP, TIFF, PNM)");
 }
 
 StatusOr<cv::Mat> DecodeImage(const std::string& bytes, const ImageLimits& limits) {

@@ -26,6 +26,11 @@ cmp -s out/in/sample1.jpg out2/in/sample1.jpg && cmp -s out/in/sub/sample2.jpg o
 # Resume: finished files are skipped.
 expect 0 "$VEIL" anonymize in -o out --quiet
 contains "2 skipped" "$OUT"
+# However the folder is spelled ("in/", "./in"), the tree is the same and the batch resumes.
+expect 0 "$VEIL" anonymize in/ -o out --quiet
+contains "2 skipped" "$OUT"
+expect 0 "$VEIL" anonymize ./in/ -o out --quiet
+contains "2 skipped" "$OUT"
 
 # One file to PNG, twice: identical bytes.
 expect 0 "$VEIL" anonymize in/sample1.jpg -o a.png
@@ -52,6 +57,8 @@ expect 0 "$VEIL" request approve req2 --principal-key alice.key
 expect 0 "$VEIL" request approve req2 --principal-key carol.key
 got=0; "$VEIL" restore edited.png --request req2 -o r2.png 2>/dev/null || got=$?
 [ "$got" -eq 6 ] || [ "$got" -eq 2 ] && PASSED=$((PASSED + 1)) || { echo "FAIL: edited image gave $got"; FAILED=$((FAILED + 1)); }
+expect 0 "$VEIL" audit show --json                 # the refused restore is on record too
+contains "$(sha256sum edited.png | cut -c1-64)" "$OUT"
 expect 7 "$VEIL" restore out/in/sample1.jpg --request req -o r3.png   # req names a.png only
 expect 0 "$VEIL" keys rotate
 expect 0 "$VEIL" keys destroy --keyring default --version 1 --yes

@@ -29,9 +29,9 @@ std::string PngHeader(uint32_t w, uint32_t h) {
   return b;
 }
 
-TEST_CASE("the header is read without decoding: PNG, JPEG and BMP sizes") {
+TEST_CASE("the header is read without decoding: PNG, JPEG, BMP, WebP, TIFF and PNM sizes") {
   const cv::Mat image(37, 53, CV_8UC3, cv::Scalar(10, 20, 30));
-  for (const char* ext : {".png", ".jpg", ".bmp", ".ppm"}) {
+  for (const char* ext : {".png", ".jpg", ".bmp", ".webp", ".tif", ".ppm"}) {
     auto size = PeekImageSize(Encode(image, ext));
     REQUIRE_MESSAGE(size.ok(), ext);
     CHECK(*size == cv::Size(53, 37));
@@ -56,13 +56,13 @@ TEST_CASE("empty, non-image, truncated and missing inputs give clear errors") {
   CHECK(ReadImage("/tmp").status().code() == StatusCode::kInvalidArgument);
 }
 
-TEST_CASE("corrupted PNG, JPEG and BMP bytes never crash the decoder: each is an image or an error") {
+TEST_CASE("corrupted PNG, JPEG, BMP, WebP and TIFF bytes never crash the decoder: each is an image or an error") {
   cv::Mat image(48, 64, CV_8UC3);
   cv::randu(image, 0, 255);
   cv::RNG rng(7);
   ImageLimits quiet;
   quiet.silence_decoder_stderr = true;
-  for (const char* ext : {".png", ".jpg", ".bmp"}) {
+  for (const char* ext : {".png", ".jpg", ".bmp", ".webp", ".tif"}) {
     const std::string good = Encode(image, ext);
     for (int trial = 0; trial < 300; ++trial) {
       std::string bad = good;
@@ -81,10 +81,14 @@ TEST_CASE("corrupted PNG, JPEG and BMP bytes never crash the decoder: each is an
 
 TEST_CASE("a valid image decodes to 8-bit BGR of its header's size") {
   const cv::Mat image(21, 34, CV_8UC3, cv::Scalar(5, 6, 7));
-  auto r = DecodeImage(Encode(image, ".png"));
-  REQUIRE(r.ok());
-  CHECK(r->size() == cv::Size(34, 21));
-  CHECK(r->type() == CV_8UC3);
+  for (const char* ext : {".png", ".tif"}) {
+    CAPTURE(ext);
+    auto r = DecodeImage(Encode(image, ext));
+    REQUIRE(r.ok());
+    CHECK(r->size() == cv::Size(34, 21));
+    CHECK(r->type() == CV_8UC3);
+    CHECK(cv::norm(*r, image, cv::NORM_INF) == 0);  // both lossless
+  }
 }
 
 TEST_CASE("an image without faces is an empty result, for both detectors") {
