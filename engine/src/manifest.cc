@@ -148,7 +148,7 @@ std::string SerializeManifest(const Manifest& m) {
     c->set_size(m.payload_container.size);
     c->set_records(m.payload_container.records);
   }
-  p.set_video_seal(m.video_seal);
+  p.set_manifest_seal(m.manifest_seal);
   return p.SerializeAsString();
 }
 
@@ -179,7 +179,7 @@ StatusOr<Manifest> ParseManifest(const std::string& bytes) {
     if (c.container_id().size() != 16 || c.sha256().size() != 32) return DataLossError("manifest payload container reference is malformed");
     m.payload_container = {c.container_id(), c.sha256(), c.size(), c.records()};
   }
-  m.video_seal = p.video_seal();
+  m.manifest_seal = p.manifest_seal();
   for (const auto& fr : p.faces()) {
     FaceRecord f;
     f.index = fr.index();

@@ -54,7 +54,7 @@ void PutText(std::string* s, const std::string& text) {
 
 // Every field of a video's manifest but the seal itself, in a fixed encoding (not protobuf's, which
 // is not canonical): the video seal authenticates all of it, face boxes and landmarks included.
-std::string VideoSealAssociatedData(const Manifest& m) {
+std::string ManifestSealAssociatedData(const Manifest& m) {
   std::string ad = "veil-video-seal-v1";
   PutText(&ad, m.manifest_id);
   PutLittleEndian32(&ad, static_cast<uint32_t>(m.models.size()));
@@ -97,9 +97,13 @@ std::string VideoSealAssociatedData(const Manifest& m) {
 
 }  // namespace
 
-std::string PayloadAssociatedData(const Manifest& manifest, uint32_t face_index) {
+namespace {
+
+// `sealed_manifest`: an image whose manifest carries a seal (v2): its payloads do not open under
+// the v1 data of an unsealed manifest, so stripping the seal is no way around it.
+std::string PayloadAd(const Manifest& manifest, uint32_t face_index, bool sealed_manifest) {
   // Videos with their payloads in the manifest (before payload containers) bind the frame too.
-  std::string ad = manifest.frames > 0 ? "veil-video-payload-v1" : "veil-payload-v1";
+  std::string ad = manifest.frames > 0 ? "veil-video-payload-v1" : sealed_manifest ? "veil-payload-v2" : "veil-payload-v1";
   ad += manifest.manifest_id;
   PutLittleEndian32(&ad, face_index);
   ad += manifest.output_pixels_sha256;
@@ -109,6 +113,12 @@ std::string PayloadAssociatedData(const Manifest& manifest, uint32_t face_index)
     if (manifest.frames > 0) PutLittleEndian32(&ad, f.frame);
   }
   return ad;
+}
+
+}  // namespace
+
+std::string PayloadAssociatedData(const Manifest& manifest, uint32_t face_index) {
+  return PayloadAd(manifest, face_index, !manifest.manifest_seal.empty());
 }
 
 namespace internal {
@@ -121,18 +131,21 @@ StatusOr<std::string> RegionPng(const cv::Mat& bgr, const cv::Rect& region) {
   return std::string(png.begin(), png.end());
 }
 
-Status SealPayloads(Manifest& m, const keys::KeyHandle& key, const std::vector<std::string>& pngs,
-                    PayloadLocation where) {
+Status SealImage(Manifest& m, const keys::KeyHandle& key, const std::vector<std::string>& pngs, PayloadLocation where) {
   if (pngs.size() != m.faces.size()) return InternalError("one payload (or none) per face expected");
-  if (where == PayloadLocation::kNone) return Status::Ok();
-  for (size_t i = 0; i < m.faces.size(); ++i) {
-    if (pngs[i].empty()) continue;
-    FaceRecord& rec = m.faces[i];
-    VEIL_ASSIGN_OR_RETURN(rec.sealed_payload,
-                          keys::SealPayload(key, keys::ScopeKind::kFace, keys::ToHex(m.manifest_id) + "#" + std::to_string(i),
-                                            pngs[i], PayloadAssociatedData(m, rec.index), /*synthetic_nonce=*/true));
-    rec.payload_location = where;
+  if (m.frames != 0) return InternalError("SealImage is for images");
+  if (where != PayloadLocation::kNone) {
+    for (size_t i = 0; i < m.faces.size(); ++i) {
+      if (pngs[i].empty()) continue;
+      FaceRecord& rec = m.faces[i];
+      VEIL_ASSIGN_OR_RETURN(rec.sealed_payload,
+                            keys::SealPayload(key, keys::ScopeKind::kFace, keys::ToHex(m.manifest_id) + "#" + std::to_string(i),
+                                              pngs[i], PayloadAd(m, rec.index, /*sealed_manifest=*/true),
+                                              /*synthetic_nonce=*/true));
+      rec.payload_location = where;
+    }
   }
+  VEIL_ASSIGN_OR_RETURN(m.manifest_seal, SealManifest(m, key));
   return Status::Ok();
 }
 
@@ -155,15 +168,16 @@ StatusOr<cv::Mat> OpenVideoPayload(const std::string& container_id, const FaceRe
   return DecodeRegion(*plain, face);
 }
 
-StatusOr<std::string> SealVideo(const Manifest& m, const keys::KeyHandle& key) {
+StatusOr<std::string> SealManifest(const Manifest& m, const keys::KeyHandle& key) {
   return keys::SealPayload(key, keys::ScopeKind::kStream, keys::ToHex(m.manifest_id) + "#video-seal", "",
-                           VideoSealAssociatedData(m), /*synthetic_nonce=*/true);
+                           ManifestSealAssociatedData(m), /*synthetic_nonce=*/true);
 }
 
-Status VerifyVideoSeal(const Manifest& m, const keys::KeyHandle& key) {
-  if (m.video_seal.empty() || !keys::OpenPayload(key, m.video_seal, VideoSealAssociatedData(m)).ok()) {
-    return UnauthenticatedError("the video's manifest and payload container do not verify: wrong key, or the manifest "
-                                "or payload container was altered or swapped");
+Status VerifyManifestSeal(const Manifest& m, const keys::KeyHandle& key) {
+  if (m.manifest_seal.empty() || !keys::OpenPayload(key, m.manifest_seal, ManifestSealAssociatedData(m)).ok()) {
+    return UnauthenticatedError(m.frames > 0 ? "the video's manifest and payload container do not verify: wrong key, or the "
+                                               "manifest or payload container was altered or swapped"
+                                             : "the image's manifest does not verify: wrong key, or the manifest was altered");
   }
   return Status::Ok();
 }

@@ -3,7 +3,7 @@
 // manifest, its output pixels and its region. Videos: sealed as the frames come (the output hash
 // is not known yet), bound to the payload container id, the frame and the region; the manifest's
 // video seal then authenticates the whole manifest: the container reference, every face record
-// and the output frames' hash.
+// and the output frames' hash. Images are sealed the same way (older images without a seal still restore).
 #pragma once
 
 #include <string>
@@ -20,10 +20,9 @@ namespace veil::engine::internal {
 // The region of `bgr` as PNG bytes (lossless), or an empty string for an empty region.
 StatusOr<std::string> RegionPng(const cv::Mat& bgr, const cv::Rect& region);
 
-// Seals `pngs[i]` (empty: none) into m.faces[i] and marks where it is kept. The manifest id, the
-// output hash, the regions and (videos) frames must be final: they are bound into the seal.
-Status SealPayloads(Manifest& m, const keys::KeyHandle& key, const std::vector<std::string>& pngs,
-                    PayloadLocation where);
+// An image's manifest: seals `pngs[i]` (empty: none) into m.faces[i] and marks where it is kept
+// (nothing with kNone), then seals the manifest (m.manifest_seal). Every other field must be final.
+Status SealImage(Manifest& m, const keys::KeyHandle& key, const std::vector<std::string>& pngs, PayloadLocation where);
 
 // Opens the payload of `face` (one of m.faces) and decodes its region: Unauthenticated when it
 // does not open (wrong key, manifest or payload altered), DataLoss when it holds no such region.
@@ -36,9 +35,10 @@ StatusOr<std::string> SealVideoPayload(const std::string& container_id, const Fa
 StatusOr<cv::Mat> OpenVideoPayload(const std::string& container_id, const FaceRecord& face,
                                    const keys::KeyHandle& key, const std::string& sealed);
 
-// The video seal of a final manifest (every field set: it authenticates them all).
-StatusOr<std::string> SealVideo(const Manifest& m, const keys::KeyHandle& key);
-// Unauthenticated unless m.video_seal opens with `key` for exactly this manifest.
-Status VerifyVideoSeal(const Manifest& m, const keys::KeyHandle& key);
+// The manifest seal of a final manifest (every field set: it authenticates them all, the sealed
+// payloads excepted, which are bound on their own).
+StatusOr<std::string> SealManifest(const Manifest& m, const keys::KeyHandle& key);
+// Unauthenticated unless m.manifest_seal opens with `key` for exactly this manifest.
+Status VerifyManifestSeal(const Manifest& m, const keys::KeyHandle& key);
 
 }  // namespace veil::engine::internal

@@ -93,14 +93,13 @@ class PipelineImpl final : public Pipeline {
     if (decoded.empty()) return InternalError("the encoded output does not decode");
     m.output_pixels_sha256 = PixelsSha256(decoded);
 
+    std::vector<std::string> pngs(m.faces.size());
     if (params_.payloads != PayloadLocation::kNone) {
-      std::vector<std::string> pngs;
-      for (const auto& rec : m.faces) {
-        VEIL_ASSIGN_OR_RETURN(std::string png, internal::RegionPng(bgr, rec.region));
-        pngs.push_back(std::move(png));
+      for (size_t i = 0; i < m.faces.size(); ++i) {
+        VEIL_ASSIGN_OR_RETURN(pngs[i], internal::RegionPng(bgr, m.faces[i].region));
       }
-      VEIL_RETURN_IF_ERROR(internal::SealPayloads(m, key, pngs, params_.payloads));
     }
+    VEIL_RETURN_IF_ERROR(internal::SealImage(m, key, pngs, params_.payloads));
     AnonymizeOutput result;
     if (params_.payloads == PayloadLocation::kKeyStore) {
       result.store_manifest_bytes = SerializeManifest(m);
@@ -459,14 +458,21 @@ StatusOr<RestoreOutput> RestoreFromPayloads(const cv::Mat& decoded, const Manife
   }
   RestoreOutput out;
   out.image = decoded.clone();
+  const bool sealed = !manifest.manifest_seal.empty();
   bool any_payload = false;
   for (const auto& f : manifest.faces) any_payload |= !f.sealed_payload.empty();
-  if (!any_payload) {
+  if (!any_payload && !sealed) {  // an older manifest without payloads: nothing to check or open
     out.faces_without_payload = static_cast<int>(manifest.faces.size());
     return out;
   }
   VEIL_ASSIGN_OR_RETURN(keys::KeyHandle key, grant.Key(manifest.key_version));
+  // A sealed manifest is checked whole before any payload is opened: a dropped or edited face
+  // record, or a payload removed from a face that had one, is refused, not skipped.
+  if (sealed) VEIL_RETURN_IF_ERROR(internal::VerifyManifestSeal(manifest, key));
   for (const auto& f : manifest.faces) {
+    if (sealed && f.payload_location != PayloadLocation::kNone && f.sealed_payload.empty()) {
+      return UnauthenticatedError("the manifest lost the sealed original of face " + std::to_string(f.index));
+    }
     if (f.sealed_payload.empty()) {
       ++out.faces_without_payload;
       continue;

@@ -215,7 +215,7 @@ StatusOr<Manifest> AnonymizeFrames(Pipeline& pipeline, const keys::KeyHandle& ke
   bool container_made = false;  // by this call (and so removed again if the job fails after all)
   if (keep) {
     m.payload_container = container->Ref();
-    VEIL_ASSIGN_OR_RETURN(m.video_seal, internal::SealVideo(m, key));
+    VEIL_ASSIGN_OR_RETURN(m.manifest_seal, internal::SealManifest(m, key));
     container_path = beside ? VideoPayloadPath(output) : (std::filesystem::path(target.folder) / target.name(m.manifest_id)).string();
     Status st = container->Commit(container_path, target.replace);
     if (st.code() == StatusCode::kAlreadyExists &&
@@ -287,7 +287,7 @@ StatusOr<VideoRestoreOutput> RestoreVideoFromPayloads(const std::string& input, 
   VEIL_ASSIGN_OR_RETURN(keys::KeyHandle key, grant.Key(manifest.key_version));
   // The seal authenticates the manifest and names the container (its hash): checked before any
   // frame is decoded, so a wrong key or a swapped container fails at once.
-  if (!in_manifest) VEIL_RETURN_IF_ERROR(internal::VerifyVideoSeal(manifest, key));
+  if (!in_manifest) VEIL_RETURN_IF_ERROR(internal::VerifyManifestSeal(manifest, key));
   VEIL_ASSIGN_OR_RETURN(Source src, OpenSource(input));
   if (src.size != cv::Size(static_cast<int>(manifest.width), static_cast<int>(manifest.height))) return edited;
   std::optional<PayloadContainerReader> payloads;

@@ -8,6 +8,7 @@
 
 #include "test_support.h"
 #include "veil/engine/pipeline.h"
+#include "veil/keys/aead.h"
 #include "veil/keys/key_store.h"
 #include "veil/keys/principal_key.h"
 
@@ -112,6 +113,58 @@ TEST_CASE("restore with another store's key, or with a tampered manifest, does n
   Manifest moved = m;
   moved.faces[0].region.x += 1;  // point the payload at other pixels
   CHECK(RestoreFromPayloads(anonymized, moved, s.Grant(out->image_bytes)).status().code() == StatusCode::kUnauthenticated);
+}
+
+TEST_CASE("restore refuses a sealed image manifest with a face record dropped, edited or emptied, or its seal stripped") {
+  Store s;
+  auto pipeline = MakePipeline();
+  auto out = pipeline->AnonymizeImage(testing::DemoImage("sample1.jpg"), s.Key(), ".png");
+  REQUIRE(out.ok());
+  const cv::Mat anonymized = Decode(out->image_bytes);
+  const Manifest m = EmbeddedManifest(out->image_bytes);
+  REQUIRE_FALSE(m.manifest_seal.empty());
+  REQUIRE(m.faces.size() == 3);
+  auto code = [&](const Manifest& edited) { return RestoreFromPayloads(anonymized, edited, s.Grant(out->image_bytes)).status().code(); };
+  Manifest dropped = m;
+  dropped.faces.pop_back();  // that face would silently stay anonymized
+  CHECK(code(dropped) == StatusCode::kUnauthenticated);
+  Manifest emptied = m;
+  emptied.faces[1].sealed_payload.clear();
+  CHECK(code(emptied) == StatusCode::kUnauthenticated);
+  Manifest relabelled = m;
+  relabelled.faces[0].method = ReplaceMethod::kBlur;  // the record of what was done
+  CHECK(code(relabelled) == StatusCode::kUnauthenticated);
+  Manifest other_models = m;
+  other_models.models[0].sha256_hex[0] = other_models.models[0].sha256_hex[0] == '0' ? '1' : '0';
+  CHECK(code(other_models) == StatusCode::kUnauthenticated);
+  Manifest stripped = m;  // no way back to an unchecked older manifest: the payloads do not open
+  stripped.manifest_seal.clear();
+  CHECK(code(stripped) == StatusCode::kUnauthenticated);
+  CHECK(code(m) == StatusCode::kOk);
+}
+
+TEST_CASE("an image anonymized before manifest seals still restores exactly") {
+  Store s;
+  auto pipeline = MakePipeline();
+  const cv::Mat original = testing::DemoImage("sample1.jpg");
+  auto out = pipeline->AnonymizeImage(original, s.Key(), ".png");
+  REQUIRE(out.ok());
+  // The manifest as Veil wrote it then: no seal, payloads bound with the v1 associated data.
+  Manifest legacy = EmbeddedManifest(out->image_bytes);
+  legacy.manifest_seal.clear();
+  const keys::KeyHandle key = s.Key();
+  for (auto& f : legacy.faces) {
+    std::vector<uchar> png;
+    REQUIRE(cv::imencode(".png", original(f.region), png));
+    auto sealed = keys::SealPayload(key, keys::ScopeKind::kFace, keys::ToHex(legacy.manifest_id) + "#" + std::to_string(f.index),
+                                    std::string(png.begin(), png.end()), PayloadAssociatedData(legacy, f.index), true);
+    REQUIRE(sealed.ok());
+    f.sealed_payload = *sealed;
+  }
+  auto restored = RestoreFromPayloads(Decode(out->image_bytes), legacy, s.Grant(out->image_bytes));
+  REQUIRE_MESSAGE(restored.ok(), restored.status().ToString());
+  CHECK(restored->faces_restored == 3);
+  CHECK(cv::norm(restored->image, original, cv::NORM_INF) == 0);
 }
 
 TEST_CASE("payloads kept by the key store leave no sealed bytes in the shared image") {

@@ -169,7 +169,7 @@ TEST_CASE("a lossless .mkv video restores from its payload container to the orig
   }
   CHECK(m->payload_container.records == 12);
   CHECK(m->payload_container.size == fs::file_size(VideoPayloadPath(out)));
-  CHECK_FALSE(m->video_seal.empty());
+  CHECK_FALSE(m->manifest_seal.empty());
   const auto original = DecodeFrames(clip);
   const auto anonymized = DecodeFrames(out);
   REQUIRE(original.size() == 4);
@@ -328,7 +328,7 @@ TEST_CASE("a video anonymized before payload containers (originals inside its ma
   // manifest id, the output hash, the region and the frame; no container, no video seal.
   Manifest legacy = *made;
   legacy.payload_container = {};
-  legacy.video_seal.clear();
+  legacy.manifest_seal.clear();
   const auto original = DecodeFrames(clip);
   const keys::KeyHandle key = s.Key();
   for (auto& f : legacy.faces) {

@@ -63,7 +63,7 @@ struct Manifest {
   uint32_t height = 0;
   uint32_t frames = 0;                 // videos: number of frames
   PayloadContainerRef payload_container;  // videos with sealed originals
-  std::string video_seal;              // binds the container to this manifest and its frames
+  std::string manifest_seal;           // authenticates every field (videos: the container reference too)
 };
 
 // The largest manifest ParseManifest accepts (sealed payloads included).
