@@ -34,7 +34,8 @@ const char* kUsage =
     "  The manifest is read from INPUT, else from --manifest FILE or INPUT.veil; payloads kept by the\n"
     "  key store are read from its folder.\n"
     "  --approximate: synthesized faces without a payload are re-rendered through the keyed inverse\n"
-    "  flow: the person's identity in the pseudonym's pose, NOT the original pixels (no evidence).\n"
+    "  flow: the person's identity in the pseudonym's pose, NOT the original pixels (no evidence);\n"
+    "  OUT carries its own manifest saying so (restored_from: source manifest, request, approximate).\n"
     "  Videos (manifest in INPUT.veil) restore from their payload container only: INPUT.veilpay, the\n"
     "  key store's copy, or --payloads FILE. OUT .mkv is lossless (the original frames of a lossless\n"
     "  anonymized .mkv, bit for bit), .mp4/.avi re-encode lossily.\n"
@@ -252,10 +253,31 @@ int Restore(int argc, char** argv) {
                                   keys::ToHex(manifest->manifest_id),
                               manifest->keyring, manifest->key_version);
   if (!logged.ok()) return Fail(logged);  // fail closed: nothing written without its record
-  // A failure after the success record (the write) is recorded too.
-  if (Status st = keys::WriteFileAtomic(*out, std::string(buf.begin(), buf.end()), false, 0600); !st.ok()) {
-    return fail_logged(st);
+  std::string written(buf.begin(), buf.end());
+  std::string sidecar;  // an approximate restore's manifest when the format cannot hold one
+  if (!exact) {
+    // An approximate restore says so in its own manifest: what it came from, that it is re-rendered.
+    auto decoded = engine::DecodeImage(written);
+    if (!decoded.ok()) return fail_logged(decoded.status());
+    engine::Manifest said = *manifest;
+    said.manifest_id = keys::Sha256("veil-approximate-restore-v1:" + manifest->manifest_id + request->info().request_id_hex).substr(0, 16);
+    said.manifest_seal.clear();
+    for (auto& f : said.faces) {
+      f.sealed_payload.clear();
+      f.payload_location = engine::PayloadLocation::kNone;
+    }
+    said.output_pixels_sha256 = engine::PixelsSha256(*decoded);
+    said.restored_from = {manifest->manifest_id, request->info().request_id_hex, true};
+    const std::string said_bytes = engine::SerializeManifest(said);
+    auto embedded = engine::EmbedManifest(written, said_bytes);
+    if (embedded.ok()) written = std::move(*embedded);
+    else sidecar = said_bytes;
   }
+  // A failure after the success record (the write) is recorded too.
+  if (!sidecar.empty()) {
+    if (Status st = keys::WriteFileAtomic(*out + ".veil", sidecar, false, 0600); !st.ok()) return fail_logged(st);
+  }
+  if (Status st = keys::WriteFileAtomic(*out, written, false, 0600); !st.ok()) return fail_logged(st);
   if (json) {
     PrintJson({{"output", *out}, {"exact", exact}, {"faces_restored", restored->faces_restored},
                {"faces_without_payload", restored->faces_without_payload},

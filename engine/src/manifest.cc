@@ -149,6 +149,12 @@ std::string SerializeManifest(const Manifest& m) {
     c->set_records(m.payload_container.records);
   }
   p.set_manifest_seal(m.manifest_seal);
+  if (!m.restored_from.manifest_id.empty()) {
+    auto* r = p.mutable_restored_from();
+    r->set_manifest_id(m.restored_from.manifest_id);
+    r->set_request_id(m.restored_from.request_id);
+    r->set_approximate(m.restored_from.approximate);
+  }
   return p.SerializeAsString();
 }
 
@@ -180,6 +186,9 @@ StatusOr<Manifest> ParseManifest(const std::string& bytes) {
     m.payload_container = {c.container_id(), c.sha256(), c.size(), c.records()};
   }
   m.manifest_seal = p.manifest_seal();
+  if (p.has_restored_from()) {
+    m.restored_from = {p.restored_from().manifest_id(), p.restored_from().request_id(), p.restored_from().approximate()};
+  }
   for (const auto& fr : p.faces()) {
     FaceRecord f;
     f.index = fr.index();

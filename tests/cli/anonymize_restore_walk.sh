@@ -50,6 +50,23 @@ expect 3 "$VEIL" restore missing.png --request req -o r.png
 expect 0 "$VEIL" restore a.png --request req -o r.png
 contains "restored 3 face(s)" "$OUT"
 
+# Synthesized faces without payloads: an approximate restore re-renders them and its output's own
+# manifest says so (restored_from: the anonymized image's manifest, the request, approximate).
+expect 0 "$VEIL" anonymize in/sample1.jpg -o syn.png --replace synthesized --experimental --payload none
+expect 0 "$VEIL" request create --requester op --case C-3 --purpose "test" --target-file syn.png -o req3
+expect 0 "$VEIL" request approve req3 --principal-key alice.key
+expect 0 "$VEIL" request approve req3 --principal-key bob.key
+expect 8 "$VEIL" restore syn.png --request req3 -o syn-exact.png          # no sealed originals
+expect 0 "$VEIL" restore syn.png --request req3 -o syn-back.png --approximate
+contains "approximate, not evidence" "$OUT"
+expect 0 "$VEIL" request show req3 --json
+req3_id=$(echo "$OUT" | python3 -c 'import json,sys; print(json.load(sys.stdin)["request_id"])')
+python3 - syn-back.png "$req3_id" <<'PY' && PASSED=$((PASSED + 1)) || { echo "FAIL: the approximate restore carries no manifest saying so"; FAILED=$((FAILED + 1)); }
+import sys
+data = open(sys.argv[1], "rb").read()
+sys.exit(0 if b"veIL" in data and sys.argv[2].encode() in data else 1)
+PY
+
 # Refusals: an image the request does not name; an edited image; a request for a destroyed key.
 cp a.png edited.png && printf '\x00' | dd of=edited.png bs=1 seek=5000 conv=notrunc status=none
 expect 0 "$VEIL" request create --requester op --case C-2 --purpose "test" --target-file edited.png -o req2

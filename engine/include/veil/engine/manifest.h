@@ -64,6 +64,13 @@ struct Manifest {
   uint32_t frames = 0;                 // videos: number of frames
   PayloadContainerRef payload_container;  // videos with sealed originals
   std::string manifest_seal;           // authenticates every field (videos: the container reference too)
+  // Only on an approximate restore's output: the anonymized image's manifest id (empty otherwise),
+  // the authorizing request, and that the faces were re-rendered, not restored.
+  struct RestoredFrom {
+    std::string manifest_id;
+    std::string request_id;
+    bool approximate = false;
+  } restored_from;
 };
 
 // The largest manifest ParseManifest accepts (sealed payloads included).
