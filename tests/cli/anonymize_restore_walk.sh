@@ -19,6 +19,40 @@ contains "anonymized 2 file(s)" "$OUT"
 [ -f out/in/sample1.jpg ] && [ -f out/in/sub/sample2.jpg ] && PASSED=$((PASSED + 1)) || { echo "FAIL: tree not mirrored"; ls -R out; FAILED=$((FAILED + 1)); }
 grep -q Exif out/in/sample1.jpg && { echo "FAIL: EXIF survived"; FAILED=$((FAILED + 1)); } || PASSED=$((PASSED + 1))
 [ "$before" = "$(sha256sum in/sample1.jpg in/sub/sample2.jpg)" ] && PASSED=$((PASSED + 1)) || { echo "FAIL: input changed"; FAILED=$((FAILED + 1)); }
+# Metadata of every kind is dropped and EXIF orientation applied first: a JPEG with an EXIF
+# orientation of 6 (rotate 90 degrees), a comment, XMP with a GPS position, and a PNG with text chunks.
+python3 - "$DEMO/sample1.jpg" <<'PY'
+import struct, sys, zlib
+jpeg = open(sys.argv[1], "rb").read()
+def seg(marker, payload): return bytes([0xFF, marker]) + struct.pack(">H", len(payload) + 2) + payload
+exif = b"Exif\0\0" + b"II*\0" + struct.pack("<IH", 8, 1) + struct.pack("<HHIHH", 0x0112, 3, 1, 6, 0) + struct.pack("<I", 0)
+xmp = b"http://ns.adobe.com/xap/1.0/\0<x:xmpmeta><exif:GPSLatitude>48,51.4N</exif:GPSLatitude></x:xmpmeta>"
+open("meta.jpg", "wb").write(jpeg[:2] + seg(0xE1, exif) + seg(0xE1, xmp) + seg(0xFE, b"secret comment") + jpeg[2:])
+def chunk(kind, data): return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+png = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 2, 2, 8, 2, 0, 0, 0))
+png += chunk(b"tEXt", b"Comment\0secret comment") + chunk(b"IDAT", zlib.compress(b"\0" + b"\x80" * 6 + b"\0" + b"\x80" * 6))
+open("meta.png", "wb").write(png + chunk(b"IEND", b""))
+PY
+expect 0 "$VEIL" anonymize meta.jpg -o meta-out.png --quiet
+expect 0 "$VEIL" anonymize meta.png -o meta-png-out.png --quiet
+for f in meta-out.png meta-png-out.png; do
+  grep -q -a -e "secret comment" -e "GPSLatitude" -e "Exif" -e "tEXt" "$f" \
+    && { echo "FAIL: metadata survived in $f"; FAILED=$((FAILED + 1)); } || PASSED=$((PASSED + 1))
+done
+python3 - "$DEMO/sample1.jpg" meta-out.png <<'PY' && PASSED=$((PASSED + 1)) || { echo "FAIL: EXIF orientation not applied"; FAILED=$((FAILED + 1)); }
+import struct, sys
+def jpeg_size(b):
+    i = 2
+    while i < len(b):
+        marker, length = b[i + 1], struct.unpack(">H", b[i + 2:i + 4])[0]
+        if marker in (0xC0, 0xC1, 0xC2):
+            h, w = struct.unpack(">HH", b[i + 5:i + 9]); return w, h
+        i += 2 + length
+w, h = jpeg_size(open(sys.argv[1], "rb").read())
+ow, oh = struct.unpack(">II", open(sys.argv[2], "rb").read()[16:24])
+sys.exit(0 if (ow, oh) == (h, w) and w != h else 1)
+PY
+
 # Two workers write the same bytes as one.
 expect 0 "$VEIL" anonymize in -o out2 --quiet --jobs 2
 cmp -s out/in/sample1.jpg out2/in/sample1.jpg && cmp -s out/in/sub/sample2.jpg out2/in/sub/sample2.jpg \
@@ -49,6 +83,26 @@ expect 0 "$VEIL" request approve req --principal-key bob.key
 expect 3 "$VEIL" restore missing.png --request req -o r.png
 expect 0 "$VEIL" restore a.png --request req -o r.png
 contains "restored 3 face(s)" "$OUT"
+
+# A sidecar manifest altered anywhere: refused (5 or 6), nothing written, the attempt on record.
+expect 0 "$VEIL" anonymize in/sample1.jpg -o c.png --manifest sidecar --quiet
+expect 0 "$VEIL" request create --requester op --case C-4 --purpose "test" --target-file c.png -o req4
+expect 0 "$VEIL" request approve req4 --principal-key alice.key
+expect 0 "$VEIL" request approve req4 --principal-key bob.key
+cp c.png.veil c.png.veil.good
+for at in 0.1 0.35 0.5 0.75 0.95; do
+  python3 - c.png.veil "$at" <<'PY'
+import sys
+data = bytearray(open(sys.argv[1], "rb").read())
+data[int(len(data) * float(sys.argv[2]))] ^= 0x04
+open(sys.argv[1], "wb").write(bytes(data))
+PY
+  got=0; "$VEIL" restore c.png --request req4 -o c-back.png >/dev/null 2>&1 || got=$?
+  { [ "$got" -eq 5 ] || [ "$got" -eq 6 ]; } && [ ! -e c-back.png ] && PASSED=$((PASSED + 1)) \
+    || { echo "FAIL: manifest altered at $at: exit $got"; FAILED=$((FAILED + 1)); rm -f c-back.png; }
+  cp c.png.veil.good c.png.veil
+done
+expect 0 "$VEIL" restore c.png --request req4 -o c-back.png
 
 # Synthesized faces without payloads: an approximate restore re-renders them and its output's own
 # manifest says so (restored_from: the anonymized image's manifest, the request, approximate).
