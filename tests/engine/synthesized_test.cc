@@ -190,23 +190,80 @@ TEST_CASE("in a stream the image scope covers the whole stream: one scope id, th
   CHECK(cv::norm(other->image, outputs[1], cv::NORM_INF) > 0);
 }
 
-TEST_CASE("every synthesized face is still found as a face where the original was") {
+namespace {
+
+// Every synthesized face of the six face-api demo photos under one (random) key: whether the SSD
+// detector still finds a face where it was, and the recognizer's distance to the original there.
+struct DemoFace {
+  std::string photo;
+  bool found = false;
+  float distance = 0;
+};
+
+std::vector<DemoFace> SynthesizeDemoPhotos() {
   Store s('f');
   auto pipeline = Synthesizing();
-  const cv::Mat& input = testing::DemoImage("sample1.jpg");
-  auto out = pipeline->AnonymizeImage(input, s.Key(), ".png");
-  REQUIRE(out.ok());
-  REQUIRE(out->manifest.faces.size() == 3);
+  auto recognizer = Recognizer::Create({});
+  REQUIRE(recognizer.ok());
   FaceDetector& ssd = testing::SsdDetector();
-  auto found = ssd.Detect(Decode(out->image_bytes));
-  REQUIRE(found.ok());
-  for (const auto& rec : out->manifest.faces) {
-    CAPTURE(rec.index);
-    CHECK(rec.method == ReplaceMethod::kSynthesized);
-    float best = 0;
-    for (const auto& f : *found) best = std::max(best, BoxIou(f.box, rec.box));
-    CHECK(best > 0.5f);
+  std::vector<DemoFace> faces;
+  for (std::string name : {"sample1.jpg", "sample2.jpg", "sample3.jpg", "sample4.jpg", "sample5.jpg", "sample6.jpg"}) {
+    const cv::Mat& input = testing::DemoImage(name);
+    auto out = pipeline->AnonymizeImage(input, s.Key(), ".png");
+    REQUIRE(out.ok());
+    const cv::Mat anonymized = Decode(out->image_bytes);
+    auto before = ssd.Detect(input);
+    auto after = ssd.Detect(anonymized);
+    REQUIRE((before.ok() && after.ok()));
+    auto best_match = [](const std::vector<Face>& found, const FaceRecord& rec) -> const Face* {
+      const Face* best = nullptr;
+      float iou = 0.5f;  // at least
+      for (const auto& f : found) {
+        if (BoxIou(f.box, rec.box) > iou) {
+          iou = BoxIou(f.box, rec.box);
+          best = &f;
+        }
+      }
+      return best;
+    };
+    for (const auto& rec : out->manifest.faces) {
+      if (rec.method != ReplaceMethod::kSynthesized) continue;  // too small: pixelated, as documented
+      const Face* original = best_match(*before, rec);
+      const Face* still = best_match(*after, rec);
+      REQUIRE(original != nullptr);
+      DemoFace d{name + " face " + std::to_string(rec.index), still != nullptr, 0};
+      if (still) {
+        auto a = (*recognizer)->DescribeFaces(input, {*original});
+        auto b = (*recognizer)->DescribeFaces(anonymized, {*still});
+        REQUIRE((a.ok() && b.ok()));
+        d.distance = DescriptorDistance((*a)[0], (*b)[0]);
+      }
+      faces.push_back(d);
+    }
   }
+  return faces;
+}
+
+}  // namespace
+
+TEST_CASE("every synthesized face of every demo photo is still found as a face where the original was") {
+  const auto faces = SynthesizeDemoPhotos();
+  CHECK(faces.size() >= 10);
+  for (const auto& f : faces) CHECK_MESSAGE(f.found, f.photo << " is no longer found as a face");
+}
+
+// The product bar (issue 5, with the identity models of issue 4): not met by the shipped weights
+// yet, so skipped in the suite; run it with --no-skip. Measured 2026-12-01 at step 11,956: 18 and 19
+// of the 22 synthesized demo faces beyond 0.6 in two runs (random keys), read where the detector
+// finds the face in the written photo (harsher than `veil eval`'s aligned crops).
+TEST_CASE("every face of every demo photo becomes another person: recognizer distance > 0.6" * doctest::skip()) {
+  const auto faces = SynthesizeDemoPhotos();
+  int changed = 0;
+  for (const auto& f : faces) {
+    CHECK_MESSAGE(f.distance > 0.6f, f.photo << ": distance " << f.distance);
+    changed += f.distance > 0.6f;
+  }
+  MESSAGE(changed << " of " << faces.size() << " faces beyond 0.6");
 }
 
 TEST_CASE("a stream that changes key mid-way draws its pseudonyms again under the new key") {
