@@ -72,6 +72,11 @@ std::unique_ptr<Pipeline> MakePipeline() {
   return std::move(pipeline.value());
 }
 
+// No temporary file (a video, container or sidecar being written) is left anywhere below `dir`.
+void CheckNoTemporaryFiles(const fs::path& dir) {
+  for (const auto& e : fs::recursive_directory_iterator(dir)) CHECK(e.path().string().find(".tmp.") == std::string::npos);
+}
+
 }  // namespace
 
 TEST_CASE("every frame of a video is anonymized and the manifest lists each face with its frame") {
@@ -123,7 +128,7 @@ TEST_CASE("a video is never written over an existing file, and a non-video is re
   { std::ofstream(junk) << "this is not a video"; }
   CHECK_FALSE(AnonymizeVideo(*pipeline, ws.Key(), junk, (ws.dir / "o.mp4").string()).ok());
   CHECK_FALSE(fs::exists(ws.dir / "o.mp4"));
-  for (const auto& e : fs::directory_iterator(ws.dir)) CHECK(e.path().string().find(".tmp.") == std::string::npos);
+  CheckNoTemporaryFiles(ws.dir);
 }
 
 namespace {
@@ -314,7 +319,7 @@ TEST_CASE("video restore refuses an edited video, a swapped, cut or altered cont
     CHECK(restore(out, image, container) == StatusCode::kInvalidArgument);
   }
   CHECK_FALSE(fs::exists(target));
-  for (const auto& e : fs::recursive_directory_iterator(ws.dir)) CHECK(e.path().string().find(".tmp.") == std::string::npos);
+  CheckNoTemporaryFiles(ws.dir);
 }
 
 TEST_CASE("a video anonymized before payload containers (originals inside its manifest) still restores bit for bit") {
@@ -369,7 +374,7 @@ TEST_CASE("a failed video job leaves neither the video nor its payload container
   CHECK(AnonymizeVideo(*SealingPipeline(), s.Key(), clip, out).status().code() == StatusCode::kAlreadyExists);
   CHECK(Bytes(VideoPayloadPath(out)) == "someone's file");
   CHECK_FALSE(fs::exists(out));
-  for (const auto& e : fs::directory_iterator(ws.dir)) CHECK(e.path().string().find(".tmp.") == std::string::npos);
+  CheckNoTemporaryFiles(ws.dir);
 }
 
 TEST_CASE("a video job stopped by its caller leaves nothing behind and the same job then runs to the end") {
@@ -386,7 +391,7 @@ TEST_CASE("a video job stopped by its caller leaves nothing behind and the same 
   CHECK(seen == 2);
   CHECK_FALSE(fs::exists(out));
   CHECK_FALSE(fs::exists(VideoPayloadPath(out)));
-  for (const auto& e : fs::directory_iterator(ws.dir)) CHECK(e.path().string().find(".tmp.") == std::string::npos);
+  CheckNoTemporaryFiles(ws.dir);
   auto again = AnonymizeVideo(*SealingPipeline(), s.Key(), clip, out);
   REQUIRE_MESSAGE(again.ok(), again.status().ToString());
   CHECK(again->frames == 4);
@@ -433,7 +438,7 @@ TEST_CASE("a video restore stopped by its caller writes nothing") {
   CHECK(r.status().code() == StatusCode::kCancelled);
   CHECK_FALSE(committed);
   CHECK_FALSE(fs::exists(back));
-  for (const auto& e : fs::directory_iterator(ws.dir)) CHECK(e.path().string().find(".tmp.") == std::string::npos);
+  CheckNoTemporaryFiles(ws.dir);
 }
 
 TEST_CASE("a video file writer shows nothing under its name until Commit and never replaces a file") {
@@ -446,7 +451,7 @@ TEST_CASE("a video file writer shows nothing under its name until Commit and nev
     CHECK(fs::exists(abandoned.temp_path()));
     CHECK_FALSE(fs::exists(path));
   }
-  for (const auto& e : fs::directory_iterator(ws.dir)) CHECK(e.path().string().find(".tmp.") == std::string::npos);
+  CheckNoTemporaryFiles(ws.dir);
   {
     VideoFileWriter empty(path, 25);
     CHECK(empty.Commit().code() == StatusCode::kFailedPrecondition);
