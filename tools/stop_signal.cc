@@ -23,11 +23,12 @@ StopOnSignal::StopOnSignal() {
   sigemptyset(&sa.sa_mask);
   // Interrupted system calls resume; the handler is one-shot, so a second signal is fatal.
   sa.sa_flags = SA_RESTART | SA_RESETHAND;
-  sigaction(SIGINT, &sa, &g_old_int);
-  sigaction(SIGTERM, &sa, &g_old_term);
-  // A signal ignored when we started (a background job of a script ignores SIGINT) stays ignored.
-  if (g_old_int.sa_handler == SIG_IGN) sigaction(SIGINT, &g_old_int, nullptr);
-  if (g_old_term.sa_handler == SIG_IGN) sigaction(SIGTERM, &g_old_term, nullptr);
+  // A signal ignored when we started (a background job of a script ignores SIGINT) stays ignored:
+  // read the current disposition first and take over only the ones that are not.
+  sigaction(SIGINT, nullptr, &g_old_int);
+  sigaction(SIGTERM, nullptr, &g_old_term);
+  if (g_old_int.sa_handler != SIG_IGN) sigaction(SIGINT, &sa, nullptr);
+  if (g_old_term.sa_handler != SIG_IGN) sigaction(SIGTERM, &sa, nullptr);
 }
 
 StopOnSignal::~StopOnSignal() {

@@ -84,6 +84,25 @@ expect 3 "$VEIL" restore missing.png --request req -o r.png
 expect 0 "$VEIL" restore a.png --request req -o r.png
 contains "restored 3 face(s)" "$OUT"
 
+# A fully approved request that has expired: refused (9), nothing written, the denial on record.
+expect 0 "$VEIL" request create --requester op --case C-5 --purpose "test" --target-file a.png --expires-in 4s -o req5
+expect 0 "$VEIL" request approve req5 --principal-key alice.key
+expect 0 "$VEIL" request approve req5 --principal-key bob.key
+expect 0 "$VEIL" request show req5 --json
+req5_id=$(echo "$OUT" | python3 -c 'import json,sys; print(json.load(sys.stdin)["request_id"])')
+sleep 5
+expect 9 "$VEIL" restore a.png --request req5 -o r5.png
+contains "expired" "$ERR"
+[ ! -e r5.png ] && PASSED=$((PASSED + 1)) || { echo "FAIL: output written for an expired request"; FAILED=$((FAILED + 1)); }
+expect 0 "$VEIL" audit show --json
+echo "$OUT" | python3 -c '
+import json, sys
+want = sys.argv[1]
+records = json.load(sys.stdin)
+records = records["records"] if isinstance(records, dict) else records
+sys.exit(0 if any(want in json.dumps(r) and "denied" in json.dumps(r) for r in records) else 1)' "$req5_id" \
+  && PASSED=$((PASSED + 1)) || { echo "FAIL: no denied audit record for the expired request"; FAILED=$((FAILED + 1)); }
+
 # A sidecar manifest altered anywhere: refused (5 or 6), nothing written, the attempt on record.
 expect 0 "$VEIL" anonymize in/sample1.jpg -o c.png --manifest sidecar --quiet
 expect 0 "$VEIL" request create --requester op --case C-4 --purpose "test" --target-file c.png -o req4
