@@ -31,7 +31,8 @@ using engine::Descriptor;
 
 const char* kUsage =
     "usage: veil eval (--dataset DIR [--split holdout] | --images DIR) [--limit N] [--sheet OUT.png]\n"
-    "                 [--flow F --encoder E --generator G] [--identity-gain G] [--json]\n"
+    "                 [--flow F --encoder E --generator G] [--identity-gain G]\n"
+    "                 [--readback-noise-ratio R] [--json]\n"
     "  --dataset: a folder written by veil-train-prep (default split: the 1,000 held-out faces)\n"
     "  --images:  any photos; the largest face of each is aligned and used\n"
     "  Reports, with the face-api recognizer (Euclidean descriptor distance; 0.6 = 'same person'):\n"
@@ -45,7 +46,9 @@ const char* kUsage =
     "  same-face variants vs different faces of this very set).\n"
     "  --sheet writes a contact sheet: original | key A | key B | restored | wrong key.\n"
     "  Faces are rendered with SteerIdentity at the generator file's identity_gain, as the pipeline\n"
-    "  does; --identity-gain overrides it (to calibrate a new generator).\n";
+    "  does; --identity-gain overrides it (to calibrate a new generator). Keyed restore denoises the\n"
+    "  read-back pseudonym (IdentityFlow::Denoise) with the file's readback_noise_ratio before the\n"
+    "  inverse flow; --readback-noise-ratio overrides it (0: plain inverse).\n";
 
 const engine::AlignerParams kEvalAligner{128, 0.25f, 0.1f};
 
@@ -229,6 +232,7 @@ int Eval(int argc, char** argv) {
   rp.generator_path = args.GetOr("--generator", "");
   std::string flow_path = args.GetOr("--flow", "");
   const std::string gain_arg = args.GetOr("--identity-gain", "");
+  const std::string noise_arg = args.GetOr("--readback-noise-ratio", "");
   if (Status st = args.Finish(); !st.ok()) return Fail(st);
   if (!limit.ok()) return Fail(limit.status());
   if (static_cast<bool>(dataset) == static_cast<bool>(images)) return Fail(InvalidArgumentError("give --dataset DIR or --images DIR"));
@@ -246,6 +250,14 @@ int Eval(int argc, char** argv) {
     gain = std::strtof(gain_arg.c_str(), &end);
     if (end == gain_arg.c_str() || *end != '\0' || !(gain >= 1.0f && gain <= 8.0f)) {
       return Fail(InvalidArgumentError("--identity-gain must be a number in [1, 8]"));
+    }
+  }
+  float noise_ratio = (*renderer)->ReadBackNoiseRatio();
+  if (!noise_arg.empty()) {
+    char* end = nullptr;
+    noise_ratio = std::strtof(noise_arg.c_str(), &end);
+    if (end == noise_arg.c_str() || *end != '\0' || !(noise_ratio >= 0.0f && noise_ratio <= 10.0f)) {
+      return Fail(InvalidArgumentError("--readback-noise-ratio must be a number in [0, 10]"));
     }
   }
   auto detector = engine::FaceDetector::Create({});  // SSD, face-api's default score threshold
@@ -302,8 +314,10 @@ int Eval(int argc, char** argv) {
     auto da = describe(*xa);
     auto db = describe(*xb);
     if (!da.ok() || !db.ok()) return Fail(da.ok() ? db.status() : da.status());
-    auto zr = (*flow)->InverseBatch(*da, ka);
-    auto zw = (*flow)->InverseBatch(*da, kb);
+    auto den = (*flow)->Denoise(*da, noise_ratio);
+    if (!den.ok()) return Fail(den.status());
+    auto zr = (*flow)->InverseBatch(*den, ka);
+    auto zw = (*flow)->InverseBatch(*den, kb);
     if (!zr.ok() || !zw.ok()) return Fail(zr.ok() ? zw.status() : zr.status());
     auto xr = (*renderer)->Render(*xa, steer(*da, *zr));
     auto xw = (*renderer)->Render(*xa, steer(*da, *zw));
@@ -433,7 +447,8 @@ int Eval(int argc, char** argv) {
       {"models", {{"flow", (*flow)->model_id()}, {"flow_sha256", (*flow)->model_sha256()},
                   {"encoder_sha256", FileSha256(rp.encoder_path.empty() ? engine::DefaultEncoderModelPath() : rp.encoder_path)},
                   {"generator_sha256", FileSha256(rp.generator_path.empty() ? engine::DefaultGeneratorModelPath() : rp.generator_path)},
-                  {"identity_gain", gain}}},
+                  {"identity_gain", gain},
+                  {"readback_noise_ratio", noise_ratio}}},
       {"anonymized_vs_original", anon.Summary(0.6, true)},
       {"flow_codes_vs_original", flow_anon.Summary(0.6, true)},
       {"anonymized_vs_pseudonym", carried.Summary(0.6, false)},

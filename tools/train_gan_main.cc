@@ -28,7 +28,8 @@ int main(int argc, char** argv) {
         "                      [--w-cyc W] [--w-adv W] [--lr-g LR] [--lr-d LR] [--adv-start STEP]\n"
         "                      [--cyc-every K] [--threads N] [--w-away W] [--away-margin D]\n"
         "                      [--no-id-augment] [--attr-pool 1|2|4] [--w-chroma W]\n"
-        "                      [--identity-gain G (written into the exported generator)]");
+        "                      [--identity-gain G] [--readback-noise-ratio R] (both written into the\n"
+        "                      exported generator; calibrate them with veil eval)");
     return 0;
   }
   train::gan::GanTrainOptions o;
@@ -65,7 +66,7 @@ int main(int argc, char** argv) {
                         {"lr-g", &o.lr_g},             {"lr-d", &o.lr_d},
                         {"w-away", &o.w_away},         {"away-margin", &o.away_margin},
                         {"w-chroma", &o.w_chroma},
-                        {"identity-gain", &o.identity_gain}};
+                        {"identity-gain", &o.identity_gain}, {"readback-noise-ratio", &o.readback_noise_ratio}};
   for (const Real& r : reals) {
     if (auto v = args.Get(std::string("--") + r.name)) {
       try {

@@ -176,7 +176,10 @@ Status FaceSynthesizer::Restore(cv::Mat& image, const std::vector<Face>& faces, 
                                 keys::ScopeKind scope, const keys::KeyHandle& key) {
   if (faces.empty()) return Status::Ok();
   VEIL_ASSIGN_OR_RETURN(std::vector<Descriptor> codes, recognizer_->DescribeFaces(image, faces));
-  VEIL_ASSIGN_OR_RETURN(std::vector<Descriptor> originals, Flow(codes, scope_ids, scope, key, /*inverse=*/true));
+  // The read-back pseudonym carries the generator's rendering error; its whitened inverse would
+  // magnify the error's weak-direction part, so the likeliest pseudonym is inverted instead.
+  VEIL_ASSIGN_OR_RETURN(std::vector<Descriptor> pseudonyms, flow_->Denoise(codes, renderer_->ReadBackNoiseRatio()));
+  VEIL_ASSIGN_OR_RETURN(std::vector<Descriptor> originals, Flow(pseudonyms, scope_ids, scope, key, /*inverse=*/true));
   for (size_t i = 0; i < originals.size(); ++i) originals[i] = SteerIdentity(codes[i], originals[i], renderer_->IdentityGain());
   return Render(image, faces, originals, nullptr);
 }

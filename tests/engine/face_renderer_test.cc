@@ -184,6 +184,27 @@ TEST_CASE("a generator file carries its identity gain; without the option the ga
   }
 }
 
+TEST_CASE("a generator file carries its read-back noise ratio; without the option it is 0; a bad ratio is refused") {
+  const ModelDir tmp("veil_noise_ratio_test_");
+  const std::string &enc = tmp.enc, &gen = tmp.gen;
+  const std::filesystem::path& dir = tmp.dir;
+  auto r = FaceRenderer::CreateUntrained(7);
+  REQUIRE(r.ok());
+  CHECK((*r)->ReadBackNoiseRatio() == 0.0f);
+  REQUIRE((*r)->Save(enc, gen, {}).ok());
+  CHECK(LoadModelFile(gen)->options.count("readback_noise_ratio") == 0);  // 0: the key is left out
+  auto noisy = FaceRenderer::Create(
+      {.encoder_path = enc, .generator_path = WithOption(gen, (dir / "g3.veilmodel").string(), "readback_noise_ratio", "0.3")});
+  REQUIRE(noisy.ok());
+  CHECK((*noisy)->ReadBackNoiseRatio() == 0.3f);
+  for (const char* bad : {"-0.1", "nan", "11", "0.3x", " "}) {
+    CAPTURE(bad);
+    auto refused = FaceRenderer::Create(
+        {.encoder_path = enc, .generator_path = WithOption(gen, (dir / "gbad.veilmodel").string(), "readback_noise_ratio", bad)});
+    CHECK(refused.status().code() == StatusCode::kInvalidArgument);
+  }
+}
+
 TEST_CASE("an encoder file's pool option narrows the attribute bottleneck; an unsupported pool is refused") {
   const ModelDir tmp("veil_pool_test_");
   const std::string &enc = tmp.enc, &gen = tmp.gen;

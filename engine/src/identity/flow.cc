@@ -293,6 +293,29 @@ class IdentityFlowImpl final : public IdentityFlow {
                                                  const keys::SecretBytes& key) override {
     return Run(codes, key, true);
   }
+  StatusOr<std::vector<Descriptor>> Denoise(const std::vector<Descriptor>& codes, float noise_ratio) override {
+    if (!(noise_ratio >= 0.0f) || !std::isfinite(noise_ratio)) return InvalidArgumentError("identity flow: bad noise ratio");
+    for (const auto& c : codes)
+      for (float v : c)
+        if (!std::isfinite(v)) return InvalidArgumentError("identity flow: the identity code has a non-finite value");
+    if (codes.empty() || noise_ratio == 0.0f) return codes;
+    const int64_t n = static_cast<int64_t>(codes.size());
+    try {
+      c10::InferenceMode guard;
+      auto [mean, whiten] = flow_->Whitening();
+      torch::Tensor w = whiten.to(torch::kFloat64);
+      torch::Tensor a = torch::eye(w.size(0), torch::kFloat64) + noise_ratio * torch::matmul(w, w);
+      torch::Tensor x = torch::empty({n, 128}, torch::kFloat32);
+      for (int64_t i = 0; i < n; ++i) std::memcpy(x[i].data_ptr<float>(), codes[i].data(), sizeof(float) * 128);
+      torch::Tensor c = (x - mean).to(torch::kFloat64).t();
+      torch::Tensor y = (torch::linalg_solve(a, c).t().to(torch::kFloat32) + mean).contiguous();
+      std::vector<Descriptor> out(codes.size());
+      for (int64_t i = 0; i < n; ++i) std::memcpy(out[i].data(), y[i].data_ptr<float>(), sizeof(float) * 128);
+      return out;
+    } catch (const std::exception& e) {
+      return InternalError(std::string("identity flow failed: ") + e.what());
+    }
+  }
   const std::string& model_id() const override { return model_id_; }
   const std::string& model_sha256() const override { return sha_; }
   const std::map<std::string, std::string>& options() const override { return options_; }

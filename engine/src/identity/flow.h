@@ -82,6 +82,8 @@ class FlowImpl : public torch::nn::Module {
 
   // Sets the whitening buffers from the training codes' mean [dim] and covariance [dim, dim].
   void SetStatistics(const torch::Tensor& mean, const torch::Tensor& cov);
+  // The whitening buffers: mean [dim] and W [dim, dim] (symmetric).
+  std::pair<torch::Tensor, torch::Tensor> Whitening() const { return {mean_, whiten_}; }
 
  private:
   torch::Tensor Embed(const FlowKeys& keys);

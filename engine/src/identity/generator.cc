@@ -118,18 +118,39 @@ std::map<std::string, std::string> GeneratorOptions::ToMap() const {
     std::snprintf(buf, sizeof(buf), "%.4g", identity_gain());
     m["identity_gain"] = buf;
   }
+  if (readback_noise_ratio() != 0.0) {
+    char buf[32];
+    std::snprintf(buf, sizeof(buf), "%.4g", readback_noise_ratio());
+    m["readback_noise_ratio"] = buf;
+  }
   return m;
 }
+
+namespace {
+
+// A calibration option of the generator file: a number in [lo, hi].
+StatusOr<double> NumberOption(const std::string& name, const std::string& text, double lo, double hi) {
+  char* end = nullptr;
+  const double v = std::strtod(text.c_str(), &end);
+  if (end == text.c_str() || *end != '\0' || !(v >= lo && v <= hi)) {
+    char range[64];
+    std::snprintf(range, sizeof(range), "[%g, %g]", lo, hi);
+    return InvalidArgumentError("generator option " + name + "=" + text + " is not a number in " + range);
+  }
+  return v;
+}
+
+}  // namespace
 
 StatusOr<GeneratorOptions> GeneratorOptions::FromMap(const std::map<std::string, std::string>& m) {
   GeneratorOptions o;
   if (auto it = m.find("identity_gain"); it != m.end()) {
-    char* end = nullptr;
-    const double g = std::strtod(it->second.c_str(), &end);
-    if (end == it->second.c_str() || *end != '\0' || !(g >= 1.0 && g <= 8.0)) {
-      return InvalidArgumentError("generator option identity_gain=" + it->second + " is not a number in [1, 8]");
-    }
+    VEIL_ASSIGN_OR_RETURN(double g, NumberOption(it->first, it->second, 1.0, 8.0));
     o.identity_gain(g);
+  }
+  if (auto it = m.find("readback_noise_ratio"); it != m.end()) {
+    VEIL_ASSIGN_OR_RETURN(double r, NumberOption(it->first, it->second, 0.0, 10.0));
+    o.readback_noise_ratio(r);
   }
   return o;
 }

@@ -29,11 +29,17 @@ struct GeneratorOptions {
   // Not part of the network: the gain with which FaceRenderer steers identities for this
   // generator (SteerIdentity in face_renderer.h), calibrated on held-out faces at export.
   TORCH_ARG(double, identity_gain) = 1.0;
+  // Not part of the network either: how noisy this generator's rendered identity reads back, as
+  // the read-back error's variance over the codes' mean variance (IdentityFlow::Denoise), for
+  // keyed restore without a payload; calibrated with veil eval at export. 0: no denoising.
+  TORCH_ARG(double, readback_noise_ratio) = 0.0;
 
  public:
-  // Model-file keys; identity_gain only when it is not 1 (files written before it existed).
+  // Model-file keys; identity_gain only when it is not 1 and readback_noise_ratio only when it is
+  // not 0 (files written before they existed).
   std::map<std::string, std::string> ToMap() const;
-  // Defaults overridden by the keys of `m` that are not architecture (identity_gain).
+  // Defaults overridden by the keys of `m` that are not architecture (identity_gain,
+  // readback_noise_ratio).
   static StatusOr<GeneratorOptions> FromMap(const std::map<std::string, std::string>& m);
 };
 

@@ -131,6 +131,7 @@ class FaceRendererImpl final : public FaceRenderer {
 
   int64_t FlopsPerFace() const override { return flops_; }
   float IdentityGain() const override { return static_cast<float>(generator_->options.identity_gain()); }
+  float ReadBackNoiseRatio() const override { return static_cast<float>(generator_->options.readback_noise_ratio()); }
 
  private:
   int max_batch_;

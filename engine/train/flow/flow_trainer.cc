@@ -1,6 +1,7 @@
 #include "flow/flow_trainer.h"
 
 #include <torch/torch.h>
+#include <ATen/CPUGeneratorImpl.h>
 
 #include <opencv2/core.hpp>
 #include <opencv2/imgcodecs.hpp>
@@ -138,6 +139,23 @@ std::vector<std::string> Evaluate(const FlowFn& f, const torch::Tensor& z, const
   out.push_back(Describe("(d) |F(z1,k) - F(z2,k)| all pairs", Dout, 0.6, true));
   torch::Tensor apart = Din > 0.6;
   out.push_back(Describe("(d) same, pairs with |z1-z2| > 0.6", Dout.index({apart}), 0.6, true));
+  // (r) a pseudonym read back off by e, |e| = 0.25 and 0.5: how far from the original does the
+  // inverse land? (Keyed restore without a payload reads the pseudonym back from a rendered face,
+  // about 0.5 off with today's generator.) e: the difference of two train codes (fixed pseudo-
+  // random pairs), scaled: errors in the recognizer's own subspace. (An error outside it, in the
+  // directions where real codes hardly vary, is magnified by the whitening without bound: keyed
+  // restore runs IdentityFlow::Denoise on the read-back first.)
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(20261201);
+  torch::Tensor ia = at::randint(bank.size(0), {m}, gen, torch::kInt64), ib = at::randint(bank.size(0), {m}, gen, torch::kInt64);
+  torch::Tensor dir = bank.index_select(0, ia) - bank.index_select(0, ib);
+  dir = dir / (dir.norm(2, 1, true) + 1e-6);
+  for (double radius : {0.25, 0.5}) {
+    torch::Tensor e = dir * radius;
+    std::vector<torch::Tensor> inv;
+    for (int k = 0; k < kEvalKeys; ++k) inv.push_back(f(Y1.narrow(0, k * g, g) + e.narrow(0, k * g, g), EvalKey(k), true));
+    std::snprintf(buf, sizeof buf, "(r) |F^-1(F(z,k) + e) - z|, |e|=%.2f", radius);
+    out.push_back(Describe(buf, (torch::cat(inv) - zz).norm(2, 1), 0.6, false));
+  }
   // (e) the mirrored chip of the same face.
   if (zf.defined()) {
     torch::Tensor YF = torch::cat(yf);

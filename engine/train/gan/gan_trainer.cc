@@ -667,6 +667,10 @@ class Trainer {
                  {"license", "weights trained on UTKFace: non-commercial research use only"}};
     if (!(o_.identity_gain >= 1.0 && o_.identity_gain <= 8.0)) return InvalidArgumentError("--identity-gain must be in [1, 8]");
     G_->options.identity_gain(o_.identity_gain);
+    if (!(o_.readback_noise_ratio >= 0.0 && o_.readback_noise_ratio <= 10.0)) {
+      return InvalidArgumentError("--readback-noise-ratio must be in [0, 10]");
+    }
+    G_->options.readback_noise_ratio(o_.readback_noise_ratio);
     try {
       VEIL_RETURN_IF_ERROR(engine::identity::SaveRendererModels(*E_, *G_, (dir / "veil-encoder-v1.veilmodel").string(),
                                                                  (dir / "veil-generator-v1.veilmodel").string(), info));

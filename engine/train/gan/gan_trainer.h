@@ -43,6 +43,7 @@ struct GanTrainOptions {
   std::string resume_from;     // a full ckpt.pt or a compact gan-checkpoint.pt to start from
   std::string export_dir;      // when set: at the end write the model files + compact checkpoint here
   double identity_gain = 1;    // written into the exported generator (calibrate it with veil eval)
+  double readback_noise_ratio = 0;  // likewise (IdentityFlow::Denoise before keyed restore)
   uint64_t seed = 20261123;
   int threads = 0;             // LibTorch intra-op threads; 0: one per core (1 avoids stalls on a busy machine)
   double checkpoint_minutes = 5;

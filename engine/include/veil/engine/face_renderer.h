@@ -67,6 +67,10 @@ class FaceRenderer {
   // The gain to steer identities with (SteerIdentity below): a property of the generator file
   // (option identity_gain, 1 when absent).
   virtual float IdentityGain() const = 0;
+  // How noisily the rendered identity reads back (option readback_noise_ratio, 0 when absent): the
+  // ratio keyed restore denoises the read-back pseudonym with (IdentityFlow::Denoise) before
+  // running the flow backwards.
+  virtual float ReadBackNoiseRatio() const = 0;
 };
 
 // Identity steering. E's attribute map is not identity-free: the face read back from

@@ -58,6 +58,15 @@ class IdentityFlow {
   virtual StatusOr<std::vector<Descriptor>> InverseBatch(const std::vector<Descriptor>& codes,
                                                          const keys::SecretBytes& flow_subkey) = 0;
 
+  // The likeliest pseudonym given codes read back with an error: a Wiener filter in the flow's
+  // whitening basis, mean + (I + noise_ratio * W^2)^-1 (code - mean), where W is the whitening
+  // (mean variance 1) and noise_ratio the read-back error's variance per dimension over the codes'
+  // mean variance per dimension. The recognizer's codes fill a few directions strongly and the rest
+  // weakly; an error in a weak direction means little in descriptor space but, whitened, would
+  // dominate what Inverse returns. 0 returns the codes unchanged. InvalidArgument for a negative
+  // ratio or a non-finite code.
+  virtual StatusOr<std::vector<Descriptor>> Denoise(const std::vector<Descriptor>& codes, float noise_ratio) = 0;
+
   virtual const std::string& model_id() const = 0;
   // SHA-256 of the model file (hex), for manifests.
   virtual const std::string& model_sha256() const = 0;
