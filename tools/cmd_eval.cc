@@ -192,6 +192,19 @@ double EqualErrorThreshold(std::vector<double> same, std::vector<double> differe
   return (first + last) / 2;
 }
 
+// A calibration value of the generator file, overridden by `text` when given (a number in [lo, hi]).
+StatusOr<float> Override(const std::string& option, const std::string& text, float from_file, float lo, float hi) {
+  if (text.empty()) return from_file;
+  char* end = nullptr;
+  const float v = std::strtof(text.c_str(), &end);
+  if (end == text.c_str() || *end != '\0' || !(v >= lo && v <= hi)) {
+    char range[64];
+    std::snprintf(range, sizeof(range), "[%g, %g]", lo, hi);
+    return InvalidArgumentError(option + " must be a number in " + range);
+  }
+  return v;
+}
+
 std::string FileSha256(const std::string& path) {
   auto bytes = keys::ReadFile(path, 64u << 20);
   return bytes.ok() ? keys::ToHex(keys::Sha256(*bytes)) : "";
@@ -244,22 +257,10 @@ int Eval(int argc, char** argv) {
   if (!flow.ok()) return Fail(flow.status());
   auto renderer = engine::FaceRenderer::Create(rp);
   if (!renderer.ok()) return Fail(renderer.status());
-  float gain = (*renderer)->IdentityGain();
-  if (!gain_arg.empty()) {
-    char* end = nullptr;
-    gain = std::strtof(gain_arg.c_str(), &end);
-    if (end == gain_arg.c_str() || *end != '\0' || !(gain >= 1.0f && gain <= 8.0f)) {
-      return Fail(InvalidArgumentError("--identity-gain must be a number in [1, 8]"));
-    }
-  }
-  float noise_ratio = (*renderer)->ReadBackNoiseRatio();
-  if (!noise_arg.empty()) {
-    char* end = nullptr;
-    noise_ratio = std::strtof(noise_arg.c_str(), &end);
-    if (end == noise_arg.c_str() || *end != '\0' || !(noise_ratio >= 0.0f && noise_ratio <= 10.0f)) {
-      return Fail(InvalidArgumentError("--readback-noise-ratio must be a number in [0, 10]"));
-    }
-  }
+  auto gain = Override("--identity-gain", gain_arg, (*renderer)->IdentityGain(), 1, 8);
+  if (!gain.ok()) return Fail(gain.status());
+  auto noise_ratio = Override("--readback-noise-ratio", noise_arg, (*renderer)->ReadBackNoiseRatio(), 0, 10);
+  if (!noise_ratio.ok()) return Fail(noise_ratio.status());
   auto detector = engine::FaceDetector::Create({});  // SSD, face-api's default score threshold
   if (!detector.ok()) return Fail(detector.status());
   engine::Aligner aligner(kEvalAligner);
@@ -304,7 +305,7 @@ int Eval(int argc, char** argv) {
     if (!za.ok() || !zb.ok()) return Fail(za.ok() ? zb.status() : za.status());
     auto steer = [&](const std::vector<Descriptor>& src, const std::vector<Descriptor>& dst) {
       std::vector<Descriptor> t;
-      for (size_t j = 0; j < src.size(); ++j) t.push_back(engine::SteerIdentity(src[j], dst[j], gain));
+      for (size_t j = 0; j < src.size(); ++j) t.push_back(engine::SteerIdentity(src[j], dst[j], *gain));
       return t;
     };
     auto xa = (*renderer)->Render(crops, steer(z, *za));
@@ -314,10 +315,10 @@ int Eval(int argc, char** argv) {
     auto da = describe(*xa);
     auto db = describe(*xb);
     if (!da.ok() || !db.ok()) return Fail(da.ok() ? db.status() : da.status());
-    auto den = (*flow)->Denoise(*da, noise_ratio);
-    if (!den.ok()) return Fail(den.status());
-    auto zr = (*flow)->InverseBatch(*den, ka);
-    auto zw = (*flow)->InverseBatch(*den, kb);
+    auto denoised = (*flow)->Denoise(*da, *noise_ratio);
+    if (!denoised.ok()) return Fail(denoised.status());
+    auto zr = (*flow)->InverseBatch(*denoised, ka);
+    auto zw = (*flow)->InverseBatch(*denoised, kb);
     if (!zr.ok() || !zw.ok()) return Fail(zr.ok() ? zw.status() : zr.status());
     auto xr = (*renderer)->Render(*xa, steer(*da, *zr));
     auto xw = (*renderer)->Render(*xa, steer(*da, *zw));
@@ -447,8 +448,8 @@ int Eval(int argc, char** argv) {
       {"models", {{"flow", (*flow)->model_id()}, {"flow_sha256", (*flow)->model_sha256()},
                   {"encoder_sha256", FileSha256(rp.encoder_path.empty() ? engine::DefaultEncoderModelPath() : rp.encoder_path)},
                   {"generator_sha256", FileSha256(rp.generator_path.empty() ? engine::DefaultGeneratorModelPath() : rp.generator_path)},
-                  {"identity_gain", gain},
-                  {"readback_noise_ratio", noise_ratio}}},
+                  {"identity_gain", *gain},
+                  {"readback_noise_ratio", *noise_ratio}}},
       {"anonymized_vs_original", anon.Summary(0.6, true)},
       {"flow_codes_vs_original", flow_anon.Summary(0.6, true)},
       {"anonymized_vs_pseudonym", carried.Summary(0.6, false)},
@@ -494,7 +495,7 @@ int Eval(int argc, char** argv) {
                 d["p5"].get<double>(), d["median"].get<double>(), d["p95"].get<double>(), above ? ">" : "<",
                 d["threshold"].get<double>(), 100.0 * d[above ? "fraction_above" : "fraction_below"].get<double>());
   };
-  std::printf("%zu faces from %s (identity gain %.3g)\n", faces->size(), report["source"].get<std::string>().c_str(), gain);
+  std::printf("%zu faces from %s (identity gain %.3g)\n", faces->size(), report["source"].get<std::string>().c_str(), *gain);
   line("anonymized vs original", report["anonymized_vs_original"]);
   line("flow code vs original (no render)", report["flow_codes_vs_original"]);
   line("rendered identity vs its pseudonym", report["anonymized_vs_pseudonym"]);

@@ -295,23 +295,15 @@ class IdentityFlowImpl final : public IdentityFlow {
   }
   StatusOr<std::vector<Descriptor>> Denoise(const std::vector<Descriptor>& codes, float noise_ratio) override {
     if (!(noise_ratio >= 0.0f) || !std::isfinite(noise_ratio)) return InvalidArgumentError("identity flow: bad noise ratio");
-    for (const auto& c : codes)
-      for (float v : c)
-        if (!std::isfinite(v)) return InvalidArgumentError("identity flow: the identity code has a non-finite value");
+    VEIL_RETURN_IF_ERROR(CheckCodes(codes));
     if (codes.empty() || noise_ratio == 0.0f) return codes;
-    const int64_t n = static_cast<int64_t>(codes.size());
     try {
       c10::InferenceMode guard;
       auto [mean, whiten] = flow_->Whitening();
       torch::Tensor w = whiten.to(torch::kFloat64);
       torch::Tensor a = torch::eye(w.size(0), torch::kFloat64) + noise_ratio * torch::matmul(w, w);
-      torch::Tensor x = torch::empty({n, 128}, torch::kFloat32);
-      for (int64_t i = 0; i < n; ++i) std::memcpy(x[i].data_ptr<float>(), codes[i].data(), sizeof(float) * 128);
-      torch::Tensor c = (x - mean).to(torch::kFloat64).t();
-      torch::Tensor y = (torch::linalg_solve(a, c).t().to(torch::kFloat32) + mean).contiguous();
-      std::vector<Descriptor> out(codes.size());
-      for (int64_t i = 0; i < n; ++i) std::memcpy(out[i].data(), y[i].data_ptr<float>(), sizeof(float) * 128);
-      return out;
+      torch::Tensor c = (ToTensor(codes) - mean).to(torch::kFloat64).t();
+      return FromTensor(torch::linalg_solve(a, c).t().to(torch::kFloat32) + mean);
     } catch (const std::exception& e) {
       return InternalError(std::string("identity flow failed: ") + e.what());
     }
@@ -321,24 +313,37 @@ class IdentityFlowImpl final : public IdentityFlow {
   const std::map<std::string, std::string>& options() const override { return options_; }
 
  private:
-  StatusOr<std::vector<Descriptor>> Run(const std::vector<Descriptor>& codes, const keys::SecretBytes& key,
-                                        bool inverse) {
-    if (key.size() != kFlowSubkeyBytes) return InvalidArgumentError("identity flow: the subkey must have 32 bytes");
+  static Status CheckCodes(const std::vector<Descriptor>& codes) {
     for (const auto& c : codes)
       for (float v : c)
         if (!std::isfinite(v)) return InvalidArgumentError("identity flow: the identity code has a non-finite value");
-    if (codes.empty()) return std::vector<Descriptor>{};
+    return Status::Ok();
+  }
+  static torch::Tensor ToTensor(const std::vector<Descriptor>& codes) {
     const int64_t n = static_cast<int64_t>(codes.size());
+    torch::Tensor x = torch::empty({n, 128}, torch::kFloat32);
+    for (int64_t i = 0; i < n; ++i) std::memcpy(x[i].data_ptr<float>(), codes[i].data(), sizeof(float) * 128);
+    return x;
+  }
+  static std::vector<Descriptor> FromTensor(const torch::Tensor& t) {
+    const torch::Tensor y = t.contiguous();
+    std::vector<Descriptor> out(static_cast<size_t>(y.size(0)));
+    for (int64_t i = 0; i < y.size(0); ++i) std::memcpy(out[i].data(), y[i].data_ptr<float>(), sizeof(float) * 128);
+    return out;
+  }
+
+  StatusOr<std::vector<Descriptor>> Run(const std::vector<Descriptor>& codes, const keys::SecretBytes& key,
+                                        bool inverse) {
+    if (key.size() != kFlowSubkeyBytes) return InvalidArgumentError("identity flow: the subkey must have 32 bytes");
+    VEIL_RETURN_IF_ERROR(CheckCodes(codes));
+    if (codes.empty()) return std::vector<Descriptor>{};
     try {
       c10::InferenceMode guard;
       VEIL_ASSIGN_OR_RETURN(identity::FlowKeys keys, identity::MakeFlowKeys(flow_->options(), {&key}));
-      torch::Tensor x = torch::empty({n, 128}, torch::kFloat32);
-      for (int64_t i = 0; i < n; ++i) std::memcpy(x[i].data_ptr<float>(), codes[i].data(), sizeof(float) * 128);
-      torch::Tensor y = (inverse ? flow_->inverse(x, keys) : flow_->forward(x, keys)).contiguous();
+      const torch::Tensor x = ToTensor(codes);
+      torch::Tensor y = inverse ? flow_->inverse(x, keys) : flow_->forward(x, keys);
       keys.Wipe();
-      std::vector<Descriptor> out(codes.size());
-      for (int64_t i = 0; i < n; ++i) std::memcpy(out[i].data(), y[i].data_ptr<float>(), sizeof(float) * 128);
-      return out;
+      return FromTensor(y);
     } catch (const std::exception& e) {
       return InternalError(std::string("identity flow failed: ") + e.what());
     }
