@@ -128,15 +128,13 @@ std::map<std::string, std::string> GeneratorOptions::ToMap() const {
 
 namespace {
 
-// A calibration option of the generator file: a number in [lo, hi].
-StatusOr<double> NumberOption(const std::string& name, const std::string& text, double lo, double hi) {
+// A calibration option of the generator file: a number that `check` accepts.
+StatusOr<double> NumberOption(const std::string& name, const std::string& text,
+                              Status (*check)(double, const std::string&)) {
   char* end = nullptr;
   const double v = std::strtod(text.c_str(), &end);
-  if (end == text.c_str() || *end != '\0' || !(v >= lo && v <= hi)) {
-    char range[64];
-    std::snprintf(range, sizeof(range), "[%g, %g]", lo, hi);
-    return InvalidArgumentError("generator option " + name + "=" + text + " is not a number in " + range);
-  }
+  if (end == text.c_str() || *end != '\0') return InvalidArgumentError("generator option " + name + "=" + text + " is not a number");
+  VEIL_RETURN_IF_ERROR(check(v, "generator option " + name + "=" + text));
   return v;
 }
 
@@ -145,11 +143,11 @@ StatusOr<double> NumberOption(const std::string& name, const std::string& text, 
 StatusOr<GeneratorOptions> GeneratorOptions::FromMap(const std::map<std::string, std::string>& m) {
   GeneratorOptions o;
   if (auto it = m.find("identity_gain"); it != m.end()) {
-    VEIL_ASSIGN_OR_RETURN(double g, NumberOption(it->first, it->second, 1.0, 8.0));
+    VEIL_ASSIGN_OR_RETURN(double g, NumberOption(it->first, it->second, CheckIdentityGain));
     o.identity_gain(g);
   }
   if (auto it = m.find("readback_noise_ratio"); it != m.end()) {
-    VEIL_ASSIGN_OR_RETURN(double r, NumberOption(it->first, it->second, 0.0, 10.0));
+    VEIL_ASSIGN_OR_RETURN(double r, NumberOption(it->first, it->second, CheckReadBackNoiseRatio));
     o.readback_noise_ratio(r);
   }
   return o;

@@ -665,11 +665,9 @@ class Trainer {
                  {"holdout_d_swap_target", num(last_metrics_.swap_to_target)},
                  {"holdout_d_swap_orig", num(last_metrics_.swap_to_orig)},
                  {"license", "weights trained on UTKFace: non-commercial research use only"}};
-    if (!(o_.identity_gain >= 1.0 && o_.identity_gain <= 8.0)) return InvalidArgumentError("--identity-gain must be in [1, 8]");
+    VEIL_RETURN_IF_ERROR(engine::CheckIdentityGain(o_.identity_gain, "--identity-gain"));
+    VEIL_RETURN_IF_ERROR(engine::CheckReadBackNoiseRatio(o_.readback_noise_ratio, "--readback-noise-ratio"));
     G_->options.identity_gain(o_.identity_gain);
-    if (!(o_.readback_noise_ratio >= 0.0 && o_.readback_noise_ratio <= 10.0)) {
-      return InvalidArgumentError("--readback-noise-ratio must be in [0, 10]");
-    }
     G_->options.readback_noise_ratio(o_.readback_noise_ratio);
     try {
       VEIL_RETURN_IF_ERROR(engine::identity::SaveRendererModels(*E_, *G_, (dir / "veil-encoder-v1.veilmodel").string(),

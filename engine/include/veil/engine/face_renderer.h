@@ -81,6 +81,12 @@ class FaceRenderer {
 // the pseudonym read back, target: the flow's inverse of it).
 Descriptor SteerIdentity(const Descriptor& source, const Descriptor& target, float gain);
 
+// The generator file's calibration values: identity_gain in [1, 8], readback_noise_ratio in
+// [0, 10]. InvalidArgument "<what> must be a number in [lo, hi]" otherwise. The one rule for the
+// model-file loader, the trainer's export and veil eval's overrides.
+Status CheckIdentityGain(double gain, const std::string& what);
+Status CheckReadBackNoiseRatio(double ratio, const std::string& what);
+
 // Default model paths (see FaceRendererParams).
 std::string DefaultEncoderModelPath();
 std::string DefaultGeneratorModelPath();
