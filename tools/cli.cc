@@ -71,6 +71,19 @@ StatusOr<long long> Args::GetInt(const std::string& name, long long fallback, lo
   return x;
 }
 
+StatusOr<double> Args::GetNumber(const std::string& name, double fallback, double lo, double hi) {
+  auto v = Get(name);
+  if (!v) return fallback;
+  char* end = nullptr;
+  const double x = std::strtod(v->c_str(), &end);
+  if (v->empty() || *end != '\0' || !(x >= lo && x <= hi)) {
+    char range[64];
+    std::snprintf(range, sizeof(range), "[%g, %g]", lo, hi);
+    return InvalidArgumentError("option " + name + " must be a number in " + range);
+  }
+  return x;
+}
+
 std::vector<std::string> Args::GetAll(const std::string& name) {
   asked_.insert(name);
   std::vector<std::string> out;

@@ -39,6 +39,8 @@ class Args {
   std::string GetOr(const std::string& name, const std::string& fallback);
   // Parses an integer option; InvalidArgument when it is not a number in [lo, hi].
   StatusOr<long long> GetInt(const std::string& name, long long fallback, long long lo, long long hi);
+  // Parses a decimal option; InvalidArgument when it is not a number in [lo, hi].
+  StatusOr<double> GetNumber(const std::string& name, double fallback, double lo, double hi);
   // Every value of a repeatable option, in order.
   std::vector<std::string> GetAll(const std::string& name);
   bool Flag(const std::string& name);

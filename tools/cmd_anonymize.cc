@@ -38,6 +38,8 @@ const char* kUsage =
     "                       synthesized: a keyed pseudonym face from Veil's identity models; while the\n"
     "                       shipped models miss the privacy targets it needs --experimental)\n"
     "  --min-face N         faces narrower than N px are pixelated (default 24)\n"
+    "  --verify-distance D  synthesized faces are read back before release; one within D of the original\n"
+    "                       (face-api distance) is pushed further, else pixelated (default 0.65; 0: off)\n"
     "  --detector ssd|tiny  (default ssd)\n"
     "  --format auto|png|jpg|webp|bmp|tif  output format (auto: JPEG and PNG stay, others become PNG)\n"
     "  --manifest embed|sidecar            manifest in the image (PNG/JPEG) or in OUT.veil (default embed)\n"
@@ -215,6 +217,7 @@ int Anonymize(int argc, char** argv) {
   const std::string detector = args.GetOr("--detector", "ssd");
   auto min_face = args.GetInt("--min-face", 24, 0, 100000);
   auto workers = args.GetInt("--jobs", 1, 1, 64);
+  auto verify = args.GetNumber("--verify-distance", engine::PipelineParams().verify_distance, 0, 2);
   if (Status st = args.Finish(); !st.ok()) return Fail(st);
   if (!opts.status.ok()) return Fail(opts.status);
   if (args.positionals().empty()) return Fail(InvalidArgumentError("give at least one INPUT (see --help)"));
@@ -224,6 +227,7 @@ int Anonymize(int argc, char** argv) {
   if (!scope.ok()) return Fail(scope.status());
   if (!min_face.ok()) return Fail(min_face.status());
   if (!workers.ok()) return Fail(workers.status());
+  if (!verify.ok()) return Fail(verify.status());
   if (format != "auto" && !kImageExt.count("." + format)) return Fail(InvalidArgumentError("unknown --format " + format));
   if (manifest_where != "embed" && manifest_where != "sidecar") return Fail(InvalidArgumentError("--manifest is embed or sidecar"));
   auto payloads = ParsePayloadOption(payload_where);
@@ -237,6 +241,7 @@ int Anonymize(int argc, char** argv) {
   engine::PipelineParams params;
   params.method = *method;
   params.min_face_size = static_cast<int>(*min_face);
+  params.verify_distance = static_cast<float>(*verify);
   params.detector = detector == "ssd" ? engine::DetectorKind::kSsd : engine::DetectorKind::kTiny;
   params.scope = *scope;
   params.scope_id = scope_id;
@@ -273,6 +278,7 @@ int Anonymize(int argc, char** argv) {
   std::atomic<size_t> next{0};
   std::mutex mu;
   size_t finished = 0, done = 0, skipped = 0, failed = 0, faces = 0;
+  std::map<std::string, size_t> method_totals;  // faces per replacement method, over the files done
   auto work = [&](engine::Pipeline& pl) {
     for (size_t i = next++; i < jobs->size() && !StopRequested(); i = next++) {
       const Job& job = (*jobs)[i];
@@ -294,6 +300,15 @@ int Anonymize(int argc, char** argv) {
         faces += result.manifest.faces.size();
         entry["status"] = "ok";
         entry["faces"] = result.manifest.faces.size();
+        // How each face was replaced: small faces and faces that fail the identity check are not
+        // synthesized (the manifest says why, per face).
+        nlohmann::json methods = nlohmann::json::object();
+        for (const auto& f : result.manifest.faces) {
+          const std::string name = engine::ReplaceMethodName(f.method);
+          methods[name] = methods.value(name, 0) + 1;
+          method_totals[name] += 1;
+        }
+        entry["methods"] = methods;
         entry["manifest_id"] = keys::ToHex(result.manifest.manifest_id);
       } else if (st.code() == StatusCode::kCancelled) {
         entry["status"] = "not started (interrupted)";  // the abandoned video left nothing behind
@@ -337,11 +352,15 @@ int Anonymize(int argc, char** argv) {
   }
   if (json) {
     PrintJson({{"files", report}, {"anonymized", done}, {"skipped", skipped}, {"failed", failed}, {"faces", faces},
+               {"methods", method_totals},
                {"interrupted", interrupted}, {"not_started", not_started},
                {"key", {{"keyring", key->keyring()}, {"version", key->version()}}}});
   } else {
-    std::printf("anonymized %zu file(s), %zu face(s); %zu skipped (already done), %zu failed%s; key %s v%u\n", done,
-                faces, skipped, failed, interrupted ? (", " + std::to_string(not_started) + " not started (interrupted)").c_str() : "",
+    std::string how;
+    for (const auto& [name, n] : method_totals) how += (how.empty() ? " (" : ", ") + name + " " + std::to_string(n);
+    if (!how.empty()) how += ")";
+    std::printf("anonymized %zu file(s), %zu face(s)%s; %zu skipped (already done), %zu failed%s; key %s v%u\n", done,
+                faces, how.c_str(), skipped, failed, interrupted ? (", " + std::to_string(not_started) + " not started (interrupted)").c_str() : "",
                 key->keyring().c_str(), key->version());
     if (interrupted && first_error.code() == StatusCode::kCancelled) return Fail(first_error);
   }

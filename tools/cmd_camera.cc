@@ -24,7 +24,7 @@ const char* kUsage =
     "usage: veil camera [--device N | --input VIDEO] [-o OUT.avi] [--payload inline|store|none]\n"
     "         [--frames N] [--no-preview]\n"
     "         [--replace pixelate|blur|solid] [--detector tiny|ssd] [--keyring NAME] [--scope-id ID]\n"
-    "         [--detect-every N] [--detector-size 416]\n"
+    "         [--detect-every N] [--detector-size 416] [--verify-distance 0.65]\n"
     "  Reads /dev/videoN (default 0) or a video file frame by frame with the fast detector (on every\n"
     "  N-th frame at --detector-size pixels; faces are tracked by their landmarks in between. N defaults\n"
     "  to 3 for a preview only and to 1 when writing -o: a face entering the picture is then replaced\n"
@@ -34,7 +34,8 @@ const char* kUsage =
     "  originals (--payload inline: OUT.veilpay, the default | store | none), restorable like any\n"
     "  video Veil wrote. Without a display, -o is required. Ctrl-C or SIGTERM ends the stream like q:\n"
     "  the recording so far appears under OUT (until then it is a temporary file, which a second\n"
-    "  Ctrl-C, killing at once, leaves behind). Pseudonyms use the stream scope.\n"
+    "  Ctrl-C, killing at once, leaves behind). Pseudonyms use the stream scope; each tracked face's\n"
+    "  pseudonym is read back once before release (--verify-distance, as in veil anonymize).\n"
     "common options: --store DIR, --key-file F | --passphrase-file F | $VEIL_PASSPHRASE, --actor NAME\n";
 
 int Camera(int argc, char** argv) {
@@ -56,10 +57,12 @@ int Camera(int argc, char** argv) {
   const std::string scope_id = args.GetOr("--scope-id", "camera");
   auto detect_every = args.GetInt("--detect-every", out ? 1 : 3, 1, 30);
   auto detector_size = args.GetInt("--detector-size", 416, 32, 2048);
+  auto verify = args.GetNumber("--verify-distance", engine::PipelineParams().verify_distance, 0, 2);
   const std::string payload_where = args.GetOr("--payload", "inline");
   if (Status st = args.Finish(); !st.ok()) return Fail(st);
   if (!detect_every.ok()) return Fail(detect_every.status());
   if (!detector_size.ok()) return Fail(detector_size.status());
+  if (!verify.ok()) return Fail(verify.status());
   if (*detector_size % 32 != 0) return Fail(InvalidArgumentError("--detector-size must be a multiple of 32"));
   if (!opts.status.ok()) return Fail(opts.status);
   if (!device.ok()) return Fail(device.status());
@@ -80,6 +83,7 @@ int Camera(int argc, char** argv) {
   params.scope_id = scope_id;
   params.detect_every = static_cast<int>(*detect_every);
   params.tiny_input_size = static_cast<int>(*detector_size);
+  params.verify_distance = static_cast<float>(*verify);
   params.payloads = *payloads;
   auto pipeline = engine::Pipeline::Create(params);
   if (!pipeline.ok()) return Fail(pipeline.status());

@@ -21,6 +21,10 @@ namespace {
 using internal::Clock;
 using internal::MsSince;
 
+// The manifest's word for a synthesized face that the identity check sent to pixelation.
+constexpr const char* kFailedCheckReason =
+    "synthesized face still read back as the original at every identity gain: pixelate";
+
 std::string Lower(std::string s) {
   for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   return s;
@@ -146,7 +150,7 @@ class PipelineImpl final : public Pipeline {
       stream_key_ = key_id;
     }
     std::vector<Face> faces;
-    std::vector<const internal::KnownIdentity*> pseudonyms;
+    std::vector<internal::KnownIdentity*> pseudonyms;
     std::vector<std::string> scope_ids;
     for (Track& t : tracks_) {
       faces.push_back(t.face);
@@ -186,6 +190,8 @@ class PipelineImpl final : public Pipeline {
         for (int k = 0; k < 128; ++k) code[k] = static_cast<float>(t.sum[k] / t.codes);
         VEIL_ASSIGN_OR_RETURN(t.identity.pseudonym, synth_->Pseudonym(code, scope_ids[i], params_.scope, key));
         t.identity.code = code;
+        t.identity.gain = 0;  // a new pseudonym is verified again
+        t.identity.failed = false;
         t.drawn = true;
         pseudonyms[i] = &t.identity;
       }
@@ -361,11 +367,11 @@ class PipelineImpl final : public Pipeline {
   // pseudonyms are drawn first, on the untouched picture (their identity codes are read from it).
   StatusOr<FrameOutput> Replace(const cv::Mat& bgr, const std::vector<Face>& faces, const keys::KeyHandle& key,
                                 const std::string& input_digest_hex,
-                                const std::vector<const internal::KnownIdentity*>* codes = nullptr,
+                                const std::vector<internal::KnownIdentity*>* codes = nullptr,
                                 StageTimes* times = nullptr,
                                 const std::vector<std::string>* scope_ids = nullptr) {
     FrameOutput frame;
-    std::vector<const internal::KnownIdentity*> synth_codes;
+    std::vector<internal::KnownIdentity*> synth_codes;
     frame.image = bgr.clone();
     std::vector<Face> synth_faces;
     std::vector<std::string> synth_scopes;
@@ -388,6 +394,10 @@ class PipelineImpl final : public Pipeline {
         rec.method = ReplaceMethod::kPixelate;
         rec.method_reason = "no landmarks to align the face: pixelate";
       }
+      if (rec.method == ReplaceMethod::kSynthesized && codes && (*codes)[i] != nullptr && (*codes)[i]->failed) {
+        rec.method = ReplaceMethod::kPixelate;
+        rec.method_reason = kFailedCheckReason;
+      }
       if (rec.method == ReplaceMethod::kSynthesized) {
         synth_faces.push_back(face);
         synth_scopes.push_back(scope_ids ? (*scope_ids)[i]
@@ -398,10 +408,17 @@ class PipelineImpl final : public Pipeline {
       frame.faces.push_back(std::move(rec));
     }
     if (!synth_faces.empty()) {
-      VEIL_ASSIGN_OR_RETURN(std::vector<cv::Rect> regions,
+      VEIL_ASSIGN_OR_RETURN(std::vector<internal::ReplacedFace> replaced,
                             synth_->Replace(frame.image, synth_faces, synth_scopes, params_.scope, key,
-                                            codes ? &synth_codes : nullptr, times));
-      for (size_t j = 0; j < synth_index.size(); ++j) frame.faces[synth_index[j]].region = regions[j];
+                                            params_.verify_distance, codes ? &synth_codes : nullptr, times));
+      for (size_t j = 0; j < synth_index.size(); ++j) {
+        FaceRecord& rec = frame.faces[synth_index[j]];
+        rec.region = replaced[j].region;  // every pixel the blend touched: what a payload restores
+        if (replaced[j].failed) {
+          rec.method = ReplaceMethod::kPixelate;
+          rec.method_reason = kFailedCheckReason;
+        }
+      }
     }
     const auto t0 = Clock::now();
     for (size_t i = 0; i < faces.size(); ++i) {
@@ -430,9 +447,10 @@ StatusOr<std::unique_ptr<Pipeline>> Pipeline::Create(const PipelineParams& param
     return InvalidArgumentError("payloads go inline (in the manifest, embedded or sidecar), to the key store, or nowhere");
   }
   if (params.min_face_size < 0 || params.region_margin < 0 || params.region_margin > 2 || params.hold_frames < 0 ||
-      params.detect_every < 1 || params.detect_every > 30) {
+      params.detect_every < 1 || params.detect_every > 30 || !(params.verify_distance >= 0 && params.verify_distance <= 2)) {
     return InvalidArgumentError(
-        "min face size and hold frames must be >= 0, region margin from 0 to 2, detect_every from 1 to 30");
+        "min face size and hold frames must be >= 0, region margin from 0 to 2, detect_every from 1 to 30, "
+        "verify distance from 0 to 2");
   }
   FaceDetectorParams dp;
   dp.models_dir = params.models_dir;

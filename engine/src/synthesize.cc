@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <iterator>
 
 #include <opencv2/imgproc.hpp>
 
@@ -131,15 +132,16 @@ StatusOr<std::vector<Descriptor>> FaceSynthesizer::Describe(const cv::Mat& image
   return recognizer_->DescribeFaces(image, faces);
 }
 
-StatusOr<std::vector<cv::Rect>> FaceSynthesizer::Replace(cv::Mat& image, const std::vector<Face>& faces,
-                                                         const std::vector<std::string>& scope_ids,
-                                                         keys::ScopeKind scope, const keys::KeyHandle& key,
-                                                         const std::vector<const KnownIdentity*>* known,
-                                                         StageTimes* times) {
-  std::vector<cv::Rect> regions;
-  if (faces.empty()) return regions;
+StatusOr<std::vector<ReplacedFace>> FaceSynthesizer::Replace(cv::Mat& image, const std::vector<Face>& faces,
+                                                             const std::vector<std::string>& scope_ids,
+                                                             keys::ScopeKind scope, const keys::KeyHandle& key,
+                                                             float verify_distance,
+                                                             const std::vector<KnownIdentity*>* known,
+                                                             StageTimes* times) {
+  std::vector<ReplacedFace> out(faces.size());
+  if (faces.empty()) return out;
   if (known && known->size() != faces.size()) return InternalError("one pseudonym (or none) per face expected");
-  const auto t0 = Clock::now();
+  auto t0 = Clock::now();
   // Codes are read from the untouched picture: faces drawn first must not leak into later ones.
   std::vector<Face> unknown;
   std::vector<std::string> unknown_scopes;
@@ -151,19 +153,70 @@ StatusOr<std::vector<cv::Rect>> FaceSynthesizer::Replace(cv::Mat& image, const s
   }
   VEIL_ASSIGN_OR_RETURN(std::vector<Descriptor> read, Describe(image, unknown));
   VEIL_ASSIGN_OR_RETURN(std::vector<Descriptor> drawn, Flow(read, unknown_scopes, scope, key, /*inverse=*/false));
-  const float gain = renderer_->IdentityGain();
-  std::vector<Descriptor> targets;
+  const float base_gain = renderer_->IdentityGain();
+  const bool verify = verify_distance > 0.0f;
+  std::vector<Descriptor> codes, pseudonyms;
+  std::vector<size_t> gain_step(faces.size(), 0);  // index into kVerifyGainSteps
+  std::vector<bool> check(faces.size(), verify);
   for (size_t i = 0, next = 0; i < faces.size(); ++i) {
+    out[i].gain = base_gain;
     if (known && (*known)[i] != nullptr) {
-      targets.push_back(SteerIdentity((*known)[i]->code, (*known)[i]->pseudonym, gain));
+      codes.push_back((*known)[i]->code);
+      pseudonyms.push_back((*known)[i]->pseudonym);
+      if ((*known)[i]->gain > 0) {  // verified when its pseudonym was drawn
+        out[i].gain = (*known)[i]->gain;
+        check[i] = false;
+      }
     } else {
-      targets.push_back(SteerIdentity(read[next], drawn[next], gain));
+      codes.push_back(read[next]);
+      pseudonyms.push_back(drawn[next]);
       ++next;
     }
   }
   if (times) times->identity_ms += MsSince(t0);
-  VEIL_RETURN_IF_ERROR(Render(image, faces, targets, &regions, times));
-  return regions;
+  const cv::Mat original = verify ? image.clone() : cv::Mat();
+  std::vector<cv::Rect> regions;
+  for (bool again = true; again;) {
+    again = false;
+    std::vector<Descriptor> targets;
+    for (size_t i = 0; i < faces.size(); ++i) targets.push_back(SteerIdentity(codes[i], pseudonyms[i], out[i].gain));
+    if (!regions.empty()) original.copyTo(image);  // a retry renders every face again, from the original
+    regions.clear();
+    VEIL_RETURN_IF_ERROR(Render(image, faces, targets, &regions, times));
+    std::vector<Face> rendered;
+    std::vector<size_t> which;
+    for (size_t i = 0; i < faces.size(); ++i) {
+      if (check[i]) {
+        rendered.push_back(faces[i]);
+        which.push_back(i);
+      }
+    }
+    if (rendered.empty()) break;
+    t0 = Clock::now();
+    VEIL_ASSIGN_OR_RETURN(std::vector<Descriptor> back, Describe(image, rendered));
+    for (size_t j = 0; j < which.size(); ++j) {
+      const size_t i = which[j];
+      out[i].distance = DescriptorDistance(back[j], codes[i]);
+      if (out[i].distance > verify_distance) {
+        check[i] = false;
+      } else if (gain_step[i] + 1 < std::size(kVerifyGainSteps)) {
+        out[i].gain = std::min(8.0f, base_gain * kVerifyGainSteps[++gain_step[i]]);
+        again = true;
+      } else {
+        out[i].failed = true;
+        check[i] = false;
+      }
+    }
+    if (times) times->identity_ms += MsSince(t0);
+  }
+  for (size_t i = 0; i < faces.size(); ++i) {
+    out[i].region = regions[i];
+    if (verify && known && (*known)[i] != nullptr && (*known)[i]->gain == 0) {
+      (*known)[i]->gain = out[i].gain;
+      (*known)[i]->failed = out[i].failed;
+    }
+  }
+  return out;
 }
 
 StatusOr<Descriptor> FaceSynthesizer::Pseudonym(const Descriptor& code, const std::string& scope_id,

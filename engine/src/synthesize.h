@@ -36,7 +36,23 @@ std::string FaceScopeId(keys::ScopeKind scope, const std::string& stream_id, con
 struct KnownIdentity {
   Descriptor code;
   Descriptor pseudonym;
+  // Set by Replace once it has verified the rendered face: the steering gain that took it beyond the
+  // verify distance (0: not verified yet), or `failed` when no gain did.
+  float gain = 0;
+  bool failed = false;
 };
+
+// What Replace did to one face.
+struct ReplacedFace {
+  cv::Rect region;      // the pixels the blend touched
+  float gain = 0;       // the steering gain the face was rendered with
+  float distance = -1;  // verified: the rendered face's code from the original's (-1: not measured)
+  bool failed = false;  // still within the verify distance at the largest gain: replace it otherwise
+};
+
+// Gains Replace tries, as multiples of the renderer's own, until the rendered face reads back beyond
+// the verify distance from the original (then the face is reported failed).
+inline constexpr float kVerifyGainSteps[] = {1.0f, 1.5f, 2.5f};
 
 class FaceSynthesizer {
  public:
@@ -45,13 +61,18 @@ class FaceSynthesizer {
   // Replaces `faces` (with landmarks) in `image` by pseudonyms under `key`; `scope_ids[i]` selects
   // the flow subkey of face i. Face i gets `known[i]` when given (streams keep one per tracked
   // face), else the recognizer's code read from `image` and its flow. Each face is rendered with
-  // SteerIdentity(code, pseudonym, renderer gain). Returns the pixel rectangle each face's blend
-  // touched; adds the stages' wall time to `times` when given.
-  StatusOr<std::vector<cv::Rect>> Replace(cv::Mat& image, const std::vector<Face>& faces,
-                                          const std::vector<std::string>& scope_ids, keys::ScopeKind scope,
-                                          const keys::KeyHandle& key,
-                                          const std::vector<const KnownIdentity*>* known = nullptr,
-                                          StageTimes* times = nullptr);
+  // SteerIdentity(code, pseudonym, gain).
+  // Verification (verify_distance > 0; libsodium's rule: check before releasing): the recognizer
+  // reads every rendered face back from the result, and a face still within verify_distance of its
+  // original code is rendered again at the next gain of kVerifyGainSteps; one that stays within is
+  // reported failed (the caller replaces it otherwise). A known identity already verified (gain
+  // set) is rendered at its gain without another check; one verified now gets its gain (or failed)
+  // recorded. Adds the stages' wall time to `times` when given.
+  StatusOr<std::vector<ReplacedFace>> Replace(cv::Mat& image, const std::vector<Face>& faces,
+                                              const std::vector<std::string>& scope_ids, keys::ScopeKind scope,
+                                              const keys::KeyHandle& key, float verify_distance,
+                                              const std::vector<KnownIdentity*>* known = nullptr,
+                                              StageTimes* times = nullptr);
 
   // The recognizer's identity codes of `faces` in `image`.
   StatusOr<std::vector<Descriptor>> Describe(const cv::Mat& image, const std::vector<Face>& faces);

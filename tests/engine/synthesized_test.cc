@@ -22,10 +22,11 @@ namespace {
 
 using Store = testing::TestStore;
 
-std::unique_ptr<Pipeline> Synthesizing() {
+std::unique_ptr<Pipeline> Synthesizing(float verify_distance = PipelineParams().verify_distance) {
   PipelineParams p;
   p.models_dir = testing::ModelsDir().string();
   p.method = ReplaceMethod::kSynthesized;
+  p.verify_distance = verify_distance;
   auto pipeline = Pipeline::Create(p);
   REQUIRE_MESSAGE(pipeline.ok(), pipeline.status().ToString());
   return std::move(pipeline.value());
@@ -85,6 +86,59 @@ TEST_CASE("synthesized faces restore exactly from their payloads, and approximat
   CHECK(approx->faces_restored >= 1);  // the pseudonyms are found again as faces
 }
 
+TEST_CASE("a synthesized face that still reads back as its original at every gain is pixelated, and says so") {
+  // No face is 2.0 from anything: every check fails, whatever the weights.
+  Store s('v');
+  auto strict = Synthesizing(2.0f);
+  const cv::Mat& input = testing::DemoImage("sample1.jpg");
+  auto out = strict->AnonymizeImage(input, s.Key(), ".png");
+  REQUIRE_MESSAGE(out.ok(), out.status().ToString());
+  REQUIRE(out->manifest.faces.size() == 3);
+  const cv::Mat anonymized = Decode(out->image_bytes);
+  for (const auto& f : out->manifest.faces) {
+    CHECK(f.method == ReplaceMethod::kPixelate);
+    CHECK(f.method_reason.find("read back as the original") != std::string::npos);
+    CHECK(cv::norm(anonymized(f.region), input(f.region), cv::NORM_L1) > 0);
+  }
+  // The pixelated region covers every pixel the discarded rendering touched: restore is exact.
+  auto exact = RestoreFromPayloads(anonymized, out->manifest, s.Grant(out->image_bytes));
+  REQUIRE(exact.ok());
+  CHECK(cv::norm(exact->image, input, cv::NORM_INF) == 0);
+  // With the check off, the same faces are synthesized.
+  auto unchecked = Synthesizing(0.0f)->AnonymizeImage(input, s.Key(), ".png");
+  REQUIRE(unchecked.ok());
+  for (const auto& f : unchecked->manifest.faces) CHECK(f.method == ReplaceMethod::kSynthesized);
+}
+
+TEST_CASE("every synthesized face released under the default check reads back beyond it from its original") {
+  Store s('w');
+  auto pipeline = Synthesizing();
+  auto recognizer = Recognizer::Create({});
+  REQUIRE(recognizer.ok());
+  const float threshold = PipelineParams().verify_distance;
+  for (std::string name : {"sample1.jpg", "sample2.jpg"}) {
+    const cv::Mat& input = testing::DemoImage(name);
+    auto out = pipeline->AnonymizeImage(input, s.Key(), ".png");
+    REQUIRE(out.ok());
+    const cv::Mat anonymized = Decode(out->image_bytes);
+    auto detected = testing::SsdDetector().Detect(input);  // the pipeline's own detections
+    REQUIRE(detected.ok());
+    for (const auto& f : out->manifest.faces) {
+      if (f.method != ReplaceMethod::kSynthesized) continue;
+      const Face* face = nullptr;
+      for (const auto& d : *detected) {
+        if (BoxIou(d.box, f.box) > 0.99f) face = &d;
+      }
+      REQUIRE(face != nullptr);
+      // Read where the face was aligned, in the input and in the output.
+      auto a = (*recognizer)->DescribeFaces(input, {*face});
+      auto b = (*recognizer)->DescribeFaces(anonymized, {*face});
+      REQUIRE((a.ok() && b.ok()));
+      CHECK_MESSAGE(DescriptorDistance((*a)[0], (*b)[0]) > threshold, name << " face " << f.index);
+    }
+  }
+}
+
 namespace {
 
 // Frames of one person panning across: the left face of sample1.jpg (x 414-591, y 355-595 in the
@@ -100,8 +154,10 @@ std::vector<cv::Mat> PanningFrames(int n) {
   return frames;
 }
 
-StatusOr<std::unique_ptr<Pipeline>> StreamPipeline(int detect_every, keys::ScopeKind scope = keys::ScopeKind::kStream) {
+StatusOr<std::unique_ptr<Pipeline>> StreamPipeline(int detect_every, keys::ScopeKind scope = keys::ScopeKind::kStream,
+                                                   float verify_distance = PipelineParams().verify_distance) {
   PipelineParams p;
+  p.verify_distance = verify_distance;
   p.models_dir = testing::ModelsDir().string();
   p.method = ReplaceMethod::kSynthesized;
   p.detector = DetectorKind::kTiny;
@@ -115,7 +171,8 @@ StatusOr<std::unique_ptr<Pipeline>> StreamPipeline(int detect_every, keys::Scope
 
 TEST_CASE("a stream detects every few frames, tracks the face in between and keeps one pseudonym") {
   Store s('d');
-  auto pipeline = StreamPipeline(3);
+  // Tracking is under test: no identity check, which could pixelate this face under some random key.
+  auto pipeline = StreamPipeline(3, keys::ScopeKind::kStream, 0.0f);
   REQUIRE_MESSAGE(pipeline.ok(), pipeline.status().ToString());
   const auto frames = PanningFrames(7);
   FaceDetector& ssd = testing::SsdDetector();
@@ -198,6 +255,7 @@ struct DemoFace {
   std::string photo;
   bool found = false;
   float distance = 0;
+  bool pixelated_by_check = false;  // failed the identity check at every gain: not a pseudonym
 };
 
 std::vector<DemoFace> SynthesizeDemoPhotos() {
@@ -227,7 +285,13 @@ std::vector<DemoFace> SynthesizeDemoPhotos() {
       return best;
     };
     for (const auto& rec : out->manifest.faces) {
-      if (rec.method != ReplaceMethod::kSynthesized) continue;  // too small: pixelated, as documented
+      if (rec.method != ReplaceMethod::kSynthesized) {
+        // Too small (pixelated, as documented) or failed the identity check (counted: not a pseudonym).
+        if (rec.method_reason.find("read back as the original") != std::string::npos) {
+          faces.push_back({name + " face " + std::to_string(rec.index), false, 0, true});
+        }
+        continue;
+      }
       const Face* original = best_match(*before, rec);
       const Face* still = best_match(*after, rec);
       REQUIRE(original != nullptr);
@@ -254,6 +318,7 @@ TEST_CASE("every synthesized face of every demo photo but at most one is still f
   CHECK(faces.size() >= 10);
   int lost = 0;
   for (const auto& f : faces) {
+    if (f.pixelated_by_check) continue;  // the product bar below counts these
     if (!f.found) MESSAGE(f.photo << " is no longer found as a face");
     lost += !f.found;
   }
@@ -270,11 +335,29 @@ TEST_CASE("every face of every demo photo becomes another person (distance > 0.6
   const auto faces = SynthesizeDemoPhotos();
   int changed = 0;
   for (const auto& f : faces) {
+    CHECK_MESSAGE(!f.pixelated_by_check, f.photo << " failed the identity check at every gain (pixelated)");
     CHECK_MESSAGE(f.found, f.photo << " is no longer found as a face");
     CHECK_MESSAGE(f.distance > 0.6f, f.photo << ": distance " << f.distance);
     changed += f.distance > 0.6f;
   }
   MESSAGE(changed << " of " << faces.size() << " faces beyond 0.6");
+}
+
+TEST_CASE("a stream checks each pseudonym once and pixelates a tracked face that fails the check in every frame") {
+  Store s('k');
+  auto strict = StreamPipeline(2, keys::ScopeKind::kStream, 2.0f);  // no face passes
+  REQUIRE(strict.ok());
+  const auto frames = PanningFrames(4);
+  const keys::KeyHandle key = s.Key();
+  for (size_t i = 0; i < frames.size(); ++i) {
+    CAPTURE(i);
+    auto out = (*strict)->AnonymizeFrame(frames[i], key);
+    REQUIRE_MESSAGE(out.ok(), out.status().ToString());
+    REQUIRE(out->faces.size() == 1);
+    CHECK(out->faces[0].method == ReplaceMethod::kPixelate);
+    CHECK(out->faces[0].method_reason.find("read back as the original") != std::string::npos);
+    CHECK(cv::norm(out->image(out->faces[0].region), frames[i](out->faces[0].region), cv::NORM_L1) > 0);
+  }
 }
 
 TEST_CASE("a stream that changes key mid-way draws its pseudonyms again under the new key") {

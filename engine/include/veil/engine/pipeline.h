@@ -49,6 +49,13 @@ struct PipelineParams {
   // Streams: the detector runs on every `detect_every`-th frame; in between each face is tracked by
   // re-running the 68-point net on the box its last landmarks predict. 1: detect on every frame.
   int detect_every = 1;
+  // Synthesized faces are checked before they are released: the recognizer reads each rendered
+  // face back where it was aligned, and one still within this distance of the original's code
+  // (face-api descriptor distance; 0.6 = "same person", plus a margin for the few hundredths a
+  // re-detection's landmarks move the reading) is rendered again with a stronger identity push (up
+  // to 2.5x the generator's gain); one that stays within is pixelated, and the manifest says why.
+  // Streams check a tracked face once per pseudonym. 0 turns the check off.
+  float verify_distance = 0.65f;
   keys::ScopeKind scope = keys::ScopeKind::kImage;      // for pseudonyms (synthesized faces)
   std::string scope_id;                                 // stream id for kStream; unused otherwise
   // Where the sealed originals go: in the manifest (kInline), only to the key store's side
