@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <sstream>
 
 #include <opencv2/imgcodecs.hpp>
@@ -20,6 +21,7 @@
 #include "veil/engine/faceres.h"
 #include "veil/engine/identity_flow.h"
 #include "veil/engine/image_io.h"
+#include "veil/engine/pipeline.h"
 #include "veil/engine/recognizer.h"
 #include "veil/keys/fs.h"
 #include "veil/keys/secret.h"
@@ -47,7 +49,8 @@ const char* kUsage =
     "  same-face variants vs different faces of this very set). An informed attacker (knows Veil's\n"
     "  models, not the key) learns a linear guess of the original from anonymized faces on the even\n"
     "  faces (pairs under its own key B, and, stronger, pairs under the victims' key A) and\n"
-    "  re-identifies the odd ones.\n"
+    "  re-identifies the odd ones. The pipeline's identity check (PipelineParams::verify_distance):\n"
+    "  how many faces it releases at the generator's gain, after a stronger push, or pixelates.\n"
     "  --sheet writes a contact sheet: original | key A | key B | restored | wrong key.\n"
     "  Faces are rendered with SteerIdentity at the generator file's identity_gain, as the pipeline\n"
     "  does; --identity-gain overrides it (to calibrate a new generator). Keyed restore denoises the\n"
@@ -230,6 +233,23 @@ struct Dist {
   }
 };
 
+// What the pipeline's identity check would do to these faces: `steps` holds, per face, the gain
+// step that released it (0: the generator's gain) or -1 (pixelated).
+nlohmann::json IdentityCheckReport(double distance, const std::vector<double>& steps, const Dist& released) {
+  size_t first = 0, pushed = 0, pixelated = 0;
+  for (double s : steps) {
+    first += s == 0;
+    pushed += s > 0;
+    pixelated += s < 0;
+  }
+  const double n = steps.empty() ? 1.0 : static_cast<double>(steps.size());
+  return {{"distance", distance},
+          {"released_at_generator_gain", first / n},
+          {"released_after_push", pushed / n},
+          {"pixelated", pixelated / n},
+          {"released", released.Summary(distance, true)}};
+}
+
 int Eval(int argc, char** argv) {
   Args args(argc, argv, {"--json", "--help"});
   if (args.Flag("--help")) {
@@ -286,7 +306,11 @@ int Eval(int argc, char** argv) {
 
   const keys::SecretBytes ka = EvalKey("A"), kb = EvalKey("B");
   Dist anon, restore, wrong, diversity, consistency, flow_anon, carried, inverted, nearest_real, real_nn;
-  Dist carry_share, carry_rest;  // read-back = z + share * (pseudonym - z) + rest (least squares)
+  Dist carry_share, carry_rest;
+  // The identity check: per face the gain step that released it (0: the generator's own gain; -1:
+  // none, pixelated), and the released faces' distances.
+  const double check_distance = engine::PipelineParams().verify_distance;
+  Dist check_step, check_released;  // read-back = z + share * (pseudonym - z) + rest (least squares)
   std::vector<double> psnr, ssim;
   Dist found;  // photos: 1 when the detector still finds the anonymized face, else 0
   std::vector<cv::Mat> sheet_rows;
@@ -317,6 +341,43 @@ int Eval(int argc, char** argv) {
     auto da = describe(*xa);
     auto db = describe(*xb);
     if (!da.ok() || !db.ok()) return Fail(da.ok() ? db.status() : da.status());
+    // The pipeline's identity check (PipelineParams::verify_distance) on these crops: a face read
+    // back within the distance is rendered again at the next gain; what is released at last?
+    {
+      std::vector<size_t> open;
+      for (size_t j = 0; j < crops.size(); ++j) {
+        if (engine::DescriptorDistance((*da)[j], z[j]) > check_distance) {
+          check_step.v.push_back(0);
+          check_released.v.push_back(engine::DescriptorDistance((*da)[j], z[j]));
+        } else {
+          open.push_back(j);
+        }
+      }
+      for (size_t step = 1; step < std::size(engine::kIdentityCheckGainSteps) && !open.empty(); ++step) {
+        std::vector<cv::Mat> again_crops;
+        std::vector<Descriptor> again_ids;
+        for (size_t j : open) {
+          again_crops.push_back(crops[j]);
+          again_ids.push_back(engine::SteerIdentity(z[j], (*za)[j], *gain * engine::kIdentityCheckGainSteps[step]));
+        }
+        auto rendered = (*renderer)->Render(again_crops, again_ids);
+        if (!rendered.ok()) return Fail(rendered.status());
+        auto back = describe(*rendered);
+        if (!back.ok()) return Fail(back.status());
+        std::vector<size_t> still;
+        for (size_t k = 0; k < open.size(); ++k) {
+          const double d = engine::DescriptorDistance((*back)[k], z[open[k]]);
+          if (d > check_distance) {
+            check_step.v.push_back(static_cast<double>(step));
+            check_released.v.push_back(d);
+          } else {
+            still.push_back(open[k]);
+          }
+        }
+        open = std::move(still);
+      }
+      for (size_t k = 0; k < open.size(); ++k) check_step.v.push_back(-1);  // pixelated
+    }
     auto denoised = (*flow)->Denoise(*da, *noise_ratio);
     if (!denoised.ok()) return Fail(denoised.status());
     auto zr = (*flow)->InverseBatch(*denoised, ka);
@@ -443,8 +504,10 @@ int Eval(int argc, char** argv) {
         {"gallery", test_out.size()},
         {"chance", test_out.empty() ? 0.0 : 1.0 / test_out.size()},
         {"plain_nearest", RankOneRate(test_in, test_out, dlib_distance)},
-        {"own_key_pairs", LinearAttackRankOne(own_in, train_out, test_in, test_out)},
-        {"victim_key_pairs", LinearAttackRankOne(known_in, train_out, test_in, test_out)}};
+        {"own_key_pairs", nullptr},
+        {"victim_key_pairs", nullptr}};  // null: too few faces to learn from
+    if (auto r = LinearAttackRankOne(own_in, train_out, test_in, test_out)) reid["informed_attacker"]["own_key_pairs"] = *r;
+    if (auto r = LinearAttackRankOne(known_in, train_out, test_in, test_out)) reid["informed_attacker"]["victim_key_pairs"] = *r;
   }
   double fr_threshold = 0, fr_eer = 1;
   if (second.ok() && fr_orig.size() > 1) {
@@ -482,6 +545,7 @@ int Eval(int argc, char** argv) {
       {"keyed_restore_vs_original", restore.Summary(0.6, false)},
       {"wrong_key_restore_vs_original", wrong.Summary(0.6, true)},
       {"key_a_vs_key_b", diversity.Summary(0.6, true)},
+      {"identity_check", IdentityCheckReport(check_distance, check_step.v, check_released)},
       {"same_person_consistency", consistency.Summary(0.6, false)},
       {"still_detected", {{"detector", "face-api SSD MobileNet v1, score >= 0.5, IoU > 0.5 with the original box"},
                           {"faces", found.v.size()}, {"fraction", mean(found.v)}}},
@@ -527,6 +591,14 @@ int Eval(int argc, char** argv) {
   line("inverse flow of read-back vs original", report["inverse_flow_of_read_back_vs_original"]);
   line("keyed restore vs original", report["keyed_restore_vs_original"]);
   line("wrong-key restore vs original", report["wrong_key_restore_vs_original"]);
+  {
+    const auto& c = report["identity_check"];
+    std::printf("pipeline identity check (> %.2f): released at the generator's gain %.1f %%, after a stronger push "
+                "%.1f %%, pixelated %.1f %%; released faces mean %.3f, p5 %.3f\n",
+                c["distance"].get<double>(), 100.0 * c["released_at_generator_gain"].get<double>(),
+                100.0 * c["released_after_push"].get<double>(), 100.0 * c["pixelated"].get<double>(),
+                c["released"]["mean"].get<double>(), c["released"]["p5"].get<double>());
+  }
   line("key A vs key B", report["key_a_vs_key_b"]);
   line("same person, other photo", report["same_person_consistency"]);
   line("pseudonym to nearest other real", report["pseudonym_nearest_real"]);
@@ -555,7 +627,7 @@ int Eval(int argc, char** argv) {
   std::printf("; restored face-api %.1f %%", 100.0 * reid["face_api"]["restored"].get<double>());
   if (reid.contains("faceres")) std::printf(", FaceRes %.1f %%", 100.0 * reid["faceres"]["restored"].get<double>());
   std::printf("\n");
-  if (const auto& a = reid["informed_attacker"]; a["gallery"].get<size_t>() > 0) {
+  if (const auto& a = reid["informed_attacker"]; !a["own_key_pairs"].is_null()) {
     std::printf("informed attacker (knows the models; linear guess of the original learned on the other half; "
                 "rank 1 among %zu; chance %.1f %%): plain nearest %.1f %%, learned on its own key's pairs %.1f %%, "
                 "on pairs under the victims' key %.1f %%\n",

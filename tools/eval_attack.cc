@@ -42,13 +42,13 @@ double RankOne(const cv::Mat& guess, const cv::Mat& gallery) {
 
 }  // namespace
 
-double LinearAttackRankOne(const std::vector<engine::Descriptor>& train_anonymized,
+std::optional<double> LinearAttackRankOne(const std::vector<engine::Descriptor>& train_anonymized,
                            const std::vector<engine::Descriptor>& train_original,
                            const std::vector<engine::Descriptor>& test_anonymized,
                            const std::vector<engine::Descriptor>& test_original) {
   if (train_anonymized.size() != train_original.size() || train_anonymized.size() < 10 ||
       test_anonymized.size() != test_original.size() || test_anonymized.empty()) {
-    return 0.0;
+    return std::nullopt;
   }
   const cv::Mat x = Rows(train_anonymized, true), y = Rows(train_original, false);
   // The attacker tunes its ridge strength on the last fifth of its own pairs, then refits on all.

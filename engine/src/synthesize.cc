@@ -156,7 +156,7 @@ StatusOr<std::vector<ReplacedFace>> FaceSynthesizer::Replace(cv::Mat& image, con
   const float base_gain = renderer_->IdentityGain();
   const bool verify = verify_distance > 0.0f;
   std::vector<Descriptor> codes, pseudonyms;
-  std::vector<size_t> gain_step(faces.size(), 0);  // index into kVerifyGainSteps
+  std::vector<size_t> gain_step(faces.size(), 0);  // index into kIdentityCheckGainSteps
   std::vector<bool> check(faces.size(), verify);
   for (size_t i = 0, next = 0; i < faces.size(); ++i) {
     out[i].gain = base_gain;
@@ -199,8 +199,8 @@ StatusOr<std::vector<ReplacedFace>> FaceSynthesizer::Replace(cv::Mat& image, con
       out[i].distance = DescriptorDistance(back[j], codes[i]);
       if (out[i].distance > verify_distance) {
         check[i] = false;
-      } else if (gain_step[i] + 1 < std::size(kVerifyGainSteps)) {
-        out[i].gain = std::min(8.0f, base_gain * kVerifyGainSteps[++gain_step[i]]);
+      } else if (gain_step[i] + 1 < std::size(kIdentityCheckGainSteps)) {
+        out[i].gain = std::min(8.0f, base_gain * kIdentityCheckGainSteps[++gain_step[i]]);
         again = true;
       } else {
         out[i].failed = true;

@@ -50,9 +50,6 @@ struct ReplacedFace {
   bool failed = false;  // still within the verify distance at the largest gain: replace it otherwise
 };
 
-// Gains Replace tries, as multiples of the renderer's own, until the rendered face reads back beyond
-// the verify distance from the original (then the face is reported failed).
-inline constexpr float kVerifyGainSteps[] = {1.0f, 1.5f, 2.5f};
 
 class FaceSynthesizer {
  public:
@@ -64,7 +61,7 @@ class FaceSynthesizer {
   // SteerIdentity(code, pseudonym, gain).
   // Verification (verify_distance > 0; libsodium's rule: check before releasing): the recognizer
   // reads every rendered face back from the result, and a face still within verify_distance of its
-  // original code is rendered again at the next gain of kVerifyGainSteps; one that stays within is
+  // original code is rendered again at the next gain of kIdentityCheckGainSteps (pipeline.h); one that stays within is
   // reported failed (the caller replaces it otherwise). A known identity already verified (gain
   // set) is rendered at its gain without another check; one verified now gets its gain (or failed)
   // recorded. Adds the stages' wall time to `times` when given.

@@ -28,6 +28,10 @@ namespace veil::engine {
 
 enum class ManifestPlacement { kEmbedded, kSidecar };
 
+// The identity check's gains (PipelineParams::verify_distance), as multiples of the generator's own
+// identity gain, tried in turn until a rendered face reads back beyond the verify distance.
+inline constexpr float kIdentityCheckGainSteps[] = {1.0f, 1.5f, 2.5f};
+
 struct PipelineParams {
   std::string models_dir;                               // face-api models; empty: the default
   // Veil's identity models, for kSynthesized (empty: the defaults in <Veil models dir>, see
@@ -52,8 +56,8 @@ struct PipelineParams {
   // Synthesized faces are checked before they are released: the recognizer reads each rendered
   // face back where it was aligned, and one still within this distance of the original's code
   // (face-api descriptor distance; 0.6 = "same person", plus a margin for the few hundredths a
-  // re-detection's landmarks move the reading) is rendered again with a stronger identity push (up
-  // to 2.5x the generator's gain); one that stays within is pixelated, and the manifest says why.
+  // re-detection's landmarks move the reading) is rendered again with a stronger identity push
+  // (kIdentityCheckGainSteps); one that stays within is pixelated, and the manifest says why.
   // Streams check a tracked face once per pseudonym. 0 turns the check off.
   float verify_distance = 0.65f;
   keys::ScopeKind scope = keys::ScopeKind::kImage;      // for pseudonyms (synthesized faces)
