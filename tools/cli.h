@@ -23,9 +23,9 @@ inline std::string Lower(std::string s) {
 // Why --replace synthesized needs --experimental while the shipped models miss the privacy targets.
 inline Status SynthesizedNotReady() {
   return FailedPreconditionError(
-      "the shipped identity models do not meet Veil's privacy bar yet (models/README.md: 1.4 % of held-out faces "
-      "and about 1 in 15 demo-photo faces stay within 'same person' distance, and they look blurred); add "
-      "--experimental to use them anyway");
+      "the shipped identity models are not good enough yet (models/README.md: the pseudonyms look blurred, some "
+      "faces fail the identity check and are pixelated, and a restore without the sealed originals rarely gives "
+      "the person back); add --experimental to use them anyway");
 }
 
 // Parses "--name value", "--name=value", boolean "--flag" and positionals.

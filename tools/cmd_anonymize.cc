@@ -217,6 +217,7 @@ int Anonymize(int argc, char** argv) {
   const std::string detector = args.GetOr("--detector", "ssd");
   auto min_face = args.GetInt("--min-face", 24, 0, 100000);
   auto workers = args.GetInt("--jobs", 1, 1, 64);
+  const bool verify_given = args.Get("--verify-distance").has_value();
   auto verify = args.GetNumber("--verify-distance", engine::PipelineParams().verify_distance, 0, 2);
   if (Status st = args.Finish(); !st.ok()) return Fail(st);
   if (!opts.status.ok()) return Fail(opts.status);
@@ -228,6 +229,9 @@ int Anonymize(int argc, char** argv) {
   if (!min_face.ok()) return Fail(min_face.status());
   if (!workers.ok()) return Fail(workers.status());
   if (!verify.ok()) return Fail(verify.status());
+  if (verify_given && (!method.ok() || *method != engine::ReplaceMethod::kSynthesized)) {
+    return Fail(InvalidArgumentError("--verify-distance checks synthesized faces: it needs --replace synthesized"));
+  }
   if (format != "auto" && !kImageExt.count("." + format)) return Fail(InvalidArgumentError("unknown --format " + format));
   if (manifest_where != "embed" && manifest_where != "sidecar") return Fail(InvalidArgumentError("--manifest is embed or sidecar"));
   auto payloads = ParsePayloadOption(payload_where);

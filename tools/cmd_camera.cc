@@ -34,8 +34,9 @@ const char* kUsage =
     "  originals (--payload inline: OUT.veilpay, the default | store | none), restorable like any\n"
     "  video Veil wrote. Without a display, -o is required. Ctrl-C or SIGTERM ends the stream like q:\n"
     "  the recording so far appears under OUT (until then it is a temporary file, which a second\n"
-    "  Ctrl-C, killing at once, leaves behind). Pseudonyms use the stream scope; each tracked face's\n"
-    "  pseudonym is read back once before release (--verify-distance, as in veil anonymize).\n"
+    "  Ctrl-C, killing at once, leaves behind). Pseudonyms use the stream scope; a tracked face's\n"
+    "  pseudonym is read back before release each time it is drawn, not every frame (--verify-distance,\n"
+    "  as in veil anonymize).\n"
     "common options: --store DIR, --key-file F | --passphrase-file F | $VEIL_PASSPHRASE, --actor NAME\n";
 
 int Camera(int argc, char** argv) {
@@ -57,12 +58,16 @@ int Camera(int argc, char** argv) {
   const std::string scope_id = args.GetOr("--scope-id", "camera");
   auto detect_every = args.GetInt("--detect-every", out ? 1 : 3, 1, 30);
   auto detector_size = args.GetInt("--detector-size", 416, 32, 2048);
+  const bool verify_given = args.Get("--verify-distance").has_value();
   auto verify = args.GetNumber("--verify-distance", engine::PipelineParams().verify_distance, 0, 2);
   const std::string payload_where = args.GetOr("--payload", "inline");
   if (Status st = args.Finish(); !st.ok()) return Fail(st);
   if (!detect_every.ok()) return Fail(detect_every.status());
   if (!detector_size.ok()) return Fail(detector_size.status());
   if (!verify.ok()) return Fail(verify.status());
+  if (verify_given && (!method.ok() || *method != engine::ReplaceMethod::kSynthesized)) {
+    return Fail(InvalidArgumentError("--verify-distance checks synthesized faces: it needs --replace synthesized"));
+  }
   if (*detector_size % 32 != 0) return Fail(InvalidArgumentError("--detector-size must be a multiple of 32"));
   if (!opts.status.ok()) return Fail(opts.status);
   if (!device.ok()) return Fail(device.status());

@@ -49,7 +49,8 @@ const char* kUsage =
     "  same-face variants vs different faces of this very set). An informed attacker (knows Veil's\n"
     "  models, not the key) learns a linear guess of the original from anonymized faces on the even\n"
     "  faces (pairs under its own key B, and, stronger, pairs under the victims' key A) and\n"
-    "  re-identifies the odd ones. The pipeline's identity check (PipelineParams::verify_distance):\n"
+    "  re-identifies the odd ones (with --images, one person's photos can fall in both halves, which\n"
+    "  flatters the attacker). The pipeline's identity check (PipelineParams::verify_distance):\n"
     "  how many faces it releases at the generator's gain, after a stronger push, or pixelates.\n"
     "  --sheet writes a contact sheet: original | key A | key B | restored | wrong key.\n"
     "  Faces are rendered with SteerIdentity at the generator file's identity_gain, as the pipeline\n"
@@ -306,11 +307,11 @@ int Eval(int argc, char** argv) {
 
   const keys::SecretBytes ka = EvalKey("A"), kb = EvalKey("B");
   Dist anon, restore, wrong, diversity, consistency, flow_anon, carried, inverted, nearest_real, real_nn;
-  Dist carry_share, carry_rest;
+  Dist carry_share, carry_rest;  // read-back = z + share * (pseudonym - z) + rest (least squares)
   // The identity check: per face the gain step that released it (0: the generator's own gain; -1:
   // none, pixelated), and the released faces' distances.
   const double check_distance = engine::PipelineParams().verify_distance;
-  Dist check_step, check_released;  // read-back = z + share * (pseudonym - z) + rest (least squares)
+  Dist check_step, check_released;
   std::vector<double> psnr, ssim;
   Dist found;  // photos: 1 when the detector still finds the anonymized face, else 0
   std::vector<cv::Mat> sheet_rows;
@@ -354,11 +355,13 @@ int Eval(int argc, char** argv) {
         }
       }
       for (size_t step = 1; step < std::size(engine::kIdentityCheckGainSteps) && !open.empty(); ++step) {
+        const float pushed = engine::IdentityCheckGain(*gain, step);
+        if (pushed <= engine::IdentityCheckGain(*gain, step - 1)) continue;  // capped: the pipeline skips it too
         std::vector<cv::Mat> again_crops;
         std::vector<Descriptor> again_ids;
         for (size_t j : open) {
           again_crops.push_back(crops[j]);
-          again_ids.push_back(engine::SteerIdentity(z[j], (*za)[j], *gain * engine::kIdentityCheckGainSteps[step]));
+          again_ids.push_back(engine::SteerIdentity(z[j], (*za)[j], pushed));
         }
         auto rendered = (*renderer)->Render(again_crops, again_ids);
         if (!rendered.ok()) return Fail(rendered.status());
@@ -630,7 +633,8 @@ int Eval(int argc, char** argv) {
   if (const auto& a = reid["informed_attacker"]; !a["own_key_pairs"].is_null()) {
     std::printf("informed attacker (knows the models; linear guess of the original learned on the other half; "
                 "rank 1 among %zu; chance %.1f %%): plain nearest %.1f %%, learned on its own key's pairs %.1f %%, "
-                "on pairs under the victims' key %.1f %%\n",
+                "on pairs under the victims' key %.1f %%\n  (the victims' key: one key for every face, as in "
+                "deployment scope; faces as rendered at the generator's gain, before the pipeline's check)\n",
                 a["gallery"].get<size_t>(), 100.0 * a["chance"].get<double>(), 100.0 * a["plain_nearest"].get<double>(),
                 100.0 * a["own_key_pairs"].get<double>(), 100.0 * a["victim_key_pairs"].get<double>());
   }

@@ -157,15 +157,16 @@ StatusOr<std::vector<ReplacedFace>> FaceSynthesizer::Replace(cv::Mat& image, con
   const bool verify = verify_distance > 0.0f;
   std::vector<Descriptor> codes, pseudonyms;
   std::vector<size_t> gain_step(faces.size(), 0);  // index into kIdentityCheckGainSteps
-  std::vector<bool> check(faces.size(), verify);
+  std::vector<bool> checked(faces.size(), verify);  // read back after every rendering pass
   for (size_t i = 0, next = 0; i < faces.size(); ++i) {
     out[i].gain = base_gain;
     if (known && (*known)[i] != nullptr) {
       codes.push_back((*known)[i]->code);
       pseudonyms.push_back((*known)[i]->pseudonym);
-      if ((*known)[i]->gain > 0) {  // verified when its pseudonym was drawn
-        out[i].gain = (*known)[i]->gain;
-        check[i] = false;
+      if ((*known)[i]->gain > 0 || (*known)[i]->failed) {  // checked when its pseudonym was drawn
+        out[i].gain = (*known)[i]->gain > 0 ? (*known)[i]->gain : base_gain;
+        out[i].failed = (*known)[i]->failed;
+        checked[i] = false;
       }
     } else {
       codes.push_back(read[next]);
@@ -176,17 +177,19 @@ StatusOr<std::vector<ReplacedFace>> FaceSynthesizer::Replace(cv::Mat& image, con
   if (times) times->identity_ms += MsSince(t0);
   const cv::Mat original = verify ? image.clone() : cv::Mat();
   std::vector<cv::Rect> regions;
-  for (bool again = true; again;) {
-    again = false;
+  // Every pass renders every face from the original and reads back every checked face, so what is
+  // released is what passed (a neighbour pushed harder can paste over part of a face). Each pass
+  // but the last raises some face's gain step, so there are at most 1 + 2 x faces passes.
+  for (;;) {
     std::vector<Descriptor> targets;
     for (size_t i = 0; i < faces.size(); ++i) targets.push_back(SteerIdentity(codes[i], pseudonyms[i], out[i].gain));
-    if (!regions.empty()) original.copyTo(image);  // a retry renders every face again, from the original
+    if (!regions.empty()) original.copyTo(image);
     regions.clear();
     VEIL_RETURN_IF_ERROR(Render(image, faces, targets, &regions, times));
     std::vector<Face> rendered;
     std::vector<size_t> which;
     for (size_t i = 0; i < faces.size(); ++i) {
-      if (check[i]) {
+      if (checked[i] && !out[i].failed) {
         rendered.push_back(faces[i]);
         which.push_back(i);
       }
@@ -194,24 +197,27 @@ StatusOr<std::vector<ReplacedFace>> FaceSynthesizer::Replace(cv::Mat& image, con
     if (rendered.empty()) break;
     t0 = Clock::now();
     VEIL_ASSIGN_OR_RETURN(std::vector<Descriptor> back, Describe(image, rendered));
+    if (times) times->identity_ms += MsSince(t0);
+    bool again = false;
     for (size_t j = 0; j < which.size(); ++j) {
       const size_t i = which[j];
       out[i].distance = DescriptorDistance(back[j], codes[i]);
-      if (out[i].distance > verify_distance) {
-        check[i] = false;
-      } else if (gain_step[i] + 1 < std::size(kIdentityCheckGainSteps)) {
-        out[i].gain = std::min(8.0f, base_gain * kIdentityCheckGainSteps[++gain_step[i]]);
+      if (out[i].distance > verify_distance) continue;
+      size_t next = gain_step[i] + 1;  // the next step that raises the gain (the cap can flatten steps)
+      while (next < std::size(kIdentityCheckGainSteps) && IdentityCheckGain(base_gain, next) <= out[i].gain) ++next;
+      if (next < std::size(kIdentityCheckGainSteps)) {
+        gain_step[i] = next;
+        out[i].gain = IdentityCheckGain(base_gain, next);
         again = true;
       } else {
         out[i].failed = true;
-        check[i] = false;
       }
     }
-    if (times) times->identity_ms += MsSince(t0);
+    if (!again) break;
   }
   for (size_t i = 0; i < faces.size(); ++i) {
     out[i].region = regions[i];
-    if (verify && known && (*known)[i] != nullptr && (*known)[i]->gain == 0) {
+    if (verify && known && (*known)[i] != nullptr && (*known)[i]->gain == 0 && !(*known)[i]->failed) {
       (*known)[i]->gain = out[i].gain;
       (*known)[i]->failed = out[i].failed;
     }

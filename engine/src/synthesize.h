@@ -36,8 +36,9 @@ std::string FaceScopeId(keys::ScopeKind scope, const std::string& stream_id, con
 struct KnownIdentity {
   Descriptor code;
   Descriptor pseudonym;
-  // Set by Replace once it has verified the rendered face: the steering gain that took it beyond the
-  // verify distance (0: not verified yet), or `failed` when no gain did.
+  // Set by Replace once it has checked the rendered face: the steering gain that took it beyond the
+  // verify distance (0: not checked yet), or `failed` when no gain did (Replace then reports the
+  // face failed again without a check).
   float gain = 0;
   bool failed = false;
 };

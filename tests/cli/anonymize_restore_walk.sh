@@ -127,11 +127,12 @@ expect 0 "$VEIL" restore c.png --request req4 -o c-back.png
 # manifest says so (restored_from: the anonymized image's manifest, the request, approximate).
 expect 0 "$VEIL" anonymize in/sample1.jpg -o syn.png --replace synthesized --experimental --payload none
 # The identity check: a distance no face reaches pixelates every face and the manifest says why;
-# a distance that is not a number in [0, 2] is refused.
+# a distance that is not a number in [0, 2], or one given without synthesized faces, is refused.
 expect 0 "$VEIL" anonymize in/sample1.jpg -o strict.png --replace synthesized --experimental --verify-distance 2 --json
 contains '"pixelate": 3' "$OUT"
 expect 2 "$VEIL" anonymize in/sample1.jpg -o bad.png --replace synthesized --experimental --verify-distance 2.5
 expect 2 "$VEIL" anonymize in/sample1.jpg -o bad.png --verify-distance x
+expect 2 "$VEIL" anonymize in/sample1.jpg -o bad.png --verify-distance 0.7     # pixelate: nothing to check
 expect 0 "$VEIL" request create --requester op --case C-3 --purpose "test" --target-file syn.png -o req3
 expect 0 "$VEIL" request approve req3 --principal-key alice.key
 expect 0 "$VEIL" request approve req3 --principal-key bob.key

@@ -38,7 +38,7 @@ TEST_CASE("the informed attacker re-identifies anonymized codes that keep a lear
   const auto train = Random(rng, 400, 0.12f), test = Random(rng, 200, 0.12f);
   const auto rate = veil::cli::LinearAttackRankOne(Anonymize(rng, train, 0.5f), train, Anonymize(rng, test, 0.5f), test);
   REQUIRE(rate.has_value());
-  CHECK(*rate > 0.9);
+  CHECK(*rate > 0.75);  // chance: 1 / 200
 }
 
 TEST_CASE("the informed attacker stays near chance when the anonymized code is independent of the original") {

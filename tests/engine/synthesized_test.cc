@@ -49,9 +49,15 @@ TEST_CASE("synthesized faces: same key same bytes, another key other bytes, and 
   REQUIRE((a2.ok() && b.ok()));
   CHECK(a1->image_bytes == a2->image_bytes);
   CHECK(a1->image_bytes != b->image_bytes);
-  int synthesized = 0;
-  for (const auto& f : a1->manifest.faces) synthesized += f.method == ReplaceMethod::kSynthesized;
-  CHECK(synthesized == 3);
+  // Every face synthesized, or pixelated by the identity check (the key is random: now and then a
+  // face fails the check at every gain).
+  int synthesized = 0, checked_out = 0;
+  for (const auto& f : a1->manifest.faces) {
+    synthesized += f.method == ReplaceMethod::kSynthesized;
+    checked_out += f.method_reason.find("read back as the original") != std::string::npos;
+  }
+  CHECK(synthesized + checked_out == 3);
+  CHECK(synthesized >= 2);
   std::vector<std::string> roles;
   for (const auto& m : a1->manifest.models) roles.push_back(m.role);
   for (const char* role : {"detector", "flow", "encoder", "generator", "recognizer"}) {
@@ -116,6 +122,7 @@ TEST_CASE("every synthesized face released under the default check reads back be
   auto recognizer = Recognizer::Create({});
   REQUIRE(recognizer.ok());
   const float threshold = PipelineParams().verify_distance;
+  int checked = 0;
   for (std::string name : {"sample1.jpg", "sample2.jpg"}) {
     const cv::Mat& input = testing::DemoImage(name);
     auto out = pipeline->AnonymizeImage(input, s.Key(), ".png");
@@ -135,8 +142,10 @@ TEST_CASE("every synthesized face released under the default check reads back be
       auto b = (*recognizer)->DescribeFaces(anonymized, {*face});
       REQUIRE((a.ok() && b.ok()));
       CHECK_MESSAGE(DescriptorDistance((*a)[0], (*b)[0]) > threshold, name << " face " << f.index);
+      ++checked;
     }
   }
+  CHECK(checked >= 4);  // of 6 faces; the others may have been pixelated by the check
 }
 
 namespace {

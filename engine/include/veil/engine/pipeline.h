@@ -13,6 +13,8 @@
 // Pipeline per thread.
 #pragma once
 
+#include <algorithm>
+#include <cstddef>
 #include <functional>
 #include <memory>
 #include <string>
@@ -31,6 +33,13 @@ enum class ManifestPlacement { kEmbedded, kSidecar };
 // The identity check's gains (PipelineParams::verify_distance), as multiples of the generator's own
 // identity gain, tried in turn until a rendered face reads back beyond the verify distance.
 inline constexpr float kIdentityCheckGainSteps[] = {1.0f, 1.5f, 2.5f};
+static_assert(kIdentityCheckGainSteps[0] == 1.0f, "the check's first try is the generator's own gain");
+
+// The gain of the check's step `step` for a generator gain `base`: base x kIdentityCheckGainSteps[step],
+// at most 8 (the largest gain a generator file may carry).
+inline float IdentityCheckGain(float base, size_t step) {
+  return std::min(8.0f, base * kIdentityCheckGainSteps[step]);
+}
 
 struct PipelineParams {
   std::string models_dir;                               // face-api models; empty: the default
@@ -58,7 +67,8 @@ struct PipelineParams {
   // (face-api descriptor distance; 0.6 = "same person", plus a margin for the few hundredths a
   // re-detection's landmarks move the reading) is rendered again with a stronger identity push
   // (kIdentityCheckGainSteps); one that stays within is pixelated, and the manifest says why.
-  // Streams check a tracked face once per pseudonym. 0 turns the check off.
+  // Streams check a tracked face's pseudonym once each time it is drawn (its first detections, a
+  // key change), not every frame. 0 turns the check off.
   float verify_distance = 0.65f;
   keys::ScopeKind scope = keys::ScopeKind::kImage;      // for pseudonyms (synthesized faces)
   std::string scope_id;                                 // stream id for kStream; unused otherwise
