@@ -1,6 +1,7 @@
 #include "cli.h"
 
 #include <cctype>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -71,17 +72,19 @@ StatusOr<long long> Args::GetInt(const std::string& name, long long fallback, lo
   return x;
 }
 
+StatusOr<double> ParseNumber(const std::string& text, const std::string& what,
+                             const std::function<Status(double value, const std::string& what)>& check) {
+  char* end = nullptr;
+  double x = std::strtod(text.c_str(), &end);
+  if (text.empty() || *end != '\0') x = std::nan("");
+  if (Status st = check(x, what); !st.ok()) return st;
+  return x;
+}
+
 StatusOr<double> Args::GetNumber(const std::string& name, double fallback, double lo, double hi) {
   auto v = Get(name);
   if (!v) return fallback;
-  char* end = nullptr;
-  const double x = std::strtod(v->c_str(), &end);
-  if (v->empty() || *end != '\0' || !(x >= lo && x <= hi)) {
-    char range[64];
-    std::snprintf(range, sizeof(range), "[%g, %g]", lo, hi);
-    return InvalidArgumentError("option " + name + " must be a number in " + range);
-  }
-  return x;
+  return ParseNumber(*v, "option " + name, [lo, hi](double x, const std::string& what) { return CheckInRange(x, lo, hi, what); });
 }
 
 std::vector<std::string> Args::GetAll(const std::string& name) {

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cctype>
+#include <functional>
 #include <initializer_list>
 #include <map>
 #include <optional>
@@ -20,13 +21,10 @@ inline std::string Lower(std::string s) {
   return s;
 }
 
-// Why --replace synthesized needs --experimental while the shipped models miss the privacy targets.
-inline Status SynthesizedNotReady() {
-  return FailedPreconditionError(
-      "the shipped identity models are not good enough yet (models/README.md: the pseudonyms look blurred, some "
-      "faces fail the identity check and are pixelated, and a restore without the sealed originals rarely gives "
-      "the person back); add --experimental to use them anyway");
-}
+// Parses the decimal `text`; `check` judges the number (NaN when `text` is not one) and words the
+// error about `what`. For values read before their defaults are known (veil eval's overrides).
+StatusOr<double> ParseNumber(const std::string& text, const std::string& what,
+                             const std::function<Status(double value, const std::string& what)>& check);
 
 // Parses "--name value", "--name=value", boolean "--flag" and positionals.
 // Names listed in `boolean_flags` take no value; every other "--name" takes one.

@@ -11,14 +11,17 @@
 #include <map>
 #include <set>
 
+#include "batch_workers.h"
 #include "cli.h"
 #include "commands.h"
 #include "output.h"
+#include "replace_options.h"
 #include "stop_signal.h"
 #include "store_options.h"
 #include "video_outputs.h"
 #include "veil/engine/image_io.h"
 #include "veil/engine/pipeline.h"
+#include "veil/engine/runtime.h"
 #include "veil/engine/video.h"
 #include "veil/keys/fs.h"
 
@@ -47,7 +50,8 @@ const char* kUsage =
     "                                      in the key store's folder, or not kept (default inline)\n"
     "  --keyring NAME       key for the payloads and pseudonyms (default: default)\n"
     "  --scope deployment|stream|image|face  pseudonym scope (default image); --scope-id ID for streams\n"
-    "  --jobs N             files anonymized in parallel (default 1; each worker loads its own models)\n"
+    "  --jobs N|auto        files anonymized in parallel (default auto: one per core, as many as the free\n"
+    "                       memory holds at 0.8 GB each; the output bytes do not depend on it)\n"
     "  --json               a JSON report on stdout;  --quiet  no progress bar\n"
     "Ctrl-C or SIGTERM stops cleanly: photos in progress are finished, a video in progress is abandoned\n"
     "(nothing of it is left), no new file starts; exit code 13. The same command again resumes.\n"
@@ -208,30 +212,22 @@ int Anonymize(int argc, char** argv) {
   const bool json = args.Flag("--json"), quiet = args.Flag("--quiet");
   const std::string keyring = args.GetOr("--keyring", "default");
   const std::string format = Lower(args.GetOr("--format", "auto"));
-  auto method = engine::ParseReplaceMethod(args.GetOr("--replace", "pixelate"));
-  const bool experimental = args.Flag("--experimental");
+  auto replace = ReadReplaceOptions(args);
   auto scope = keys::ParseScopeKind(args.GetOr("--scope", "image"));
   const std::string scope_id = args.GetOr("--scope-id", "");
   const std::string manifest_where = args.GetOr("--manifest", "embed");
   const std::string payload_where = args.GetOr("--payload", "inline");
   const std::string detector = args.GetOr("--detector", "ssd");
   auto min_face = args.GetInt("--min-face", 24, 0, 100000);
-  auto workers = args.GetInt("--jobs", 1, 1, 64);
-  const bool verify_given = args.Get("--verify-distance").has_value();
-  auto verify = args.GetNumber("--verify-distance", engine::PipelineParams().verify_distance, 0, 2);
+  auto workers = ParseJobs(args.GetOr("--jobs", "auto"));
   if (Status st = args.Finish(); !st.ok()) return Fail(st);
   if (!opts.status.ok()) return Fail(opts.status);
   if (args.positionals().empty()) return Fail(InvalidArgumentError("give at least one INPUT (see --help)"));
   if (!out) return Fail(InvalidArgumentError("-o OUT is required"));
-  if (!method.ok()) return Fail(method.status());
-  if (*method == engine::ReplaceMethod::kSynthesized && !experimental) return Fail(SynthesizedNotReady());
+  if (!replace.ok()) return Fail(replace.status());
   if (!scope.ok()) return Fail(scope.status());
   if (!min_face.ok()) return Fail(min_face.status());
   if (!workers.ok()) return Fail(workers.status());
-  if (!verify.ok()) return Fail(verify.status());
-  if (verify_given && (!method.ok() || *method != engine::ReplaceMethod::kSynthesized)) {
-    return Fail(InvalidArgumentError("--verify-distance checks synthesized faces: it needs --replace synthesized"));
-  }
   if (format != "auto" && !kImageExt.count("." + format)) return Fail(InvalidArgumentError("unknown --format " + format));
   if (manifest_where != "embed" && manifest_where != "sidecar") return Fail(InvalidArgumentError("--manifest is embed or sidecar"));
   auto payloads = ParsePayloadOption(payload_where);
@@ -243,9 +239,9 @@ int Anonymize(int argc, char** argv) {
   if (!jobs.ok()) return Fail(jobs.status());
 
   engine::PipelineParams params;
-  params.method = *method;
+  params.method = replace->method;
   params.min_face_size = static_cast<int>(*min_face);
-  params.verify_distance = static_cast<float>(*verify);
+  params.verify_distance = replace->verify_distance;
   params.detector = detector == "ssd" ? engine::DetectorKind::kSsd : engine::DetectorKind::kTiny;
   params.scope = *scope;
   params.scope_id = scope_id;
@@ -268,11 +264,12 @@ int Anonymize(int argc, char** argv) {
   // bytes do not depend on N.
   std::vector<std::unique_ptr<engine::Pipeline>> pipelines;
   pipelines.push_back(std::move(pipeline.value()));
-  for (long long w = 1; w < std::min<long long>(*workers, static_cast<long long>(jobs->size())); ++w) {
+  for (size_t w = 1; w < std::min(*workers, jobs->size()); ++w) {
     auto more = engine::Pipeline::Create(params);
     if (!more.ok()) return Fail(more.status());
     pipelines.push_back(std::move(more.value()));
   }
+  engine::ShareRuntimeThreads(static_cast<int>(pipelines.size()));
   // Ctrl-C or SIGTERM: files being worked on are finished (a video is abandoned, leaving nothing),
   // no new one starts; the same command run again resumes.
   StopOnSignal stop_on_signal;
@@ -356,7 +353,7 @@ int Anonymize(int argc, char** argv) {
   }
   if (json) {
     PrintJson({{"files", report}, {"anonymized", done}, {"skipped", skipped}, {"failed", failed}, {"faces", faces},
-               {"methods", method_totals},
+               {"methods", method_totals}, {"workers", pipelines.size()},
                {"interrupted", interrupted}, {"not_started", not_started},
                {"key", {{"keyring", key->keyring()}, {"version", key->version()}}}});
   } else {

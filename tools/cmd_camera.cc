@@ -10,6 +10,7 @@
 
 #include "cli.h"
 #include "commands.h"
+#include "replace_options.h"
 #include "stop_signal.h"
 #include "store_options.h"
 #include "video_outputs.h"
@@ -51,29 +52,21 @@ int Camera(int argc, char** argv) {
   auto out = args.Get("-o");
   auto max_frames = args.GetInt("--frames", 0, 0, 1LL << 40);
   const bool no_preview = args.Flag("--no-preview");
-  auto method = engine::ParseReplaceMethod(args.GetOr("--replace", "pixelate"));
-  const bool experimental = args.Flag("--experimental");
+  auto replace = ReadReplaceOptions(args);
   const std::string detector = args.GetOr("--detector", "tiny");
   const std::string keyring = args.GetOr("--keyring", "default");
   const std::string scope_id = args.GetOr("--scope-id", "camera");
   auto detect_every = args.GetInt("--detect-every", out ? 1 : 3, 1, 30);
   auto detector_size = args.GetInt("--detector-size", 416, 32, 2048);
-  const bool verify_given = args.Get("--verify-distance").has_value();
-  auto verify = args.GetNumber("--verify-distance", engine::PipelineParams().verify_distance, 0, 2);
   const std::string payload_where = args.GetOr("--payload", "inline");
   if (Status st = args.Finish(); !st.ok()) return Fail(st);
   if (!detect_every.ok()) return Fail(detect_every.status());
   if (!detector_size.ok()) return Fail(detector_size.status());
-  if (!verify.ok()) return Fail(verify.status());
-  if (verify_given && (!method.ok() || *method != engine::ReplaceMethod::kSynthesized)) {
-    return Fail(InvalidArgumentError("--verify-distance checks synthesized faces: it needs --replace synthesized"));
-  }
   if (*detector_size % 32 != 0) return Fail(InvalidArgumentError("--detector-size must be a multiple of 32"));
   if (!opts.status.ok()) return Fail(opts.status);
   if (!device.ok()) return Fail(device.status());
   if (!max_frames.ok()) return Fail(max_frames.status());
-  if (!method.ok()) return Fail(method.status());
-  if (*method == engine::ReplaceMethod::kSynthesized && !experimental) return Fail(SynthesizedNotReady());
+  if (!replace.ok()) return Fail(replace.status());
   if (detector != "ssd" && detector != "tiny") return Fail(InvalidArgumentError("--detector is ssd or tiny"));
   auto payloads = ParsePayloadOption(payload_where);
   if (!payloads.ok()) return Fail(payloads.status());
@@ -82,13 +75,13 @@ int Camera(int argc, char** argv) {
   if (out && keys::PathExists(*out)) return Fail(AlreadyExistsError(*out + " exists; not overwriting it"));
 
   engine::PipelineParams params;
-  params.method = *method;
+  params.method = replace->method;
   params.detector = detector == "tiny" ? engine::DetectorKind::kTiny : engine::DetectorKind::kSsd;
   params.scope = keys::ScopeKind::kStream;
   params.scope_id = scope_id;
   params.detect_every = static_cast<int>(*detect_every);
   params.tiny_input_size = static_cast<int>(*detector_size);
-  params.verify_distance = static_cast<float>(*verify);
+  params.verify_distance = replace->verify_distance;
   params.payloads = *payloads;
   auto pipeline = engine::Pipeline::Create(params);
   if (!pipeline.ok()) return Fail(pipeline.status());
@@ -119,7 +112,7 @@ int Camera(int argc, char** argv) {
     cv::Mat shown = anon.image.clone();
     char hud[96];
     std::snprintf(hud, sizeof(hud), "%.0f ms/frame (%.0f fps) %s", anon.times.total_ms,
-                  anon.times.total_ms > 0 ? 1000.0 / anon.times.total_ms : 0.0, engine::ReplaceMethodName(*method));
+                  anon.times.total_ms > 0 ? 1000.0 / anon.times.total_ms : 0.0, engine::ReplaceMethodName(replace->method));
     cv::putText(shown, hud, cv::Point(8, 20), cv::FONT_HERSHEY_SIMPLEX, 0.5, cv::Scalar(0, 255, 0), 1, cv::LINE_AA);
     cv::imshow("veil camera (q to stop)", shown);
     const int k = cv::waitKey(1);

@@ -204,11 +204,8 @@ double EqualErrorThreshold(std::vector<double> same, std::vector<double> differe
 StatusOr<float> Override(const std::string& option, const std::string& text, float from_file,
                          Status (*check)(double, const std::string&)) {
   if (text.empty()) return from_file;
-  char* end = nullptr;
-  const float v = std::strtof(text.c_str(), &end);
-  if (end == text.c_str() || *end != '\0') return InvalidArgumentError(option + " must be a number");
-  VEIL_RETURN_IF_ERROR(check(v, option));
-  return v;
+  VEIL_ASSIGN_OR_RETURN(double v, ParseNumber(text, option, check));
+  return static_cast<float>(v);
 }
 
 std::string FileSha256(const std::string& path) {
@@ -354,9 +351,9 @@ int Eval(int argc, char** argv) {
           open.push_back(j);
         }
       }
-      for (size_t step = 1; step < std::size(engine::kIdentityCheckGainSteps) && !open.empty(); ++step) {
+      for (size_t step = engine::NextIdentityCheckStep(*gain, 0); step < std::size(engine::kIdentityCheckGainSteps) && !open.empty();
+           step = engine::NextIdentityCheckStep(*gain, step)) {
         const float pushed = engine::IdentityCheckGain(*gain, step);
-        if (pushed <= engine::IdentityCheckGain(*gain, step - 1)) continue;  // capped: the pipeline skips it too
         std::vector<cv::Mat> again_crops;
         std::vector<Descriptor> again_ids;
         for (size_t j : open) {

@@ -2,7 +2,9 @@
 
 #include <ATen/Parallel.h>
 #include <malloc.h>
+#include <sched.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <mutex>
 #include <thread>
@@ -11,6 +13,11 @@ namespace veil::engine {
 namespace {
 
 constexpr int kMmapThreshold = 32 << 20;  // 1 MB kept memory flat too, but cost 35 % of the camera fps (page faults)
+// Single-threaded, LibTorch 1.13 takes other kernel paths (its choice of oneDNN for some convolutions
+// looks at the thread count): detections differ in the last bits, and so do output bytes. With two
+// threads or more the bytes do not depend on the count (measured with 2, 3, 4, 8 and 16), so Veil
+// never runs with one.
+constexpr int kMinThreads = 2;
 
 }  // namespace
 
@@ -26,13 +33,12 @@ std::string ResolveModelsDir(const std::string& models_dir) {
 void InitRuntimeOnce() {
   static std::once_flag once;
   std::call_once(once, [] {
-    const unsigned cores = std::thread::hardware_concurrency();
-    int threads = cores == 0 ? 1 : static_cast<int>(cores);
+    int threads = UsableCores();
     if (const char* env = std::getenv("VEIL_THREADS"); env != nullptr) {
       const int n = std::atoi(env);
       if (n >= 1 && n <= 1024) threads = n;
     }
-    at::set_num_threads(threads);
+    at::set_num_threads(std::max(threads, kMinThreads));
     // glibc raises its mmap threshold each time a large block is freed, after which tensor-sized
     // blocks come from the heap, whose holes then never fit the next frame's sizes: a long video
     // grew to several GB. A fixed threshold (it turns the adjustment off) keeps memory flat. A
@@ -45,5 +51,18 @@ void InitRuntimeOnce() {
 }
 
 int RuntimeThreads() { return at::get_num_threads(); }
+
+int UsableCores() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (sched_getaffinity(0, sizeof(set), &set) == 0 && CPU_COUNT(&set) > 0) return CPU_COUNT(&set);
+  return static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+}
+
+void ShareRuntimeThreads(int workers) {
+  InitRuntimeOnce();
+  if (std::getenv("VEIL_THREADS") != nullptr || workers <= 1) return;
+  at::set_num_threads(std::max(UsableCores() / workers, kMinThreads));
+}
 
 }  // namespace veil::engine

@@ -203,8 +203,7 @@ StatusOr<std::vector<ReplacedFace>> FaceSynthesizer::Replace(cv::Mat& image, con
       const size_t i = which[j];
       out[i].distance = DescriptorDistance(back[j], codes[i]);
       if (out[i].distance > verify_distance) continue;
-      size_t next = gain_step[i] + 1;  // the next step that raises the gain (the cap can flatten steps)
-      while (next < std::size(kIdentityCheckGainSteps) && IdentityCheckGain(base_gain, next) <= out[i].gain) ++next;
+      const size_t next = NextIdentityCheckStep(base_gain, gain_step[i]);
       if (next < std::size(kIdentityCheckGainSteps)) {
         gain_step[i] = next;
         out[i].gain = IdentityCheckGain(base_gain, next);

@@ -1,5 +1,7 @@
 #include "veil/status.h"
 
+#include <cstdio>
+
 namespace veil {
 
 const char* StatusCodeName(StatusCode code) {
@@ -30,6 +32,13 @@ std::string Status::ToString() const {
 Status Status::WithContext(const std::string& context) const {
   if (ok()) return *this;
   return Status(code_, context + ": " + message_);
+}
+
+Status CheckInRange(double value, double lo, double hi, const std::string& what) {
+  if (value >= lo && value <= hi) return Status::Ok();
+  char range[64];
+  std::snprintf(range, sizeof(range), "[%g, %g]", lo, hi);
+  return InvalidArgumentError(what + " must be a number in " + range);
 }
 
 }  // namespace veil

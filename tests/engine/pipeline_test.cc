@@ -228,3 +228,20 @@ TEST_CASE("manifest embedding refuses damaged containers and finds no manifest i
   CHECK(EmbedManifest("GIF89a", "x").status().code() == StatusCode::kUnsupported);
   CHECK(ParseManifest("garbage").status().code() == StatusCode::kDataLoss);
 }
+
+TEST_CASE("the identity check pushes a face at rising gains, skips steps the cap flattens, then stops") {
+  constexpr size_t kEnd = std::size(kIdentityCheckGainSteps);
+  // base 2: gains 2, 3, 5; every step rises.
+  CHECK(IdentityCheckGain(2.0f, 0) == 2.0f);
+  CHECK(NextIdentityCheckStep(2.0f, 0) == 1);
+  CHECK(IdentityCheckGain(2.0f, 1) == 3.0f);
+  CHECK(NextIdentityCheckStep(2.0f, 1) == 2);
+  CHECK(IdentityCheckGain(2.0f, 2) == 5.0f);
+  CHECK(NextIdentityCheckStep(2.0f, 2) == kEnd);
+  // base 6: gains 6, 8 (9 capped), 8 (15 capped); the last step does not rise and is skipped.
+  CHECK(NextIdentityCheckStep(6.0f, 0) == 1);
+  CHECK(IdentityCheckGain(6.0f, 1) == 8.0f);
+  CHECK(NextIdentityCheckStep(6.0f, 1) == kEnd);
+  // base 8: already at the cap; there is no push at all.
+  CHECK(NextIdentityCheckStep(8.0f, 0) == kEnd);
+}

@@ -2,8 +2,6 @@
 // ranges of the generator file's calibration values.
 #include "veil/engine/face_renderer.h"
 
-#include <cstdio>
-
 namespace veil::engine {
 
 Descriptor SteerIdentity(const Descriptor& source, const Descriptor& target, float gain) {
@@ -12,18 +10,7 @@ Descriptor SteerIdentity(const Descriptor& source, const Descriptor& target, flo
   return t;
 }
 
-namespace {
-
-Status CheckRange(double v, double lo, double hi, const std::string& what) {
-  if (v >= lo && v <= hi) return Status::Ok();
-  char range[64];
-  std::snprintf(range, sizeof(range), "[%g, %g]", lo, hi);
-  return InvalidArgumentError(what + " must be a number in " + range);
-}
-
-}  // namespace
-
-Status CheckIdentityGain(double gain, const std::string& what) { return CheckRange(gain, 1.0, 8.0, what); }
-Status CheckReadBackNoiseRatio(double ratio, const std::string& what) { return CheckRange(ratio, 0.0, 10.0, what); }
+Status CheckIdentityGain(double gain, const std::string& what) { return CheckInRange(gain, 1.0, 8.0, what); }
+Status CheckReadBackNoiseRatio(double ratio, const std::string& what) { return CheckInRange(ratio, 0.0, 10.0, what); }
 
 }  // namespace veil::engine

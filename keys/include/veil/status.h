@@ -64,6 +64,10 @@ inline Status InternalError(std::string m) { return {StatusCode::kInternal, std:
 inline Status ResourceExhaustedError(std::string m) { return {StatusCode::kResourceExhausted, std::move(m)}; }
 inline Status CancelledError(std::string m) { return {StatusCode::kCancelled, std::move(m)}; }
 
+// InvalidArgument "<what> must be a number in [lo, hi]" unless lo <= value <= hi (NaN never is):
+// the one wording for options and model-file values alike.
+Status CheckInRange(double value, double lo, double hi, const std::string& what);
+
 template <typename T>
 class [[nodiscard]] StatusOr {
  public:

@@ -16,6 +16,7 @@
 #include <algorithm>
 #include <cstddef>
 #include <functional>
+#include <iterator>
 #include <memory>
 #include <string>
 
@@ -39,6 +40,16 @@ static_assert(kIdentityCheckGainSteps[0] == 1.0f, "the check's first try is the 
 // at most 8 (the largest gain a generator file may carry).
 inline float IdentityCheckGain(float base, size_t step) {
   return std::min(8.0f, base * kIdentityCheckGainSteps[step]);
+}
+
+// The check's step after `step` whose gain rises above that of `step` (the cap can flatten steps);
+// std::size(kIdentityCheckGainSteps) when there is none: the face has had every push.
+inline size_t NextIdentityCheckStep(float base, size_t step) {
+  size_t next = step + 1;
+  while (next < std::size(kIdentityCheckGainSteps) && IdentityCheckGain(base, next) <= IdentityCheckGain(base, step)) {
+    ++next;
+  }
+  return next;
 }
 
 struct PipelineParams {

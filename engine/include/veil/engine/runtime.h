@@ -14,8 +14,9 @@ std::string DefaultModelsDir();
 // Resolves an empty `models_dir` option to DefaultModelsDir().
 std::string ResolveModelsDir(const std::string& models_dir);
 
-// Sets LibTorch's intra-op threads to the number of cores ($VEIL_THREADS when set to 1..1024), once
-// per process (LibTorch starts with one thread on this platform), fixes glibc's mmap threshold
+// Sets LibTorch's intra-op threads to the number of cores ($VEIL_THREADS when set to 1..1024), but
+// at least 2 (single-threaded, LibTorch picks other kernels and the output bytes would depend on the
+// machine's core count), once per process (LibTorch starts with one thread on this platform), fixes glibc's mmap threshold
 // (unless $MALLOC_MMAP_THRESHOLD_ is set: its dynamic adjustment let long videos grow to GBs), and
 // quiets FFmpeg's own messages on stderr unless $OPENCV_FFMPEG_LOGLEVEL is set. Called by every
 // engine factory and before videos are opened; calling it again is harmless.
@@ -23,5 +24,12 @@ void InitRuntimeOnce();
 
 // Number of threads LibTorch uses after InitRuntimeOnce().
 int RuntimeThreads();
+
+// The number of cores this process may run on (its CPU affinity), at least 1.
+int UsableCores();
+
+// For `workers` pipelines running at once (veil anonymize --jobs): LibTorch's threads become
+// UsableCores() / workers, at least 2, unless $VEIL_THREADS is set. Call before the workers start.
+void ShareRuntimeThreads(int workers);
 
 }  // namespace veil::engine

@@ -1,0 +1,40 @@
+#include "batch_workers.h"
+
+#include <algorithm>
+#include <cstdlib>
+#include <fstream>
+
+#include "veil/engine/runtime.h"
+
+namespace veil::cli {
+namespace {
+
+// MemAvailable from /proc/meminfo in bytes; 0 when unknown.
+size_t AvailableMemory() {
+  std::ifstream in("/proc/meminfo");
+  std::string key;
+  size_t kib = 0;
+  std::string unit;
+  while (in >> key >> kib >> unit) {
+    if (key == "MemAvailable:") return kib * 1024;
+  }
+  return 0;
+}
+
+}  // namespace
+
+StatusOr<size_t> ParseJobs(const std::string& value) {
+  if (value == "auto") {
+    size_t n = static_cast<size_t>(engine::UsableCores());
+    if (const size_t avail = AvailableMemory(); avail > 0) n = std::min(n, std::max<size_t>(1, avail / kWorkerBytes));
+    return std::clamp<size_t>(n, 1, 64);
+  }
+  char* end = nullptr;
+  const long long n = std::strtoll(value.c_str(), &end, 10);
+  if (value.empty() || *end != '\0' || n < 1 || n > 64) {
+    return InvalidArgumentError("option --jobs must be auto or a number in [1, 64]");
+  }
+  return static_cast<size_t>(n);
+}
+
+}  // namespace veil::cli
