@@ -35,7 +35,8 @@ const char* kUsage =
     "                  [--detect-every 3] [--detector-size 416] [--json]\n"
     "  Camera path (tiny detector, one face, stream scope) at 640x480 and 1280x720: ms per stage\n"
     "  (mean over --iters consecutive frames after the face's identity has settled) and frames/s, as\n"
-    "  a `veil camera` preview runs it;\n"
+    "  a `veil camera` preview runs it, with the method the face got (the bench's key is random, and\n"
+    "  the identity check may pixelate the face under it, which skips the render: run it again);\n"
     "  batch photos per second (SSD, the same --replace, PNG out, sealed payloads); exact restores per\n"
     "  second; peak memory; then batch photos per second as `veil anonymize` runs them (--jobs auto).\n"
     "  DIR holds test photos (default: the face-api demo photos). Uses a throw-away key store.\n";
@@ -161,6 +162,7 @@ int Bench(int argc, char** argv) {
     (*camera)->ResetStream();
     engine::StageTimes sum;
     int faces = 0;
+    std::string methods;  // how the face was replaced: the identity check may pixelate it under this key
     // Warm-up: a face's identity code settles over its first 5 detections (pipeline.h), then the
     // recognizer is no longer run for it; the steady state is what a camera shows after a second.
     const int warm_up = 5 * static_cast<int>(*detect_every) + 1;
@@ -169,6 +171,8 @@ int Bench(int argc, char** argv) {
       if (!out.ok()) return Fail(out.status());
       if (i < warm_up) continue;
       faces = static_cast<int>(out->faces.size());
+      methods.clear();
+      for (const auto& f : out->faces) methods += (methods.empty() ? "" : ", ") + std::string(engine::ReplaceMethodName(f.method));
       sum.detect_ms += out->times.detect_ms;
       sum.track_ms += out->times.track_ms;
       sum.identity_ms += out->times.identity_ms;
@@ -179,6 +183,7 @@ int Bench(int argc, char** argv) {
     const double n = *iters;
     const std::string name = std::to_string(size.width) + "x" + std::to_string(size.height);
     report["camera"][name] = {{"faces", faces},
+                              {"methods", methods},
                               {"detect_ms", sum.detect_ms / n},
                               {"track_ms", sum.track_ms / n},
                               {"identity_ms", sum.identity_ms / n},
@@ -270,9 +275,9 @@ int Bench(int argc, char** argv) {
               engine::RuntimeThreads(), engine::ReplaceMethodName(*method), static_cast<long long>(*detector_size),
               static_cast<long long>(*detect_every));
   for (const auto& [name, c] : report["camera"].items()) {
-    std::printf("camera %-9s %d face(s), ms per frame: detect %.1f, track %.1f, identity %.1f, render %.1f, "
+    std::printf("camera %-9s %d face(s) (%s), ms per frame: detect %.1f, track %.1f, identity %.1f, render %.1f, "
                 "blend %.1f; total %.1f = %.1f fps (detector alone %.1f ms)\n",
-                name.c_str(), c["faces"].get<int>(), c["detect_ms"].get<double>(), c["track_ms"].get<double>(),
+                name.c_str(), c["faces"].get<int>(), c["methods"].get<std::string>().c_str(), c["detect_ms"].get<double>(), c["track_ms"].get<double>(),
                 c["identity_ms"].get<double>(), c["render_ms"].get<double>(), c["blend_ms"].get<double>(),
                 c["total_ms"].get<double>(), c["fps"].get<double>(), c["detector_alone_ms"].get<double>());
   }

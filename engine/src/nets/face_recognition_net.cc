@@ -61,7 +61,7 @@ torch::Tensor FaceRecognitionNetImpl::ResidualDown(const torch::Tensor& x, const
 
 torch::Tensor FaceRecognitionNetImpl::forward(const torch::Tensor& x) const {
   torch::Tensor out = ConvLayer(x, "conv32_down", 2, true, false);
-  out = torch::max_pool2d(out, 3, 2);
+  out = MaxPool(out, 3, 2);
   for (const Block& b : kBlocks) out = b.down ? ResidualDown(out, b.name) : Residual(out, b.name);
   return torch::mm(out.mean({2, 3}), P("fc"));
 }

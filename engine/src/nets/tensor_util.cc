@@ -36,9 +36,9 @@ torch::Tensor PadSame(const torch::Tensor& x, int64_t k, int64_t stride, double 
   return torch::constant_pad_nd(x, {left, right, top, bottom}, value);
 }
 
-torch::Tensor DepthwiseConv(const torch::Tensor& x, const torch::Tensor& w, int64_t stride) {
-  const std::vector<int64_t> strides = {stride, stride}, zero = {0, 0}, one = {1, 1};
-  return torch::conv2d(x, w, torch::Tensor(), strides, zero, one, x.size(1));
+torch::Tensor DepthwiseConv(const torch::Tensor& x, const torch::Tensor& w, int64_t stride, int64_t pad) {
+  const std::vector<int64_t> strides = {stride, stride}, pads = {pad, pad}, one = {1, 1};
+  return torch::conv2d(x, w, torch::Tensor(), strides, pads, one, x.size(1));
 }
 
 torch::Tensor ConvSame(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& b, int64_t stride) {
@@ -51,8 +51,21 @@ torch::Tensor SeparableConvSame(const torch::Tensor& x, const torch::Tensor& dep
   return torch::conv2d(out, pointwise, bias);
 }
 
+torch::Tensor MaxPool(const torch::Tensor& x, int64_t k, int64_t stride) {
+  const int64_t oh = (x.size(2) - k) / stride + 1, ow = (x.size(3) - k) / stride + 1;
+  if (k < 2 || oh < 1 || ow < 1) return torch::max_pool2d(x, k, stride);  // its own checks and errors
+  auto view = [&](int64_t i, int64_t j) {
+    return x.slice(2, i, i + (oh - 1) * stride + 1, stride).slice(3, j, j + (ow - 1) * stride + 1, stride);
+  };
+  torch::Tensor out = torch::maximum(view(0, 0), view(0, 1));
+  for (int64_t i = 0; i < k; ++i) {
+    for (int64_t j = i == 0 ? 2 : 0; j < k; ++j) at::maximum_out(out, out, view(i, j));
+  }
+  return out;
+}
+
 torch::Tensor MaxPoolSame(const torch::Tensor& x, int64_t k, int64_t stride) {
-  return torch::max_pool2d(PadSame(x, k, stride, -std::numeric_limits<double>::infinity()), k, stride);
+  return MaxPool(PadSame(x, k, stride, -std::numeric_limits<double>::infinity()), k, stride);
 }
 
 torch::Tensor ToNchw(const std::vector<const float*>& images, int64_t size, const float mean[3], float divisor) {
