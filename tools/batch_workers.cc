@@ -25,7 +25,8 @@ size_t AvailableMemory() {
 
 StatusOr<size_t> ParseJobs(const std::string& value) {
   if (value == "auto") {
-    size_t n = static_cast<size_t>(engine::UsableCores());
+    const size_t cores = static_cast<size_t>(engine::UsableCores());
+    size_t n = std::max(std::min<size_t>(cores, 2), cores / 2);
     if (const size_t avail = AvailableMemory(); avail > 0) n = std::min(n, std::max<size_t>(1, avail / kWorkerBytes));
     return std::clamp<size_t>(n, 1, 64);
   }

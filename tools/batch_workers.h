@@ -13,10 +13,12 @@ namespace veil::cli {
 // need more, hence the margin.
 inline constexpr size_t kWorkerBytes = size_t{800} << 20;
 
-// --jobs N (1..64) or "auto": one worker per core this process may run on (engine::UsableCores), as many as the
-// available memory holds (kWorkerBytes each), at least 1. Measured on 2 cores with 18 demo photos:
-// 2 workers anonymize 1.5-1.65x faster than 1 (decoding, encoding and sealing leave cores idle
-// between network layers); 3 were slower than 2. InvalidArgument for anything else.
+// --jobs N (1..64) or "auto": half as many workers as the cores this process may run on
+// (engine::UsableCores), each with 2 LibTorch threads, but 2 workers on 2 cores; as many as the
+// available memory holds (kWorkerBytes each); at least 1. Measured on 2 cores with 18 demo photos:
+// 2 workers anonymize 1.5-1.65x faster than 1 (decoding, encoding and sealing leave the cores idle
+// between network layers), 3 were slower than 2; not measured on more cores. InvalidArgument for
+// anything else.
 StatusOr<size_t> ParseJobs(const std::string& value);
 
 }  // namespace veil::cli

@@ -1,7 +1,6 @@
 #include "cli.h"
 
 #include <cctype>
-#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -69,15 +68,6 @@ StatusOr<long long> Args::GetInt(const std::string& name, long long fallback, lo
     return InvalidArgumentError("option " + name + " must be an integer from " + std::to_string(lo) + " to " +
                                 std::to_string(hi));
   }
-  return x;
-}
-
-StatusOr<double> ParseNumber(const std::string& text, const std::string& what,
-                             const std::function<Status(double value, const std::string& what)>& check) {
-  char* end = nullptr;
-  double x = std::strtod(text.c_str(), &end);
-  if (text.empty() || *end != '\0') x = std::nan("");
-  if (Status st = check(x, what); !st.ok()) return st;
   return x;
 }
 

@@ -3,7 +3,6 @@
 #pragma once
 
 #include <cctype>
-#include <functional>
 #include <initializer_list>
 #include <map>
 #include <optional>
@@ -20,11 +19,6 @@ inline std::string Lower(std::string s) {
   for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   return s;
 }
-
-// Parses the decimal `text`; `check` judges the number (NaN when `text` is not one) and words the
-// error about `what`. For values read before their defaults are known (veil eval's overrides).
-StatusOr<double> ParseNumber(const std::string& text, const std::string& what,
-                             const std::function<Status(double value, const std::string& what)>& check);
 
 // Parses "--name value", "--name=value", boolean "--flag" and positionals.
 // Names listed in `boolean_flags` take no value; every other "--name" takes one.

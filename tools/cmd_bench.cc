@@ -237,7 +237,7 @@ int Bench(int argc, char** argv) {
   if (!workers.ok()) return Fail(workers.status());
   std::vector<std::unique_ptr<engine::Pipeline>> pool;
   pool.push_back(std::move(batch.value()));
-  for (size_t w = 1; w < *workers; ++w) {
+  for (size_t w = 1; w < std::min(*workers, photos.size()); ++w) {
     auto more = engine::Pipeline::Create(batch_params);
     if (!more.ok()) return Fail(more.status());
     pool.push_back(std::move(more.value()));
@@ -272,7 +272,7 @@ int Bench(int argc, char** argv) {
     return 0;
   }
   std::printf("threads: %d; camera path: --replace %s, detector input %lld, detection every %lld frame(s)\n",
-              engine::RuntimeThreads(), engine::ReplaceMethodName(*method), static_cast<long long>(*detector_size),
+              report["threads"].get<int>(), engine::ReplaceMethodName(*method), static_cast<long long>(*detector_size),
               static_cast<long long>(*detect_every));
   for (const auto& [name, c] : report["camera"].items()) {
     std::printf("camera %-9s %d face(s) (%s), ms per frame: detect %.1f, track %.1f, identity %.1f, render %.1f, "

@@ -87,11 +87,9 @@ int RunDetect(int argc, char** argv) {
     return Fail(InvalidArgumentError("--detector must be ssd or tiny"));
   }
   params.with_landmarks = !args.Flag("--no-landmarks");
-  if (auto t = args.Get("--score-threshold")) {
-    char* end = nullptr;
-    params.score_threshold = std::strtof(t->c_str(), &end);
-    if (end == t->c_str() || *end != '\0') return Fail(InvalidArgumentError("--score-threshold must be a number"));
-  }
+  auto score = args.GetNumber("--score-threshold", params.score_threshold, 0, 1);
+  if (!score.ok()) return Fail(score.status());
+  params.score_threshold = static_cast<float>(*score);
   auto min_size = args.GetInt("--min-face-size", 0, 0, 100000);
   if (!min_size.ok()) return Fail(min_size.status());
   auto max_side = args.GetInt("--max-input-side", params.max_input_side, 0, 100000);

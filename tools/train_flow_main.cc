@@ -16,21 +16,6 @@
 #include "data/utk_dataset.h"
 #include "flow/flow_trainer.h"
 
-namespace {
-
-veil::StatusOr<double> GetReal(veil::cli::Args& args, const std::string& name, double fallback, double lo, double hi) {
-  auto v = args.Get(name);
-  if (!v) return fallback;
-  char* end = nullptr;
-  const double x = std::strtod(v->c_str(), &end);
-  if (v->empty() || *end != '\0' || !(x >= lo && x <= hi))
-    return veil::InvalidArgumentError("option " + name + " must be a number from " + std::to_string(lo) + " to " +
-                                      std::to_string(hi));
-  return x;
-}
-
-}  // namespace
-
 int main(int argc, char** argv) {
   using namespace veil;
   cli::Args args(argc - 1, argv + 1, {"--help"});
@@ -69,13 +54,13 @@ int main(int argc, char** argv) {
   auto ckpt = args.GetInt("--checkpoint-seconds", o.checkpoint_seconds, 1, 86400);
   for (auto* v : {&steps, &batch, &nkeys, &threads, &couplings, &hidden, &seed, &eval_every, &log_every, &ckpt, &near})
     if (!v->ok()) return cli::Fail(v->status());
-  auto lr = GetReal(args, "--lr", o.lr, 1e-7, 1);
-  auto whiten = GetReal(args, "--whiten", o.whiten, 0, 1);
-  auto w_mmd = GetReal(args, "--w-mmd", o.w_mmd, 0, 1e6);
-  auto w_near = GetReal(args, "--w-near", o.w_near, 0, 1e6);
-  auto w_nn = GetReal(args, "--w-nn", o.w_nn, 0, 1e6);
-  auto m_far = GetReal(args, "--margin-far", o.margin_far, 0, 10);
-  auto m_near = GetReal(args, "--margin-near", o.margin_near, 0, 10);
+  auto lr = args.GetNumber("--lr", o.lr, 1e-7, 1);
+  auto whiten = args.GetNumber("--whiten", o.whiten, 0, 1);
+  auto w_mmd = args.GetNumber("--w-mmd", o.w_mmd, 0, 1e6);
+  auto w_near = args.GetNumber("--w-near", o.w_near, 0, 1e6);
+  auto w_nn = args.GetNumber("--w-nn", o.w_nn, 0, 1e6);
+  auto m_far = args.GetNumber("--margin-far", o.margin_far, 0, 10);
+  auto m_near = args.GetNumber("--margin-near", o.margin_near, 0, 10);
   for (auto* v : {&lr, &whiten, &w_mmd, &w_near, &w_nn, &m_far, &m_near})
     if (!v->ok()) return cli::Fail(v->status());
   if (Status st = args.Finish(); !st.ok()) return cli::Fail(st);

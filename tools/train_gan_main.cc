@@ -68,15 +68,9 @@ int main(int argc, char** argv) {
                         {"w-chroma", &o.w_chroma},
                         {"identity-gain", &o.identity_gain}, {"readback-noise-ratio", &o.readback_noise_ratio}};
   for (const Real& r : reals) {
-    if (auto v = args.Get(std::string("--") + r.name)) {
-      try {
-        size_t used = 0;
-        *r.target = std::stod(*v, &used);
-        if (used != v->size() || *r.target < 0) throw std::invalid_argument(*v);
-      } catch (const std::exception&) {
-        return cli::Fail(InvalidArgumentError(std::string("--") + r.name + " needs a non-negative number"));
-      }
-    }
+    auto v = args.GetNumber(std::string("--") + r.name, *r.target, 0, 1e9);
+    if (!v.ok()) return cli::Fail(v.status());
+    *r.target = *v;
   }
   if (Status st = args.Finish(); !st.ok()) return cli::Fail(st);
   // SIGINT / SIGTERM (a session ending): the run stops after its current step and checkpoints.

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 namespace veil::engine {
@@ -18,6 +19,15 @@ constexpr int kMmapThreshold = 32 << 20;  // 1 MB kept memory flat too, but cost
 // threads or more the bytes do not depend on the count (measured with 2, 3, 4, 8 and 16), so Veil
 // never runs with one.
 constexpr int kMinThreads = 2;
+
+// $VEIL_THREADS when it is a number in 1..1024.
+std::optional<int> ThreadsFromEnv() {
+  const char* env = std::getenv("VEIL_THREADS");
+  if (env == nullptr) return std::nullopt;
+  const int n = std::atoi(env);
+  if (n < 1 || n > 1024) return std::nullopt;
+  return n;
+}
 
 }  // namespace
 
@@ -33,12 +43,7 @@ std::string ResolveModelsDir(const std::string& models_dir) {
 void InitRuntimeOnce() {
   static std::once_flag once;
   std::call_once(once, [] {
-    int threads = UsableCores();
-    if (const char* env = std::getenv("VEIL_THREADS"); env != nullptr) {
-      const int n = std::atoi(env);
-      if (n >= 1 && n <= 1024) threads = n;
-    }
-    at::set_num_threads(std::max(threads, kMinThreads));
+    at::set_num_threads(std::max(ThreadsFromEnv().value_or(UsableCores()), kMinThreads));
     // glibc raises its mmap threshold each time a large block is freed, after which tensor-sized
     // blocks come from the heap, whose holes then never fit the next frame's sizes: a long video
     // grew to several GB. A fixed threshold (it turns the adjustment off) keeps memory flat. A
@@ -61,7 +66,7 @@ int UsableCores() {
 
 void ShareRuntimeThreads(int workers) {
   InitRuntimeOnce();
-  if (std::getenv("VEIL_THREADS") != nullptr || workers <= 1) return;
+  if (ThreadsFromEnv() || workers <= 1) return;
   at::set_num_threads(std::max(UsableCores() / workers, kMinThreads));
 }
 

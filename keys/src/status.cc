@@ -1,6 +1,8 @@
 #include "veil/status.h"
 
+#include <cmath>
 #include <cstdio>
+#include <cstdlib>
 
 namespace veil {
 
@@ -39,6 +41,15 @@ Status CheckInRange(double value, double lo, double hi, const std::string& what)
   char range[64];
   std::snprintf(range, sizeof(range), "[%g, %g]", lo, hi);
   return InvalidArgumentError(what + " must be a number in " + range);
+}
+
+StatusOr<double> ParseNumber(const std::string& text, const std::string& what,
+                             const std::function<Status(double value, const std::string& what)>& check) {
+  char* end = nullptr;
+  double x = std::strtod(text.c_str(), &end);
+  if (text.empty() || *end != '\0') x = std::nan("");
+  if (Status st = check(x, what); !st.ok()) return st;
+  return x;
 }
 
 }  // namespace veil

@@ -85,11 +85,9 @@ StatusOr<FlowOptions> FlowOptions::FromMap(const std::map<std::string, std::stri
   };
   auto real = [&](const std::string& k, double lo, double hi) -> StatusOr<double> {
     VEIL_ASSIGN_OR_RETURN(std::string v, get(k));
-    char* end = nullptr;
-    const double x = std::strtod(v.c_str(), &end);
-    if (v.empty() || *end != '\0' || !std::isfinite(x) || x < lo || x > hi)
-      return InvalidArgumentError("identity flow: option " + k + "=" + v + " out of range");
-    return x;
+    return ParseNumber(v, "identity flow: option " + k, [lo, hi](double x, const std::string& what) {
+      return CheckInRange(x, lo, hi, what);
+    });
   };
   VEIL_ASSIGN_OR_RETURN(int64_t dim, integer("dim", 2, 4096));
   if (dim % 2 != 0) return InvalidArgumentError("identity flow: dim must be even");

@@ -126,28 +126,14 @@ std::map<std::string, std::string> GeneratorOptions::ToMap() const {
   return m;
 }
 
-namespace {
-
-// A calibration option of the generator file: a number that `check` accepts.
-StatusOr<double> NumberOption(const std::string& name, const std::string& text,
-                              Status (*check)(double, const std::string&)) {
-  char* end = nullptr;
-  const double v = std::strtod(text.c_str(), &end);
-  if (end == text.c_str() || *end != '\0') return InvalidArgumentError("generator option " + name + "=" + text + " is not a number");
-  VEIL_RETURN_IF_ERROR(check(v, "generator option " + name + "=" + text));
-  return v;
-}
-
-}  // namespace
-
 StatusOr<GeneratorOptions> GeneratorOptions::FromMap(const std::map<std::string, std::string>& m) {
   GeneratorOptions o;
   if (auto it = m.find("identity_gain"); it != m.end()) {
-    VEIL_ASSIGN_OR_RETURN(double g, NumberOption(it->first, it->second, CheckIdentityGain));
+    VEIL_ASSIGN_OR_RETURN(double g, ParseNumber(it->second, "generator option " + it->first, CheckIdentityGain));
     o.identity_gain(g);
   }
   if (auto it = m.find("readback_noise_ratio"); it != m.end()) {
-    VEIL_ASSIGN_OR_RETURN(double r, NumberOption(it->first, it->second, CheckReadBackNoiseRatio));
+    VEIL_ASSIGN_OR_RETURN(double r, ParseNumber(it->second, "generator option " + it->first, CheckReadBackNoiseRatio));
     o.readback_noise_ratio(r);
   }
   return o;

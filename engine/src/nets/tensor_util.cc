@@ -52,8 +52,10 @@ torch::Tensor SeparableConvSame(const torch::Tensor& x, const torch::Tensor& dep
 }
 
 torch::Tensor MaxPool(const torch::Tensor& x, int64_t k, int64_t stride) {
+  if (k < 2 || stride < 1 || x.dim() != 4 || x.size(2) < k || x.size(3) < k) {
+    return torch::max_pool2d(x, k, stride);  // its own checks and errors
+  }
   const int64_t oh = (x.size(2) - k) / stride + 1, ow = (x.size(3) - k) / stride + 1;
-  if (k < 2 || oh < 1 || ow < 1) return torch::max_pool2d(x, k, stride);  // its own checks and errors
   auto view = [&](int64_t i, int64_t j) {
     return x.slice(2, i, i + (oh - 1) * stride + 1, stride).slice(3, j, j + (ow - 1) * stride + 1, stride);
   };

@@ -42,8 +42,9 @@ torch::Tensor ConvSame(const torch::Tensor& x, const torch::Tensor& w, const tor
 // TF separableConv2d(x, depthwise, pointwise, stride, 'same') + bias.
 torch::Tensor SeparableConvSame(const torch::Tensor& x, const torch::Tensor& depthwise, const torch::Tensor& pointwise,
                                 const torch::Tensor& bias, int64_t stride);
-// torch::max_pool2d(x, k, stride) (no padding, floor), bit for bit, as a running maximum of the
-// window's k x k strided views: LibTorch 1.13's max_pool2d on NCHW took 10 ms for the tiny
+// torch::max_pool2d(x, k, stride) (no padding, floor) as a running maximum of the window's k x k
+// strided views: the same values (max is exact; only the sign of a zero that ties with another
+// zero, or which NaN, may differ). LibTorch 1.13's max_pool2d on NCHW took 10 ms for the tiny
 // detector's first 2x2 pool at 416 (2 cores), this 1.4 ms.
 torch::Tensor MaxPool(const torch::Tensor& x, int64_t k, int64_t stride);
 // TF maxPool(x, k, stride, 'same'): pads with -inf.

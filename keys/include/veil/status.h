@@ -5,6 +5,7 @@
 // Messages are one line, say what to do, and never contain secret material.
 #pragma once
 
+#include <functional>
 #include <optional>
 #include <string>
 #include <utility>
@@ -64,10 +65,6 @@ inline Status InternalError(std::string m) { return {StatusCode::kInternal, std:
 inline Status ResourceExhaustedError(std::string m) { return {StatusCode::kResourceExhausted, std::move(m)}; }
 inline Status CancelledError(std::string m) { return {StatusCode::kCancelled, std::move(m)}; }
 
-// InvalidArgument "<what> must be a number in [lo, hi]" unless lo <= value <= hi (NaN never is):
-// the one wording for options and model-file values alike.
-Status CheckInRange(double value, double lo, double hi, const std::string& what);
-
 template <typename T>
 class [[nodiscard]] StatusOr {
  public:
@@ -90,6 +87,15 @@ class [[nodiscard]] StatusOr {
   Status status_;
   std::optional<T> value_;
 };
+
+// InvalidArgument "<what> must be a number in [lo, hi]" unless lo <= value <= hi (NaN never is):
+// the one wording for options and model-file values alike.
+Status CheckInRange(double value, double lo, double hi, const std::string& what);
+
+// Parses the decimal `text`; `check` judges the number (NaN when `text` is not one, so a range
+// check words both errors alike) and names `what` in its error.
+StatusOr<double> ParseNumber(const std::string& text, const std::string& what,
+                             const std::function<Status(double value, const std::string& what)>& check);
 
 }  // namespace veil
 
