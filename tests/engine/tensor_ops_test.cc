@@ -29,3 +29,11 @@ TEST_CASE("max pooling as a running maximum of strided views gives torch's max_p
   // A window larger than the input is torch's own error, not an empty result.
   DOCTEST_CHECK_THROWS(MaxPool(torch::randn({1, 2, 1, 5}), 2, 2));
 }
+
+TEST_CASE("max pooling keeps torch's gradient where training differentiates through a network") {
+  torch::manual_seed(3);
+  torch::Tensor x = torch::randn({1, 4, 9, 9}, torch::requires_grad());
+  torch::Tensor want = torch::autograd::grad({torch::max_pool2d(x, 3, 2).sum()}, {x})[0];
+  torch::Tensor got = torch::autograd::grad({MaxPool(x, 3, 2).sum()}, {x})[0];
+  DOCTEST_CHECK(torch::equal(got, want));
+}

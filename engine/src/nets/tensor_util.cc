@@ -52,8 +52,11 @@ torch::Tensor SeparableConvSame(const torch::Tensor& x, const torch::Tensor& dep
 }
 
 torch::Tensor MaxPool(const torch::Tensor& x, int64_t k, int64_t stride) {
-  if (k < 2 || stride < 1 || x.dim() != 4 || x.size(2) < k || x.size(3) < k) {
-    return torch::max_pool2d(x, k, stride);  // its own checks and errors
+  // torch's own op for its checks and errors, and when training differentiates through a network
+  // (the identity loss runs through the recognizer): it keeps max_pool2d's gradient.
+  if (k < 2 || stride < 1 || x.dim() != 4 || x.size(2) < k || x.size(3) < k ||
+      (x.requires_grad() && torch::GradMode::is_enabled())) {
+    return torch::max_pool2d(x, k, stride);
   }
   const int64_t oh = (x.size(2) - k) / stride + 1, ow = (x.size(3) - k) / stride + 1;
   auto view = [&](int64_t i, int64_t j) {
