@@ -38,4 +38,17 @@ StatusOr<size_t> ParseJobs(const std::string& value) {
   return static_cast<size_t>(n);
 }
 
+StatusOr<std::vector<std::unique_ptr<engine::Pipeline>>> MakeWorkerPipelines(std::unique_ptr<engine::Pipeline> first,
+                                                                             const engine::PipelineParams& params,
+                                                                             size_t workers) {
+  std::vector<std::unique_ptr<engine::Pipeline>> pipelines;
+  pipelines.push_back(std::move(first));
+  while (pipelines.size() < workers) {
+    VEIL_ASSIGN_OR_RETURN(auto more, engine::Pipeline::Create(params));
+    pipelines.push_back(std::move(more));
+  }
+  engine::ShareRuntimeThreads(static_cast<int>(pipelines.size()));
+  return pipelines;
+}
+
 }  // namespace veil::cli

@@ -2,8 +2,11 @@
 #pragma once
 
 #include <cstddef>
+#include <memory>
 #include <string>
+#include <vector>
 
+#include "veil/engine/pipeline.h"
 #include "veil/status.h"
 
 namespace veil::cli {
@@ -20,5 +23,12 @@ inline constexpr size_t kWorkerBytes = size_t{800} << 20;
 // between network layers), 3 were slower than 2; not measured on more cores. InvalidArgument for
 // anything else.
 StatusOr<size_t> ParseJobs(const std::string& value);
+
+// The workers' pipelines: `first` (already made) and more made from `params`, `workers` in all,
+// with LibTorch's threads shared among them (engine::ShareRuntimeThreads). Pipelines are not
+// thread safe: one per worker thread.
+StatusOr<std::vector<std::unique_ptr<engine::Pipeline>>> MakeWorkerPipelines(std::unique_ptr<engine::Pipeline> first,
+                                                                             const engine::PipelineParams& params,
+                                                                             size_t workers);
 
 }  // namespace veil::cli

@@ -21,7 +21,6 @@
 #include "video_outputs.h"
 #include "veil/engine/image_io.h"
 #include "veil/engine/pipeline.h"
-#include "veil/engine/runtime.h"
 #include "veil/engine/video.h"
 #include "veil/keys/fs.h"
 
@@ -262,14 +261,9 @@ int Anonymize(int argc, char** argv) {
   // Files are independent: `--jobs N` workers, each with its own pipeline (detectors are not
   // thread safe), take the next file in turn. Each output depends on its input alone, so the
   // bytes do not depend on N.
-  std::vector<std::unique_ptr<engine::Pipeline>> pipelines;
-  pipelines.push_back(std::move(pipeline.value()));
-  for (size_t w = 1; w < std::min(*workers, jobs->size()); ++w) {
-    auto more = engine::Pipeline::Create(params);
-    if (!more.ok()) return Fail(more.status());
-    pipelines.push_back(std::move(more.value()));
-  }
-  engine::ShareRuntimeThreads(static_cast<int>(pipelines.size()));
+  auto made = MakeWorkerPipelines(std::move(pipeline.value()), params, std::min(*workers, jobs->size()));
+  if (!made.ok()) return Fail(made.status());
+  std::vector<std::unique_ptr<engine::Pipeline>>& pipelines = *made;
   // Ctrl-C or SIGTERM: files being worked on are finished (a video is abandoned, leaving nothing),
   // no new one starts; the same command run again resumes.
   StopOnSignal stop_on_signal;

@@ -235,14 +235,9 @@ int Bench(int argc, char** argv) {
   // pipelines take the next photo in turn.
   auto workers = ParseJobs("auto");
   if (!workers.ok()) return Fail(workers.status());
-  std::vector<std::unique_ptr<engine::Pipeline>> pool;
-  pool.push_back(std::move(batch.value()));
-  for (size_t w = 1; w < std::min(*workers, photos.size()); ++w) {
-    auto more = engine::Pipeline::Create(batch_params);
-    if (!more.ok()) return Fail(more.status());
-    pool.push_back(std::move(more.value()));
-  }
-  engine::ShareRuntimeThreads(static_cast<int>(pool.size()));
+  auto made = MakeWorkerPipelines(std::move(batch.value()), batch_params, std::min(*workers, photos.size()));
+  if (!made.ok()) return Fail(made.status());
+  std::vector<std::unique_ptr<engine::Pipeline>>& pool = *made;
   std::atomic<size_t> next{0};
   std::vector<Status> failures(pool.size());
   auto t2 = Clock::now();
