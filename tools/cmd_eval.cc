@@ -22,6 +22,7 @@
 #include "veil/engine/identity_flow.h"
 #include "veil/engine/image_io.h"
 #include "veil/engine/pipeline.h"
+#include "veil/engine/pseudonym_reader.h"
 #include "veil/engine/recognizer.h"
 #include "veil/keys/fs.h"
 #include "veil/keys/secret.h"
@@ -35,7 +36,7 @@ using engine::Descriptor;
 const char* kUsage =
     "usage: veil eval (--dataset DIR [--split holdout] | --images DIR) [--limit N] [--sheet OUT.png]\n"
     "                 [--flow F --encoder E --generator G] [--identity-gain G]\n"
-    "                 [--readback-noise-ratio R] [--json]\n"
+    "                 [--readback-noise-ratio R] [--reader FILE|none] [--json]\n"
     "  --dataset: a folder written by veil-train-prep (default split: the 1,000 held-out faces)\n"
     "  --images:  any photos; the largest face of each is aligned and used\n"
     "  Reports, with the face-api recognizer (Euclidean descriptor distance; 0.6 = 'same person'):\n"
@@ -56,7 +57,12 @@ const char* kUsage =
     "  Faces are rendered with SteerIdentity at the generator file's identity_gain, as the pipeline\n"
     "  does; --identity-gain overrides it (to calibrate a new generator). Keyed restore denoises the\n"
     "  read-back pseudonym (IdentityFlow::Denoise) with the file's readback_noise_ratio before the\n"
-    "  inverse flow; --readback-noise-ratio overrides it (0: plain inverse).\n";
+    "  inverse flow; --readback-noise-ratio overrides it (0: plain inverse). The pseudonym is read back\n"
+    "  by the pseudonym reader next to the encoder (veil-reader-v1.veilmodel) when it was trained for\n"
+    "  this generator, as the pipeline does (denoised with the reader's own ratio unless\n"
+    "  --readback-noise-ratio is given), else by the recognizer; --reader FILE names one (it must\n"
+    "  match the generator), --reader none measures the recognizer's read-back. 'restore with the true\n"
+    "  code' re-renders with the original's own code: the ceiling a perfect read-back would reach.\n";
 
 const engine::AlignerParams kEvalAligner{128, 0.25f, 0.1f};
 
@@ -266,6 +272,7 @@ int Eval(int argc, char** argv) {
   std::string flow_path = args.GetOr("--flow", "");
   const std::string gain_arg = args.GetOr("--identity-gain", "");
   const std::string noise_arg = args.GetOr("--readback-noise-ratio", "");
+  const std::string reader_arg = args.GetOr("--reader", "");
   if (Status st = args.Finish(); !st.ok()) return Fail(st);
   if (!limit.ok()) return Fail(limit.status());
   if (static_cast<bool>(dataset) == static_cast<bool>(images)) return Fail(InvalidArgumentError("give --dataset DIR or --images DIR"));
@@ -277,6 +284,21 @@ int Eval(int argc, char** argv) {
   if (!flow.ok()) return Fail(flow.status());
   auto renderer = engine::FaceRenderer::Create(rp);
   if (!renderer.ok()) return Fail(renderer.status());
+  // The pseudonym reader, as the pipeline picks it (PseudonymReader::LoadIfFor), or as --reader says.
+  std::unique_ptr<engine::PseudonymReader> reader;
+  if (reader_arg != "none") {
+    const std::string gen_sha = FileSha256(rp.generator_path.empty() ? engine::DefaultGeneratorModelPath() : rp.generator_path);
+    const std::string path = !reader_arg.empty() ? reader_arg
+                             : (fs::path(rp.encoder_path.empty() ? engine::DefaultEncoderModelPath() : rp.encoder_path).parent_path() /
+                                engine::kPseudonymReaderFile).string();
+    auto r = engine::PseudonymReader::LoadIfFor(path, gen_sha, "");
+    if (!r.ok()) return Fail(r.status());
+    if (!*r && !reader_arg.empty()) {
+      return Fail(keys::PathExists(path) ? InvalidArgumentError("--reader " + path + " was trained for another generator")
+                                         : NotFoundError("--reader " + path + ": no such file"));
+    }
+    reader = std::move(*r);
+  }
   auto gain = Override("--identity-gain", gain_arg, (*renderer)->IdentityGain(), engine::CheckIdentityGain);
   if (!gain.ok()) return Fail(gain.status());
   auto noise_ratio = Override("--readback-noise-ratio", noise_arg, (*renderer)->ReadBackNoiseRatio(), engine::CheckReadBackNoiseRatio);
@@ -304,6 +326,7 @@ int Eval(int argc, char** argv) {
 
   const keys::SecretBytes ka = EvalKey("A"), kb = EvalKey("B");
   Dist anon, restore, wrong, diversity, consistency, flow_anon, carried, inverted, nearest_real, real_nn;
+  Dist ceiling;  // keyed restore re-rendered with the true code (a perfect read-back)
   Dist carry_share, carry_rest;  // read-back = z + share * (pseudonym - z) + rest (least squares)
   // The identity check: per face the gain step that released it (0: the generator's own gain; -1:
   // none, pixelated), and the released faces' distances.
@@ -378,7 +401,10 @@ int Eval(int argc, char** argv) {
       }
       for (size_t k = 0; k < open.size(); ++k) check_step.v.push_back(-1);  // pixelated
     }
-    auto denoised = (*flow)->Denoise(*da, *noise_ratio);
+    StatusOr<std::vector<Descriptor>> read = *da;
+    if (reader) read = reader->Read(*xa);
+    if (!read.ok()) return Fail(read.status());
+    auto denoised = (*flow)->Denoise(*read, reader && noise_arg.empty() ? reader->DenoiseRatio() : *noise_ratio);
     if (!denoised.ok()) return Fail(denoised.status());
     auto zr = (*flow)->InverseBatch(*denoised, ka);
     auto zw = (*flow)->InverseBatch(*denoised, kb);
@@ -386,9 +412,12 @@ int Eval(int argc, char** argv) {
     auto xr = (*renderer)->Render(*xa, steer(*da, *zr));
     auto xw = (*renderer)->Render(*xa, steer(*da, *zw));
     if (!xr.ok() || !xw.ok()) return Fail(xr.ok() ? xw.status() : xr.status());
+    auto xc = (*renderer)->Render(*xa, steer(*da, z));
+    if (!xc.ok()) return Fail(xc.status());
     auto dr = describe(*xr);
     auto dw = describe(*xw);
-    if (!dr.ok() || !dw.ok()) return Fail(dr.ok() ? dw.status() : dr.status());
+    auto dc = describe(*xc);
+    if (!dr.ok() || !dw.ok() || !dc.ok()) return Fail(!dr.ok() ? dr.status() : !dw.ok() ? dw.status() : dc.status());
     // Same person, other "photos": flip, 90 % crop, JPEG q40 of the same face, anonymized under A.
     std::vector<cv::Mat> variants;
     for (const auto& c : crops) {
@@ -430,6 +459,7 @@ int Eval(int argc, char** argv) {
       anon.v.push_back(engine::DescriptorDistance((*da)[j], z[j]));
       diversity.v.push_back(engine::DescriptorDistance((*da)[j], (*db)[j]));
       restore.v.push_back(engine::DescriptorDistance((*dr)[j], z[j]));
+      ceiling.v.push_back(engine::DescriptorDistance((*dc)[j], z[j]));
       wrong.v.push_back(engine::DescriptorDistance((*dw)[j], z[j]));
       flow_anon.v.push_back(engine::DescriptorDistance((*za)[j], z[j]));
       carried.v.push_back(engine::DescriptorDistance((*da)[j], (*za)[j]));
@@ -535,7 +565,9 @@ int Eval(int argc, char** argv) {
                   {"encoder_sha256", FileSha256(rp.encoder_path.empty() ? engine::DefaultEncoderModelPath() : rp.encoder_path)},
                   {"generator_sha256", FileSha256(rp.generator_path.empty() ? engine::DefaultGeneratorModelPath() : rp.generator_path)},
                   {"identity_gain", *gain},
-                  {"readback_noise_ratio", *noise_ratio}}},
+                  {"readback_noise_ratio", reader && noise_arg.empty() ? reader->DenoiseRatio() : *noise_ratio},
+                  {"read_back_by", reader ? reader->model_id() : std::string("recognizer")},
+                  {"reader_sha256", reader ? reader->model_sha256() : std::string()}}},
       {"anonymized_vs_original", anon.Summary(0.6, true)},
       {"flow_codes_vs_original", flow_anon.Summary(0.6, true)},
       {"anonymized_vs_pseudonym", carried.Summary(0.6, false)},
@@ -543,6 +575,7 @@ int Eval(int argc, char** argv) {
       {"read_back_residual", carry_rest.Summary(0.6, false)},
       {"inverse_flow_of_read_back_vs_original", inverted.Summary(0.6, false)},
       {"keyed_restore_vs_original", restore.Summary(0.6, false)},
+      {"restore_with_true_code_vs_original", ceiling.Summary(0.6, false)},
       {"wrong_key_restore_vs_original", wrong.Summary(0.6, true)},
       {"key_a_vs_key_b", diversity.Summary(0.6, true)},
       {"identity_check", IdentityCheckReport(check_distance, check_step.v, check_released)},
@@ -590,6 +623,8 @@ int Eval(int argc, char** argv) {
               report["read_back_share_of_pseudonym"]["mean"].get<double>(), report["read_back_residual"]["mean"].get<double>());
   line("inverse flow of read-back vs original", report["inverse_flow_of_read_back_vs_original"]);
   line("keyed restore vs original", report["keyed_restore_vs_original"]);
+  line("restore with the true code (ceiling)", report["restore_with_true_code_vs_original"]);
+  std::printf("pseudonyms read back by: %s\n", report["models"]["read_back_by"].get<std::string>().c_str());
   line("wrong-key restore vs original", report["wrong_key_restore_vs_original"]);
   {
     const auto& c = report["identity_check"];

@@ -268,6 +268,7 @@ int Restore(int argc, char** argv) {
     }
     said.output_pixels_sha256 = engine::PixelsSha256(*decoded);
     said.restored_from = {manifest->manifest_id, request->info().request_id_hex, true};
+    for (const auto& m : restored->models) said.models.push_back(m);  // e.g. the pseudonym reader
     const std::string said_bytes = engine::SerializeManifest(said);
     auto embedded = engine::EmbedManifest(written, said_bytes);
     if (embedded.ok()) written = std::move(*embedded);

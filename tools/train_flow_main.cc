@@ -3,7 +3,7 @@
 //
 //   veil-train-flow [--data $VEIL_TRAIN_DIR/utkface-v1] [--work $VEIL_TRAIN_DIR/flow] [--steps 3000]
 //                   [--batch 256] [--keys 32] [--lr 1e-3] [--threads 2] [--export models/veil-flow-v1.veilmodel]
-//                   [--couplings 8] [--hidden 256] [--whiten 1] [--seed 1] [--eval-every 500]
+//                   [--couplings 8] [--hidden 256] [--whiten 1] [--signal-dims 128] [--seed 1] [--eval-every 500]
 //   veil-train-flow --eval models/veil-flow-v1.veilmodel [--data DIR]
 //
 // Training resumes from WORK/ckpt.pt when it exists (written every --checkpoint-seconds, default
@@ -24,6 +24,8 @@ int main(int argc, char** argv) {
     std::puts(
         "usage: veil-train-flow [--data DIR] [--work DIR] [--steps N] [--batch 256] [--keys 32] [--lr 1e-3]\n"
         "                       [--threads 2] [--couplings 8] [--hidden 256] [--whiten 1] [--seed 1]\n"
+        "                       [--signal-dims K] (even: the flow moves the codes' top K principal\n"
+        "                       directions only; 128: all, as veil-flow-v1 revisions 1-2)\n"
         "                       [--eval-every 500] [--checkpoint-seconds 180] [--near-train 4000] [--export FILE]\n"
         "       veil-train-flow --eval MODEL_FILE [--data DIR]");
     return 0;
@@ -52,7 +54,9 @@ int main(int argc, char** argv) {
   auto log_every = args.GetInt("--log-every", o.log_every, 1, 10'000'000);
   auto near = args.GetInt("--near-train", o.near_train, 0, 10'000'000);
   auto ckpt = args.GetInt("--checkpoint-seconds", o.checkpoint_seconds, 1, 86400);
-  for (auto* v : {&steps, &batch, &nkeys, &threads, &couplings, &hidden, &seed, &eval_every, &log_every, &ckpt, &near})
+  auto signal_dims = args.GetInt("--signal-dims", o.signal_dims, 2, 128);
+  for (auto* v : {&steps, &batch, &nkeys, &threads, &couplings, &hidden, &seed, &eval_every, &log_every, &ckpt, &near,
+                  &signal_dims})
     if (!v->ok()) return cli::Fail(v->status());
   auto lr = args.GetNumber("--lr", o.lr, 1e-7, 1);
   auto whiten = args.GetNumber("--whiten", o.whiten, 0, 1);
@@ -75,6 +79,7 @@ int main(int argc, char** argv) {
   o.log_every = static_cast<int>(*log_every);
   o.checkpoint_seconds = static_cast<int>(*ckpt);
   o.near_train = static_cast<int>(*near);
+  o.signal_dims = static_cast<int>(*signal_dims);
   o.lr = *lr;
   o.whiten = *whiten;
   o.w_mmd = *w_mmd;

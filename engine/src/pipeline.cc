@@ -334,6 +334,16 @@ class PipelineImpl final : public Pipeline {
       return DataLossError("the image was edited after anonymization (its pixels do not match its manifest)");
     }
     VEIL_ASSIGN_OR_RETURN(keys::KeyHandle key, grant.Key(manifest.key_version));
+    // The inverse is only the inverse of the models that drew the pseudonyms.
+    for (const ModelRef& have : synth_->models()) {
+      for (const ModelRef& used : manifest.models) {
+        if (used.role == have.role && used.sha256_hex != have.sha256_hex) {
+          return FailedPreconditionError("the image was anonymized with another " + used.role + " model (" + used.id +
+                                         ", SHA-256 " + used.sha256_hex.substr(0, 16) + "...); approximate restore " +
+                                         "needs the models that drew its pseudonyms");
+        }
+      }
+    }
     VEIL_ASSIGN_OR_RETURN(std::vector<Face> found, detector_->Detect(decoded));
     std::vector<Face> faces;
     std::vector<std::string> scope_ids;
@@ -357,7 +367,7 @@ class PipelineImpl final : public Pipeline {
       faces.push_back(*best);
       scope_ids.push_back(internal::FaceScopeId(manifest.scope, manifest.scope_id, manifest.scope_id, rec.index));
     }
-    VEIL_RETURN_IF_ERROR(synth_->Restore(out.image, faces, scope_ids, manifest.scope, key));
+    VEIL_RETURN_IF_ERROR(synth_->Restore(out.image, faces, scope_ids, manifest.scope, key, &out.models));
     out.faces_restored = static_cast<int>(faces.size());
     return out;
   }
@@ -461,7 +471,7 @@ StatusOr<std::unique_ptr<Pipeline>> Pipeline::Create(const PipelineParams& param
   std::unique_ptr<internal::FaceSynthesizer> synth;
   if (params.method == ReplaceMethod::kSynthesized || params.small_face_method == ReplaceMethod::kSynthesized) {
     auto s = internal::FaceSynthesizer::Create(
-        {params.models_dir, params.flow_model, params.encoder_model, params.generator_model});
+        {params.models_dir, params.flow_model, params.encoder_model, params.generator_model, params.reader_model});
     if (!s.ok()) return s.status().WithContext("synthesized faces need Veil's identity models");
     synth = std::move(s.value());
   }

@@ -87,6 +87,11 @@ StatusOr<std::unique_ptr<FaceSynthesizer>> FaceSynthesizer::Create(const Synthes
   VEIL_ASSIGN_OR_RETURN(ModelRef g, FileRef("veil-generator-v1", "generator", gen));
   s->models_.push_back(e);
   s->models_.push_back(g);
+  s->generator_sha256_ = g.sha256_hex;
+  s->face_api_dir_ = paths.models_dir;
+  s->reader_path_ = paths.reader_path.empty()
+                        ? (std::filesystem::path(enc).parent_path() / kPseudonymReaderFile).string()
+                        : paths.reader_path;
   s->models_.push_back({"face-api-1.7.15/face_recognition_model", "recognizer", PinnedSha256("face_recognition_model.bin")});
   return s;
 }
@@ -230,13 +235,34 @@ StatusOr<Descriptor> FaceSynthesizer::Pseudonym(const Descriptor& code, const st
   return out[0];
 }
 
+StatusOr<PseudonymReader*> FaceSynthesizer::Reader() {
+  if (!reader_checked_) {
+    VEIL_ASSIGN_OR_RETURN(reader_, PseudonymReader::LoadIfFor(reader_path_, generator_sha256_, face_api_dir_));
+    reader_checked_ = true;
+  }
+  return reader_.get();
+}
+
 Status FaceSynthesizer::Restore(cv::Mat& image, const std::vector<Face>& faces, const std::vector<std::string>& scope_ids,
-                                keys::ScopeKind scope, const keys::KeyHandle& key) {
+                                keys::ScopeKind scope, const keys::KeyHandle& key, std::vector<ModelRef>* used) {
   if (faces.empty()) return Status::Ok();
   VEIL_ASSIGN_OR_RETURN(std::vector<Descriptor> codes, recognizer_->DescribeFaces(image, faces));
+  std::vector<Descriptor> read = codes;
+  float ratio = renderer_->ReadBackNoiseRatio();
+  VEIL_ASSIGN_OR_RETURN(PseudonymReader * reader, Reader());
+  if (reader != nullptr) {
+    std::vector<cv::Mat> crops;
+    for (const auto& f : faces) {
+      VEIL_ASSIGN_OR_RETURN(AlignedFace a, aligner_.Align(image, f));
+      crops.push_back(a.image);
+    }
+    VEIL_ASSIGN_OR_RETURN(read, reader->Read(crops));
+    ratio = reader->DenoiseRatio();
+    if (used) used->push_back({reader->model_id(), "reader", reader->model_sha256()});
+  }
   // The read-back pseudonym carries the generator's rendering error; its whitened inverse would
   // magnify the error's weak-direction part, so the likeliest pseudonym is inverted instead.
-  VEIL_ASSIGN_OR_RETURN(std::vector<Descriptor> pseudonyms, flow_->Denoise(codes, renderer_->ReadBackNoiseRatio()));
+  VEIL_ASSIGN_OR_RETURN(std::vector<Descriptor> pseudonyms, flow_->Denoise(read, ratio));
   VEIL_ASSIGN_OR_RETURN(std::vector<Descriptor> originals, Flow(pseudonyms, scope_ids, scope, key, /*inverse=*/true));
   for (size_t i = 0; i < originals.size(); ++i) originals[i] = SteerIdentity(codes[i], originals[i], renderer_->IdentityGain());
   return Render(image, faces, originals, nullptr);

@@ -16,6 +16,7 @@
 #include "veil/engine/identity_flow.h"
 #include "veil/engine/manifest.h"
 #include "veil/engine/pipeline.h"
+#include "veil/engine/pseudonym_reader.h"
 #include "veil/engine/recognizer.h"
 #include "veil/keys/key_store.h"
 
@@ -26,6 +27,9 @@ struct SynthesizerPaths {
   std::string flow_path;       // empty: <Veil models>/veil-flow-v1.veilmodel
   std::string encoder_path;    // empty: DefaultEncoderModelPath()
   std::string generator_path;  // empty: DefaultGeneratorModelPath()
+  // The pseudonym reader for keyed restore; empty: kPseudonymReaderFile next to the encoder, used
+  // when present (else the recognizer reads the pseudonym back).
+  std::string reader_path;
 };
 
 // The pseudonym scope id of face `index` for a scope kind (see PipelineParams::scope).
@@ -78,10 +82,12 @@ class FaceSynthesizer {
   StatusOr<Descriptor> Pseudonym(const Descriptor& code, const std::string& scope_id, keys::ScopeKind scope,
                                  const keys::KeyHandle& key);
 
-  // The approximate inverse: the pseudonyms' codes read back, the flow run backwards, the originals'
-  // identities re-rendered into the same pose (steered from the read-back codes).
+  // The approximate inverse: the pseudonyms' codes read back (by the pseudonym reader trained for
+  // this generator when there is one, else by the recognizer), the flow run backwards, the
+  // originals' identities re-rendered into the same pose (steered from the recognizer's codes).
+  // Appends the reader's ModelRef to `used` when it read.
   Status Restore(cv::Mat& image, const std::vector<Face>& faces, const std::vector<std::string>& scope_ids,
-                 keys::ScopeKind scope, const keys::KeyHandle& key);
+                 keys::ScopeKind scope, const keys::KeyHandle& key, std::vector<ModelRef>* used = nullptr);
 
   std::vector<ModelRef> models() const;
 
@@ -90,6 +96,9 @@ class FaceSynthesizer {
   // The keyed flow (or its inverse) of each code under the subkey of its scope id.
   StatusOr<std::vector<Descriptor>> Flow(const std::vector<Descriptor>& codes, const std::vector<std::string>& scope_ids,
                                          keys::ScopeKind scope, const keys::KeyHandle& key, bool inverse);
+  // The reader for this generator, loaded on first use; nullptr when there is none. A reader file
+  // that exists but does not load is an error; one trained for another generator is not used.
+  StatusOr<PseudonymReader*> Reader();
   Status Render(cv::Mat& image, const std::vector<Face>& faces, const std::vector<Descriptor>& identities,
                 std::vector<cv::Rect>* regions, StageTimes* times = nullptr);
 
@@ -98,6 +107,9 @@ class FaceSynthesizer {
   std::unique_ptr<IdentityFlow> flow_;
   std::unique_ptr<FaceRenderer> renderer_;
   std::vector<ModelRef> models_;
+  std::string reader_path_, generator_sha256_, face_api_dir_;
+  bool reader_checked_ = false;
+  std::unique_ptr<PseudonymReader> reader_;
 };
 
 }  // namespace veil::engine::internal

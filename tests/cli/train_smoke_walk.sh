@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
 # The GAN trainer end to end on a toy data set (copies of the demo photos): data preparation, a few
 # steps with every loss on (the identity loss differentiates through the frozen recognizer), a
-# checkpoint, a resume, and an export that `veil eval` loads. The numbers mean nothing; this checks
-# that training runs, as the real runs on the full data set need it to.
-# Usage: train_smoke_walk.sh VEIL_TRAIN_GAN VEIL_TRAIN_PREP VEIL DEMO_DIR
-PREP=$(realpath "${2:?usage: $0 VEIL_TRAIN_GAN VEIL_TRAIN_PREP VEIL DEMO_DIR}")
+# checkpoint, a resume, and an export that `veil eval` loads; then the pseudonym reader trained for
+# the exported generator, exported next to it, where `veil eval` reads the pseudonyms back with it.
+# The numbers mean nothing; this checks that training runs, as the real runs on the full data set
+# need it to.
+# Usage: train_smoke_walk.sh VEIL_TRAIN_GAN VEIL_TRAIN_PREP VEIL DEMO_DIR VEIL_TRAIN_READER
+PREP=$(realpath "${2:?usage: $0 VEIL_TRAIN_GAN VEIL_TRAIN_PREP VEIL DEMO_DIR VEIL_TRAIN_READER}")
 VEIL_BIN=$(realpath "${3:?}")
 DEMO=$(realpath "${4:?}")
+READER=$(realpath "${5:?}")
+FLOW=$(realpath "$(dirname "$0")/../../models/veil-flow-v1.veilmodel")
 source "$(dirname "$0")/lib.sh"  # $VEIL is the trainer
 export OMP_WAIT_POLICY=PASSIVE
 
@@ -33,4 +37,21 @@ last=$(tail -n 1 gan/log.tsv | cut -f1)
 expect 0 "$VEIL_BIN" eval --images "$DEMO" --limit 2 --encoder out/veil-encoder-v1.veilmodel \
   --generator out/veil-generator-v1.veilmodel --json
 contains "anonymized_vs_original" "$OUT"
+contains '"read_back_by": "recognizer"' "$OUT"
+
+# The reader for that generator: a few steps with the colour augmentation and both losses, a
+# checkpoint, a resume, the export; veil eval then reads the pseudonyms back with it.
+cp "$FLOW" out/
+RFLAGS=(--data data --models out --out reader --batch 2 --threads 2 --holdout-eval 2 --eval-every 2)
+expect 0 "$READER" "${RFLAGS[@]}" --minutes 0.05
+contains "checkpoint at step" "$OUT"
+expect 0 "$READER" "${RFLAGS[@]}" --minutes 0.05 --resume --export out/veil-reader-v1.veilmodel
+contains "resumed from" "$OUT"
+contains "exported out/veil-reader-v1.veilmodel" "$OUT"
+expect 0 "$VEIL_BIN" eval --images "$DEMO" --limit 2 --encoder out/veil-encoder-v1.veilmodel \
+  --generator out/veil-generator-v1.veilmodel --json
+contains '"read_back_by": "veil-reader-v1"' "$OUT"
+# A reader trained for another generator is refused when named.
+expect 2 "$VEIL_BIN" eval --images "$DEMO" --limit 2 --reader out/veil-reader-v1.veilmodel --json
+contains "trained for another generator" "$ERR"
 finish

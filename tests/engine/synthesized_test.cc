@@ -1,6 +1,7 @@
 // Keyed pseudonym faces through the whole pipeline, with the shipped identity models (models/).
 #include <doctest/doctest.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <filesystem>
@@ -9,6 +10,8 @@
 #include <opencv2/imgproc.hpp>
 
 #include "test_support.h"
+#include "veil/engine/face_renderer.h"
+#include "veil/engine/model_file.h"
 #include "veil/engine/pipeline.h"
 #include "veil/engine/recognizer.h"
 #include "veil/keys/key_store.h"
@@ -90,6 +93,31 @@ TEST_CASE("synthesized faces restore exactly from their payloads, and approximat
   REQUIRE_MESSAGE(approx.ok(), approx.status().ToString());
   CHECK(approx->faces_restored + approx->faces_without_payload == 3);
   CHECK(approx->faces_restored >= 1);  // the pseudonyms are found again as faces
+}
+
+TEST_CASE("approximate restore refuses an image whose pseudonyms another flow drew") {
+  Store s('f');
+  auto pipeline = Synthesizing();
+  auto out = pipeline->AnonymizeImage(testing::DemoImage("sample1.jpg"), s.Key(), ".png");
+  REQUIRE(out.ok());
+  // The shipped flow with one weight nudged: another model file, another hash.
+  const std::string shipped = (std::filesystem::path(DefaultEncoderModelPath()).parent_path() / "veil-flow-v1.veilmodel").string();
+  auto flow = LoadModelFile(shipped);
+  REQUIRE(flow.ok());
+  flow->tensors.at(0).values.at(0) += 1e-3f;
+  const std::string other = (std::filesystem::temp_directory_path() / ("veil-other-flow-" + std::to_string(::getpid()) + ".veilmodel")).string();
+  REQUIRE(SaveModelFile(other, *flow, true).ok());
+  PipelineParams p;
+  p.models_dir = testing::ModelsDir().string();
+  p.method = ReplaceMethod::kSynthesized;
+  p.flow_model = other;
+  auto restorer = Pipeline::Create(p);
+  std::filesystem::remove(other);
+  REQUIRE(restorer.ok());
+  auto approx = (*restorer)->RestoreApproximate(Decode(out->image_bytes), out->manifest, s.Grant(out->image_bytes));
+  REQUIRE_FALSE(approx.ok());
+  CHECK(approx.status().code() == StatusCode::kFailedPrecondition);
+  CHECK(approx.status().message().find("another flow model") != std::string::npos);
 }
 
 TEST_CASE("a synthesized face that still reads back as its original at every gain is pixelated, and says so") {

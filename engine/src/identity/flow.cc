@@ -47,11 +47,11 @@ std::string Fmt(double v) {
 }  // namespace
 
 size_t FlowOptions::conditioning_bytes() const {
-  return static_cast<size_t>(cond_dim() + reflections() * dim());
+  return static_cast<size_t>(cond_dim() + reflections() * work_dim());
 }
 
 std::map<std::string, std::string> FlowOptions::ToMap() const {
-  return {{"dim", std::to_string(dim())},
+  std::map<std::string, std::string> m = {{"dim", std::to_string(dim())},
           {"cond_dim", std::to_string(cond_dim())},
           {"embed_dim", std::to_string(embed_dim())},
           {"hidden", std::to_string(hidden())},
@@ -61,12 +61,15 @@ std::map<std::string, std::string> FlowOptions::ToMap() const {
           {"whiten", Fmt(whiten())},
           {"conditioning", kFlowConditioningContext},
           {"key_bytes", std::to_string(kFlowSubkeyBytes)}};
+  if (signal_dims() != dim()) m["signal_dims"] = std::to_string(signal_dims());  // files before it: all dims
+  return m;
 }
 
 StatusOr<FlowOptions> FlowOptions::FromMap(const std::map<std::string, std::string>& m) {
   FlowOptions o;
-  const std::set<std::string> known = {"dim",         "cond_dim",      "embed_dim", "hidden",       "couplings",
-                                       "reflections", "max_log_scale", "whiten",    "conditioning", "key_bytes"};
+  const std::set<std::string> known = {"dim",          "cond_dim",      "embed_dim", "hidden",       "couplings",
+                                       "reflections",  "max_log_scale", "whiten",    "conditioning", "key_bytes",
+                                       "signal_dims"};
   for (const auto& [k, v] : m)
     if (!known.count(k)) return InvalidArgumentError("identity flow: unknown option " + k);
   auto get = [&](const std::string& k) -> StatusOr<std::string> {
@@ -92,6 +95,12 @@ StatusOr<FlowOptions> FlowOptions::FromMap(const std::map<std::string, std::stri
   VEIL_ASSIGN_OR_RETURN(int64_t dim, integer("dim", 2, 4096));
   if (dim % 2 != 0) return InvalidArgumentError("identity flow: dim must be even");
   o.dim(dim);
+  o.signal_dims(dim);
+  if (m.count("signal_dims")) {
+    VEIL_ASSIGN_OR_RETURN(int64_t sd, integer("signal_dims", 2, dim));
+    if (sd % 2 != 0) return InvalidArgumentError("identity flow: signal_dims must be even");
+    o.signal_dims(sd);
+  }
   VEIL_ASSIGN_OR_RETURN(int64_t cond, integer("cond_dim", 1, 4096));
   o.cond_dim(cond);
   VEIL_ASSIGN_OR_RETURN(int64_t embed, integer("embed_dim", 1, 4096));
@@ -126,7 +135,7 @@ StatusOr<FlowKeys> MakeFlowKeys(const FlowOptions& options, const std::vector<co
                                 const std::vector<int64_t>& rows) {
   if (subkeys.empty()) return InvalidArgumentError("identity flow: no key");
   const int64_t k = static_cast<int64_t>(subkeys.size());
-  const int64_t d = options.dim(), c = options.cond_dim(), r = options.reflections();
+  const int64_t d = options.work_dim(), c = options.cond_dim(), r = options.reflections();
   torch::NoGradGuard no_grad;
   torch::Tensor cond = torch::empty({k, c}, torch::kFloat32);
   torch::Tensor v = torch::empty({k, std::max<int64_t>(r, 1), d}, torch::kFloat64);
@@ -167,7 +176,7 @@ StatusOr<FlowKeys> MakeFlowKeys(const FlowOptions& options, const std::vector<co
 
 CouplingImpl::CouplingImpl(const FlowOptions& options, bool transform_first_half)
     : options_(options), first_(transform_first_half) {
-  const int64_t half = options.dim() / 2;
+  const int64_t half = options.work_dim() / 2;
   fc1_ = register_module("fc1", torch::nn::Linear(half + options.embed_dim(), options.hidden()));
   fc2_ = register_module("fc2", torch::nn::Linear(options.hidden(), options.hidden()));
   fc3_ = register_module("fc3", torch::nn::Linear(options.hidden(), 2 * half));
@@ -180,14 +189,14 @@ std::pair<torch::Tensor, torch::Tensor> CouplingImpl::ScaleShift(const torch::Te
   torch::Tensor h = torch::silu(fc1_->forward(torch::cat({a, e.expand({a.size(0), e.size(1)})}, 1)));
   h = torch::silu(fc2_->forward(h));
   torch::Tensor o = fc3_->forward(h);
-  const int64_t half = options_.dim() / 2;
+  const int64_t half = options_.work_dim() / 2;
   const double m = options_.max_log_scale();
   torch::Tensor s = m * torch::tanh(o.narrow(1, 0, half) / m);
   return {s, o.narrow(1, half, half)};
 }
 
 torch::Tensor CouplingImpl::forward(const torch::Tensor& u, const torch::Tensor& e) {
-  const int64_t half = options_.dim() / 2;
+  const int64_t half = options_.work_dim() / 2;
   torch::Tensor a = u.narrow(1, first_ ? half : 0, half);
   torch::Tensor b = u.narrow(1, first_ ? 0 : half, half);
   auto [s, t] = ScaleShift(a, e);
@@ -196,7 +205,7 @@ torch::Tensor CouplingImpl::forward(const torch::Tensor& u, const torch::Tensor&
 }
 
 torch::Tensor CouplingImpl::inverse(const torch::Tensor& u, const torch::Tensor& e) {
-  const int64_t half = options_.dim() / 2;
+  const int64_t half = options_.work_dim() / 2;
   torch::Tensor a = u.narrow(1, first_ ? half : 0, half);
   torch::Tensor b2 = u.narrow(1, first_ ? 0 : half, half);
   auto [s, t] = ScaleShift(a, e);
@@ -205,7 +214,8 @@ torch::Tensor CouplingImpl::inverse(const torch::Tensor& u, const torch::Tensor&
 }
 
 FlowImpl::FlowImpl(FlowOptions options) : options_(options) {
-  const int64_t d = options_.dim();
+  const int64_t d = options_.dim(), w = options_.work_dim();
+  TORCH_CHECK(w >= 2 && w <= d && w % 2 == 0, "flow signal_dims must be even and at most dim");
   embed_ = register_module("embed", torch::nn::Linear(options_.cond_dim(), options_.embed_dim()));
   for (int64_t i = 0; i < options_.couplings(); ++i)
     couplings_.push_back(register_module("coupling" + std::to_string(i), Coupling(options_, i % 2 == 1)));
@@ -214,8 +224,12 @@ FlowImpl::FlowImpl(FlowOptions options) : options_(options) {
   unwhiten_ = register_buffer("unwhiten", torch::eye(d));
   std::vector<torch::Tensor> mix;
   for (int64_t i = 0; i < options_.couplings(); ++i)
-    mix.push_back(i == 0 ? torch::eye(d) : FixedOrthogonal(d, 0x7665696c666c6f77ull + static_cast<uint64_t>(i)));
+    mix.push_back(i == 0 ? torch::eye(w) : FixedOrthogonal(w, 0x7665696c666c6f77ull + static_cast<uint64_t>(i)));
   mix_ = register_buffer("mix", torch::stack(mix));
+  if (w < d) {
+    basis_ = register_buffer("basis", torch::eye(d).narrow(1, 0, w).contiguous());
+    scale_ = register_buffer("scale", torch::ones({w}));
+  }
 }
 
 void FlowImpl::SetStatistics(const torch::Tensor& mean, const torch::Tensor& cov) {
@@ -229,32 +243,49 @@ void FlowImpl::SetStatistics(const torch::Tensor& mean, const torch::Tensor& cov
   mean_.copy_(mean.to(torch::kFloat32));
   whiten_.copy_(w.to(torch::kFloat32));
   unwhiten_.copy_(wi.to(torch::kFloat32));
+  const int64_t k = options_.work_dim();
+  if (k < options_.dim()) {  // the top-k principal directions (eigh sorts ascending), largest first
+    basis_.copy_(evecs.narrow(1, evecs.size(1) - k, k).flip({1}).to(torch::kFloat32));
+    scale_.copy_(lam.narrow(0, lam.size(0) - k, k).flip({0}).pow(a / 2).to(torch::kFloat32));
+  }
+}
+
+std::pair<torch::Tensor, torch::Tensor> FlowImpl::ToWork(const torch::Tensor& x) const {
+  const torch::Tensor c = x - mean_;
+  if (!basis_.defined()) return {torch::matmul(c, whiten_.t()), torch::Tensor()};
+  const torch::Tensor p = torch::matmul(c, basis_);  // [B, k]
+  return {p / scale_, c - torch::matmul(p, basis_.t())};
+}
+
+torch::Tensor FlowImpl::FromWork(const torch::Tensor& u, const torch::Tensor& rest) const {
+  if (!basis_.defined()) return torch::matmul(u, unwhiten_.t()) + mean_;
+  return torch::matmul(u * scale_, basis_.t()) + rest + mean_;
 }
 
 torch::Tensor FlowImpl::Embed(const FlowKeys& keys) { return embed_->forward(keys.cond); }
 
 torch::Tensor FlowImpl::forward(const torch::Tensor& x, const FlowKeys& keys) {
   TORCH_CHECK(x.dim() == 2 && x.size(1) == options_.dim(), "flow input must be [B, dim]");
-  torch::Tensor u = torch::matmul(x - mean_, whiten_.t());
+  auto [u, rest] = ToWork(x);
   u = torch::matmul(keys.q, u.unsqueeze(2)).squeeze(2);
   const torch::Tensor e = Embed(keys);
   for (size_t i = 0; i < couplings_.size(); ++i) {
     if (i > 0) u = torch::matmul(u, mix_[static_cast<int64_t>(i)].t());
     u = couplings_[i]->forward(u, e);
   }
-  return torch::matmul(u, unwhiten_.t()) + mean_;
+  return FromWork(u, rest);
 }
 
 torch::Tensor FlowImpl::inverse(const torch::Tensor& y, const FlowKeys& keys) {
   TORCH_CHECK(y.dim() == 2 && y.size(1) == options_.dim(), "flow input must be [B, dim]");
-  torch::Tensor u = torch::matmul(y - mean_, whiten_.t());
+  auto [u, rest] = ToWork(y);
   const torch::Tensor e = Embed(keys);
   for (size_t i = couplings_.size(); i-- > 0;) {
     u = couplings_[i]->inverse(u, e);
     if (i > 0) u = torch::matmul(u, mix_[static_cast<int64_t>(i)]);
   }
   u = torch::matmul(keys.q.transpose(1, 2), u.unsqueeze(2)).squeeze(2);
-  return torch::matmul(u, unwhiten_.t()) + mean_;
+  return FromWork(u, rest);
 }
 
 }  // namespace identity

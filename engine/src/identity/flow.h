@@ -2,6 +2,10 @@
 // engine/train/flow/). Layout, with x a batch of 128-D codes and one key per row:
 //
 //   u = W (x - mean)                       fixed partial whitening (ZCA, exponent `whiten`), buffers
+//                                          (signal_dims < dim: the top signal_dims principal
+//                                          coordinates of x - mean, scaled; the rest of x - mean
+//                                          passes through unchanged and every step below works on
+//                                          signal_dims values)
 //   u = Q_k u                              keyed orthogonal mixing: `reflections` Householder
 //                                          reflections whose vectors come from the key's keystream
 //   e = embed(c_k)                         learned linear key embedding of `cond_dim` keystream values
@@ -27,7 +31,7 @@
 namespace veil::engine::identity {
 
 struct FlowOptions {
-  // Bytes of keystream a key is expanded into: cond_dim + reflections * dim.
+  // Bytes of keystream a key is expanded into: cond_dim + reflections * work_dim().
   size_t conditioning_bytes() const;
   // The options as the model file's key=value map (includes the conditioning context).
   std::map<std::string, std::string> ToMap() const;
@@ -42,13 +46,22 @@ struct FlowOptions {
   TORCH_ARG(int64_t, reflections) = 128;  // Householder reflections of the keyed mixing
   TORCH_ARG(double, max_log_scale) = 1.0;
   TORCH_ARG(double, whiten) = 1.0;        // 0: none, 1: full ZCA whitening (set by the trainer)
+  // The principal directions of the codes the flow moves (even; dim: all). The recognizer's codes
+  // fill only 77 of their 128 dimensions (eigenvalues of the train codes' covariance: the 77th
+  // 2.0e-4, the 78th 5.8e-6, the rest ~1e-8); a flow that whitens all 128 puts 40 % of a pseudonym
+  // into directions no rendered face carries, which keyed restore can never read back.
+  TORCH_ARG(int64_t, signal_dims) = 128;
+
+ public:
+  // The width the keyed steps work on: signal_dims.
+  int64_t work_dim() const { return signal_dims(); }
 
 };
 
 // Key-derived inputs of the flow for a batch: one row per code.
 struct FlowKeys {
   torch::Tensor cond;  // [B, cond_dim] float32 in [-1, 1]
-  torch::Tensor q;     // [B, dim, dim] float32, orthogonal
+  torch::Tensor q;     // [B, work_dim, work_dim] float32, orthogonal
   void Wipe();         // zeroes both
 };
 
@@ -82,16 +95,21 @@ class FlowImpl : public torch::nn::Module {
 
   // Sets the whitening buffers from the training codes' mean [dim] and covariance [dim, dim].
   void SetStatistics(const torch::Tensor& mean, const torch::Tensor& cov);
-  // The whitening buffers: mean [dim] and W [dim, dim] (symmetric).
+  // The whitening buffers: mean [dim] and W [dim, dim] (symmetric ZCA of all dims, also when
+  // signal_dims < dim: IdentityFlow::Denoise uses it).
   std::pair<torch::Tensor, torch::Tensor> Whitening() const { return {mean_, whiten_}; }
 
  private:
   torch::Tensor Embed(const FlowKeys& keys);
+  // x - mean -> (the working coordinates u [B, work_dim], the untouched rest [B, dim] or undefined).
+  std::pair<torch::Tensor, torch::Tensor> ToWork(const torch::Tensor& x) const;
+  torch::Tensor FromWork(const torch::Tensor& u, const torch::Tensor& rest) const;
 
   FlowOptions options_;
   torch::nn::Linear embed_{nullptr};
   std::vector<Coupling> couplings_;
-  torch::Tensor mean_, whiten_, unwhiten_, mix_;  // mix_: [couplings, dim, dim]
+  torch::Tensor mean_, whiten_, unwhiten_, mix_;  // mix_: [couplings, work_dim, work_dim]
+  torch::Tensor basis_, scale_;  // signal_dims < dim only: [dim, signal_dims] orthonormal, [signal_dims]
 };
 TORCH_MODULE(Flow);
 

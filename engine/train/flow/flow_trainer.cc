@@ -266,7 +266,7 @@ void Log(const FlowTrainOptions& o, const std::string& s) {
 
 FlowOptions ArchFrom(const FlowTrainOptions& o) {
   FlowOptions f;
-  f.couplings(o.couplings).hidden(o.hidden).whiten(o.whiten).max_log_scale(o.max_log_scale);
+  f.couplings(o.couplings).hidden(o.hidden).whiten(o.whiten).max_log_scale(o.max_log_scale).signal_dims(o.signal_dims);
   return f;
 }
 

@@ -59,6 +59,9 @@ struct PipelineParams {
   std::string flow_model;
   std::string encoder_model;
   std::string generator_model;
+  // The pseudonym reader for approximate restore (pseudonym_reader.h); empty: veil-reader-v1.veilmodel
+  // next to the encoder, used when it exists and was trained for the generator.
+  std::string reader_model;
   DetectorKind detector = DetectorKind::kSsd;           // SSD for photos, tiny for the camera
   int tiny_input_size = 416;                            // tiny detector's input side (multiple of 32)
   float score_threshold = 0.5f;
@@ -121,6 +124,9 @@ struct RestoreOutput {
   cv::Mat image;
   int faces_restored = 0;
   int faces_without_payload = 0;
+  // Models an approximate restore used beyond the manifest's: the pseudonym reader when one read
+  // the pseudonyms back (role "reader").
+  std::vector<ModelRef> models;
 };
 
 class Pipeline {
@@ -145,10 +151,13 @@ class Pipeline {
   virtual StatusOr<FrameOutput> AnonymizeFrame(const cv::Mat& bgr, const keys::KeyHandle& key) = 0;
   virtual void ResetStream() = 0;
 
-  // Restore without payloads, for synthesized faces: each pseudonym's identity code is read back,
-  // the keyed flow runs backwards and the original identity is re-rendered into the same pose. The
+  // Restore without payloads, for synthesized faces: each pseudonym's identity code is read back
+  // (by the pseudonym reader trained for the generator, veil-reader-v1.veilmodel next to the
+  // encoder, when there is one; else by the recognizer), the keyed flow runs backwards and the original identity is re-rendered into the same pose. The
   // result looks like the person but is NOT the original pixels (no evidence); the caller must say
   // so. Needs a pipeline created with kSynthesized. Faces replaced otherwise stay as they are.
+  // FailedPrecondition when the manifest names other identity models (flow, encoder, generator,
+  // recognizer) than this pipeline's: the inverse only undoes the models that drew the pseudonyms.
   virtual StatusOr<RestoreOutput> RestoreApproximate(const cv::Mat& decoded, const Manifest& manifest,
                                                      const keys::RestoreGrant& grant) = 0;
 
