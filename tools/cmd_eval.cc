@@ -288,9 +288,7 @@ int Eval(int argc, char** argv) {
   std::unique_ptr<engine::PseudonymReader> reader;
   if (reader_arg != "none") {
     const std::string gen_sha = FileSha256(rp.generator_path.empty() ? engine::DefaultGeneratorModelPath() : rp.generator_path);
-    const std::string path = !reader_arg.empty() ? reader_arg
-                             : (fs::path(rp.encoder_path.empty() ? engine::DefaultEncoderModelPath() : rp.encoder_path).parent_path() /
-                                engine::kPseudonymReaderFile).string();
+    const std::string path = !reader_arg.empty() ? reader_arg : engine::DefaultPseudonymReaderPath(rp.encoder_path);
     auto r = engine::PseudonymReader::LoadIfFor(path, gen_sha, "");
     if (!r.ok()) return Fail(r.status());
     if (!*r && !reader_arg.empty()) {

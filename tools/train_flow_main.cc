@@ -3,7 +3,7 @@
 //
 //   veil-train-flow [--data $VEIL_TRAIN_DIR/utkface-v1] [--work $VEIL_TRAIN_DIR/flow] [--steps 3000]
 //                   [--batch 256] [--keys 32] [--lr 1e-3] [--threads 2] [--export models/veil-flow-v1.veilmodel]
-//                   [--couplings 8] [--hidden 256] [--whiten 1] [--signal-dims 128] [--seed 1] [--eval-every 500]
+//                   [--couplings 8] [--hidden 256] [--whiten 1] [--signal-dims 0] [--seed 1] [--eval-every 500]
 //   veil-train-flow --eval models/veil-flow-v1.veilmodel [--data DIR]
 //
 // Training resumes from WORK/ckpt.pt when it exists (written every --checkpoint-seconds, default
@@ -25,7 +25,7 @@ int main(int argc, char** argv) {
         "usage: veil-train-flow [--data DIR] [--work DIR] [--steps N] [--batch 256] [--keys 32] [--lr 1e-3]\n"
         "                       [--threads 2] [--couplings 8] [--hidden 256] [--whiten 1] [--seed 1]\n"
         "                       [--signal-dims K] (even: the flow moves the codes' top K principal\n"
-        "                       directions only; 128: all, as veil-flow-v1 revisions 1-2)\n"
+        "                       directions only; 0 or 128: all, as veil-flow-v1 revisions 1-2)\n"
         "                       [--eval-every 500] [--checkpoint-seconds 180] [--near-train 4000] [--export FILE]\n"
         "       veil-train-flow --eval MODEL_FILE [--data DIR]");
     return 0;
@@ -54,7 +54,7 @@ int main(int argc, char** argv) {
   auto log_every = args.GetInt("--log-every", o.log_every, 1, 10'000'000);
   auto near = args.GetInt("--near-train", o.near_train, 0, 10'000'000);
   auto ckpt = args.GetInt("--checkpoint-seconds", o.checkpoint_seconds, 1, 86400);
-  auto signal_dims = args.GetInt("--signal-dims", o.signal_dims, 2, 128);
+  auto signal_dims = args.GetInt("--signal-dims", o.signal_dims, 0, 128);
   for (auto* v : {&steps, &batch, &nkeys, &threads, &couplings, &hidden, &seed, &eval_every, &log_every, &ckpt, &near,
                   &signal_dims})
     if (!v->ok()) return cli::Fail(v->status());
@@ -68,6 +68,7 @@ int main(int argc, char** argv) {
   for (auto* v : {&lr, &whiten, &w_mmd, &w_near, &w_nn, &m_far, &m_near})
     if (!v->ok()) return cli::Fail(v->status());
   if (Status st = args.Finish(); !st.ok()) return cli::Fail(st);
+  if (*signal_dims % 2 != 0) return cli::Fail(InvalidArgumentError("option --signal-dims must be even (0: all 128)"));
   o.steps = static_cast<int>(*steps);
   o.batch = static_cast<int>(*batch);
   o.keys_per_batch = static_cast<int>(*nkeys);

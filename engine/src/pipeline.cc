@@ -333,7 +333,6 @@ class PipelineImpl final : public Pipeline {
         PixelsSha256(decoded) != manifest.output_pixels_sha256) {
       return DataLossError("the image was edited after anonymization (its pixels do not match its manifest)");
     }
-    VEIL_ASSIGN_OR_RETURN(keys::KeyHandle key, grant.Key(manifest.key_version));
     // The inverse is only the inverse of the models that drew the pseudonyms.
     for (const ModelRef& have : synth_->models()) {
       for (const ModelRef& used : manifest.models) {
@@ -344,6 +343,7 @@ class PipelineImpl final : public Pipeline {
         }
       }
     }
+    VEIL_ASSIGN_OR_RETURN(keys::KeyHandle key, grant.Key(manifest.key_version));
     VEIL_ASSIGN_OR_RETURN(std::vector<Face> found, detector_->Detect(decoded));
     std::vector<Face> faces;
     std::vector<std::string> scope_ids;

@@ -89,9 +89,8 @@ StatusOr<std::unique_ptr<FaceSynthesizer>> FaceSynthesizer::Create(const Synthes
   s->models_.push_back(g);
   s->generator_sha256_ = g.sha256_hex;
   s->face_api_dir_ = paths.models_dir;
-  s->reader_path_ = paths.reader_path.empty()
-                        ? (std::filesystem::path(enc).parent_path() / kPseudonymReaderFile).string()
-                        : paths.reader_path;
+  s->reader_path_ = paths.reader_path.empty() ? DefaultPseudonymReaderPath(enc) : paths.reader_path;
+  s->reader_named_ = !paths.reader_path.empty();
   s->models_.push_back({"face-api-1.7.15/face_recognition_model", "recognizer", PinnedSha256("face_recognition_model.bin")});
   return s;
 }
@@ -237,7 +236,15 @@ StatusOr<Descriptor> FaceSynthesizer::Pseudonym(const Descriptor& code, const st
 
 StatusOr<PseudonymReader*> FaceSynthesizer::Reader() {
   if (!reader_checked_) {
-    VEIL_ASSIGN_OR_RETURN(reader_, PseudonymReader::LoadIfFor(reader_path_, generator_sha256_, face_api_dir_));
+    if (reader_named_) {  // named by the caller: it must be there and serve this generator
+      VEIL_ASSIGN_OR_RETURN(reader_, PseudonymReader::Load(reader_path_, face_api_dir_));
+      if (reader_->generator_sha256() != generator_sha256_) {
+        reader_.reset();
+        return InvalidArgumentError("the pseudonym reader " + reader_path_ + " was trained for another generator");
+      }
+    } else {
+      VEIL_ASSIGN_OR_RETURN(reader_, PseudonymReader::LoadIfFor(reader_path_, generator_sha256_, face_api_dir_));
+    }
     reader_checked_ = true;
   }
   return reader_.get();

@@ -28,7 +28,8 @@ struct SynthesizerPaths {
   std::string encoder_path;    // empty: DefaultEncoderModelPath()
   std::string generator_path;  // empty: DefaultGeneratorModelPath()
   // The pseudonym reader for keyed restore; empty: kPseudonymReaderFile next to the encoder, used
-  // when present (else the recognizer reads the pseudonym back).
+  // when present and trained for the generator (else the recognizer reads the pseudonym back). A
+  // path given here must exist and match the generator.
   std::string reader_path;
 };
 
@@ -97,7 +98,8 @@ class FaceSynthesizer {
   StatusOr<std::vector<Descriptor>> Flow(const std::vector<Descriptor>& codes, const std::vector<std::string>& scope_ids,
                                          keys::ScopeKind scope, const keys::KeyHandle& key, bool inverse);
   // The reader for this generator, loaded on first use; nullptr when there is none. A reader file
-  // that exists but does not load is an error; one trained for another generator is not used.
+  // that exists but does not load is an error; at the default path one trained for another
+  // generator is not used, a reader named in SynthesizerPaths must exist and match (else an error).
   StatusOr<PseudonymReader*> Reader();
   Status Render(cv::Mat& image, const std::vector<Face>& faces, const std::vector<Descriptor>& identities,
                 std::vector<cv::Rect>* regions, StageTimes* times = nullptr);
@@ -108,7 +110,7 @@ class FaceSynthesizer {
   std::unique_ptr<FaceRenderer> renderer_;
   std::vector<ModelRef> models_;
   std::string reader_path_, generator_sha256_, face_api_dir_;
-  bool reader_checked_ = false;
+  bool reader_checked_ = false, reader_named_ = false;
   std::unique_ptr<PseudonymReader> reader_;
 };
 

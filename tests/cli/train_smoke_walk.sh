@@ -45,9 +45,13 @@ cp "$FLOW" out/
 RFLAGS=(--data data --models out --out reader --batch 2 --threads 2 --holdout-eval 2 --eval-every 2)
 expect 0 "$READER" "${RFLAGS[@]}" --minutes 0.05
 contains "checkpoint at step" "$OUT"
+rfirst=$(printf '%s\n' "$OUT" | sed -n 's/^checkpoint at step \([0-9]*\).*/\1/p' | tail -n 1)
 expect 0 "$READER" "${RFLAGS[@]}" --minutes 0.05 --resume --export out/veil-reader-v1.veilmodel
 contains "resumed from" "$OUT"
 contains "exported out/veil-reader-v1.veilmodel" "$OUT"
+rlast=$(printf '%s\n' "$OUT" | sed -n 's/^checkpoint at step \([0-9]*\).*/\1/p' | tail -n 1)
+[ "${rlast:-0}" -gt "${rfirst:-0}" ] && PASSED=$((PASSED + 1)) \
+  || { echo "FAIL: the resumed reader did not go on from step $rfirst (last $rlast)"; FAILED=$((FAILED + 1)); }
 expect 0 "$VEIL_BIN" eval --images "$DEMO" --limit 2 --encoder out/veil-encoder-v1.veilmodel \
   --generator out/veil-generator-v1.veilmodel --json
 contains '"read_back_by": "veil-reader-v1"' "$OUT"

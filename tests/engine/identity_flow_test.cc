@@ -96,6 +96,20 @@ TEST_SUITE("identity_flow") {
     }
   }
 
+  TEST_CASE("the shipped flow computes what it computed when it was shipped") {
+    // Pinned outputs (first real golden code, test key 1), to 1e-4: a code change that altered the
+    // arithmetic of existing flow files (e.g. around the signal_dims option) would move them.
+    auto flow = LoadShipped();
+    const auto codes = RealCodes();
+    auto y = flow->Forward(codes[0], Key(1));
+    REQUIRE(y.ok());
+    const float pinned[4] = {-0.16876f, 0.100156f, 0.0987839f, -0.0752877f};
+    for (int i = 0; i < 4; ++i) {
+      CAPTURE(i);
+      CHECK(std::abs((*y)[static_cast<size_t>(i)] - pinned[i]) < 1e-4f);
+    }
+  }
+
   TEST_CASE("the same code and key give bit-identical outputs, across calls and instances") {
     auto a = LoadShipped();
     auto b = LoadShipped();

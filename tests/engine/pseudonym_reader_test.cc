@@ -131,34 +131,57 @@ TEST_CASE("a pseudonym reader refuses a corrupt file, another kind of model and 
   DOCTEST_CHECK(r.status().code() == StatusCode::kInvalidArgument);
 }
 
-TEST_CASE("approximate restore reads pseudonyms with the reader trained for its generator, and with no other") {
+TEST_CASE("approximate restore reads pseudonyms with the reader it is given, and refuses one for another generator") {
   TempDir t;
   testing::TestStore s('r');
   const cv::Mat& input = testing::DemoImage("sample1.jpg");
-  for (const bool matching : {true, false}) {
-    CAPTURE(matching);
-    const std::string path = (t.dir / (matching ? "match.veilmodel" : "other.veilmodel")).string();
-    WriteUntunedReader(path, matching ? FileSha256(DefaultGeneratorModelPath()) : std::string(64, 'b'));
+  const std::string match = (t.dir / "match.veilmodel").string(), other = (t.dir / "other.veilmodel").string();
+  WriteUntunedReader(match, FileSha256(DefaultGeneratorModelPath()));
+  WriteUntunedReader(other, std::string(64, 'b'));
+  struct Case {
+    std::string path;
+    StatusCode code;
+  };
+  for (const Case& c : {Case{match, StatusCode::kOk}, Case{other, StatusCode::kInvalidArgument},
+                        Case{(t.dir / "missing.veilmodel").string(), StatusCode::kNotFound}}) {
+    CAPTURE(c.path);
     PipelineParams p;
     p.models_dir = testing::ModelsDir().string();
     p.method = ReplaceMethod::kSynthesized;
-    p.reader_model = path;
+    p.reader_model = c.path;
     auto pipeline = Pipeline::Create(p);
     REQUIRE_MESSAGE(pipeline.ok(), pipeline.status().ToString());
     auto out = (*pipeline)->AnonymizeImage(input, s.Key(), ".png");
     REQUIRE(out.ok());
     cv::Mat anonymized = cv::imdecode(std::vector<uchar>(out->image_bytes.begin(), out->image_bytes.end()), cv::IMREAD_COLOR);
     auto approx = (*pipeline)->RestoreApproximate(anonymized, out->manifest, s.Grant(out->image_bytes));
-    REQUIRE_MESSAGE(approx.ok(), approx.status().ToString());
-    REQUIRE(approx->faces_restored >= 1);
-    if (matching) {
+    DOCTEST_CHECK(approx.status().code() == c.code);
+    if (c.code == StatusCode::kOk) {
+      REQUIRE(approx.ok());
+      REQUIRE(approx->faces_restored >= 1);
       REQUIRE(approx->models.size() == 1);
       DOCTEST_CHECK(approx->models[0].role == "reader");
-      DOCTEST_CHECK(approx->models[0].sha256_hex == FileSha256(path));
-    } else {
-      DOCTEST_CHECK(approx->models.empty());
+      DOCTEST_CHECK(approx->models[0].sha256_hex == FileSha256(match));
     }
   }
+}
+
+TEST_CASE("at the default path a reader is used only when it exists and serves the generator") {
+  TempDir t;
+  const std::string gen = FileSha256(DefaultGeneratorModelPath());
+  const std::string path = DefaultPseudonymReaderPath((t.dir / "veil-encoder-v1.veilmodel").string());
+  DOCTEST_CHECK(path == (t.dir / kPseudonymReaderFile).string());
+  auto none = PseudonymReader::LoadIfFor(path, gen, testing::ModelsDir().string());
+  REQUIRE(none.ok());
+  DOCTEST_CHECK(*none == nullptr);
+  WriteUntunedReader(path, std::string(64, 'c'));
+  auto other = PseudonymReader::LoadIfFor(path, gen, testing::ModelsDir().string());
+  REQUIRE(other.ok());
+  DOCTEST_CHECK(*other == nullptr);
+  WriteUntunedReader(path, gen);
+  auto match = PseudonymReader::LoadIfFor(path, gen, testing::ModelsDir().string());
+  REQUIRE(match.ok());
+  DOCTEST_CHECK(*match != nullptr);
 }
 
 }  // namespace veil::engine

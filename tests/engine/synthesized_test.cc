@@ -106,13 +106,19 @@ TEST_CASE("approximate restore refuses an image whose pseudonyms another flow dr
   REQUIRE(flow.ok());
   flow->tensors.at(0).values.at(0) += 1e-3f;
   const std::string other = (std::filesystem::temp_directory_path() / ("veil-other-flow-" + std::to_string(::getpid()) + ".veilmodel")).string();
+  struct Remove {
+    std::string path;
+    ~Remove() {
+      std::error_code ec;
+      std::filesystem::remove(path, ec);
+    }
+  } remove_other{other};
   REQUIRE(SaveModelFile(other, *flow, true).ok());
   PipelineParams p;
   p.models_dir = testing::ModelsDir().string();
   p.method = ReplaceMethod::kSynthesized;
   p.flow_model = other;
   auto restorer = Pipeline::Create(p);
-  std::filesystem::remove(other);
   REQUIRE(restorer.ok());
   auto approx = (*restorer)->RestoreApproximate(Decode(out->image_bytes), out->manifest, s.Grant(out->image_bytes));
   REQUIRE_FALSE(approx.ok());

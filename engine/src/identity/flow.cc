@@ -61,7 +61,7 @@ std::map<std::string, std::string> FlowOptions::ToMap() const {
           {"whiten", Fmt(whiten())},
           {"conditioning", kFlowConditioningContext},
           {"key_bytes", std::to_string(kFlowSubkeyBytes)}};
-  if (signal_dims() != dim()) m["signal_dims"] = std::to_string(signal_dims());  // files before it: all dims
+  if (work_dim() != dim()) m["signal_dims"] = std::to_string(work_dim());  // files before it: all dims
   return m;
 }
 
@@ -95,7 +95,6 @@ StatusOr<FlowOptions> FlowOptions::FromMap(const std::map<std::string, std::stri
   VEIL_ASSIGN_OR_RETURN(int64_t dim, integer("dim", 2, 4096));
   if (dim % 2 != 0) return InvalidArgumentError("identity flow: dim must be even");
   o.dim(dim);
-  o.signal_dims(dim);
   if (m.count("signal_dims")) {
     VEIL_ASSIGN_OR_RETURN(int64_t sd, integer("signal_dims", 2, dim));
     if (sd % 2 != 0) return InvalidArgumentError("identity flow: signal_dims must be even");
@@ -303,6 +302,15 @@ class IdentityFlowImpl final : public IdentityFlow {
         if (!std::isfinite(v)) return InvalidArgumentError("identity flow: tensor " + t.name + " has non-finite values");
     VEIL_RETURN_IF_ERROR(LoadModuleTensors(*flow_, model));
     flow_->eval();
+    // A flow over principal directions inverts only with an orthonormal basis and positive scales.
+    auto buffers = flow_->named_buffers();
+    if (const torch::Tensor* b = buffers.find("basis")) {
+      torch::NoGradGuard g;
+      const torch::Tensor& scale = buffers["scale"];
+      const torch::Tensor gram = torch::matmul(b->t(), *b) - torch::eye(b->size(1));
+      if (gram.abs().max().item<float>() > 1e-4f || scale.min().item<float>() <= 0.0f)
+        return InvalidArgumentError("identity flow: the principal basis is not orthonormal or a scale is not positive");
+    }
     return Status::Ok();
   }
 

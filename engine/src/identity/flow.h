@@ -46,15 +46,16 @@ struct FlowOptions {
   TORCH_ARG(int64_t, reflections) = 128;  // Householder reflections of the keyed mixing
   TORCH_ARG(double, max_log_scale) = 1.0;
   TORCH_ARG(double, whiten) = 1.0;        // 0: none, 1: full ZCA whitening (set by the trainer)
-  // The principal directions of the codes the flow moves (even; dim: all). The recognizer's codes
+  // The principal directions of the codes the flow moves (even, at most dim). The recognizer's codes
   // fill only 77 of their 128 dimensions (eigenvalues of the train codes' covariance: the 77th
   // 2.0e-4, the 78th 5.8e-6, the rest ~1e-8); a flow that whitens all 128 puts 40 % of a pseudonym
   // into directions no rendered face carries, which keyed restore can never read back.
-  TORCH_ARG(int64_t, signal_dims) = 128;
+  // 0: all (dim). With K = 76 the 77th direction (eigenvalue 2.0e-4) passes through unchanged too.
+  TORCH_ARG(int64_t, signal_dims) = 0;
 
  public:
-  // The width the keyed steps work on: signal_dims.
-  int64_t work_dim() const { return signal_dims(); }
+  // The width the keyed steps work on: signal_dims, or dim when it is 0.
+  int64_t work_dim() const { return signal_dims() > 0 ? signal_dims() : dim(); }
 
 };
 

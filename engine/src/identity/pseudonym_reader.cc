@@ -151,8 +151,9 @@ StatusOr<std::unique_ptr<PseudonymReader>> PseudonymReader::LoadIfFor(const std:
   return r;
 }
 
-std::string DefaultPseudonymReaderPath() {
-  return (std::filesystem::path(DefaultEncoderModelPath()).parent_path() / kPseudonymReaderFile).string();
+std::string DefaultPseudonymReaderPath(const std::string& encoder_path) {
+  const std::string enc = encoder_path.empty() ? DefaultEncoderModelPath() : encoder_path;
+  return (std::filesystem::path(enc).parent_path() / kPseudonymReaderFile).string();
 }
 
 }  // namespace veil::engine

@@ -36,7 +36,7 @@ struct FlowTrainOptions {
   int couplings = 8;
   int hidden = 256;
   double whiten = 1.0;
-  int signal_dims = 128;          // FlowOptions::signal_dims: the principal directions the flow moves
+  int signal_dims = 0;            // FlowOptions::signal_dims: the principal directions the flow moves (0: all)
   double max_log_scale = 1.0;
   // Margins and weights.
   double margin_far = 0.8;

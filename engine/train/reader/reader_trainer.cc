@@ -68,15 +68,7 @@ class Trainer {
     gain_ = static_cast<float>(go.identity_gain());
     generator_sha256_ = g.sha256_hex;
     flow_sha256_ = f.sha256_hex;
-    // Denoise (IdentityFlow::Denoise) as one fixed matrix: mean + (r - mean) (I + ratio W^2)^-T.
-    {
-      auto [mean, w] = F_->Whitening();
-      const torch::Tensor wd = w.to(torch::kFloat64);
-      ratio_ = o_.denoise_ratio >= 0 ? o_.denoise_ratio : go.readback_noise_ratio();
-      const torch::Tensor a = torch::eye(wd.size(0), torch::kFloat64) + ratio_ * torch::matmul(wd, wd);
-      denoise_ = torch::linalg_inv(a).t().to(torch::kFloat32);
-      mean_ = mean;
-    }
+    SetRatio(o_.denoise_ratio >= 0 ? o_.denoise_ratio : go.readback_noise_ratio());
     VEIL_ASSIGN_OR_RETURN(auto w, engine::TfjsWeights::Load(engine::ResolveModelsDir(""), "face_recognition_model", true));
     VEIL_RETURN_IF_ERROR(P_->LoadFrom(w));
     VEIL_RETURN_IF_ERROR(dlib_->LoadFrom(w));
@@ -91,26 +83,43 @@ class Trainer {
     const auto hold = data_.Indices(Split::kHoldout);
     holdout_.assign(hold.begin(), hold.begin() + std::min<size_t>(hold.size(), static_cast<size_t>(o_.holdout_eval)));
     if (train_.empty() || holdout_.empty()) return FailedPreconditionError("the data set has no train or held-out images");
-    fs::create_directories(o_.out_dir);
+    std::error_code ec;
+    fs::create_directories(o_.out_dir, ec);
+    if (ec) return IoError("cannot create " + o_.out_dir + ": " + ec.message());
     const std::string ckpt = (fs::path(o_.out_dir) / "reader.pt").string();
     if (o_.resume && fs::exists(ckpt)) {
       VEIL_RETURN_IF_ERROR(Load(ckpt));
     } else if (!o_.resume_from.empty()) {
-      VEIL_RETURN_IF_ERROR(LoadModel(o_.resume_from, g.sha256_hex));
+      VEIL_RETURN_IF_ERROR(LoadModel(o_.resume_from));
     }
-    OpenLog();
-    return Status::Ok();
+    return OpenLog();
+  }
+
+  // Denoise (IdentityFlow::Denoise) as one fixed matrix: mean + (r - mean) (I + ratio W^2)^-T.
+  void SetRatio(double ratio) {
+    torch::NoGradGuard no_grad;
+    auto [mean, w] = F_->Whitening();
+    const torch::Tensor wd = w.to(torch::kFloat64);
+    const torch::Tensor a = torch::eye(wd.size(0), torch::kFloat64) + ratio * torch::matmul(wd, wd);
+    denoise_ = torch::linalg_inv(a).t().to(torch::kFloat32);
+    mean_ = mean;
+    ratio_ = ratio;
+  }
+
+  // A resumed reader keeps its denoise ratio unless --denoise-ratio says otherwise.
+  void AdoptRatio(double ratio) {
+    if (o_.denoise_ratio < 0 && ratio != ratio_) SetRatio(ratio);
   }
 
   Status Run() {
-    const auto start = Clock::now();
-    auto last_ckpt = Clock::now();
     double loss_sum = 0;
     int loss_n = 0;
     const int64_t first_step = step_;
     if (o_.minutes > 0) VEIL_RETURN_IF_ERROR(Eval());
+    const auto start = Clock::now();  // the budget is for training: a run with minutes > 0 takes a step at least
+    auto last_ckpt = Clock::now();
     for (;;) {
-      const bool out_of_time = Seconds(start) >= o_.minutes * 60.0;
+      const bool out_of_time = Seconds(start) >= o_.minutes * 60.0 && (o_.minutes <= 0 || step_ > first_step);
       const bool asked = o_.stop && o_.stop();
       if (out_of_time || asked) break;
       const auto t0 = Clock::now();
@@ -254,11 +263,13 @@ class Trainer {
     return Status::Ok();
   }
 
-  void OpenLog() {
+  Status OpenLog() {
     const std::string path = (fs::path(o_.out_dir) / "log.tsv").string();
     const bool fresh = !fs::exists(path);
     log_.open(path, std::ios::app);
+    if (!log_.is_open()) return IoError("cannot open " + path);
     if (fresh) log_ << "step\ttrain_loss\teval_read_error\teval_inverse\teval_inverse_below_0.6\teval_restore\teval_restore_below_0.6\n";
+    return Status::Ok();
   }
 
   Status Save() {
@@ -270,6 +281,8 @@ class Trainer {
       ar.write("opt", ao);
       ar.write("step", torch::tensor(step_), true);
       ar.write("train_seconds", torch::tensor(train_seconds_, torch::kFloat64), true);
+      ar.write("denoise_ratio", torch::tensor(ratio_, torch::kFloat64), true);
+      ar.write("generator_sha256", torch::tensor(std::vector<int64_t>(generator_sha256_.begin(), generator_sha256_.end())), true);
       const std::string path = (fs::path(o_.out_dir) / "reader.pt").string();
       ar.save_to(path + ".tmp");
       fs::rename(path + ".tmp", path);
@@ -289,11 +302,20 @@ class Trainer {
       ar.read("opt", ao);
       P_->load(ap);
       opt_->load(ao);
-      torch::Tensor step, secs;
+      torch::Tensor step, secs, ratio, gen;
       ar.read("step", step, true);
       ar.read("train_seconds", secs, true);
       step_ = step.item<int64_t>();
       train_seconds_ = secs.item<double>();
+      // Checkpoints written before these fields carry neither (the generator was then the shipped one).
+      if (ar.try_read("generator_sha256", gen, true)) {
+        std::string sha;
+        for (int64_t i = 0; i < gen.numel(); ++i) sha.push_back(static_cast<char>(gen[i].item<int64_t>()));
+        if (sha != generator_sha256_)
+          return InvalidArgumentError("the reader checkpoint " + path + " was trained for another generator than " +
+                                      o_.models_dir + "'s");
+      }
+      if (ar.try_read("denoise_ratio", ratio, true)) AdoptRatio(ratio.item<double>());
     } catch (const std::exception& e) {
       return DataLossError("cannot read the reader checkpoint " + path + ": " + e.what());
     }
@@ -301,12 +323,14 @@ class Trainer {
     return Status::Ok();
   }
 
-  // A reader model file (veil-reader-v1.veilmodel): fp16 weights and its step count; Adam restarts.
-  Status LoadModel(const std::string& path, const std::string& generator_sha256) {
-    VEIL_ASSIGN_OR_RETURN(auto m, engine::LoadModelFile(path));
-    if (m.kind != engine::kPseudonymReaderKind) return InvalidArgumentError(path + " is not a pseudonym reader");
-    if (m.options["generator_sha256"] != generator_sha256)
+  // A reader model file (veil-reader-v1.veilmodel): fp16 weights, its denoise ratio and its step
+  // count; Adam restarts. Checked as the engine checks it (PseudonymReader::Load).
+  Status LoadModel(const std::string& path) {
+    VEIL_ASSIGN_OR_RETURN(auto reader, engine::PseudonymReader::Load(path, ""));
+    if (reader->generator_sha256() != generator_sha256_)
       return InvalidArgumentError(path + " was trained for another generator than " + o_.models_dir + "'s");
+    AdoptRatio(reader->DenoiseRatio());
+    VEIL_ASSIGN_OR_RETURN(auto m, engine::LoadModelFile(path));
     VEIL_RETURN_IF_ERROR(engine::LoadModuleTensors(*P_, m).WithContext(path));
     step_ = 0;
     if (auto it = m.info.find("steps"); it != m.info.end()) {

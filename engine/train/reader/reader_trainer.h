@@ -20,8 +20,9 @@
 // The held-out evaluation (fixed key, the first N held-out faces) reports the read error, the
 // inverse flow's distance to the original and the keyed restore (re-rendered as the pipeline does).
 //
-// --minutes 0 with an export path exports the checkpoint as it is.
-// Files in out_dir: reader.pt (full: weights, Adam state, step; temp file then rename), log.tsv.
+// --minutes 0 --resume (or --resume-from FILE) with an export path exports that reader as it is.
+// Files in out_dir: reader.pt (full: weights, Adam state, step, denoise ratio, the generator's
+// SHA-256; temp file then rename), log.tsv.
 #pragma once
 
 #include <cstdint>

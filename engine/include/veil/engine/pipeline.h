@@ -60,7 +60,8 @@ struct PipelineParams {
   std::string encoder_model;
   std::string generator_model;
   // The pseudonym reader for approximate restore (pseudonym_reader.h); empty: veil-reader-v1.veilmodel
-  // next to the encoder, used when it exists and was trained for the generator.
+  // next to the encoder, used when it exists and was trained for the generator. A reader named here
+  // must exist and match the generator, else approximate restore fails (NotFound, InvalidArgument).
   std::string reader_model;
   DetectorKind detector = DetectorKind::kSsd;           // SSD for photos, tiny for the camera
   int tiny_input_size = 416;                            // tiny detector's input side (multiple of 32)

@@ -54,7 +54,7 @@ class PseudonymReader {
   virtual float DenoiseRatio() const = 0;
 };
 
-// <dir of the encoder>/veil-reader-v1.veilmodel next to DefaultEncoderModelPath().
-std::string DefaultPseudonymReaderPath();
+// kPseudonymReaderFile in the folder of `encoder_path` (empty: DefaultEncoderModelPath()).
+std::string DefaultPseudonymReaderPath(const std::string& encoder_path);
 
 }  // namespace veil::engine
