@@ -160,7 +160,7 @@ sys.exit(0 if b"veIL" in data and sys.argv[2].encode() in data else 1)
 PY
 
 # Refusals: an image the request does not name; an edited image; a request for a destroyed key.
-cp a.png edited.png && printf '\x00' | dd of=edited.png bs=1 seek=5000 conv=notrunc status=none
+cp a.png edited.png && flip_byte edited.png 5000
 expect 0 "$VEIL" request create --requester op --case C-2 --purpose "test" --target-file edited.png -o req2
 expect 0 "$VEIL" request approve req2 --principal-key alice.key
 expect 0 "$VEIL" request approve req2 --principal-key carol.key

@@ -28,6 +28,15 @@ contains() {
   esac
 }
 
+# flip_byte FILE OFFSET: inverts every bit of one byte in place. Writing a fixed value instead would
+# leave the file unchanged whenever the byte already held it (1 run in 256 on random ciphertext).
+flip_byte() {
+  local old
+  old=$(od -An -tu1 -j "$2" -N1 "$1" | tr -d ' ')
+  [ -n "$old" ] || { echo "FAIL: flip_byte: $1 has no byte at $2"; FAILED=$((FAILED + 1)); return; }
+  printf "\\$(printf '%03o' $((255 - old)))" | dd of="$1" bs=1 seek="$2" conv=notrunc status=none
+}
+
 finish() {
   echo "$PASSED passed, $FAILED failed"
   [ "$FAILED" -eq 0 ]

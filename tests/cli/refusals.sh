@@ -32,7 +32,7 @@ expect 2 "$VEIL" keys rotate --store svc --key-file svc.key --passphrase-file pa
 
 # Tampered audit log: verify says corrupt (6), and writers refuse (6).
 cp store/audit.log audit.good
-printf '\x01' | dd of=store/audit.log bs=1 seek=100 conv=notrunc status=none
+flip_byte store/audit.log 100
 expect 6 "$VEIL" audit verify
 expect 6 "$VEIL" keys rotate
 cp audit.good store/audit.log
@@ -41,7 +41,7 @@ expect 0 "$VEIL" audit verify
 # Tampered store: 6 with a pointer to the backup, then recovered.
 expect 0 "$VEIL" keys rotate
 cp store/keystore.veil ks.good
-printf '\x01' | dd of=store/keystore.veil bs=1 seek=200 conv=notrunc status=none
+flip_byte store/keystore.veil 200
 expect 6 "$VEIL" keys list
 contains "veil keys recover" "$ERR"
 expect 0 "$VEIL" keys recover
