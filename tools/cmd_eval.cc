@@ -54,6 +54,7 @@ const char* kUsage =
     "  flatters the attacker). The pipeline's identity check (PipelineParams::verify_distance):\n"
     "  how many faces it releases at the generator's gain, after a stronger push, or pixelates.\n"
     "  --sheet writes a contact sheet: original | key A | key B | restored | wrong key.\n"
+    "  The flow and the reader default to the files next to the encoder, as in the pipeline.\n"
     "  Faces are rendered with SteerIdentity at the generator file's identity_gain, as the pipeline\n"
     "  does; --identity-gain overrides it (to calibrate a new generator). Keyed restore denoises the\n"
     "  read-back pseudonym (IdentityFlow::Denoise) with the file's readback_noise_ratio before the\n"
@@ -276,7 +277,7 @@ int Eval(int argc, char** argv) {
   if (Status st = args.Finish(); !st.ok()) return Fail(st);
   if (!limit.ok()) return Fail(limit.status());
   if (static_cast<bool>(dataset) == static_cast<bool>(images)) return Fail(InvalidArgumentError("give --dataset DIR or --images DIR"));
-  if (flow_path.empty()) flow_path = (fs::path(engine::DefaultEncoderModelPath()).parent_path() / "veil-flow-v1.veilmodel").string();
+  if (flow_path.empty()) flow_path = engine::DefaultIdentityFlowPath(rp.encoder_path);  // as the pipeline pairs them
 
   auto rec = engine::Recognizer::Create({});
   if (!rec.ok()) return Fail(rec.status());

@@ -27,6 +27,9 @@ int main(int argc, char** argv) {
         "                       [--signal-dims K] (even: the flow moves the codes' top K principal\n"
         "                       directions only; 0 or 128: all, as veil-flow-v1 revisions 1-2)\n"
         "                       [--eval-every 500] [--checkpoint-seconds 180] [--near-train 4000] [--export FILE]\n"
+        "                       [--w-lin 0 --margin-lin 0.6 --lin-read-error 0.4 --lin-batch 512 --inv-gain 1.1]\n"
+        "                       (an informed attacker's linear guess of the original, fitted on half, kept away\n"
+        "                       on the rest, while the keyed inverse of the same read error stays within gain)\n"
         "       veil-train-flow --eval MODEL_FILE [--data DIR]");
     return 0;
   }
@@ -55,8 +58,9 @@ int main(int argc, char** argv) {
   auto near = args.GetInt("--near-train", o.near_train, 0, 10'000'000);
   auto ckpt = args.GetInt("--checkpoint-seconds", o.checkpoint_seconds, 1, 86400);
   auto signal_dims = args.GetInt("--signal-dims", o.signal_dims, 0, 128);
+  auto lin_batch = args.GetInt("--lin-batch", o.lin_batch, 320, 65536);
   for (auto* v : {&steps, &batch, &nkeys, &threads, &couplings, &hidden, &seed, &eval_every, &log_every, &ckpt, &near,
-                  &signal_dims})
+                  &signal_dims, &lin_batch})
     if (!v->ok()) return cli::Fail(v->status());
   auto lr = args.GetNumber("--lr", o.lr, 1e-7, 1);
   auto whiten = args.GetNumber("--whiten", o.whiten, 0, 1);
@@ -65,7 +69,11 @@ int main(int argc, char** argv) {
   auto w_nn = args.GetNumber("--w-nn", o.w_nn, 0, 1e6);
   auto m_far = args.GetNumber("--margin-far", o.margin_far, 0, 10);
   auto m_near = args.GetNumber("--margin-near", o.margin_near, 0, 10);
-  for (auto* v : {&lr, &whiten, &w_mmd, &w_near, &w_nn, &m_far, &m_near})
+  auto w_lin = args.GetNumber("--w-lin", o.w_lin, 0, 1e6);
+  auto m_lin = args.GetNumber("--margin-lin", o.margin_lin, 0, 10);
+  auto lin_err = args.GetNumber("--lin-read-error", o.lin_read_error, 0, 10);
+  auto inv_gain = args.GetNumber("--inv-gain", o.inv_gain, 0.1, 100);
+  for (auto* v : {&lr, &whiten, &w_mmd, &w_near, &w_nn, &m_far, &m_near, &w_lin, &m_lin, &lin_err, &inv_gain})
     if (!v->ok()) return cli::Fail(v->status());
   if (Status st = args.Finish(); !st.ok()) return cli::Fail(st);
   if (*signal_dims % 2 != 0) return cli::Fail(InvalidArgumentError("option --signal-dims must be even (0: all 128)"));
@@ -88,6 +96,11 @@ int main(int argc, char** argv) {
   o.w_nn = *w_nn;
   o.margin_far = *m_far;
   o.margin_near = *m_near;
+  o.w_lin = *w_lin;
+  o.margin_lin = *m_lin;
+  o.lin_read_error = *lin_err;
+  o.inv_gain = *inv_gain;
+  o.lin_batch = static_cast<int>(*lin_batch);
   o.log = log;
   if (Status st = train::TrainFlow(o); !st.ok()) return cli::Fail(st);
   return 0;

@@ -74,9 +74,7 @@ StatusOr<std::unique_ptr<FaceSynthesizer>> FaceSynthesizer::Create(const Synthes
   VEIL_ASSIGN_OR_RETURN(s->recognizer_, Recognizer::Create(rp));
   const std::string enc = paths.encoder_path.empty() ? DefaultEncoderModelPath() : paths.encoder_path;
   const std::string gen = paths.generator_path.empty() ? DefaultGeneratorModelPath() : paths.generator_path;
-  const std::string flow = paths.flow_path.empty()
-                               ? (std::filesystem::path(enc).parent_path() / "veil-flow-v1.veilmodel").string()
-                               : paths.flow_path;
+  const std::string flow = paths.flow_path.empty() ? DefaultIdentityFlowPath(enc) : paths.flow_path;
   VEIL_ASSIGN_OR_RETURN(s->flow_, IdentityFlow::Load(flow));
   FaceRendererParams fp;
   fp.encoder_path = enc;

@@ -33,9 +33,13 @@ last=$(tail -n 1 gan/log.tsv | cut -f1)
 [ "${last:-0}" -gt "${first:-0}" ] && PASSED=$((PASSED + 1)) \
   || { echo "FAIL: the resumed run did not go on from step $first (last $last)"; FAILED=$((FAILED + 1)); }
 
-# The exported files are model files the engine loads and renders with.
-expect 0 "$VEIL_BIN" eval --images "$DEMO" --limit 2 --encoder out/veil-encoder-v1.veilmodel \
+# The exported files are model files the engine loads and renders with. The flow defaults to the
+# file next to the encoder, as in the pipeline: none there yet, so it is named.
+expect 3 "$VEIL_BIN" eval --images "$DEMO" --limit 2 --encoder out/veil-encoder-v1.veilmodel \
   --generator out/veil-generator-v1.veilmodel --json
+contains "out/veil-flow-v1.veilmodel" "$ERR"
+expect 0 "$VEIL_BIN" eval --images "$DEMO" --limit 2 --encoder out/veil-encoder-v1.veilmodel \
+  --generator out/veil-generator-v1.veilmodel --flow "$FLOW" --json
 contains "anonymized_vs_original" "$OUT"
 contains '"read_back_by": "recognizer"' "$OUT"
 

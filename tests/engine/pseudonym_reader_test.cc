@@ -118,7 +118,7 @@ TEST_CASE("a pseudonym reader refuses a corrupt file, another kind of model and 
     DOCTEST_CHECK(r.status().code() == StatusCode::kDataLoss);
   }
   {
-    const std::string flow = (fs::path(DefaultEncoderModelPath()).parent_path() / "veil-flow-v1.veilmodel").string();
+    const std::string flow = DefaultIdentityFlowPath("");
     auto r = PseudonymReader::Load(flow, testing::ModelsDir().string());
     REQUIRE_FALSE(r.ok());
     DOCTEST_CHECK(r.status().code() == StatusCode::kInvalidArgument);

@@ -11,6 +11,7 @@
 
 #include "test_support.h"
 #include "veil/engine/face_renderer.h"
+#include "veil/engine/identity_flow.h"
 #include "veil/engine/model_file.h"
 #include "veil/engine/pipeline.h"
 #include "veil/engine/recognizer.h"
@@ -101,7 +102,7 @@ TEST_CASE("approximate restore refuses an image whose pseudonyms another flow dr
   auto out = pipeline->AnonymizeImage(testing::DemoImage("sample1.jpg"), s.Key(), ".png");
   REQUIRE(out.ok());
   // The shipped flow with one weight nudged: another model file, another hash.
-  const std::string shipped = (std::filesystem::path(DefaultEncoderModelPath()).parent_path() / "veil-flow-v1.veilmodel").string();
+  const std::string shipped = DefaultIdentityFlowPath("");
   auto flow = LoadModelFile(shipped);
   REQUIRE(flow.ok());
   flow->tensors.at(0).values.at(0) += 1e-3f;

@@ -4,9 +4,11 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <set>
 
 #include "nets/module_io.h"
+#include "veil/engine/face_renderer.h"
 #include "veil/engine/identity_flow.h"
 #include "veil/engine/runtime.h"
 
@@ -249,6 +251,11 @@ void FlowImpl::SetStatistics(const torch::Tensor& mean, const torch::Tensor& cov
   }
 }
 
+torch::Tensor FlowImpl::DenoiseSystem(double ratio) const {
+  const torch::Tensor w = whiten_.to(torch::kFloat64);
+  return torch::eye(w.size(0), torch::kFloat64) + ratio * torch::matmul(w, w);
+}
+
 std::pair<torch::Tensor, torch::Tensor> FlowImpl::ToWork(const torch::Tensor& x) const {
   const torch::Tensor c = x - mean_;
   if (!basis_.defined()) return {torch::matmul(c, whiten_.t()), torch::Tensor()};
@@ -336,11 +343,9 @@ class IdentityFlowImpl final : public IdentityFlow {
     if (codes.empty() || noise_ratio == 0.0f) return codes;
     try {
       c10::InferenceMode guard;
-      auto [mean, whiten] = flow_->Whitening();
-      torch::Tensor w = whiten.to(torch::kFloat64);
-      torch::Tensor a = torch::eye(w.size(0), torch::kFloat64) + noise_ratio * torch::matmul(w, w);
-      torch::Tensor c = (ToTensor(codes) - mean).to(torch::kFloat64).t();
-      return FromTensor(torch::linalg_solve(a, c).t().to(torch::kFloat32) + mean);
+      const torch::Tensor mean = flow_->Whitening().first;
+      const torch::Tensor c = (ToTensor(codes) - mean).to(torch::kFloat64).t();
+      return FromTensor(torch::linalg_solve(flow_->DenoiseSystem(noise_ratio), c).t().to(torch::kFloat32) + mean);
     } catch (const std::exception& e) {
       return InternalError(std::string("identity flow failed: ") + e.what());
     }
@@ -417,6 +422,11 @@ StatusOr<std::unique_ptr<IdentityFlow>> IdentityFlow::FromContents(const ModelFi
 StatusOr<std::unique_ptr<IdentityFlow>> IdentityFlow::Load(const std::string& path) {
   VEIL_ASSIGN_OR_RETURN(ModelFileContents model, LoadModelFile(path));
   return FromContents(model);
+}
+
+std::string DefaultIdentityFlowPath(const std::string& encoder_path) {
+  const std::string enc = encoder_path.empty() ? DefaultEncoderModelPath() : encoder_path;
+  return (std::filesystem::path(enc).parent_path() / kIdentityFlowFile).string();
 }
 
 }  // namespace veil::engine

@@ -99,6 +99,9 @@ class FlowImpl : public torch::nn::Module {
   // The whitening buffers: mean [dim] and W [dim, dim] (symmetric ZCA of all dims, also when
   // signal_dims < dim: IdentityFlow::Denoise uses it).
   std::pair<torch::Tensor, torch::Tensor> Whitening() const { return {mean_, whiten_}; }
+  // Denoise's system matrix, float64 [dim, dim]: I + ratio W^2. A read code r denoises to
+  // mean + A^-1 (r - mean): directions with little spread among real codes move to the mean.
+  torch::Tensor DenoiseSystem(double ratio) const;
 
  private:
   torch::Tensor Embed(const FlowKeys& keys);

@@ -29,18 +29,6 @@ bool IsHex64(const std::string& s) {
 }
 }  // namespace
 
-torch::Tensor PseudonymReaderInput(const torch::Tensor& bgr128) {
-  namespace F = torch::nn::functional;
-  const torch::Tensor r = F::interpolate(bgr128, F::InterpolateFuncOptions()
-                                                     .size(std::vector<int64_t>{nets::FaceRecognitionNetImpl::kInputSize,
-                                                                                nets::FaceRecognitionNetImpl::kInputSize})
-                                                     .mode(torch::kBilinear)
-                                                     .align_corners(false));
-  const auto& m = nets::FaceRecognitionNetImpl::kMeanRgb;
-  const torch::Tensor mean = torch::tensor({m[0], m[1], m[2]}, r.options()).view({1, 3, 1, 1});
-  return (r.flip({1}).add(1.0).mul(127.5) - mean) / 255.0;
-}
-
 Status SavePseudonymReader(const nets::FaceRecognitionNetImpl& net, const std::string& path,
                            const std::string& generator_sha256, double denoise_ratio,
                            const std::map<std::string, std::string>& info, bool overwrite) {
@@ -107,7 +95,7 @@ class PseudonymReaderImpl final : public PseudonymReader {
         std::memcpy(x[i].data_ptr<uint8_t>(), c.data, kCrop * kCrop * 3);
       }
       const torch::Tensor xf = x.permute({0, 3, 1, 2}).to(torch::kFloat32).div(127.5).sub(1.0).contiguous();
-      const torch::Tensor y = net_->forward(identity::PseudonymReaderInput(xf)).contiguous();
+      const torch::Tensor y = net_->forward(nets::RecognizerInputFromBgr(xf)).contiguous();
       out.resize(crops.size());
       for (int64_t i = 0; i < n; ++i) std::memcpy(out[i].data(), y[i].data_ptr<float>(), sizeof(float) * 128);
     } catch (const std::exception& e) {

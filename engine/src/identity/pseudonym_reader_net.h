@@ -1,5 +1,6 @@
 // The pseudonym reader's network pieces shared by inference (pseudonym_reader.cc) and training
-// (engine/train/reader): the input conversion and the model file.
+// (engine/train/reader): the model file. Its input is
+// nets::RecognizerInputFromBgr of the 128x128 crop.
 #pragma once
 
 #include <torch/torch.h>
@@ -11,10 +12,6 @@
 #include "veil/status.h"
 
 namespace veil::engine::identity {
-
-// BGR in [-1, 1] at 128x128 -> the dlib ResNet's input: bilinear to 150x150, RGB in [0, 255]
-// minus the recognizer's mean, / 255.
-torch::Tensor PseudonymReaderInput(const torch::Tensor& bgr128);
 
 // Writes the fine-tuned network as a Veil model file (kind kPseudonymReaderKind, fp16 tensors) for
 // the generator file with SHA-256 `generator_sha256`, with the Denoise ratio of its reads.

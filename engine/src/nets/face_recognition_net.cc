@@ -16,6 +16,20 @@ constexpr Block kBlocks[] = {
 };
 }  // namespace
 
+torch::Tensor RecognizerInputFromBgr(const torch::Tensor& bgr) {
+  namespace F = torch::nn::functional;
+  constexpr int64_t kSide = FaceRecognitionNetImpl::kInputSize;
+  const torch::Tensor x = (bgr.size(2) == kSide && bgr.size(3) == kSide)
+                              ? bgr
+                              : F::interpolate(bgr, F::InterpolateFuncOptions()
+                                                        .size(std::vector<int64_t>{kSide, kSide})
+                                                        .mode(torch::kBilinear)
+                                                        .align_corners(false));
+  const auto& m = FaceRecognitionNetImpl::kMeanRgb;
+  const torch::Tensor mean = torch::tensor({m[0], m[1], m[2]}, x.options()).view({1, 3, 1, 1});
+  return (x.flip({1}).add(1.0).mul(127.5) - mean) / 255.0;
+}
+
 Status FaceRecognitionNetImpl::TakeConvLayer(TfjsWeights& w, const std::string& n, int64_t k, int64_t in,
                                              int64_t out) {
   VEIL_RETURN_IF_ERROR(Take(w, n + "/conv/filters", {k, k, in, out}, Layout::kConv));

@@ -22,4 +22,10 @@ class FaceRecognitionNetImpl : public TfjsNetBase {
 };
 TORCH_MODULE(FaceRecognitionNet);
 
+// A batch of BGR images in [-1, 1] (N x 3 x H x W, the generator's convention) -> the network's
+// input: bilinear to 150 x 150 (no resampling when already that size), RGB in [0, 255] minus
+// kMeanRgb, / 255. Differentiable: the GAN trainer's identity losses, the pseudonym reader and its
+// trainer all read faces through it.
+torch::Tensor RecognizerInputFromBgr(const torch::Tensor& bgr);
+
 }  // namespace veil::engine::nets

@@ -16,6 +16,7 @@
 #include <random>
 #include <sstream>
 
+#include "common/checkpoint_archive.h"
 #include "data/utk_dataset.h"
 #include "identity/flow.h"
 #include "nets/module_io.h"
@@ -75,6 +76,27 @@ torch::Tensor Mmd(const torch::Tensor& x, const torch::Tensor& y) {
     return out;
   };
   return k(x, x).mean() + k(y, y).mean() - 2 * k(x, y).mean();
+}
+
+// The informed attacker of `veil eval`: knows (original, pseudonym) pairs under one key and fits a
+// ridge-regularized linear guess of the original from the pseudonym as read back (`y`, with its read
+// error) on the rows of `fit`, then guesses the rows of `test`. Returns the guesses for `test`.
+// Differentiable in y: training pushes the flow away from maps a linear guess can learn.
+torch::Tensor LinearGuess(const torch::Tensor& y, const torch::Tensor& z, const torch::Tensor& fit, const torch::Tensor& test) {
+  const torch::Tensor ya = y.index_select(0, fit), za = z.index_select(0, fit);
+  const torch::Tensor my = ya.mean(0, true), mz = za.mean(0, true);
+  const torch::Tensor xa = (ya - my).to(torch::kFloat64);
+  const torch::Tensor gram = torch::matmul(xa.t(), xa);
+  const double lambda = 1e-3 * gram.diagonal().sum().item<double>() / static_cast<double>(gram.size(0));
+  const torch::Tensor w = torch::linalg_solve(gram + lambda * torch::eye(gram.size(0), torch::kFloat64),
+                                              torch::matmul(xa.t(), (za - mz).to(torch::kFloat64)));
+  return (torch::matmul((y.index_select(0, test) - my).to(torch::kFloat64), w)).to(torch::kFloat32) + mz;
+}
+
+// Rank-1 re-identification: the fraction of guesses whose nearest code among `originals` is their own.
+double RankOne(const torch::Tensor& guesses, const torch::Tensor& originals) {
+  const torch::Tensor nearest = std::get<1>(torch::cdist(guesses, originals).min(1));
+  return nearest.eq(torch::arange(guesses.size(0), torch::kInt64)).to(torch::kFloat64).mean().item<double>();
 }
 
 using FlowFn = std::function<torch::Tensor(const torch::Tensor&, const keys::SecretBytes&, bool inverse)>;
@@ -155,6 +177,18 @@ std::vector<std::string> Evaluate(const FlowFn& f, const torch::Tensor& z, const
     for (int k = 0; k < kEvalKeys; ++k) inv.push_back(f(Y1.narrow(0, k * g, g) + e.narrow(0, k * g, g), EvalKey(k), true));
     std::snprintf(buf, sizeof buf, "(r) |F^-1(F(z,k) + e) - z|, |e|=%.2f", radius);
     out.push_back(Describe(buf, (torch::cat(inv) - zz).norm(2, 1), 0.6, false));
+  }
+  // (l) the informed attacker: all codes under one key, read back 0.4 off, a linear guess fitted on
+  // the even rows and tried on the odd ones (rank 1 among the odd originals; chance 2/m).
+  {
+    const torch::Tensor yk = f(zz, EvalKey(0), false) + dir * 0.4;
+    const torch::Tensor even = torch::arange(0, m, 2, torch::kInt64), odd = torch::arange(1, m, 2, torch::kInt64);
+    const torch::Tensor guess = LinearGuess(yk, zz, even, odd);
+    const torch::Tensor zo = zz.index_select(0, odd);
+    std::snprintf(buf, sizeof buf, "(l) linear attacker, one key, read 0.40 off: rank-1 %.4f (chance %.4f)", RankOne(guess, zo),
+                  1.0 / static_cast<double>(odd.size(0)));
+    out.push_back(buf);
+    out.push_back(Describe("(l) |guess - z|", (guess - zo).norm(2, 1), 0.6, false));
   }
   // (e) the mirrored chip of the same face.
   if (zf.defined()) {
@@ -272,21 +306,14 @@ FlowOptions ArchFrom(const FlowTrainOptions& o) {
 
 Status SaveCheckpoint(const std::string& path, Flow& flow, torch::optim::Adam& opt, int64_t step) {
   try {
-    torch::serialize::OutputArchive ar, m, o;
-    flow->save(m);
-    opt.save(o);
-    ar.write("model", m);
-    ar.write("optimizer", o);
+    torch::serialize::OutputArchive ar;
+    WriteModule(ar, "model", *flow);
+    WriteOptimizer(ar, "optimizer", opt);
     ar.write("step", torch::tensor(step, torch::kInt64));
-    const std::string tmp = path + ".tmp";
-    ar.save_to(tmp);
-    std::error_code ec;
-    fs::rename(tmp, path, ec);
-    if (ec) return IoError("cannot rename checkpoint: " + ec.message());
+    return SaveArchiveDurably(ar, path, "checkpoint");
   } catch (const std::exception& e) {
     return IoError(std::string("cannot save checkpoint: ") + e.what());
   }
-  return Status::Ok();
 }
 
 }  // namespace
@@ -321,12 +348,10 @@ Status TrainFlowImpl(const FlowTrainOptions& o) {
   const std::string ckpt = o.work_dir + "/ckpt.pt";
   if (fs::exists(ckpt)) {
     try {
-      torch::serialize::InputArchive ar, m, oa;
+      torch::serialize::InputArchive ar;
       ar.load_from(ckpt);
-      ar.read("model", m);
-      ar.read("optimizer", oa);
-      flow->load(m);
-      opt.load(oa);
+      ReadModule(ar, "model", *flow);
+      ReadOptimizer(ar, "optimizer", opt);
       torch::Tensor s;
       ar.read("step", s);
       step = s.item<int64_t>();
@@ -355,7 +380,7 @@ Status TrainFlowImpl(const FlowTrainOptions& o) {
 
   std::ofstream log_tsv(o.work_dir + "/log.tsv", std::ios::app);
   if (step == 0)
-    log_tsv << "step\tseconds\tloss\tfar\tkeys\tapart\tnear\tmmd\tnn\tfrac_far\tfrac_keys\tfrac_apart\tfrac_near\tnn_mean\n";
+    log_tsv << "step\tseconds\tloss\tfar\tkeys\tapart\tnear\tmmd\tnn\tfrac_far\tfrac_keys\tfrac_apart\tfrac_near\tnn_mean\tlin_rank1\n";
   const int64_t groups = std::max(1, o.keys_per_batch);
   const int64_t per = std::max<int64_t>(2, o.batch / groups);
   const int64_t b = per * groups;
@@ -431,6 +456,31 @@ Status TrainFlowImpl(const FlowTrainOptions& o) {
     torch::Tensor l_nn = torch::relu(nn - nn_target).mean();
     torch::Tensor loss = o.w_far * l_far + o.w_keys * l_keys + o.w_apart * l_apart + o.w_near * l_near +
                          o.w_mmd * l_mmd + o.w_nn * l_nn;
+    // (l) the informed attacker under one key: its linear guess must stay margin_lin from the truth.
+    double lin_rank1 = 0;
+    FlowKeys KL;  // wiped after the backward pass, which still needs it
+    if (o.w_lin > 0) {
+      const int64_t nl = std::max<int64_t>(2 * 160, o.lin_batch);
+      keys::SecretBytes kl = keys::SecretBytes::Random(32);
+      VEIL_ASSIGN_OR_RETURN(KL, MakeFlowKeys(arch, {&kl}, std::vector<int64_t>(static_cast<size_t>(nl), 0)));
+      const torch::Tensor zl = data.train.index_select(0, torch::randint(ntr, {nl}, torch::kInt64));
+      torch::Tensor e = data.train.index_select(0, torch::randint(ntr, {nl}, torch::kInt64)) -
+                        data.train.index_select(0, torch::randint(ntr, {nl}, torch::kInt64));
+      e = e / (e.norm(2, 1, true) + 1e-6) * o.lin_read_error;
+      const torch::Tensor yl = flow->forward(zl, KL) + e;
+      const torch::Tensor fit = torch::arange(0, nl / 2, torch::kInt64), test = torch::arange(nl / 2, nl, torch::kInt64);
+      const torch::Tensor guess = LinearGuess(yl, zl, fit, test);
+      const torch::Tensor zt = zl.index_select(0, test);
+      loss = loss + o.w_lin * torch::relu(o.margin_lin - dist(guess, zt)).mean();
+      // ... while restore, which knows the key, still inverts a read-back error without magnifying
+      // it: |F^-1(F(z,k) + e) - z| < inv_gain |e| (the (r) rows of the evaluation).
+      const torch::Tensor back = flow->inverse(yl.narrow(0, 0, nl / 2), FlowKeys{KL.cond.narrow(0, 0, nl / 2), KL.q.narrow(0, 0, nl / 2)});
+      loss = loss + o.w_lin * torch::relu(dist(back, zl.narrow(0, 0, nl / 2)) - o.inv_gain * o.lin_read_error).mean();
+      {
+        torch::NoGradGuard ng;
+        lin_rank1 = RankOne(guess, zt);
+      }
+    }
     opt.zero_grad();
     loss.backward();
     torch::nn::utils::clip_grad_norm_(flow->parameters(), 1.0);
@@ -438,6 +488,7 @@ Status TrainFlowImpl(const FlowTrainOptions& o) {
     K1.Wipe();
     K2.Wipe();
     K1x2.Wipe();
+    KL.Wipe();
     ++step;
 
     const auto now = std::chrono::steady_clock::now();
@@ -449,10 +500,10 @@ Status TrainFlowImpl(const FlowTrainOptions& o) {
       const double f_apart = ((dout > 0.6).to(torch::kFloat32) * apart).sum().item<double>() /
                              std::max(1.0, apart.sum().item<double>());
       char buf[512];
-      std::snprintf(buf, sizeof buf, "%lld\t%.0f\t%.4f\t%.4f\t%.4f\t%.4f\t%.4f\t%.5f\t%.4f\t%.4f\t%.4f\t%.4f\t%.4f\t%.4f",
+      std::snprintf(buf, sizeof buf, "%lld\t%.0f\t%.4f\t%.4f\t%.4f\t%.4f\t%.4f\t%.5f\t%.4f\t%.4f\t%.4f\t%.4f\t%.4f\t%.4f\t%.4f",
                     static_cast<long long>(step), secs, loss.item<double>(), l_far.item<double>(),
                     l_keys.item<double>(), l_apart.item<double>(), l_near.item<double>(), l_mmd.item<double>(),
-                    l_nn.item<double>(), f_far, f_keys, f_apart, f_near, nn.mean().item<double>());
+                    l_nn.item<double>(), f_far, f_keys, f_apart, f_near, nn.mean().item<double>(), lin_rank1);
       log_tsv << buf << "\n";
       log_tsv.flush();
       Log(o, std::string("step ") + buf);

@@ -8,6 +8,9 @@
 //   (e) |F(z,k) - F(z',k)| < margin_near       z' = the mirrored chip's descriptor (same face)
 //   (a) plausibility: RBF-kernel MMD between F(z,k) and a fresh batch of real codes, plus a hinge
 //       on the distance to the nearest real code (a bank of train codes) at the real-to-real level.
+//   (l) optional (w_lin > 0): |L(F(z,k) + e) - z| > margin_lin, L the linear guess an informed
+//       attacker fits on known pairs under the same key (veil eval's attacker), e a read-back error;
+//       with it |F^-1(F(z,k) + e, k) - z| < inv_gain |e|: restore with the key stays robust.
 // Checkpoints (model + optimizer + step) go to work_dir/ckpt.pt every checkpoint_seconds; losses
 // and metrics to work_dir/log.tsv. Evaluation uses the hold-out split only.
 #pragma once
@@ -43,6 +46,11 @@ struct FlowTrainOptions {
   double margin_apart = 0.75;
   double margin_near = 0.4;
   double w_far = 1, w_keys = 1, w_apart = 1, w_near = 2, w_mmd = 20, w_nn = 2;
+  // (l) the informed attacker: lin_batch codes under one key, read back lin_read_error off; a ridge
+  // guess of the original fitted on half must stay margin_lin from the truth on the other half.
+  // With the key, the same read error must invert to less than inv_gain times itself.
+  double w_lin = 0, margin_lin = 0.6, lin_read_error = 0.4, inv_gain = 1.1;
+  int lin_batch = 512;
   std::string export_path;        // when set, the final model is written there (SaveModelFile)
   std::string model_id = "veil-flow-v1";
   std::function<void(const std::string&)> log;

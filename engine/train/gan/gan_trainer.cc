@@ -14,6 +14,7 @@
 
 #include <opencv2/imgcodecs.hpp>
 
+#include "common/checkpoint_archive.h"
 #include "data/utk_dataset.h"
 #include "gan/discriminator.h"
 #include "identity/attribute_encoder.h"
@@ -47,23 +48,6 @@ void SetLr(torch::optim::Adam& opt, double lr) {
   for (auto& g : opt.param_groups()) static_cast<torch::optim::AdamOptions&>(g.options()).lr(lr);
 }
 
-// BGR [-1, 1] at 150x150 -> the recognizer's input: RGB in [0, 255], minus its mean, / 255.
-torch::Tensor NormalizeForRecognizer(const torch::Tensor& bgr150) {
-  const torch::Tensor rgb = bgr150.flip({1}).add(1.0).mul(127.5);
-  const auto& m = engine::nets::FaceRecognitionNetImpl::kMeanRgb;
-  const torch::Tensor mean = torch::tensor({m[0], m[1], m[2]}, bgr150.options()).view({1, 3, 1, 1});
-  return (rgb - mean) / 255.0;
-}
-
-// BGR [-1, 1] at 128 -> the recognizer's input, resized to 150x150.
-torch::Tensor RecognizerInput(const torch::Tensor& bgr) {
-  namespace F = torch::nn::functional;
-  return NormalizeForRecognizer(F::interpolate(bgr, F::InterpolateFuncOptions()
-                                                        .size(std::vector<int64_t>{150, 150})
-                                                        .mode(torch::kBilinear)
-                                                        .align_corners(false)));
-}
-
 // BGR [-1, 1] at 128 -> the recognizer's input through random nuisances that a real change of
 // identity survives and a pixel-level adversarial pattern does not: a similarity transform per
 // sample (scale 1 +- 8 %, shift +- 3 % of the side, border padding), a low-pass (down to a random
@@ -89,7 +73,7 @@ torch::Tensor AugmentedRecognizerInput(const torch::Tensor& bgr) {
                             .align_corners(false));
   const torch::Tensor luma = (x.select(1, 0) * 0.114 + x.select(1, 1) * 0.587 + x.select(1, 2) * 0.299).unsqueeze(1);
   const torch::Tensor grey = torch::rand({n, 1, 1, 1}, opt).lt(0.5).to(x.scalar_type());
-  return NormalizeForRecognizer(x * (1 - grey) + luma.expand_as(x) * grey);
+  return engine::nets::RecognizerInputFromBgr(x * (1 - grey) + luma.expand_as(x) * grey);
 }
 
 // A fixed robust view for the metrics: grey, through a 64 px copy, at 150. A swap that moved the
@@ -105,7 +89,7 @@ torch::Tensor LowGreyRecognizerInput(const torch::Tensor& bgr) {
   };
   torch::Tensor x = resize(F::avg_pool2d(bgr, F::AvgPool2dFuncOptions(2)), 150);
   x = (x.select(1, 0) * 0.114 + x.select(1, 1) * 0.587 + x.select(1, 2) * 0.299).unsqueeze(1).expand({-1, 3, -1, -1});
-  return NormalizeForRecognizer(x);
+  return engine::nets::RecognizerInputFromBgr(x);
 }
 
 // 1 - cosine of the codes centred on `center` (the train codes' mean).
@@ -364,7 +348,8 @@ class Trainer {
     // the reconstructions, whose identity L1 already pulls towards the original.
     const int64_t b = x.size(0), h = std::max<int64_t>(1, b / 2);
     const torch::Tensor r_in = torch::cat({swp, rec.slice(0, 0, h)});
-    const torch::Tensor ids = recognizer_->forward(o_.id_augment ? AugmentedRecognizerInput(r_in) : RecognizerInput(r_in));
+    const torch::Tensor ids = recognizer_->forward(o_.id_augment ? AugmentedRecognizerInput(r_in)
+                                                                   : engine::nets::RecognizerInputFromBgr(r_in));
     Mark("R fwd");
     const torch::Tensor id_swap = CenteredCosineLoss(ids.slice(0, 0, b), zy, code_center_);
     const torch::Tensor id_rec = CenteredCosineLoss(ids.slice(0, b), zx.slice(0, 0, h), code_center_);
@@ -423,9 +408,9 @@ class Trainer {
       const torch::Tensor mse = (xq - rq).pow(2).mean({1, 2, 3}).clamp_min(1e-10);
       psnr += (10.0 * torch::log10(255.0 * 255.0 / mse)).sum().item<double>();
       ssim += Ssim(xq.permute({0, 3, 1, 2}) / 255.0, rq.permute({0, 3, 1, 2}) / 255.0).sum().item<double>();
-      const torch::Tensor d_rec = recognizer_->forward(RecognizerInput(rec));
-      const torch::Tensor d_swp = recognizer_->forward(RecognizerInput(swp));
-      const torch::Tensor d_x = recognizer_->forward(RecognizerInput(x));
+      const torch::Tensor d_rec = recognizer_->forward(engine::nets::RecognizerInputFromBgr(rec));
+      const torch::Tensor d_swp = recognizer_->forward(engine::nets::RecognizerInputFromBgr(swp));
+      const torch::Tensor d_x = recognizer_->forward(engine::nets::RecognizerInputFromBgr(x));
       id_rec += Distances(d_rec, zx).sum().item<double>();
       to_target += Distances(d_swp, zy).sum().item<double>();
       const torch::Tensor away = Distances(d_swp, zx);
@@ -511,23 +496,16 @@ class Trainer {
   Status SaveCheckpoints() {
     try {
       torch::serialize::OutputArchive ar;
-      torch::serialize::OutputArchive ae, ag, ad, aog, aod;
-      E_->save(ae);
-      G_->save(ag);
-      D_->save(ad);
-      opt_g_->save(aog);
-      opt_d_->save(aod);
-      ar.write("E", ae);
-      ar.write("G", ag);
-      ar.write("D", ad);
-      ar.write("opt_g", aog);
-      ar.write("opt_d", aod);
+      WriteModule(ar, "E", *E_);
+      WriteModule(ar, "G", *G_);
+      WriteModule(ar, "D", *D_);
+      WriteOptimizer(ar, "opt_g", *opt_g_);
+      WriteOptimizer(ar, "opt_d", *opt_d_);
       ar.write("step", torch::tensor(step_), true);
       ar.write("train_seconds", torch::tensor(train_seconds_, torch::kFloat64), true);
       ar.write("attr_pool", torch::tensor(E_->options.pool()), true);
       const std::string path = (fs::path(o_.out_dir) / "ckpt.pt").string();
-      ar.save_to(path + ".tmp");
-      fs::rename(path + ".tmp", path);
+      VEIL_RETURN_IF_ERROR(SaveArchiveDurably(ar, path, "checkpoint"));
       VEIL_RETURN_IF_ERROR(SaveCompact((fs::path(o_.out_dir) / "gan-checkpoint.pt").string()));
       std::printf("checkpoint at step %lld -> %s\n", static_cast<long long>(step_), path.c_str());
       std::fflush(stdout);
@@ -579,9 +557,7 @@ class Trainer {
       }
     }
     fs::create_directories(fs::path(path).parent_path());
-    ar.save_to(path + ".tmp");
-    fs::rename(path + ".tmp", path);
-    return Status::Ok();
+    return SaveArchiveDurably(ar, path, "compact checkpoint");
   }
 
   Status LoadCompact(torch::serialize::InputArchive& ar) {
@@ -617,17 +593,11 @@ class Trainer {
     try {
       torch::serialize::InputArchive ar;
       ar.load_from(path, device_);
-      torch::serialize::InputArchive ae, ag, ad, aog, aod;
-      ar.read("E", ae);
-      ar.read("G", ag);
-      ar.read("D", ad);
-      ar.read("opt_g", aog);
-      ar.read("opt_d", aod);
-      E_->load(ae);
-      G_->load(ag);
-      D_->load(ad);
-      opt_g_->load(aog);
-      opt_d_->load(aod);
+      ReadModule(ar, "E", *E_);
+      ReadModule(ar, "G", *G_);
+      ReadModule(ar, "D", *D_);
+      ReadOptimizer(ar, "opt_g", *opt_g_);
+      ReadOptimizer(ar, "opt_d", *opt_d_);
       step_ = ReadScalar(ar, "step").item<int64_t>();
       train_seconds_ = ReadTrainSeconds(ar);
       ckpt_pool_ = ReadPool(ar);

@@ -14,6 +14,7 @@
 #include <random>
 #include <vector>
 
+#include "common/checkpoint_archive.h"
 #include "data/utk_dataset.h"
 #include "identity/flow.h"
 #include "identity/generator.h"
@@ -21,6 +22,7 @@
 #include "nets/face_recognition_net.h"
 #include "nets/module_io.h"
 #include "veil/engine/face_renderer.h"
+#include "veil/engine/identity_flow.h"
 #include "veil/engine/model_file.h"
 #include "veil/engine/pseudonym_reader.h"
 #include "veil/engine/runtime.h"
@@ -50,7 +52,7 @@ class Trainer {
     const fs::path dir(o_.models_dir);
     VEIL_ASSIGN_OR_RETURN(auto e, engine::LoadModelFile((dir / "veil-encoder-v1.veilmodel").string()));
     VEIL_ASSIGN_OR_RETURN(auto g, engine::LoadModelFile((dir / "veil-generator-v1.veilmodel").string()));
-    VEIL_ASSIGN_OR_RETURN(auto f, engine::LoadModelFile((dir / "veil-flow-v1.veilmodel").string()));
+    VEIL_ASSIGN_OR_RETURN(auto f, engine::LoadModelFile((dir / engine::kIdentityFlowFile).string()));
     VEIL_ASSIGN_OR_RETURN(auto eo, engine::identity::AttributeEncoderOptions::FromMap(e.options));
     VEIL_ASSIGN_OR_RETURN(auto go, engine::identity::GeneratorOptions::FromMap(g.options));
     VEIL_ASSIGN_OR_RETURN(auto fo, engine::identity::FlowOptions::FromMap(f.options));
@@ -95,14 +97,11 @@ class Trainer {
     return OpenLog();
   }
 
-  // Denoise (IdentityFlow::Denoise) as one fixed matrix: mean + (r - mean) (I + ratio W^2)^-T.
+  // Denoise (IdentityFlow::Denoise) as one fixed matrix: mean + (r - mean) A^-T.
   void SetRatio(double ratio) {
     torch::NoGradGuard no_grad;
-    auto [mean, w] = F_->Whitening();
-    const torch::Tensor wd = w.to(torch::kFloat64);
-    const torch::Tensor a = torch::eye(wd.size(0), torch::kFloat64) + ratio * torch::matmul(wd, wd);
-    denoise_ = torch::linalg_inv(a).t().to(torch::kFloat32);
-    mean_ = mean;
+    denoise_ = torch::linalg_inv(F_->DenoiseSystem(ratio)).t().to(torch::kFloat32);
+    mean_ = F_->Whitening().first;
     ratio_ = ratio;
   }
 
@@ -202,7 +201,7 @@ class Trainer {
     }
     P_->train();
     opt_->zero_grad();
-    const torch::Tensor r = P_->forward(engine::identity::PseudonymReaderInput(y));
+    const torch::Tensor r = P_->forward(engine::nets::RecognizerInputFromBgr(y));
     torch::Tensor loss = (r - za).pow(2).sum(1).mean();
     if (o_.w_inv > 0) loss = loss + o_.w_inv * (F_->inverse(Denoise(r), fk) - z).pow(2).sum(1).mean();
     loss.backward();
@@ -233,12 +232,12 @@ class Trainer {
       VEIL_ASSIGN_OR_RETURN(engine::identity::FlowKeys fk, engine::identity::MakeFlowKeys(F_->options(), kp));
       const torch::Tensor za = F_->forward(z, fk);
       const torch::Tensor y = Quantize(G_->forward(E_->forward(x), z + gain_ * (za - z)));
-      const torch::Tensor r = P_->forward(engine::identity::PseudonymReaderInput(y));
-      const torch::Tensor rd = dlib_->forward(engine::identity::PseudonymReaderInput(y));
+      const torch::Tensor r = P_->forward(engine::nets::RecognizerInputFromBgr(y));
+      const torch::Tensor rd = dlib_->forward(engine::nets::RecognizerInputFromBgr(y));
       const torch::Tensor zi = F_->inverse(Denoise(r), fk);
       const torch::Tensor zf = F_->inverse(Denoise(za), fk);  // a perfect read, denoised
       const torch::Tensor back = Quantize(G_->forward(E_->forward(y), rd + gain_ * (zi - rd)));
-      const torch::Tensor dr = dlib_->forward(engine::identity::PseudonymReaderInput(back));
+      const torch::Tensor dr = dlib_->forward(engine::nets::RecognizerInputFromBgr(back));
       fk.Wipe();
       for (int64_t i = 0; i < z.size(0); ++i) {
         const double di = (zi[i] - z[i]).norm().item<double>(), dd = (dr[i] - z[i]).norm().item<double>();
@@ -274,18 +273,15 @@ class Trainer {
 
   Status Save() {
     try {
-      torch::serialize::OutputArchive ar, ap, ao;
-      P_->save(ap);
-      opt_->save(ao);
-      ar.write("P", ap);
-      ar.write("opt", ao);
+      torch::serialize::OutputArchive ar;
+      WriteModule(ar, "P", *P_);
+      WriteOptimizer(ar, "opt", *opt_);
       ar.write("step", torch::tensor(step_), true);
       ar.write("train_seconds", torch::tensor(train_seconds_, torch::kFloat64), true);
       ar.write("denoise_ratio", torch::tensor(ratio_, torch::kFloat64), true);
       ar.write("generator_sha256", torch::tensor(std::vector<int64_t>(generator_sha256_.begin(), generator_sha256_.end())), true);
       const std::string path = (fs::path(o_.out_dir) / "reader.pt").string();
-      ar.save_to(path + ".tmp");
-      fs::rename(path + ".tmp", path);
+      VEIL_RETURN_IF_ERROR(SaveArchiveDurably(ar, path, "reader checkpoint"));
       std::printf("checkpoint at step %lld -> %s\n", static_cast<long long>(step_), path.c_str());
       std::fflush(stdout);
     } catch (const std::exception& e) {
@@ -296,12 +292,10 @@ class Trainer {
 
   Status Load(const std::string& path) {
     try {
-      torch::serialize::InputArchive ar, ap, ao;
+      torch::serialize::InputArchive ar;
       ar.load_from(path);
-      ar.read("P", ap);
-      ar.read("opt", ao);
-      P_->load(ap);
-      opt_->load(ao);
+      ReadModule(ar, "P", *P_);
+      ReadOptimizer(ar, "opt", *opt_);
       torch::Tensor step, secs, ratio, gen;
       ar.read("step", step, true);
       ar.read("train_seconds", secs, true);

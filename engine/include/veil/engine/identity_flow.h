@@ -33,6 +33,7 @@ namespace veil::engine {
 inline constexpr const char* kIdentityFlowKind = "identity-flow";
 inline constexpr const char* kFlowConditioningContext = "veil-flow-cond-v1";
 inline constexpr size_t kFlowSubkeyBytes = 32;
+inline constexpr const char* kIdentityFlowFile = "veil-flow-v1.veilmodel";
 
 class IdentityFlow {
  public:
@@ -72,5 +73,9 @@ class IdentityFlow {
   virtual const std::string& model_sha256() const = 0;
   virtual const std::map<std::string, std::string>& options() const = 0;
 };
+
+// kIdentityFlowFile in the folder of `encoder_path` (empty: DefaultEncoderModelPath()): the flow
+// the pipeline pairs with that encoder.
+std::string DefaultIdentityFlowPath(const std::string& encoder_path);
 
 }  // namespace veil::engine
