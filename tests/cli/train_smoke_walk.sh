@@ -5,14 +5,17 @@
 # the exported generator, exported next to it, where `veil eval` reads the pseudonyms back with it.
 # The numbers mean nothing; this checks that training runs, as the real runs on the full data set
 # need it to.
-# Usage: train_smoke_walk.sh VEIL_TRAIN_GAN VEIL_TRAIN_PREP VEIL DEMO_DIR VEIL_TRAIN_READER
-PREP=$(realpath "${2:?usage: $0 VEIL_TRAIN_GAN VEIL_TRAIN_PREP VEIL DEMO_DIR VEIL_TRAIN_READER}")
+# Then the flow trainer: every loss (the informed attacker's too), a checkpoint, a resume, an export
+# and the evaluation of the exported file.
+# Usage: train_smoke_walk.sh VEIL_TRAIN_GAN VEIL_TRAIN_PREP VEIL DEMO_DIR VEIL_TRAIN_READER VEIL_TRAIN_FLOW
+PREP=$(realpath "${2:?usage: $0 VEIL_TRAIN_GAN VEIL_TRAIN_PREP VEIL DEMO_DIR VEIL_TRAIN_READER VEIL_TRAIN_FLOW}")
 VEIL_BIN=$(realpath "${3:?}")
 DEMO=$(realpath "${4:?}")
 READER=$(realpath "${5:?}")
+FLOW_TRAINER=$(realpath "${6:?}")
 FLOW=$(realpath "$(dirname "$0")/../../models/veil-flow-v1.veilmodel")
 source "$(dirname "$0")/lib.sh"  # $VEIL is the trainer
-export OMP_WAIT_POLICY=PASSIVE
+export OMP_WAIT_POLICY=PASSIVE VEIL_TRAIN_DIR=$WORK/train  # caches stay in the test's folder
 
 mkdir img
 for i in 1 2 3 4; do for f in "$DEMO"/sample*.jpg; do cp "$f" "img/${i}_$(basename "$f")"; done; done
@@ -62,4 +65,19 @@ contains '"read_back_by": "veil-reader-v1"' "$OUT"
 # A reader trained for another generator is refused when named.
 expect 2 "$VEIL_BIN" eval --images "$DEMO" --limit 2 --reader out/veil-reader-v1.veilmodel --json
 contains "trained for another generator" "$ERR"
+
+# The flow: a few steps with every loss, a checkpoint, a resume that goes on, an export the engine
+# loads, and its evaluation on the toy hold-out codes.
+FFLAGS=(--data data --work flow --batch 64 --keys 8 --threads 2 --eval-every 0 --checkpoint-seconds 1
+        --log-every 1 --signal-dims 76 --w-lin 1 --lin-batch 320)
+expect 0 "$FLOW_TRAINER" "${FFLAGS[@]}" --steps 2
+[ -s flow/ckpt.pt ] && PASSED=$((PASSED + 1)) || { echo "FAIL: no flow checkpoint"; FAILED=$((FAILED + 1)); }
+contains "(l) linear attacker" "$ERR"
+expect 0 "$FLOW_TRAINER" "${FFLAGS[@]}" --steps 4 --export flow.veilmodel
+contains "resumed from" "$ERR"
+[ "$(tail -n 1 flow/log.tsv | cut -f1)" = 4 ] && PASSED=$((PASSED + 1)) \
+  || { echo "FAIL: the resumed flow did not reach step 4: $(tail -n 1 flow/log.tsv)"; FAILED=$((FAILED + 1)); }
+expect 0 "$FLOW_TRAINER" --eval flow.veilmodel --data data
+contains "invertibility" "$ERR"
+contains "(r) |F^-1(F(z,k) + e) - z|" "$ERR"
 finish

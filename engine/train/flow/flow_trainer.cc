@@ -58,6 +58,7 @@ struct Dist {
 std::string Describe(const std::string& name, const torch::Tensor& d, double threshold, bool above) {
   torch::Tensor s = std::get<0>(d.flatten().to(torch::kFloat32).sort());
   const int64_t n = s.size(0);
+  if (n == 0) return name + " n=0";
   auto q = [&](double p) { return s[std::min<int64_t>(n - 1, static_cast<int64_t>(std::llround(p * (n - 1))))].item<float>(); };
   const double frac = (above ? (s > threshold) : (s < threshold)).to(torch::kFloat64).mean().item<double>();
   char buf[320];
@@ -87,7 +88,7 @@ torch::Tensor LinearGuess(const torch::Tensor& y, const torch::Tensor& z, const 
   const torch::Tensor my = ya.mean(0, true), mz = za.mean(0, true);
   const torch::Tensor xa = (ya - my).to(torch::kFloat64);
   const torch::Tensor gram = torch::matmul(xa.t(), xa);
-  const double lambda = 1e-3 * gram.diagonal().sum().item<double>() / static_cast<double>(gram.size(0));
+  const double lambda = std::max(1e-8, 1e-3 * gram.diagonal().sum().item<double>() / static_cast<double>(gram.size(0)));
   const torch::Tensor w = torch::linalg_solve(gram + lambda * torch::eye(gram.size(0), torch::kFloat64),
                                               torch::matmul(xa.t(), (za - mz).to(torch::kFloat64)));
   return (torch::matmul((y.index_select(0, test) - my).to(torch::kFloat64), w)).to(torch::kFloat32) + mz;
@@ -106,9 +107,11 @@ std::vector<std::string> Evaluate(const FlowFn& f, const torch::Tensor& z, const
                                   const torch::Tensor& zj, const torch::Tensor& bank) {
   torch::NoGradGuard ng;
   const int64_t n = z.size(0);
-  const int64_t g = n / kEvalKeys;
+  if (n < 2) throw std::runtime_error("the flow evaluation needs 2 hold-out codes at least");
+  const int nkeys = static_cast<int>(std::min<int64_t>(kEvalKeys, n / 2));  // a toy hold-out set: fewer keys
+  const int64_t g = n / nkeys;
   std::vector<torch::Tensor> y1, y2, yf, yj, back;
-  for (int k = 0; k < kEvalKeys; ++k) {
+  for (int k = 0; k < nkeys; ++k) {
     const keys::SecretBytes k1 = EvalKey(k), k2 = EvalKey(k + kEvalKeys);
     torch::Tensor zk = z.narrow(0, k * g, g);
     y1.push_back(f(zk, k1, false));
@@ -117,13 +120,13 @@ std::vector<std::string> Evaluate(const FlowFn& f, const torch::Tensor& z, const
     if (zj.defined()) yj.push_back(f(zj.narrow(0, k * g, g), k1, false));
     back.push_back(f(y1.back(), k1, true));
   }
-  const int64_t m = g * kEvalKeys;
+  const int64_t m = g * nkeys;
   torch::Tensor zz = z.narrow(0, 0, m);
   torch::Tensor Y1 = torch::cat(y1), Y2 = torch::cat(y2), B = torch::cat(back);
   std::vector<std::string> out;
   char buf[256];
   std::snprintf(buf, sizeof buf, "hold-out codes %lld, %d keys x %lld codes; train bank %lld codes",
-                static_cast<long long>(m), kEvalKeys, static_cast<long long>(g), static_cast<long long>(bank.size(0)));
+                static_cast<long long>(m), nkeys, static_cast<long long>(g), static_cast<long long>(bank.size(0)));
   out.push_back(buf);
   std::snprintf(buf, sizeof buf, "invertibility: max |F^-1(F(z)) - z| = %.3g", (B - zz).abs().max().item<double>());
   out.push_back(buf);
@@ -151,7 +154,7 @@ std::vector<std::string> Evaluate(const FlowFn& f, const torch::Tensor& z, const
   // (d) pairs within a key group.
   std::vector<torch::Tensor> din, dout;
   torch::Tensor gi = torch::triu_indices(g, g, 1);
-  for (int k = 0; k < kEvalKeys; ++k) {
+  for (int k = 0; k < nkeys; ++k) {
     torch::Tensor a = zz.narrow(0, k * g, g), b = Y1.narrow(0, k * g, g);
     din.push_back(torch::cdist(a, a).index({gi[0], gi[1]}));
     dout.push_back(torch::cdist(b, b).index({gi[0], gi[1]}));
@@ -174,7 +177,7 @@ std::vector<std::string> Evaluate(const FlowFn& f, const torch::Tensor& z, const
   for (double radius : {0.25, 0.5}) {
     torch::Tensor e = dir * radius;
     std::vector<torch::Tensor> inv;
-    for (int k = 0; k < kEvalKeys; ++k) inv.push_back(f(Y1.narrow(0, k * g, g) + e.narrow(0, k * g, g), EvalKey(k), true));
+    for (int k = 0; k < nkeys; ++k) inv.push_back(f(Y1.narrow(0, k * g, g) + e.narrow(0, k * g, g), EvalKey(k), true));
     std::snprintf(buf, sizeof buf, "(r) |F^-1(F(z,k) + e) - z|, |e|=%.2f", radius);
     out.push_back(Describe(buf, (torch::cat(inv) - zz).norm(2, 1), 0.6, false));
   }
