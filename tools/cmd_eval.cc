@@ -277,11 +277,15 @@ int Eval(int argc, char** argv) {
   if (Status st = args.Finish(); !st.ok()) return Fail(st);
   if (!limit.ok()) return Fail(limit.status());
   if (static_cast<bool>(dataset) == static_cast<bool>(images)) return Fail(InvalidArgumentError("give --dataset DIR or --images DIR"));
-  if (flow_path.empty()) flow_path = engine::DefaultIdentityFlowPath(rp.encoder_path);  // as the pipeline pairs them
+  const bool flow_defaulted = flow_path.empty();
+  if (flow_defaulted) flow_path = engine::DefaultIdentityFlowPath(rp.encoder_path);  // as the pipeline pairs them
 
   auto rec = engine::Recognizer::Create({});
   if (!rec.ok()) return Fail(rec.status());
   auto flow = engine::IdentityFlow::Load(flow_path);
+  if (!flow.ok() && flow.status().code() == StatusCode::kNotFound && flow_defaulted) {
+    return Fail(NotFoundError("no identity flow next to the encoder: " + flow_path + " (pass --flow FILE)"));
+  }
   if (!flow.ok()) return Fail(flow.status());
   auto renderer = engine::FaceRenderer::Create(rp);
   if (!renderer.ok()) return Fail(renderer.status());

@@ -4,6 +4,8 @@
 //   veil-train-flow [--data $VEIL_TRAIN_DIR/utkface-v1] [--work $VEIL_TRAIN_DIR/flow] [--steps 3000]
 //                   [--batch 256] [--keys 32] [--lr 1e-3] [--threads 2] [--export models/veil-flow-v1.veilmodel]
 //                   [--couplings 8] [--hidden 256] [--whiten 1] [--signal-dims 0] [--seed 1] [--eval-every 500]
+//                   [--margin-far 0.8] [--margin-near 0.4] [--w-mmd 20] [--w-near 2] [--w-nn 2]
+//                   [--w-lin 0] [--margin-lin 0.6] [--lin-read-error 0.4] [--lin-batch 512] [--inv-gain 1.1]
 //   veil-train-flow --eval models/veil-flow-v1.veilmodel [--data DIR]
 //
 // Training resumes from WORK/ckpt.pt when it exists (written every --checkpoint-seconds, default
@@ -27,9 +29,13 @@ int main(int argc, char** argv) {
         "                       [--signal-dims K] (even: the flow moves the codes' top K principal\n"
         "                       directions only; 0 or 128: all, as veil-flow-v1 revisions 1-2)\n"
         "                       [--eval-every 500] [--checkpoint-seconds 180] [--near-train 4000] [--export FILE]\n"
-        "                       [--w-lin 0 --margin-lin 0.6 --lin-read-error 0.4 --lin-batch 512 --inv-gain 1.1]\n"
-        "                       (an informed attacker's linear guess of the original, fitted on half, kept away\n"
-        "                       on the rest, while the keyed inverse of the same read error stays within gain)\n"
+        "                       [--log-every 50] [--margin-far 0.8] [--margin-near 0.4] [--w-mmd 20] [--w-near 2]\n"
+        "                       [--w-nn 2]\n"
+        "                       [--w-lin 0] [--margin-lin 0.6] [--lin-read-error 0.4] [--lin-batch 512 (320-8192)]\n"
+        "                       [--inv-gain 1.1] (--w-lin > 0: an informed attacker's linear guess of the\n"
+        "                       original, fitted on half of lin-batch pairs under one key, is kept margin-lin\n"
+        "                       away on the other half, while the keyed inverse of the same read error stays\n"
+        "                       within inv-gain times it)\n"
         "       veil-train-flow --eval MODEL_FILE [--data DIR]");
     return 0;
   }
@@ -58,7 +64,7 @@ int main(int argc, char** argv) {
   auto near = args.GetInt("--near-train", o.near_train, 0, 10'000'000);
   auto ckpt = args.GetInt("--checkpoint-seconds", o.checkpoint_seconds, 1, 86400);
   auto signal_dims = args.GetInt("--signal-dims", o.signal_dims, 0, 128);
-  auto lin_batch = args.GetInt("--lin-batch", o.lin_batch, 320, 65536);
+  auto lin_batch = args.GetInt("--lin-batch", o.lin_batch, 320, 8192);
   for (auto* v : {&steps, &batch, &nkeys, &threads, &couplings, &hidden, &seed, &eval_every, &log_every, &ckpt, &near,
                   &signal_dims, &lin_batch})
     if (!v->ok()) return cli::Fail(v->status());

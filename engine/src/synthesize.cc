@@ -1,7 +1,6 @@
 #include "synthesize.h"
 
 #include <algorithm>
-#include <filesystem>
 #include <iterator>
 
 #include <opencv2/imgproc.hpp>

@@ -33,7 +33,7 @@ contains() {
 flip_byte() {
   local old
   old=$(od -An -tu1 -j "$2" -N1 "$1" | tr -d ' ')
-  [ -n "$old" ] || { echo "FAIL: flip_byte: $1 has no byte at $2"; FAILED=$((FAILED + 1)); return; }
+  [ -n "$old" ] || { echo "FAIL: flip_byte: $1 has no byte at $2"; FAILED=$((FAILED + 1)); return 1; }
   printf "\\$(printf '%03o' $((255 - old)))" | dd of="$1" bs=1 seek="$2" conv=notrunc status=none
 }
 

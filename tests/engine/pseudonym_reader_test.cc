@@ -74,6 +74,21 @@ std::vector<cv::Mat> DemoCrops(const std::string& photo) {
 
 }  // namespace
 
+TEST_CASE("the recognizer's input from a BGR crop in [-1, 1] is RGB in [0, 255] minus the mean, / 255, at 150") {
+  torch::manual_seed(11);
+  const torch::Tensor x150 = torch::rand({2, 3, 150, 150}) * 2 - 1;
+  const auto& m = nets::FaceRecognitionNetImpl::kMeanRgb;
+  const torch::Tensor mean = torch::tensor({m[0], m[1], m[2]}).view({1, 3, 1, 1});
+  const torch::Tensor want = ((x150.flip({1}) + 1) * 127.5 - mean) / 255.0;
+  DOCTEST_CHECK(torch::allclose(nets::RecognizerInputFromBgr(x150), want, 1e-6, 1e-6));  // no resampling at 150
+  // A 128 crop is resampled to 150 first: a flat colour stays that colour.
+  const torch::Tensor flat = torch::tensor({-0.5f, 0.0f, 0.5f}).view({1, 3, 1, 1}).expand({1, 3, 128, 128}).contiguous();
+  const torch::Tensor got = nets::RecognizerInputFromBgr(flat);
+  DOCTEST_CHECK(got.sizes() == torch::IntArrayRef({1, 3, 150, 150}));
+  const torch::Tensor flat_want = ((torch::tensor({0.5f, 0.0f, -0.5f}).view({1, 3, 1, 1}) + 1) * 127.5 - mean) / 255.0;
+  DOCTEST_CHECK(torch::allclose(got, flat_want.expand({1, 3, 150, 150}), 1e-6, 1e-6));
+}
+
 TEST_CASE("an untuned pseudonym reader reads what the recognizer reads, the same bits every time") {
   TempDir t;
   const std::string path = (t.dir / kPseudonymReaderFile).string();

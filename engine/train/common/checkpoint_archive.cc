@@ -3,7 +3,9 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 
 #include "veil/keys/fs.h"
@@ -40,14 +42,16 @@ Status SaveArchiveDurably(torch::serialize::OutputArchive& ar, const std::string
     ar.save_to(tmp);
   } catch (const std::exception& e) {
     std::remove(tmp.c_str());
-    return IoError("cannot write the " + what + " " + tmp + ": " + e.what());
+    const std::string why = e.what();
+    return IoError("cannot write the " + what + " " + tmp + ": " + why.substr(0, why.find('\n')));  // no backtrace
   }
   const int fd = ::open(tmp.c_str(), O_RDONLY | O_CLOEXEC);
   const bool synced = fd >= 0 && ::fsync(fd) == 0;
+  const int err = errno;
   if (fd >= 0) ::close(fd);
   if (!synced) {
     std::remove(tmp.c_str());
-    return IoError("cannot fsync the " + what + " " + tmp);
+    return IoError("cannot fsync the " + what + " " + tmp + ": " + std::strerror(err));
   }
   std::error_code ec;
   std::filesystem::rename(tmp, path, ec);

@@ -59,7 +59,7 @@ struct FlowTrainOptions {
 Status TrainFlow(const FlowTrainOptions& options);
 
 // Evaluates a model file through the inference API (IdentityFlow) on the hold-out split and logs
-// the (a)-(e) distributions. Deterministic: the evaluation keys are BLAKE2b("veil-flow-eval-key-" i).
+// the (a)-(e), (r) and (l) distributions. Deterministic: the evaluation keys are BLAKE2b("veil-flow-eval-key-" i).
 // The same-face codes (mirrored and mirrored+JPEG hold-out crops) are cached in $VEIL_TRAIN_DIR/flow/cache.
 Status EvaluateFlowFile(const std::string& model_path, const std::string& data_dir,
                         const std::function<void(const std::string&)>& log);
