@@ -19,6 +19,14 @@ void MacCounter::Add(int64_t macs) {
   if (g_counter != nullptr) g_counter->macs_ += macs;
 }
 
+torch::Tensor PixelsToUnit(const torch::Tensor& nhwc_u8) {
+  return nhwc_u8.permute({0, 3, 1, 2}).to(torch::kFloat32).div(127.5).sub(1.0).contiguous();
+}
+
+torch::Tensor UnitToPixels(const torch::Tensor& nchw) {
+  return nchw.clamp(-1.0, 1.0).add(1.0).mul(127.5).round().to(torch::kUInt8).permute({0, 2, 3, 1}).contiguous();
+}
+
 torch::Tensor ScaledLeakyRelu(const torch::Tensor& x) {
   return torch::leaky_relu(x, 0.2) * std::sqrt(2.0);
 }

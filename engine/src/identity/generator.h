@@ -17,6 +17,11 @@
 
 namespace veil::engine::identity {
 
+// E's and G's pixel convention: N x H x W x 3 uint8 BGR <-> N x 3 x H x W float BGR in [-1, 1].
+torch::Tensor PixelsToUnit(const torch::Tensor& nhwc_u8);
+// Clamps to [-1, 1] and rounds to the nearest 8-bit value (on the tensor's device).
+torch::Tensor UnitToPixels(const torch::Tensor& nchw);
+
 struct GeneratorOptions {
   TORCH_ARG(int64_t, attr_channels) = 32;  // channels of E's 32x32 map
   TORCH_ARG(int64_t, id_dim) = 128;

@@ -105,9 +105,8 @@ class FaceRendererImpl final : public FaceRenderer {
           std::memcpy(x[i].data_ptr<uint8_t>(), c.data, kCropSize * kCropSize * 3);
           std::memcpy(z[i].data_ptr<float>(), identities[start + i].data(), sizeof(float) * 128);
         }
-        torch::Tensor xf = x.permute({0, 3, 1, 2}).to(torch::kFloat32).div(127.5).sub(1.0).contiguous();
-        torch::Tensor y = generator_->forward(encoder_->forward(xf), z);
-        y = y.clamp(-1.0, 1.0).add(1.0).mul(127.5).round().to(torch::kUInt8).permute({0, 2, 3, 1}).contiguous();
+        const torch::Tensor xf = identity::PixelsToUnit(x);
+        const torch::Tensor y = identity::UnitToPixels(generator_->forward(encoder_->forward(xf), z));
         for (int64_t i = 0; i < n; ++i) {
           cv::Mat m(kCropSize, kCropSize, CV_8UC3);
           std::memcpy(m.data, y[i].data_ptr<uint8_t>(), kCropSize * kCropSize * 3);

@@ -5,6 +5,7 @@
 #include <ctime>
 #include <filesystem>
 
+#include "identity/generator.h"
 #include "identity/pseudonym_reader_net.h"
 #include "nets/module_io.h"
 #include "veil/engine/face_renderer.h"
@@ -94,8 +95,7 @@ class PseudonymReaderImpl final : public PseudonymReader {
         const cv::Mat c = crops[i].isContinuous() ? crops[i] : crops[i].clone();
         std::memcpy(x[i].data_ptr<uint8_t>(), c.data, kCrop * kCrop * 3);
       }
-      const torch::Tensor xf = x.permute({0, 3, 1, 2}).to(torch::kFloat32).div(127.5).sub(1.0).contiguous();
-      const torch::Tensor y = net_->forward(nets::RecognizerInputFromBgr(xf)).contiguous();
+      const torch::Tensor y = net_->forward(nets::RecognizerInputFromBgr(identity::PixelsToUnit(x))).contiguous();
       out.resize(crops.size());
       for (int64_t i = 0; i < n; ++i) std::memcpy(out[i].data(), y[i].data_ptr<float>(), sizeof(float) * 128);
     } catch (const std::exception& e) {

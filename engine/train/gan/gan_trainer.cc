@@ -116,7 +116,7 @@ torch::Tensor Ssim(const torch::Tensor& a, const torch::Tensor& b) {
 }
 
 torch::Tensor ToUint8Image(const torch::Tensor& x) {  // N x 3 x H x W in [-1, 1] -> N x H x W x 3 uint8
-  return x.detach().clamp(-1.0, 1.0).add(1.0).mul(127.5).round().to(torch::kUInt8).permute({0, 2, 3, 1}).contiguous().cpu();
+  return engine::identity::UnitToPixels(x.detach()).cpu();
 }
 
 struct Metrics {
@@ -267,7 +267,7 @@ class Trainer {
       const float* d = flip[i] ? data_.descriptor_flip(idx[i]) : data_.descriptor(idx[i]);
       std::memcpy(zc[i].data_ptr<float>(), d, sizeof(float) * 128);
     }
-    x = xu.to(device_).permute({0, 3, 1, 2}).to(torch::kFloat32).div(127.5).sub(1.0);
+    x = engine::identity::PixelsToUnit(xu.to(device_));
     for (int64_t i = 0; i < n; ++i) {
       if (flip[i]) x.select(0, i).copy_(x.select(0, i).flip({2}));
     }

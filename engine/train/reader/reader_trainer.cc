@@ -166,7 +166,7 @@ class Trainer {
       std::memcpy(u8[i].data_ptr<uint8_t>(), data_.crop_data(idx[i]), kCrop * kCrop * 3);
       std::memcpy((*z)[i].data_ptr<float>(), data_.descriptor(idx[i]), sizeof(float) * 128);
     }
-    *x = u8.permute({0, 3, 1, 2}).to(torch::kFloat32).div(127.5).sub(1.0).contiguous();
+    *x = engine::identity::PixelsToUnit(u8);
   }
 
   torch::Tensor Denoise(const torch::Tensor& r) const { return mean_ + torch::matmul(r - mean_, denoise_); }
