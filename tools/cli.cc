@@ -77,6 +77,24 @@ StatusOr<double> Args::GetNumber(const std::string& name, double fallback, doubl
   return ParseNumber(*v, "option " + name, [lo, hi](double x, const std::string& what) { return CheckInRange(x, lo, hi, what); });
 }
 
+void Args::Read(const std::string& name, int* out, long long lo, long long hi) {
+  auto v = GetInt(name, *out, lo, hi);
+  if (v.ok()) *out = static_cast<int>(*v);
+  else if (read_status_.ok()) read_status_ = v.status();
+}
+
+void Args::Read(const std::string& name, uint64_t* out, long long lo, long long hi) {
+  auto v = GetInt(name, static_cast<long long>(*out), lo, hi);
+  if (v.ok()) *out = static_cast<uint64_t>(*v);
+  else if (read_status_.ok()) read_status_ = v.status();
+}
+
+void Args::Read(const std::string& name, double* out, double lo, double hi) {
+  auto v = GetNumber(name, *out, lo, hi);
+  if (v.ok()) *out = *v;
+  else if (read_status_.ok()) read_status_ = v.status();
+}
+
 std::vector<std::string> Args::GetAll(const std::string& name) {
   asked_.insert(name);
   std::vector<std::string> out;
@@ -92,6 +110,7 @@ bool Args::Flag(const std::string& name) {
 
 Status Args::Finish() const {
   if (!parse_status_.ok()) return parse_status_;
+  if (!read_status_.ok()) return read_status_;
   for (const auto& name : order_) {
     if (!asked_.count(name)) return InvalidArgumentError("unknown option " + name + " (see --help)");
   }

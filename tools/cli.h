@@ -33,11 +33,17 @@ class Args {
   StatusOr<long long> GetInt(const std::string& name, long long fallback, long long lo, long long hi);
   // Parses a decimal option; InvalidArgument when it is not a number in [lo, hi].
   StatusOr<double> GetNumber(const std::string& name, double fallback, double lo, double hi);
+  // Reads a number option in [lo, hi] into *out, whose current value is the default. A bad value
+  // leaves *out as it was and is kept: Finish() returns the first one.
+  void Read(const std::string& name, int* out, long long lo, long long hi);
+  void Read(const std::string& name, uint64_t* out, long long lo, long long hi);
+  void Read(const std::string& name, double* out, double lo, double hi);
   // Every value of a repeatable option, in order.
   std::vector<std::string> GetAll(const std::string& name);
   bool Flag(const std::string& name);
   const std::vector<std::string>& positionals() const { return positionals_; }
-  // InvalidArgument naming the first option that was given but never asked for.
+  // The first bad value Read() met, else InvalidArgument naming the first option that was given but
+  // never asked for.
   Status Finish() const;
   const Status& parse_status() const { return parse_status_; }
 
@@ -48,6 +54,7 @@ class Args {
   std::set<std::string> asked_;
   std::vector<std::string> positionals_;
   Status parse_status_;
+  Status read_status_;
 };
 
 // A subcommand of a group ("veil keys rotate"): gets the parsed options after its name.

@@ -39,22 +39,13 @@ int main(int argc, char** argv) {
   o.id_augment = !args.Flag("--no-id-augment");
   o.resume_from = args.GetOr("--resume-from", "");
   o.export_dir = args.GetOr("--export", "");
-  auto batch = args.GetInt("--batch", o.batch, 2, 4096);
-  auto seed = args.GetInt("--seed", static_cast<long long>(o.seed), 0, 1LL << 62);
-  auto holdout_eval = args.GetInt("--holdout-eval", o.holdout_eval, 2, 1000);
-  auto adv_start = args.GetInt("--adv-start", o.adv_start_step, 0, 1LL << 40);
-  auto cyc_every = args.GetInt("--cyc-every", o.cyc_every, 0, 1000);
-  auto threads = args.GetInt("--threads", o.threads, 0, 1024);
-  auto attr_pool = args.GetInt("--attr-pool", o.attr_pool, 0, 4);
-  for (const auto* v : {&batch, &seed, &holdout_eval, &adv_start, &cyc_every, &threads, &attr_pool})
-    if (!v->ok()) return cli::Fail(v->status());
-  o.batch = static_cast<int>(*batch);
-  o.seed = static_cast<uint64_t>(*seed);
-  o.holdout_eval = static_cast<int>(*holdout_eval);
-  o.adv_start_step = static_cast<int>(*adv_start);
-  o.cyc_every = static_cast<int>(*cyc_every);
-  o.threads = static_cast<int>(*threads);
-  o.attr_pool = static_cast<int>(*attr_pool);
+  args.Read("--batch", &o.batch, 2, 4096);
+  args.Read("--seed", &o.seed, 0, 1LL << 62);
+  args.Read("--holdout-eval", &o.holdout_eval, 2, 1000);
+  args.Read("--adv-start", &o.adv_start_step, 0, 1LL << 40);
+  args.Read("--cyc-every", &o.cyc_every, 0, 1000);
+  args.Read("--threads", &o.threads, 0, 1024);
+  args.Read("--attr-pool", &o.attr_pool, 0, 4);
   struct Real {
     const char* name;
     double* target;
@@ -67,11 +58,7 @@ int main(int argc, char** argv) {
                         {"w-away", &o.w_away},         {"away-margin", &o.away_margin},
                         {"w-chroma", &o.w_chroma},
                         {"identity-gain", &o.identity_gain}, {"readback-noise-ratio", &o.readback_noise_ratio}};
-  for (const Real& r : reals) {
-    auto v = args.GetNumber(std::string("--") + r.name, *r.target, 0, 1e9);
-    if (!v.ok()) return cli::Fail(v.status());
-    *r.target = *v;
-  }
+  for (const Real& r : reals) args.Read(std::string("--") + r.name, r.target, 0, 1e9);
   if (Status st = args.Finish(); !st.ok()) return cli::Fail(st);
   // SIGINT / SIGTERM (a session ending): the run stops after its current step and checkpoints.
   cli::StopOnSignal stop_on_signal;
