@@ -4,6 +4,7 @@
 #include <cstdlib>
 
 #include <cmath>
+#include <cstring>
 
 namespace veil::engine::identity {
 namespace {
@@ -25,6 +26,16 @@ torch::Tensor PixelsToUnit(const torch::Tensor& nhwc_u8) {
 
 torch::Tensor UnitToPixels(const torch::Tensor& nchw) {
   return nchw.clamp(-1.0, 1.0).add(1.0).mul(127.5).round().to(torch::kUInt8).permute({0, 2, 3, 1}).contiguous();
+}
+
+torch::Tensor CropsToPixels(const std::vector<cv::Mat>& crops, size_t first, size_t count, int side) {
+  torch::Tensor x = torch::empty({static_cast<int64_t>(count), side, side, 3}, torch::kUInt8);
+  for (size_t i = 0; i < count; ++i) {
+    const cv::Mat& c = crops[first + i];
+    const cv::Mat dense = c.isContinuous() ? c : c.clone();
+    std::memcpy(x[static_cast<int64_t>(i)].data_ptr<uint8_t>(), dense.data, static_cast<size_t>(side) * side * 3);
+  }
+  return x;
 }
 
 torch::Tensor ScaledLeakyRelu(const torch::Tensor& x) {

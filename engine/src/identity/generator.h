@@ -11,6 +11,9 @@
 
 #include <map>
 #include <string>
+#include <vector>
+
+#include <opencv2/core/mat.hpp>
 
 #include "identity/generator_layers.h"
 #include "veil/status.h"
@@ -21,6 +24,9 @@ namespace veil::engine::identity {
 torch::Tensor PixelsToUnit(const torch::Tensor& nhwc_u8);
 // Clamps to [-1, 1] and rounds to the nearest 8-bit value (on the tensor's device).
 torch::Tensor UnitToPixels(const torch::Tensor& nchw);
+// crops[first, first + count) (each side x side 8-bit BGR: the caller checks) as the N x side x
+// side x 3 uint8 tensor PixelsToUnit takes.
+torch::Tensor CropsToPixels(const std::vector<cv::Mat>& crops, size_t first, size_t count, int side);
 
 struct GeneratorOptions {
   TORCH_ARG(int64_t, attr_channels) = 32;  // channels of E's 32x32 map

@@ -98,14 +98,11 @@ class FaceRendererImpl final : public FaceRenderer {
       const size_t batch = static_cast<size_t>(max_batch_);
       for (size_t start = 0; start < crops.size(); start += batch) {
         const int64_t n = static_cast<int64_t>(std::min(crops.size(), start + batch) - start);
-        torch::Tensor x = torch::empty({n, kCropSize, kCropSize, 3}, torch::kUInt8);
         torch::Tensor z = torch::empty({n, 128}, torch::kFloat32);
         for (int64_t i = 0; i < n; ++i) {
-          const cv::Mat c = crops[start + i].isContinuous() ? crops[start + i] : crops[start + i].clone();
-          std::memcpy(x[i].data_ptr<uint8_t>(), c.data, kCropSize * kCropSize * 3);
           std::memcpy(z[i].data_ptr<float>(), identities[start + i].data(), sizeof(float) * 128);
         }
-        const torch::Tensor xf = identity::PixelsToUnit(x);
+        const torch::Tensor xf = identity::PixelsToUnit(identity::CropsToPixels(crops, start, static_cast<size_t>(n), kCropSize));
         const torch::Tensor y = identity::UnitToPixels(generator_->forward(encoder_->forward(xf), z));
         for (int64_t i = 0; i < n; ++i) {
           cv::Mat m(kCropSize, kCropSize, CV_8UC3);

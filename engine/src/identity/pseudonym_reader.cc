@@ -90,11 +90,7 @@ class PseudonymReaderImpl final : public PseudonymReader {
     try {
       c10::InferenceMode guard;
       const auto n = static_cast<int64_t>(crops.size());
-      torch::Tensor x = torch::empty({n, kCrop, kCrop, 3}, torch::kUInt8);
-      for (int64_t i = 0; i < n; ++i) {
-        const cv::Mat c = crops[i].isContinuous() ? crops[i] : crops[i].clone();
-        std::memcpy(x[i].data_ptr<uint8_t>(), c.data, kCrop * kCrop * 3);
-      }
+      const torch::Tensor x = identity::CropsToPixels(crops, 0, crops.size(), kCrop);
       const torch::Tensor y = net_->forward(nets::RecognizerInputFromBgr(identity::PixelsToUnit(x))).contiguous();
       out.resize(crops.size());
       for (int64_t i = 0; i < n; ++i) std::memcpy(out[i].data(), y[i].data_ptr<float>(), sizeof(float) * 128);
