@@ -17,6 +17,7 @@
 #include <sstream>
 
 #include "common/checkpoint_archive.h"
+#include "common/training_log.h"
 #include "data/utk_dataset.h"
 #include "identity/flow.h"
 #include "nets/module_io.h"
@@ -407,9 +408,11 @@ Status TrainFlowImpl(const FlowTrainOptions& o) {
     Log(o, "real-to-real nearest-neighbour distance (bank " + std::to_string(nbank) + "): p90 = " + std::to_string(nn_target));
   }
 
-  std::ofstream log_tsv(o.work_dir + "/log.tsv", std::ios::app);
-  if (step == 0)
-    log_tsv << "step\tseconds\tloss\tfar\tkeys\tapart\tnear\tmmd\tnn\tfrac_far\tfrac_keys\tfrac_apart\tfrac_near\tnn_mean\tlin_rank1\n";
+  std::ofstream log_tsv;
+  VEIL_RETURN_IF_ERROR(OpenTrainingLog(
+      o.work_dir + "/log.tsv",
+      "step\tseconds\tloss\tfar\tkeys\tapart\tnear\tmmd\tnn\tfrac_far\tfrac_keys\tfrac_apart\tfrac_near\tnn_mean\tlin_rank1",
+      log_tsv));
   const int64_t groups = std::max(1, o.keys_per_batch);
   const int64_t per = std::max<int64_t>(2, o.batch / groups);
   const int64_t b = per * groups;

@@ -15,6 +15,7 @@
 #include <opencv2/imgcodecs.hpp>
 
 #include "common/checkpoint_archive.h"
+#include "common/training_log.h"
 #include "data/utk_dataset.h"
 #include "gan/discriminator.h"
 #include "identity/attribute_encoder.h"
@@ -149,6 +150,10 @@ class Trainer {
     E_->to(device_);
     G_->to(device_);
     D_->to(device_);
+    E_ema_->to(device_);
+    G_ema_->to(device_);
+    SetRequiresGrad(*E_ema_, false);
+    SetRequiresGrad(*G_ema_, false);
     std::vector<torch::Tensor> eg = E_->parameters();
     for (auto& p : G_->parameters()) eg.push_back(p);
     opt_g_ = std::make_unique<torch::optim::Adam>(
@@ -203,6 +208,11 @@ class Trainer {
                   static_cast<long long>(ckpt_pool_), static_cast<long long>(pool), static_cast<long long>(step_));
     }
     E_->options.pool(pool);
+    E_ema_->options.pool(pool);
+    if (!ema_loaded_) {  // a fresh run, a compact checkpoint or one written before the average
+      CopyWeights(*E_, *E_ema_);
+      CopyWeights(*G_, *G_ema_);
+    }
     return Status::Ok();
   }
 
@@ -210,7 +220,7 @@ class Trainer {
     const auto start = Clock::now();
     auto last_ckpt = Clock::now(), last_eval = Clock::now();
     const double budget_s = o_.minutes * 60.0;
-    OpenLog();
+    VEIL_RETURN_IF_ERROR(OpenLog());
     if (budget_s > 0 && step_ == 0) {
       Evaluate(true);  // the starting point, in the log
       last_eval = Clock::now();
@@ -370,6 +380,7 @@ class Trainer {
     g_loss.backward();
     Mark("G bwd");
     opt_g_->step();
+    UpdateAverage();
     Mark("G opt");
     s.adv += adv.item<double>();
     s.rec += rec_l1.item<double>();
@@ -381,8 +392,29 @@ class Trainer {
     ++s.n;
   }
 
-  // Holdout metrics (and the preview when `preview`).
+  // Holdout metrics of the weights that ship (the average when it is on; the preview shows them) and,
+  // beside them, of the raw weights; with `preview`, the preview and a log row.
   Metrics Evaluate(bool preview) {
+    const bool average = o_.ema_kimg > 0;
+    const Metrics m = Measure(average ? *E_ema_ : *E_, average ? *G_ema_ : *G_, preview);
+    std::printf("eval step %lld%s: PSNR %.2f dB  SSIM %.4f  d(rec,x) %.3f  d(swap,target) %.3f  d(swap,orig) %.3f "
+                "(>0.6: %.0f%%)  d(pair) %.3f  d(R(x128),x) %.3f  grey-64: d(swap,orig) %.3f d(x,x) %.3f\n",
+                static_cast<long long>(step_), average ? " (averaged weights)" : "", m.psnr, m.ssim, m.id_rec,
+                m.swap_to_target, m.swap_to_orig, 100 * m.swap_over_06, m.pair, m.baseline, m.swap_orig_lowgrey,
+                m.baseline_lowgrey);
+    Metrics raw;
+    if (average) {
+      raw = Measure(*E_, *G_, false);
+      std::printf("  raw weights: PSNR %.2f dB  SSIM %.4f  d(rec,x) %.3f  d(swap,target) %.3f  d(swap,orig) %.3f (>0.6: %.0f%%)\n",
+                  raw.psnr, raw.ssim, raw.id_rec, raw.swap_to_target, raw.swap_to_orig, 100 * raw.swap_over_06);
+    }
+    std::fflush(stdout);
+    if (preview) WriteLogRow(LossSums(), 0, &m, average ? &raw : nullptr);
+    last_metrics_ = m;
+    return m;
+  }
+
+  Metrics Measure(engine::identity::AttributeEncoderImpl& E, engine::identity::GeneratorImpl& G, bool preview) {
     torch::NoGradGuard no_grad;
     Metrics m;
     const size_t n = eval_.size();
@@ -399,10 +431,10 @@ class Trainer {
       torch::Tensor x, zx, xp, zy;
       MakeBatch(idx, std::vector<bool>(idx.size(), false), x, zx);
       MakeBatch(partner, std::vector<bool>(partner.size(), false), xp, zy);
-      const torch::Tensor a = E_->forward(x);
-      const torch::Tensor rec = G_->forward(a, zx).clamp(-1, 1);
-      const torch::Tensor swp = G_->forward(a, zy).clamp(-1, 1);
-      const torch::Tensor cyc = G_->forward(E_->forward(swp), zx).clamp(-1, 1);
+      const torch::Tensor a = E.forward(x);
+      const torch::Tensor rec = G.forward(a, zx).clamp(-1, 1);
+      const torch::Tensor swp = G.forward(a, zy).clamp(-1, 1);
+      const torch::Tensor cyc = G.forward(E.forward(swp), zx).clamp(-1, 1);
       // PSNR on 8-bit images, as a viewer sees them.
       const torch::Tensor xq = ToUint8Image(x).to(torch::kFloat32), rq = ToUint8Image(rec).to(torch::kFloat32);
       const torch::Tensor mse = (xq - rq).pow(2).mean({1, 2, 3}).clamp_min(1e-10);
@@ -442,29 +474,24 @@ class Trainer {
       const std::string path = (fs::path(o_.out_dir) / "preview.png").string();
       const std::string tmp = path + ".tmp.png";
       if (cv::imwrite(tmp, grid)) fs::rename(tmp, path);
-      WriteLogRow(LossSums(), 0, &m);
     }
-    std::printf("eval step %lld: PSNR %.2f dB  SSIM %.4f  d(rec,x) %.3f  d(swap,target) %.3f  d(swap,orig) %.3f "
-                "(>0.6: %.0f%%)  d(pair) %.3f  d(R(x128),x) %.3f  grey-64: d(swap,orig) %.3f d(x,x) %.3f\n",
-                static_cast<long long>(step_), m.psnr, m.ssim, m.id_rec, m.swap_to_target, m.swap_to_orig,
-                100 * m.swap_over_06, m.pair, m.baseline, m.swap_orig_lowgrey, m.baseline_lowgrey);
-    std::fflush(stdout);
-    last_metrics_ = m;
     return m;
   }
 
-  void OpenLog() {
-    const std::string path = (fs::path(o_.out_dir) / "log.tsv").string();
-    const bool fresh = !fs::exists(path);
-    log_.open(path, std::ios::app);
-    if (fresh) {
-      log_ << "step\tutc\ttrain_s\tsec_per_step\tbatch\tlr_scale\td_loss\td_real\td_fake\tr1\tg_adv\trec_l1\tid_rec\tid_swap"
-              "\tattr\tcyc_l1\teval_psnr\teval_ssim\teval_d_rec\teval_d_swap_target\teval_d_swap_orig"
-              "\teval_swap_over_0.6\teval_d_pair\teval_d_baseline\tg_away\teval_d_swap_orig_lowgrey\teval_d_lowgrey_baseline\tg_chroma\n";
-    }
+  // The eval_* columns measure the weights that ship (the average when it is on), eval_raw_* the raw
+  // weights beside them (empty when the average is off).
+  Status OpenLog() {
+    return OpenTrainingLog(
+        (fs::path(o_.out_dir) / "log.tsv").string(),
+        "step\tutc\ttrain_s\tsec_per_step\tbatch\tlr_scale\td_loss\td_real\td_fake\tr1\tg_adv\trec_l1\tid_rec\tid_swap"
+        "\tattr\tcyc_l1\teval_psnr\teval_ssim\teval_d_rec\teval_d_swap_target\teval_d_swap_orig"
+        "\teval_swap_over_0.6\teval_d_pair\teval_d_baseline\tg_away\teval_d_swap_orig_lowgrey\teval_d_lowgrey_baseline"
+        "\tg_chroma\teval_raw_psnr\teval_raw_ssim\teval_raw_d_rec\teval_raw_d_swap_target\teval_raw_d_swap_orig"
+        "\teval_raw_swap_over_0.6\tema_kimg",
+        log_);
   }
 
-  void WriteLogRow(const LossSums& s, double sec_per_step, const Metrics* m) {
+  void WriteLogRow(const LossSums& s, double sec_per_step, const Metrics* m, const Metrics* raw = nullptr) {
     if (!log_.is_open()) return;
     auto avg = [&](double v, int n) {
       std::ostringstream os;
@@ -487,7 +514,14 @@ class Trainer {
     log_ << '\t' << avg(s.away, s.n);
     if (m != nullptr) log_ << '\t' << m->swap_orig_lowgrey << '\t' << m->baseline_lowgrey;
     else log_ << "\t\t";
-    log_ << '\t' << avg(s.chroma, s.n) << '\n';
+    log_ << '\t' << avg(s.chroma, s.n);
+    if (raw != nullptr) {
+      log_ << '\t' << raw->psnr << '\t' << raw->ssim << '\t' << raw->id_rec << '\t' << raw->swap_to_target << '\t'
+           << raw->swap_to_orig << '\t' << raw->swap_over_06;
+    } else {
+      log_ << "\t\t\t\t\t\t";
+    }
+    log_ << '\t' << o_.ema_kimg << '\n';
     log_.flush();
   }
 
@@ -499,6 +533,8 @@ class Trainer {
       WriteModule(ar, "E", *E_);
       WriteModule(ar, "G", *G_);
       WriteModule(ar, "D", *D_);
+      WriteModule(ar, "E_ema", *E_ema_);
+      WriteModule(ar, "G_ema", *G_ema_);
       WriteOptimizer(ar, "opt_g", *opt_g_);
       WriteOptimizer(ar, "opt_d", *opt_d_);
       ar.write("step", torch::tensor(step_), true);
@@ -541,14 +577,42 @@ class Trainer {
     return out;
   }
 
-  // fp16 weights of E, G and D + step, no optimizer state (a few MB; resumes with a fresh Adam).
+  static void CopyWeights(torch::nn::Module& from, torch::nn::Module& to) {
+    torch::NoGradGuard no_grad;
+    const auto src = AllTensors(from), dst = AllTensors(to);
+    for (size_t i = 0; i < src.size(); ++i) dst[i].copy_(src[i]);
+  }
+
+  // avg <- avg + (1 - beta) (w - avg), beta = 0.5^(batch / half-life in images); the half-life is
+  // at most 5 % of the images seen since step 0.
+  void UpdateAverage() {
+    if (o_.ema_kimg <= 0) return;
+    torch::NoGradGuard no_grad;
+    const double half_life = std::min(o_.ema_kimg * 1000.0, 0.05 * static_cast<double>((step_ + 1) * o_.batch));
+    const double beta = std::pow(0.5, o_.batch / std::max(half_life, 1e-8));
+    std::pair<torch::nn::Module*, torch::nn::Module*> pairs[] = {{E_.ptr().get(), E_ema_.ptr().get()},
+                                                                 {G_.ptr().get(), G_ema_.ptr().get()}};
+    for (auto& [raw, avg] : pairs) {
+      const auto w = raw->parameters(), a = avg->parameters();
+      for (size_t i = 0; i < w.size(); ++i) a[i].lerp_(w[i], 1.0 - beta);
+      const auto wb = raw->buffers(), ab = avg->buffers();
+      for (size_t i = 0; i < wb.size(); ++i) ab[i].copy_(wb[i]);
+    }
+  }
+
+  // fp16 weights of E, G and D + step, no optimizer state (a few MB; resumes with a fresh Adam). With
+  // the average on, E and G are the averaged weights (the ones exported with it).
   Status SaveCompact(const std::string& path) {
     torch::serialize::OutputArchive ar;
     ar.write("compact_format", torch::tensor(int64_t{1}), true);
     ar.write("step", torch::tensor(step_), true);
     ar.write("train_seconds", torch::tensor(train_seconds_, torch::kFloat64), true);
     ar.write("attr_pool", torch::tensor(E_->options.pool()), true);
-    std::pair<const char*, torch::nn::Module*> mods[] = {{"E", E_.ptr().get()}, {"G", G_.ptr().get()}, {"D", D_.ptr().get()}};
+    ar.write("averaged_weights", torch::tensor(int64_t{o_.ema_kimg > 0 ? 1 : 0}), true);
+    const bool average = o_.ema_kimg > 0;
+    std::pair<const char*, torch::nn::Module*> mods[] = {{"E", average ? E_ema_.ptr().get() : E_.ptr().get()},
+                                                         {"G", average ? G_ema_.ptr().get() : G_.ptr().get()},
+                                                         {"D", D_.ptr().get()}};
     for (auto& [name, mod] : mods) {
       const auto ts = AllTensors(*mod);
       ar.write(std::string(name) + "_count", torch::tensor(static_cast<int64_t>(ts.size())), true);
@@ -596,6 +660,12 @@ class Trainer {
       ReadModule(ar, "E", *E_);
       ReadModule(ar, "G", *G_);
       ReadModule(ar, "D", *D_);
+      torch::serialize::InputArchive e_ema, g_ema;  // absent before the average existed: set from E, G
+      ema_loaded_ = ar.try_read("E_ema", e_ema) && ar.try_read("G_ema", g_ema);
+      if (ema_loaded_) {
+        E_ema_->load(e_ema);
+        G_ema_->load(g_ema);
+      }
       ReadOptimizer(ar, "opt_g", *opt_g_);
       ReadOptimizer(ar, "opt_d", *opt_d_);
       step_ = ReadScalar(ar, "step").item<int64_t>();
@@ -626,6 +696,7 @@ class Trainer {
                  {"trainer", "veil-train-gan"},
                  {"steps", std::to_string(step_)},
                  {"batch", std::to_string(o_.batch)},
+                 {"weights", o_.ema_kimg > 0 ? "moving average, half-life " + num(o_.ema_kimg) + " kimg" : "raw"},
                  {"train_seconds", num(train_seconds_)},
                  {"device", device_.is_cuda() ? "cuda" : "cpu"},
                  {"holdout_images_evaluated", std::to_string(eval_.size())},
@@ -637,11 +708,14 @@ class Trainer {
                  {"license", "weights trained on UTKFace: non-commercial research use only"}};
     VEIL_RETURN_IF_ERROR(engine::CheckIdentityGain(o_.identity_gain, "--identity-gain"));
     VEIL_RETURN_IF_ERROR(engine::CheckReadBackNoiseRatio(o_.readback_noise_ratio, "--readback-noise-ratio"));
-    G_->options.identity_gain(o_.identity_gain);
-    G_->options.readback_noise_ratio(o_.readback_noise_ratio);
+    for (Generator* g : {&G_, &G_ema_}) {
+      (*g)->options.identity_gain(o_.identity_gain);
+      (*g)->options.readback_noise_ratio(o_.readback_noise_ratio);
+    }
     try {
-      VEIL_RETURN_IF_ERROR(engine::identity::SaveRendererModels(*E_, *G_, (dir / "veil-encoder-v1.veilmodel").string(),
-                                                                 (dir / "veil-generator-v1.veilmodel").string(), info));
+      VEIL_RETURN_IF_ERROR(engine::identity::SaveRendererModels(
+          o_.ema_kimg > 0 ? *E_ema_ : *E_, o_.ema_kimg > 0 ? *G_ema_ : *G_,
+          (dir / "veil-encoder-v1.veilmodel").string(), (dir / "veil-generator-v1.veilmodel").string(), info));
       VEIL_RETURN_IF_ERROR(SaveCompact((dir / "train" / "gan-checkpoint.pt").string()));
     } catch (const std::exception& e) {
       return IoError(std::string("export failed: ") + e.what());
@@ -657,6 +731,9 @@ class Trainer {
   AttributeEncoder E_;
   Generator G_;
   Discriminator D_;
+  AttributeEncoder E_ema_;  // the moving average of E and G (GanTrainOptions::ema_kimg)
+  Generator G_ema_;
+  bool ema_loaded_ = false;  // read from the full checkpoint (else set from E and G)
   std::unique_ptr<torch::optim::Adam> opt_g_, opt_d_;
   std::vector<size_t> train_, eval_;
   int64_t step_ = 0;

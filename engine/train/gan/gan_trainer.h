@@ -19,9 +19,10 @@
 // codes centred on the train codes' mean (raw dlib codes all lie in a narrow cone: raw cosine
 // separates 'same' from 'different' by only ~0.3, centred by ~0.8).
 //
-// Files in out_dir: ckpt.pt (full: E, G, D, both Adam states, step; written to a temp file then
-// renamed, every checkpoint_minutes), gan-checkpoint.pt (compact: fp16 weights + step), log.tsv,
-// preview.png (rows: original | reconstruction | swap | cycle, held-out images).
+// Files in out_dir: ckpt.pt (full: E, G, D, the averaged E and G, both Adam states, step; written to
+// a temp file then renamed, every checkpoint_minutes), gan-checkpoint.pt (compact: fp16 weights +
+// step; with the average on, its E and G are the averaged weights, which a compact resume trains
+// on from), log.tsv, preview.png (rows: original | reconstruction | swap | cycle, held-out images).
 #pragma once
 
 #include <cstdint>
@@ -62,6 +63,10 @@ struct GanTrainOptions {
   int r1_every = 16;
   double lr_g = 2e-3, lr_d = 2e-3;
   int warmup_steps = 50;       // linear learning-rate warm-up (also after a compact resume)
+  // Exponential moving average of E's and G's weights (StyleGAN's G_ema): the half-life in
+  // thousands of images, capped at 5 % of the images seen since step 0 (short while a fresh run
+  // changes fast). The averaged weights are what the metrics, the preview and the export use; 0: off.
+  double ema_kimg = 10;
   // Polled after each step (e.g. a flag set on SIGTERM): true ends the run as the time budget does,
   // with a final evaluation and checkpoint.
   std::function<bool()> stop;

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "common/checkpoint_archive.h"
+#include "common/training_log.h"
 #include "data/utk_dataset.h"
 #include "identity/flow.h"
 #include "identity/generator.h"
@@ -263,12 +264,10 @@ class Trainer {
   }
 
   Status OpenLog() {
-    const std::string path = (fs::path(o_.out_dir) / "log.tsv").string();
-    const bool fresh = !fs::exists(path);
-    log_.open(path, std::ios::app);
-    if (!log_.is_open()) return IoError("cannot open " + path);
-    if (fresh) log_ << "step\ttrain_loss\teval_read_error\teval_inverse\teval_inverse_below_0.6\teval_restore\teval_restore_below_0.6\n";
-    return Status::Ok();
+    return OpenTrainingLog(
+        (fs::path(o_.out_dir) / "log.tsv").string(),
+        "step\ttrain_loss\teval_read_error\teval_inverse\teval_inverse_below_0.6\teval_restore\teval_restore_below_0.6",
+        log_);
   }
 
   Status Save() {
