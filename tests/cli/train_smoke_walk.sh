@@ -42,6 +42,11 @@ last=$(tail -n 1 gan/log.tsv | cut -f1)
   || { echo "FAIL: the resumed run did not go on from step $first (last $last)"; FAILED=$((FAILED + 1)); }
 [ "$(grep -c '^step' gan/log.tsv)" = 2 ] && [ "$(grep '^step' gan/log.tsv | tail -n 1 | awk -F'\t' '{print $NF}')" = ema_kimg ] \
   && PASSED=$((PASSED + 1)) || { echo "FAIL: the resumed log's header: $(grep '^step' gan/log.tsv)"; FAILED=$((FAILED + 1)); }
+# Every row of the resumed run has its header's columns, and its evaluations measure the raw weights too.
+bad=$(awk -F'\t' '/^step\t/ { n = NF; h++; next } h == 2 && NF != n' gan/log.tsv)
+raw=$(awk -F'\t' '/^step\t/ { for (i = 1; i <= NF; i++) if ($i == "eval_raw_d_rec") c = i; next } c && $c != ""' gan/log.tsv)
+[ -z "$bad" ] && [ -n "$raw" ] && PASSED=$((PASSED + 1)) \
+  || { echo "FAIL: rows unlike their header ($bad) or no raw-weight metrics"; FAILED=$((FAILED + 1)); }
 
 # The exported files are model files the engine loads and renders with. The flow defaults to the
 # file next to the encoder, as in the pipeline: none there yet, so it is named.

@@ -533,8 +533,10 @@ class Trainer {
       WriteModule(ar, "E", *E_);
       WriteModule(ar, "G", *G_);
       WriteModule(ar, "D", *D_);
-      WriteModule(ar, "E_ema", *E_ema_);
-      WriteModule(ar, "G_ema", *G_ema_);
+      if (o_.ema_kimg > 0) {  // else stale: a later run with the average starts it from the weights
+        WriteModule(ar, "E_ema", *E_ema_);
+        WriteModule(ar, "G_ema", *G_ema_);
+      }
       WriteOptimizer(ar, "opt_g", *opt_g_);
       WriteOptimizer(ar, "opt_d", *opt_d_);
       ar.write("step", torch::tensor(step_), true);
