@@ -395,8 +395,8 @@ class Trainer {
   // Holdout metrics of the weights that ship (the average when it is on; the preview shows them) and,
   // beside them, of the raw weights; with `preview`, the preview and a log row.
   Metrics Evaluate(bool preview) {
-    const bool average = o_.ema_kimg > 0;
-    const Metrics m = Measure(average ? *E_ema_ : *E_, average ? *G_ema_ : *G_, preview);
+    const bool average = Averaging();
+    const Metrics m = Measure(ShippedE(), ShippedG(), preview);
     std::printf("eval step %lld%s: PSNR %.2f dB  SSIM %.4f  d(rec,x) %.3f  d(swap,target) %.3f  d(swap,orig) %.3f "
                 "(>0.6: %.0f%%)  d(pair) %.3f  d(R(x128),x) %.3f  grey-64: d(swap,orig) %.3f d(x,x) %.3f\n",
                 static_cast<long long>(step_), average ? " (averaged weights)" : "", m.psnr, m.ssim, m.id_rec,
@@ -533,7 +533,7 @@ class Trainer {
       WriteModule(ar, "E", *E_);
       WriteModule(ar, "G", *G_);
       WriteModule(ar, "D", *D_);
-      if (o_.ema_kimg > 0) {  // else stale: a later run with the average starts it from the weights
+      if (Averaging()) {  // else stale: a later run with the average starts it from the weights
         WriteModule(ar, "E_ema", *E_ema_);
         WriteModule(ar, "G_ema", *G_ema_);
       }
@@ -579,6 +579,11 @@ class Trainer {
     return out;
   }
 
+  // The weights that are measured, exported and kept in the compact checkpoint: the average when on.
+  bool Averaging() const { return o_.ema_kimg > 0; }
+  engine::identity::AttributeEncoderImpl& ShippedE() { return Averaging() ? *E_ema_ : *E_; }
+  engine::identity::GeneratorImpl& ShippedG() { return Averaging() ? *G_ema_ : *G_; }
+
   static void CopyWeights(torch::nn::Module& from, torch::nn::Module& to) {
     torch::NoGradGuard no_grad;
     const auto src = AllTensors(from), dst = AllTensors(to);
@@ -588,7 +593,7 @@ class Trainer {
   // avg <- avg + (1 - beta) (w - avg), beta = 0.5^(batch / half-life in images); the half-life is
   // at most 5 % of the images seen since step 0.
   void UpdateAverage() {
-    if (o_.ema_kimg <= 0) return;
+    if (!Averaging()) return;
     torch::NoGradGuard no_grad;
     const double half_life = std::min(o_.ema_kimg * 1000.0, 0.05 * static_cast<double>((step_ + 1) * o_.batch));
     const double beta = std::pow(0.5, o_.batch / std::max(half_life, 1e-8));
@@ -610,11 +615,8 @@ class Trainer {
     ar.write("step", torch::tensor(step_), true);
     ar.write("train_seconds", torch::tensor(train_seconds_, torch::kFloat64), true);
     ar.write("attr_pool", torch::tensor(E_->options.pool()), true);
-    ar.write("averaged_weights", torch::tensor(int64_t{o_.ema_kimg > 0 ? 1 : 0}), true);
-    const bool average = o_.ema_kimg > 0;
-    std::pair<const char*, torch::nn::Module*> mods[] = {{"E", average ? E_ema_.ptr().get() : E_.ptr().get()},
-                                                         {"G", average ? G_ema_.ptr().get() : G_.ptr().get()},
-                                                         {"D", D_.ptr().get()}};
+    ar.write("averaged_weights", torch::tensor(int64_t{Averaging() ? 1 : 0}), true);
+    std::pair<const char*, torch::nn::Module*> mods[] = {{"E", &ShippedE()}, {"G", &ShippedG()}, {"D", D_.ptr().get()}};
     for (auto& [name, mod] : mods) {
       const auto ts = AllTensors(*mod);
       ar.write(std::string(name) + "_count", torch::tensor(static_cast<int64_t>(ts.size())), true);
@@ -650,8 +652,10 @@ class Trainer {
       }
     }
     warm_from_ = step_;  // fresh Adam state: warm up again
-    std::printf("veil-train-gan: resumed weights from the compact checkpoint at step %lld (optimizer restarted)\n",
-                static_cast<long long>(step_));
+    torch::Tensor averaged;  // absent in checkpoints written before the average
+    const bool was_averaged = ar.try_read("averaged_weights", averaged, true) && averaged.item<int64_t>() != 0;
+    std::printf("veil-train-gan: resumed %sweights from the compact checkpoint at step %lld (optimizer restarted)\n",
+                was_averaged ? "averaged " : "", static_cast<long long>(step_));
     return Status::Ok();
   }
 
@@ -698,7 +702,7 @@ class Trainer {
                  {"trainer", "veil-train-gan"},
                  {"steps", std::to_string(step_)},
                  {"batch", std::to_string(o_.batch)},
-                 {"weights", o_.ema_kimg > 0 ? "moving average, half-life " + num(o_.ema_kimg) + " kimg" : "raw"},
+                 {"weights", Averaging() ? "moving average, half-life " + num(o_.ema_kimg) + " kimg" : "raw"},
                  {"train_seconds", num(train_seconds_)},
                  {"device", device_.is_cuda() ? "cuda" : "cpu"},
                  {"holdout_images_evaluated", std::to_string(eval_.size())},
@@ -716,7 +720,7 @@ class Trainer {
     }
     try {
       VEIL_RETURN_IF_ERROR(engine::identity::SaveRendererModels(
-          o_.ema_kimg > 0 ? *E_ema_ : *E_, o_.ema_kimg > 0 ? *G_ema_ : *G_,
+          ShippedE(), ShippedG(),
           (dir / "veil-encoder-v1.veilmodel").string(), (dir / "veil-generator-v1.veilmodel").string(), info));
       VEIL_RETURN_IF_ERROR(SaveCompact((dir / "train" / "gan-checkpoint.pt").string()));
     } catch (const std::exception& e) {
