@@ -34,8 +34,9 @@ using engine::PayloadLocation;
 const char* kUsage =
     "usage: veil anonymize INPUT... -o OUT [OPTIONS]\n"
     "  INPUT        image or video files, or folders (recursive; the output tree mirrors them)\n"
-    "  -o OUT       output file (one input file) or folder; existing outputs are skipped, so a killed\n"
-    "               batch resumes; inputs are never overwritten\n"
+    "  -o OUT       output file (one input file) or folder; existing Veil outputs (with a manifest)\n"
+    "               are skipped, so a killed batch resumes; any other file there is refused (exit 10);\n"
+    "               inputs are never overwritten\n"
     "  --replace pixelate|blur|solid|synthesized   how faces are replaced (default pixelate;\n"
     "                       synthesized: a keyed pseudonym face from Veil's identity models; while the\n"
     "                       shipped models miss the privacy targets it needs --experimental)\n"
@@ -43,7 +44,8 @@ const char* kUsage =
     "  --verify-distance D  synthesized faces are read back before release; one within D of the original\n"
     "                       (face-api distance) is pushed further, else pixelated (default 0.65; 0: off)\n"
     "  --detector ssd|tiny  (default ssd)\n"
-    "  --format auto|png|jpg|webp|bmp|tif  output format (auto: JPEG and PNG stay, others become PNG)\n"
+    "  --format auto|png|jpg|webp|bmp|tif  output format (auto: the one OUT names for one input file;\n"
+    "                                      in folders JPEG and PNG stay, others become PNG)\n"
     "  --manifest embed|sidecar            manifest in the image (PNG/JPEG) or in OUT.veil (default embed)\n"
     "  --payload inline|store|none         sealed originals in the manifest (videos: OUT.veilpay), only\n"
     "                                      in the key store's folder, or not kept (default inline)\n"
@@ -69,10 +71,13 @@ struct Job {
   fs::path output;
 };
 
-fs::path OutputPath(const fs::path& out, const std::string& format) {
+// `named`: OUT as the user spelled it for one input file; with --format auto an image format it
+// names is kept (a folder's files keep JPEG and PNG and become PNG otherwise).
+fs::path OutputPath(const fs::path& out, const std::string& format, bool named = false) {
   std::string ext = Lower(out.extension().string());
   std::string want;
   if (kVideoExt.count(ext)) want = ext == ".avi" || ext == ".mkv" ? ext : ".mp4";
+  else if (format == "auto" && named && kImageExt.count(ext)) want = ext;
   else if (format == "auto") want = (ext == ".jpg" || ext == ".jpeg" || ext == ".png") ? ext : ".png";
   else want = "." + format;
   fs::path p = out;
@@ -106,7 +111,7 @@ StatusOr<std::vector<Job>> PlanJobs(const std::vector<std::string>& inputs, cons
       const fs::path name = fs::weakly_canonical(ip, ec).filename();
       for (const auto& f : files) jobs.push_back({f, OutputPath(out / name / fs::relative(f, ip), format)});
     } else if (single_file) {
-      jobs.push_back({ip, OutputPath(out, format)});
+      jobs.push_back({ip, OutputPath(out, format, /*named=*/true)});
     } else {
       jobs.push_back({ip, OutputPath(out / ip.filename(), format)});
     }
@@ -146,13 +151,27 @@ class ProgressBar {
 };
 
 // The manifest with its sealed payloads, kept only in the key store's folder (--payload store).
+// Its id names the input and the output pixels: the file there is this very output's (a re-run's,
+// the same bytes) or another's, which is never replaced (that output would lose its originals).
 Status KeepInStore(const StoreOptions& opts, const std::string& manifest_id, const std::string& store_manifest_bytes) {
   std::error_code ec;
   fs::path dir = StorePayloadFolder(opts);
   fs::create_directories(dir, ec);
-  Status st = keys::WriteFileAtomic((dir / (keys::ToHex(manifest_id) + ".veil")).string(), store_manifest_bytes,
-                                    /*overwrite=*/true, 0600);
+  Status st = keys::WriteNewFileOrSame((dir / (keys::ToHex(manifest_id) + ".veil")).string(), store_manifest_bytes, 0600);
   return st.ok() ? st : st.WithContext("keeping the payloads in the key store");
+}
+
+// A resumed batch skips a job whose output exists and is Veil's (its manifest embedded or beside
+// it); anything else under that name is refused, never counted as done or replaced.
+StatusOr<bool> AlreadyDone(const Job& job) {
+  const std::string out = job.output.string();
+  if (!keys::PathExists(out)) return false;
+  if (keys::PathExists(out + ".veil")) return true;
+  if (!engine::IsVideoPath(out)) {
+    auto bytes = keys::ReadFile(out, 256u << 20);
+    if (bytes.ok() && engine::ExtractManifest(*bytes).ok()) return true;
+  }
+  return AlreadyExistsError(out + " exists and is not Veil's output (no manifest); not overwriting it");
 }
 
 Status ProcessVideo(engine::Pipeline& pipeline, const keys::KeyHandle& key, const Job& job, const StoreOptions& opts,
@@ -236,6 +255,13 @@ int Anonymize(int argc, char** argv) {
 
   auto jobs = PlanJobs(args.positionals(), *out, format);
   if (!jobs.ok()) return Fail(jobs.status());
+  for (const Job& job : *jobs) {  // before any key is released
+    const std::string ext = Lower(job.output.extension().string());
+    if (manifest_where == "embed" && kImageExt.count(ext) && ext != ".png" && ext != ".jpg" && ext != ".jpeg") {
+      return Fail(UnsupportedError("manifests embed only in PNG and JPEG images: give --manifest sidecar to write " +
+                                   job.output.string()));
+    }
+  }
 
   engine::PipelineParams params;
   params.method = replace->method;
@@ -280,8 +306,11 @@ int Anonymize(int argc, char** argv) {
       nlohmann::json entry = {{"input", job.input.string()}, {"output", job.output.string()}};
       engine::AnonymizeOutput result;
       Status st;
-      bool skip = keys::PathExists(job.output.string());
-      if (!skip) {
+      StatusOr<bool> done_before = AlreadyDone(job);
+      const bool skip = done_before.ok() && *done_before;
+      if (!done_before.ok()) {
+        st = done_before.status();
+      } else if (!skip) {
         st = engine::IsVideoPath(job.input.string())
                  ? ProcessVideo(pl, *key, job, opts, !quiet && !json && isatty(2) && pipelines.size() == 1, &result)
                  : ProcessOne(pl, *key, job, opts, &result);

@@ -4,6 +4,12 @@
 #include <cstdio>
 #include <cstdlib>
 
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <opencv2/highgui.hpp>
 #include <opencv2/imgproc.hpp>
 #include <opencv2/videoio.hpp>
@@ -30,7 +36,8 @@ const char* kUsage =
     "  N-th frame at --detector-size pixels; faces are tracked by their landmarks in between. N defaults\n"
     "  to 3 for a preview only and to 1 when writing -o: a face entering the picture is then replaced\n"
     "  from its first frame, while a preview may show it for up to N-1 frames), and shows\n"
-    "  the anonymized stream in a window when $DISPLAY is set (q or Esc stops), and/or writes it to OUT\n"
+    "  the anonymized stream in a window when $DISPLAY (or $WAYLAND_DISPLAY) names a display (q or Esc\n"
+    "  stops; a display that cannot open a window leaves a recording headless), and/or writes it to OUT\n"
     "  (Motion-JPEG .avi, lossless FFV1 .mkv, or .mp4) with its manifest (OUT.veil) and the sealed\n"
     "  originals (--payload inline: OUT.veilpay, the default | store | none), restorable like any\n"
     "  video Veil wrote. Without a display, -o is required. Ctrl-C or SIGTERM ends the stream like q:\n"
@@ -39,6 +46,46 @@ const char* kUsage =
     "  pseudonym is read back before release each time it is drawn, not every frame (--verify-distance,\n"
     "  as in veil anonymize).\n"
     "common options: --store DIR, --key-file F | --passphrase-file F | $VEIL_PASSPHRASE, --actor NAME\n";
+
+// A display to preview on: $DISPLAY or $WAYLAND_DISPLAY set to something.
+bool DisplayNamed() {
+  for (const char* name : {"DISPLAY", "WAYLAND_DISPLAY"}) {
+    const char* v = std::getenv(name);
+    if (v != nullptr && *v != '\0') return true;
+  }
+  return false;
+}
+
+// Whether a preview window opens on the named display. OpenCV's Qt backend aborts the process
+// when the display is not there, so a child process tries first (silenced; given 5 s).
+bool WindowOpens() {
+  const pid_t pid = ::fork();
+  if (pid < 0) return false;
+  if (pid == 0) {
+    const int null = ::open("/dev/null", O_WRONLY);
+    if (null >= 0) ::dup2(null, 1), ::dup2(null, 2);
+    try {
+      cv::namedWindow("veil display check");
+      cv::destroyAllWindows();
+    } catch (...) {
+      ::_exit(1);
+    }
+    ::_exit(0);
+  }
+  int status = 0;
+  for (int waited_ms = 0;; waited_ms += 20) {
+    const pid_t r = ::waitpid(pid, &status, WNOHANG);
+    if (r == pid) return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+    if (r < 0 && errno != EINTR) return false;
+    if (waited_ms >= 5000) {
+      ::kill(pid, SIGKILL);
+      while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+      }
+      return false;
+    }
+    ::usleep(20 * 1000);
+  }
+}
 
 int Camera(int argc, char** argv) {
   Args args(argc, argv, {"--no-preview", "--help", "--experimental"});
@@ -70,8 +117,13 @@ int Camera(int argc, char** argv) {
   if (detector != "ssd" && detector != "tiny") return Fail(InvalidArgumentError("--detector is ssd or tiny"));
   auto payloads = ParsePayloadOption(payload_where);
   if (!payloads.ok()) return Fail(payloads.status());
-  const bool preview = !no_preview && std::getenv("DISPLAY") != nullptr;
-  if (!preview && !out) return Fail(InvalidArgumentError("no display to preview on: give -o OUT to write the stream"));
+  const bool display = !no_preview && DisplayNamed();
+  const bool preview = display && WindowOpens();
+  const bool window_failed = display && !preview;  // a recording then goes on headless
+  if (!preview && !out) {
+    return Fail(InvalidArgumentError(window_failed ? "cannot open a preview window on this display: give -o OUT to write the stream"
+                                                   : "no display to preview on: give -o OUT to write the stream"));
+  }
   if (out && keys::PathExists(*out)) return Fail(AlreadyExistsError(*out + " exists; not overwriting it"));
 
   engine::PipelineParams params;
@@ -146,7 +198,8 @@ int Camera(int argc, char** argv) {
   std::printf("%lld frames, %lld faces replaced, %.1f frames/s", static_cast<long long>(frames),
               static_cast<long long>(faces), secs > 0 ? frames / secs : 0.0);
   if (out) std::printf(", written to %s (manifest %s.veil, id %s)", out->c_str(), out->c_str(), manifest_id.c_str());
-  std::printf("%s\n", StopRequested() ? " (stopped by a signal)" : "");
+  std::printf("%s%s\n", StopRequested() ? " (stopped by a signal)" : "",
+              window_failed ? " (no preview: the display could not open a window)" : "");
   return 0;
 }
 

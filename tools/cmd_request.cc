@@ -20,7 +20,7 @@ const char* kUsage =
     "usage: veil request SUBCOMMAND [OPTIONS]\n"
     "  create --requester NAME --case ID --purpose TEXT (--target HEX64 | --target-file FILE)...\n"
     "         [--keyring default] [--key-version N] [--expires-in 24h] -o REQUEST\n"
-    "         a request to restore the targets (manifest ids, or SHA-256 of files); logged\n"
+    "         a request to restore the targets (the SHA-256 of each anonymized file); logged\n"
     "  approve REQUEST --principal-key FILE [-o OUT]   sign it as that approver (in place by default); logged\n"
     "  show REQUEST [--json]                          what it asks, and who approved\n"
     "  authorize REQUEST [--json]                     the key store's decision, granted or denied; logged\n"

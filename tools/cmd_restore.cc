@@ -41,6 +41,12 @@ const char* kUsage =
     "  anonymized .mkv, bit for bit), .mp4/.avi re-encode lossily.\n"
     "common options: --store DIR, --key-file F | --passphrase-file F | $VEIL_PASSPHRASE, --actor NAME\n";
 
+// Formats that give back the pixels they were given (WebP is written lossy by OpenCV's default).
+bool LosslessImagePath(const std::string& path) {
+  const std::string ext = Lower(fs::path(path).extension().string());
+  return ext == ".png" || ext == ".bmp" || ext == ".tif" || ext == ".tiff";
+}
+
 int64_t Now() {
   return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
@@ -169,41 +175,48 @@ int Restore(int argc, char** argv) {
   if (!out) return Fail(InvalidArgumentError("-o OUT is required"));
   const std::string input = args.positionals()[0];
   if (keys::PathExists(*out)) return Fail(AlreadyExistsError(*out + " exists; not overwriting it"));
+  if (approximate && keys::PathExists(*out + ".veil")) {  // where its manifest goes when OUT cannot hold it
+    return Fail(AlreadyExistsError(*out + ".veil exists; not overwriting it"));
+  }
 
   const bool video = engine::IsVideoPath(input);
   if (video && approximate) return Fail(InvalidArgumentError("videos restore from their sealed payloads only (no --approximate)"));
   if (video && !engine::IsVideoPath(*out)) return Fail(InvalidArgumentError("restore a video into a video file (.mkv: lossless)"));
-  StatusOr<std::string> bytes = std::string();  // images: the file (videos are read frame by frame)
-  if (!video) {
-    bytes = keys::ReadFile(input, 256u << 20);
-    if (!bytes.ok()) return Fail(bytes.status());
-  }
-  std::unique_ptr<PrivateCopy> copy;
-  if (video) {
-    auto made = PrivateCopy::Make(input, *out);
-    if (!made.ok()) return Fail(made.status().WithContext(input));
-    copy = std::move(*made);
-  }
-  const std::string file_digest = video ? copy->digest() : keys::Sha256(*bytes);
-  auto request_bytes = keys::ReadFile(*request_path, 1u << 20);
-  if (!request_bytes.ok()) return Fail(request_bytes.status());
-  auto request = keys::RestoreRequest::Parse(*request_bytes);
-  if (!request.ok()) return Fail(request.status().WithContext(*request_path));
-
   auto store = OpenStore(opts, keys::KeyStore::Access::kReadWrite);
   if (!store.ok()) return Fail(store.status());
-  auto grant = (*store)->AuthorizeRestore(*request, Now());  // logged, granted or denied
-  if (!grant.ok()) return Fail(grant.status());
-
-  const std::string& digest = file_digest;
+  // From here on every attempt leaves an audit record, whatever stops it: an unreadable input or
+  // request is logged as failed; the authorization logs its own decision.
+  std::string digest;      // the input's SHA-256, once read
+  std::string request_id;  // once the request parses
   auto log_outcome = [&](keys::AuditOutcome outcome, const std::string& reason, const std::string& keyring, uint32_t v) {
-    return (*store)->Log(keys::AuditAction::kRestorePerformed, outcome, request->info().request_id_hex, reason,
-                         {digest}, keyring, v);
+    return (*store)->Log(keys::AuditAction::kRestorePerformed, outcome, request_id, reason,
+                         digest.empty() ? std::vector<std::string>{} : std::vector<std::string>{digest}, keyring, v);
   };
   auto fail_logged = [&](const Status& st) {
     Status logged = log_outcome(keys::AuditOutcome::kFailed, st.message(), "", 0);
     return Fail(logged.ok() ? st : logged);
   };
+  StatusOr<std::string> bytes = std::string();  // images: the file (videos are read frame by frame)
+  if (!video) {
+    bytes = keys::ReadFile(input, 256u << 20);
+    if (!bytes.ok()) return fail_logged(bytes.status());
+  }
+  std::unique_ptr<PrivateCopy> copy;
+  if (video) {
+    auto made = PrivateCopy::Make(input, *out);
+    if (!made.ok()) return fail_logged(made.status().WithContext(input));
+    copy = std::move(*made);
+  }
+  digest = video ? copy->digest() : keys::Sha256(*bytes);
+  auto request_bytes = keys::ReadFile(*request_path, 1u << 20);
+  if (!request_bytes.ok()) return fail_logged(request_bytes.status());
+  auto request = keys::RestoreRequest::Parse(*request_bytes);
+  if (!request.ok()) return fail_logged(request.status().WithContext(*request_path));
+  request_id = request->info().request_id_hex;
+
+  auto grant = (*store)->AuthorizeRestore(*request, Now());  // logged, granted or denied
+  if (!grant.ok()) return Fail(grant.status());
+
   if (!grant->Covers(digest)) {
     return fail_logged(PermissionDeniedError("the request does not name this image (SHA-256 " + keys::ToHex(digest) + ")"));
   }
@@ -219,6 +232,10 @@ int Restore(int argc, char** argv) {
   if (!manifest.ok()) return fail_logged(manifest.status());
   bool payloads = false;
   for (const auto& f : manifest->faces) payloads |= !f.sealed_payload.empty();
+  if (!video && payloads && !LosslessImagePath(*out)) {
+    return fail_logged(InvalidArgumentError("restore the sealed originals into a lossless image (.png, .bmp, .tif): " +
+                                            *out + " would not give back the original pixels"));
+  }
   if (video) {
     // The payload container: named by --payloads, else kept by the key store or beside the video.
     const std::string container = payloads_path             ? *payloads_path
@@ -278,7 +295,10 @@ int Restore(int argc, char** argv) {
   if (!sidecar.empty()) {
     if (Status st = keys::WriteFileAtomic(*out + ".veil", sidecar, false, 0600); !st.ok()) return fail_logged(st);
   }
-  if (Status st = keys::WriteFileAtomic(*out, written, false, 0600); !st.ok()) return fail_logged(st);
+  if (Status st = keys::WriteFileAtomic(*out, written, false, 0600); !st.ok()) {
+    if (!sidecar.empty()) std::remove((*out + ".veil").c_str());  // no manifest without its image
+    return fail_logged(st);
+  }
   if (json) {
     PrintJson({{"output", *out}, {"exact", exact}, {"faces_restored", restored->faces_restored},
                {"faces_without_payload", restored->faces_without_payload},

@@ -43,6 +43,15 @@ std::vector<int> EncodeParams(const std::string& ext) {
   return {};
 }
 
+// The scope id of an image (or of a stream, from its first frame): keyed, because the manifest
+// travels with the output and a plain digest of the input would let anyone who holds a candidate
+// original confirm that it is the source.
+std::string ImageScopeId(const keys::KeyHandle& key, const std::string& pixels_sha256) {
+  const keys::SecretBytes k = key.DeriveSubkey(keys::KeyPurpose::kManifest, keys::ScopeKind::kDeployment, "");
+  return keys::ToHex(std::string(
+      keys::ExpandSecret(k, "veil-image-scope-id-v1:" + keys::ToHex(pixels_sha256), 32).view(keys::SecretAccess::Get())));
+}
+
 class PipelineImpl final : public Pipeline {
  public:
   PipelineImpl(PipelineParams params, std::unique_ptr<FaceDetector> detector,
@@ -74,19 +83,17 @@ class PipelineImpl final : public Pipeline {
 
     Manifest m;
     const std::string input_digest = PixelsSha256(bgr);
-    keys::SecretBytes manifest_key = key.DeriveSubkey(keys::KeyPurpose::kManifest, keys::ScopeKind::kDeployment, "");
-    m.manifest_id = std::string(
-        keys::ExpandSecret(manifest_key, "veil-manifest-id-v1:" + keys::ToHex(input_digest), 16).view(keys::SecretAccess::Get()));
+    const std::string image_scope = ImageScopeId(key, input_digest);
     m.models = models();
     m.keyring = key.keyring();
     m.key_version = key.version();
     m.scope = params_.scope;
     m.scope_id = params_.scope == keys::ScopeKind::kStream ? params_.scope_id
-                 : params_.scope == keys::ScopeKind::kDeployment ? "" : keys::ToHex(input_digest);
+                 : params_.scope == keys::ScopeKind::kDeployment ? "" : image_scope;
     m.width = static_cast<uint32_t>(bgr.cols);
     m.height = static_cast<uint32_t>(bgr.rows);
 
-    VEIL_ASSIGN_OR_RETURN(FrameOutput frame, Replace(bgr, faces, key, keys::ToHex(input_digest)));
+    VEIL_ASSIGN_OR_RETURN(FrameOutput frame, Replace(bgr, faces, key, image_scope));
     m.faces = std::move(frame.faces);
     const cv::Mat& out = frame.image;
 
@@ -96,6 +103,14 @@ class PipelineImpl final : public Pipeline {
     cv::Mat decoded = cv::imdecode(buf, cv::IMREAD_COLOR);
     if (decoded.empty()) return InternalError("the encoded output does not decode");
     m.output_pixels_sha256 = PixelsSha256(decoded);
+    // From the input and the output: one photo anonymized twice with other options (format,
+    // replacement) gets two ids, so neither run's payloads kept by the key store replace the other's.
+    keys::SecretBytes manifest_key = key.DeriveSubkey(keys::KeyPurpose::kManifest, keys::ScopeKind::kDeployment, "");
+    m.manifest_id = std::string(keys::ExpandSecret(manifest_key,
+                                                   "veil-manifest-id-v2:" + keys::ToHex(input_digest) + ":" +
+                                                       keys::ToHex(m.output_pixels_sha256),
+                                                   16)
+                                    .view(keys::SecretAccess::Get()));
 
     std::vector<std::string> pngs(m.faces.size());
     if (params_.payloads != PayloadLocation::kNone) {
@@ -137,8 +152,8 @@ class PipelineImpl final : public Pipeline {
       times.track_ms = MsSince(t0);
     }
     // Scopes in a stream: kStream and kDeployment as for images; kImage means the whole stream (its
-    // id: the digest of its first frame); kFace gives each tracked face its own pseudonym.
-    if (stream_digest_.empty()) stream_digest_ = keys::ToHex(PixelsSha256(bgr));
+    // id: ImageScopeId of its first frame); kFace gives each tracked face its own pseudonym.
+    if (stream_digest_.empty()) stream_digest_ = ImageScopeId(key, PixelsSha256(bgr));
     // Pseudonyms drawn under another key are never reused: they are drawn again. (The key's
     // identity: a hash of a subkey derived for this check only; names and versions can repeat
     // across stores.)
@@ -446,7 +461,7 @@ class PipelineImpl final : public Pipeline {
   std::vector<Track> tracks_;  // the stream's faces
   int64_t frame_ = 0;          // frames since the stream started
   uint32_t next_serial_ = 0;   // serial of the next new track
-  std::string stream_digest_;  // hex SHA-256 of the stream's first frame
+  std::string stream_digest_;  // ImageScopeId of the stream's first frame
   std::string stream_key_;     // SHA-256 of a check subkey of the key the pseudonyms were drawn under
 };
 

@@ -29,7 +29,7 @@ StatusOr<RestoreRequest> RestoreRequest::Build(const RestoreRequestSpec& spec, c
   VEIL_RETURN_IF_ERROR(CheckText("case id", spec.case_id, true));
   VEIL_RETURN_IF_ERROR(CheckText("purpose", spec.purpose, true));
   VEIL_RETURN_IF_ERROR(CheckText("requester", spec.requester, true));
-  if (spec.targets.empty()) return InvalidArgumentError("restore request names no target (manifest id or digest)");
+  if (spec.targets.empty()) return InvalidArgumentError("restore request names no target (the SHA-256 of a file)");
   if (spec.targets.size() > kMaxTargets) return InvalidArgumentError("restore request names too many targets");
   for (const auto& t : spec.targets) {
     if (t.size() != 32) return InvalidArgumentError("each restore target must be a 32-byte digest");

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # anonymize -> request -> approvals -> exact restore, and every refusal on the way, with the real
-# binary on the face-api demo photos. Usage: anonymize_restore_walk.sh VEIL DEMO_DIR
-DEMO=$(realpath "${2:?usage: $0 VEIL DEMO_DIR}")
+# binary on the face-api demo photos. Usage: anonymize_restore_walk.sh VEIL DEMO_DIR IMAGE_PIXELS_HELPER
+DEMO=$(realpath "${2:?usage: $0 VEIL DEMO_DIR HELPER}")
+PIXELS=$(realpath "${3:?usage: $0 VEIL DEMO_DIR HELPER}")
 source "$(dirname "$0")/lib.sh"
 export VEIL_STORE=$WORK/store VEIL_PASSPHRASE=pw VEIL_ACTOR=admin VEIL_PRINCIPAL_PASSPHRASE=pp
 FAST="--kdf-ops 1 --kdf-mem-mib 8"
@@ -20,23 +21,40 @@ contains "anonymized 2 file(s)" "$OUT"
 grep -q Exif out/in/sample1.jpg && { echo "FAIL: EXIF survived"; FAILED=$((FAILED + 1)); } || PASSED=$((PASSED + 1))
 [ "$before" = "$(sha256sum in/sample1.jpg in/sub/sample2.jpg)" ] && PASSED=$((PASSED + 1)) || { echo "FAIL: input changed"; FAILED=$((FAILED + 1)); }
 # Metadata of every kind is dropped and EXIF orientation applied first: a JPEG with an EXIF
-# orientation of 6 (rotate 90 degrees), a comment, XMP with a GPS position, and a PNG with text chunks.
+# orientation of 6 (rotate 90 degrees), a comment, XMP with a GPS position and an IPTC caption; a
+# PNG with text chunks; a TIFF with a description and an orientation of 6.
 python3 - "$DEMO/sample1.jpg" <<'PY'
 import struct, sys, zlib
 jpeg = open(sys.argv[1], "rb").read()
 def seg(marker, payload): return bytes([0xFF, marker]) + struct.pack(">H", len(payload) + 2) + payload
 exif = b"Exif\0\0" + b"II*\0" + struct.pack("<IH", 8, 1) + struct.pack("<HHIHH", 0x0112, 3, 1, 6, 0) + struct.pack("<I", 0)
 xmp = b"http://ns.adobe.com/xap/1.0/\0<x:xmpmeta><exif:GPSLatitude>48,51.4N</exif:GPSLatitude></x:xmpmeta>"
-open("meta.jpg", "wb").write(jpeg[:2] + seg(0xE1, exif) + seg(0xE1, xmp) + seg(0xFE, b"secret comment") + jpeg[2:])
+caption = b"secret caption"
+iptc = b"\x1c\x02\x78" + struct.pack(">H", len(caption)) + caption
+app13 = b"Photoshop 3.0\0" + b"8BIM" + struct.pack(">H", 0x0404) + b"\0\0" + struct.pack(">I", len(iptc)) + iptc
+open("meta.jpg", "wb").write(jpeg[:2] + seg(0xE1, exif) + seg(0xE1, xmp) + seg(0xFE, b"secret comment") + seg(0xED, app13) + jpeg[2:])
 def chunk(kind, data): return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 png = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 2, 2, 8, 2, 0, 0, 0))
 png += chunk(b"tEXt", b"Comment\0secret comment") + chunk(b"IDAT", zlib.compress(b"\0" + b"\x80" * 6 + b"\0" + b"\x80" * 6))
 open("meta.png", "wb").write(png + chunk(b"IEND", b""))
+# TIFF, 4x2 RGB, uncompressed: ImageDescription "secret comment", Orientation 6.
+w, h, note = 4, 2, b"secret comment\0"
+tags = [(256, 3, 1, w), (257, 3, 1, h), (258, 3, 3, None), (259, 3, 1, 1), (262, 3, 1, 2), (270, 2, len(note), None),
+        (273, 4, 1, None), (274, 3, 1, 6), (277, 3, 1, 3), (278, 3, 1, h), (279, 4, 1, 3 * w * h)]
+bps_at = 8 + 2 + 12 * len(tags) + 4
+note_at, pixels_at = bps_at + 6, bps_at + 6 + len(note)
+where = {258: bps_at, 270: note_at, 273: pixels_at}
+tif = b"II*\0" + struct.pack("<IH", 8, len(tags))
+for tag, kind, count, value in tags:
+    value = where.get(tag, value)
+    tif += struct.pack("<HHI", tag, kind, count) + (struct.pack("<HH", value, 0) if kind == 3 and count == 1 else struct.pack("<I", value))
+open("meta.tif", "wb").write(tif + struct.pack("<I", 0) + struct.pack("<HHH", 8, 8, 8) + note + bytes(range(3 * w * h)))
 PY
 expect 0 "$VEIL" anonymize meta.jpg -o meta-out.png --quiet
 expect 0 "$VEIL" anonymize meta.png -o meta-png-out.png --quiet
-for f in meta-out.png meta-png-out.png; do
-  grep -q -a -e "secret comment" -e "GPSLatitude" -e "Exif" -e "tEXt" "$f" \
+expect 0 "$VEIL" anonymize meta.tif -o meta-tif-out.png --quiet
+for f in meta-out.png meta-png-out.png meta-tif-out.png; do
+  grep -q -a -e "secret comment" -e "secret caption" -e "GPSLatitude" -e "Exif" -e "tEXt" -e "Photoshop" "$f" \
     && { echo "FAIL: metadata survived in $f"; FAILED=$((FAILED + 1)); } || PASSED=$((PASSED + 1))
 done
 python3 - "$DEMO/sample1.jpg" meta-out.png <<'PY' && PASSED=$((PASSED + 1)) || { echo "FAIL: EXIF orientation not applied"; FAILED=$((FAILED + 1)); }
@@ -51,6 +69,10 @@ def jpeg_size(b):
 w, h = jpeg_size(open(sys.argv[1], "rb").read())
 ow, oh = struct.unpack(">II", open(sys.argv[2], "rb").read()[16:24])
 sys.exit(0 if (ow, oh) == (h, w) and w != h else 1)
+PY
+python3 - meta-tif-out.png <<'PY' && PASSED=$((PASSED + 1)) || { echo "FAIL: TIFF orientation not applied"; FAILED=$((FAILED + 1)); }
+import struct, sys
+sys.exit(0 if struct.unpack(">II", open(sys.argv[1], "rb").read()[16:24]) == (2, 4) else 1)
 PY
 
 # One worker, two workers, and LibTorch on 1 (raised to 2), 3 or 5 threads: the same bytes.
@@ -85,6 +107,9 @@ cmp -s a.png b.png && PASSED=$((PASSED + 1)) || { echo "FAIL: outputs differ bet
 expect 0 "$VEIL" anonymize in/sample1.jpg -o a.png    # never overwrites: an existing output is skipped
 contains "1 skipped" "$OUT"
 expect 2 "$VEIL" anonymize in/sample1.jpg -o in/sample1.jpg
+echo "someone else's file" > theirs.png                 # not Veil's output: refused, not skipped
+expect 10 "$VEIL" anonymize in/sample1.jpg -o theirs.png
+[ "$(cat theirs.png)" = "someone else's file" ] && PASSED=$((PASSED + 1)) || { echo "FAIL: theirs.png replaced"; FAILED=$((FAILED + 1)); }
 
 # Restore needs m-of-n approvals; every attempt is logged.
 expect 0 "$VEIL" request create --requester op --case C-1 --purpose "test" --target-file a.png -o req
@@ -93,8 +118,11 @@ expect 7 "$VEIL" restore a.png --request req -o r.png
 [ ! -e r.png ] && PASSED=$((PASSED + 1)) || { echo "FAIL: output written without approval"; FAILED=$((FAILED + 1)); }
 expect 0 "$VEIL" request approve req --principal-key bob.key
 expect 3 "$VEIL" restore missing.png --request req -o r.png
+expect 2 "$VEIL" restore a.png --request req -o r.jpg      # lossy: would not give the pixels back
+[ ! -e r.jpg ] && PASSED=$((PASSED + 1)) || { echo "FAIL: a lossy restore was written"; FAILED=$((FAILED + 1)); }
 expect 0 "$VEIL" restore a.png --request req -o r.png
 contains "restored 3 face(s)" "$OUT"
+expect 0 "$PIXELS" same r.png in/sample1.jpg                # bit for bit the photo as Veil read it
 
 # A fully approved request that has expired: refused (9), nothing written, the denial on record.
 expect 0 "$VEIL" request create --requester op --case C-5 --purpose "test" --target-file a.png --expires-in 4s -o req5
@@ -159,21 +187,85 @@ data = open(sys.argv[1], "rb").read()
 sys.exit(0 if b"veIL" in data and sys.argv[2].encode() in data else 1)
 PY
 
+# Payloads kept by the key store, for one photo anonymized twice (PNG, JPEG): both restore. The
+# format OUT names is written (lossless WebP, which holds no embedded manifest: a sidecar).
+expect 0 "$VEIL" anonymize in/sample1.jpg -o k1.png --payload store --quiet
+expect 0 "$VEIL" anonymize in/sample1.jpg -o k2.jpg --payload store --quiet
+expect 11 "$VEIL" anonymize in/sample1.jpg -o w.webp --quiet
+[ ! -e w.webp ] && PASSED=$((PASSED + 1)) || { echo "FAIL: a WebP with no room for its manifest was written"; FAILED=$((FAILED + 1)); }
+expect 0 "$VEIL" anonymize in/sample1.jpg -o w.webp --manifest sidecar --quiet
+[ "$(head -c 4 w.webp)" = "RIFF" ] && [ -s w.webp.veil ] && PASSED=$((PASSED + 1)) || { echo "FAIL: w.webp is not a WebP with its sidecar"; FAILED=$((FAILED + 1)); }
+expect 0 "$VEIL" request create --requester op --case C-6 --purpose "test" --target-file k1.png --target-file k2.jpg \
+                                 --target-file w.webp -o req6
+expect 0 "$VEIL" request approve req6 --principal-key alice.key
+expect 0 "$VEIL" request approve req6 --principal-key bob.key
+expect 0 "$VEIL" restore k1.png --request req6 -o k1-back.png
+expect 0 "$PIXELS" same k1-back.png in/sample1.jpg
+expect 0 "$VEIL" restore k2.jpg --request req6 -o k2-back.png
+contains "restored 3 face(s)" "$OUT"
+expect 0 "$VEIL" restore w.webp --request req6 -o w-back.png
+expect 0 "$PIXELS" same w-back.png in/sample1.jpg
+
+# Another store's key of the same name: the sealed manifest does not open (5), nothing written.
+export VEIL_STORE=$WORK/store2
+expect 0 "$VEIL" keys init $FAST
+for p in dave erin; do expect 0 "$VEIL" principal add $p --role approver --key-out $p.key $FAST; done
+expect 0 "$VEIL" principal add op --role operator --key-out op2.key $FAST
+expect 0 "$VEIL" request create --requester op --case C-7 --purpose "test" --target-file a.png -o req7
+expect 0 "$VEIL" request approve req7 --principal-key dave.key
+expect 0 "$VEIL" request approve req7 --principal-key erin.key
+expect 5 "$VEIL" restore a.png --request req7 -o wrong-key.png
+[ ! -e wrong-key.png ] && PASSED=$((PASSED + 1)) || { echo "FAIL: a wrong-key restore was written"; FAILED=$((FAILED + 1)); }
+expect 0 "$VEIL" audit show --json
+contains '"outcome": "failed"' "$OUT"
+export VEIL_STORE=$WORK/store
+
 # Refusals: an image the request does not name; an edited image; a request for a destroyed key.
-cp a.png edited.png && flip_byte edited.png 5000
+# The edit: one pixel byte of a.png changed and the PNG written again, its manifest chunk kept.
+python3 - a.png edited.png <<'PY'
+import struct, sys, zlib
+data = open(sys.argv[1], "rb").read()
+chunks, i = [], 8
+while i < len(data):
+    n = struct.unpack(">I", data[i:i + 4])[0]
+    chunks.append((data[i + 4:i + 8], data[i + 8:i + 8 + n]))
+    i += 12 + n
+w, h = struct.unpack(">II", chunks[0][1][:8])
+raw = bytearray(zlib.decompress(b"".join(d for k, d in chunks if k == b"IDAT")))
+raw[(h // 2) * (1 + 3 * w) + 1 + 3 * (w // 2)] ^= 0x40
+out, first = data[:8], True
+for k, d in chunks:
+    if k == b"IDAT":  # the edited rows, compressed again, in place of the first
+        if not first:
+            continue
+        d, first = zlib.compress(bytes(raw)), False
+    out += struct.pack(">I", len(d)) + k + d + struct.pack(">I", zlib.crc32(k + d))
+open(sys.argv[2], "wb").write(out)
+PY
+expect 1 "$PIXELS" same a.png edited.png
 expect 0 "$VEIL" request create --requester op --case C-2 --purpose "test" --target-file edited.png -o req2
 expect 0 "$VEIL" request approve req2 --principal-key alice.key
 expect 0 "$VEIL" request approve req2 --principal-key carol.key
-got=0; "$VEIL" restore edited.png --request req2 -o r2.png 2>/dev/null || got=$?
-[ "$got" -eq 6 ] || [ "$got" -eq 2 ] && PASSED=$((PASSED + 1)) || { echo "FAIL: edited image gave $got"; FAILED=$((FAILED + 1)); }
+expect 6 "$VEIL" restore edited.png --request req2 -o r2.png
+[ ! -e r2.png ] && PASSED=$((PASSED + 1)) || { echo "FAIL: an edited image was restored"; FAILED=$((FAILED + 1)); }
 expect 0 "$VEIL" audit show --json                 # the refused restore is on record too
 contains "$(sha256sum edited.png | cut -c1-64)" "$OUT"
+# An unreadable request is an attempt too: on record.
+echo "not a request" > junk.veilreq
+expect 6 "$VEIL" restore a.png --request junk.veilreq -o r6.png
+expect 0 "$VEIL" audit show --json
+contains "junk.veilreq" "$OUT"
 expect 7 "$VEIL" restore out/in/sample1.jpg --request req -o r3.png   # req names a.png only
 expect 0 "$VEIL" keys rotate
 expect 0 "$VEIL" keys destroy --keyring default --version 1 --yes
 expect 8 "$VEIL" restore a.png --request req -o r4.png
 # Streams: the camera command on a file, headless; the written clip goes through anonymize as a video.
 DISPLAY= expect 2 "$VEIL" camera --input in/sample1.jpg --no-preview
+DISPLAY= WAYLAND_DISPLAY= expect 2 "$VEIL" camera --input in/sample1.jpg          # no display named
+# A display named but not there: a recording goes on headless; a preview alone is refused.
+DISPLAY=:97 WAYLAND_DISPLAY= expect 0 "$VEIL" camera --input in/sample1.jpg -o clip-headless.avi
+contains "no preview" "$OUT"
+DISPLAY=:97 WAYLAND_DISPLAY= expect 2 "$VEIL" camera --input in/sample1.jpg
 expect 0 "$VEIL" camera --input in/sample1.jpg -o clip.avi --no-preview
 contains "3 faces replaced" "$OUT"
 expect 0 "$VEIL" anonymize clip.avi -o vids --quiet

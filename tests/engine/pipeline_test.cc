@@ -19,10 +19,12 @@ namespace {
 
 using Store = testing::TestStore;
 
-std::unique_ptr<Pipeline> MakePipeline(ReplaceMethod method = ReplaceMethod::kPixelate) {
+std::unique_ptr<Pipeline> MakePipeline(ReplaceMethod method = ReplaceMethod::kPixelate,
+                                       PayloadLocation payloads = PayloadLocation::kInline) {
   PipelineParams p;
   p.models_dir = testing::ModelsDir().string();
   p.method = method;
+  p.payloads = payloads;
   auto pipeline = Pipeline::Create(p);
   REQUIRE_MESSAGE(pipeline.ok(), pipeline.status().ToString());
   return std::move(pipeline.value());
@@ -73,6 +75,38 @@ TEST_CASE("the same input and key give identical output bytes; another key gives
   CHECK(a->image_bytes == b->image_bytes);
   CHECK(a->image_bytes != c->image_bytes);
   CHECK(a->manifest.manifest_id != c->manifest.manifest_id);
+}
+
+TEST_CASE("a shared manifest names no digest of the input: its image scope id is keyed") {
+  Store s, t('q');
+  const cv::Mat& input = testing::DemoImage("sample2.jpg");
+  const std::string digest_hex = keys::ToHex(PixelsSha256(input));
+  auto pipeline = MakePipeline(ReplaceMethod::kBlur);
+  auto a = pipeline->AnonymizeImage(input, s.Key(), ".png");
+  auto b = pipeline->AnonymizeImage(input, t.Key(), ".png");
+  REQUIRE((a.ok() && b.ok()));
+  const Manifest m = EmbeddedManifest(a->image_bytes);
+  CHECK(m.scope == keys::ScopeKind::kImage);
+  CHECK(m.scope_id.size() == 64);
+  CHECK(m.scope_id != digest_hex);
+  CHECK(a->image_bytes.find(digest_hex) == std::string::npos);
+  CHECK(b->manifest.scope_id != m.scope_id);  // another key: another id for the same photo
+}
+
+TEST_CASE("one photo anonymized twice with other options gets two manifest ids, so kept payloads never collide") {
+  Store s;
+  auto pixelating = MakePipeline(ReplaceMethod::kPixelate, PayloadLocation::kKeyStore);
+  auto blurring = MakePipeline(ReplaceMethod::kBlur, PayloadLocation::kKeyStore);
+  const cv::Mat& input = testing::DemoImage("sample1.jpg");
+  auto png = pixelating->AnonymizeImage(input, s.Key(), ".png");
+  auto jpg = pixelating->AnonymizeImage(input, s.Key(), ".jpg");
+  auto blur = blurring->AnonymizeImage(input, s.Key(), ".png");
+  auto again = pixelating->AnonymizeImage(input, s.Key(), ".png");
+  REQUIRE((png.ok() && jpg.ok() && blur.ok() && again.ok()));
+  CHECK(png->manifest.manifest_id != jpg->manifest.manifest_id);
+  CHECK(png->manifest.manifest_id != blur->manifest.manifest_id);
+  CHECK(png->manifest.manifest_id == again->manifest.manifest_id);  // the same output: the same id
+  CHECK(png->store_manifest_bytes == again->store_manifest_bytes);
 }
 
 TEST_CASE("a JPEG output carries its manifest and restores the faces exactly") {
@@ -169,12 +203,8 @@ TEST_CASE("an image anonymized before manifest seals still restores exactly") {
 
 TEST_CASE("payloads kept by the key store leave no sealed bytes in the shared image") {
   Store s;
-  PipelineParams p;
-  p.models_dir = testing::ModelsDir().string();
-  p.payloads = PayloadLocation::kKeyStore;
-  auto pipeline = Pipeline::Create(p);
-  REQUIRE(pipeline.ok());
-  auto out = (*pipeline)->AnonymizeImage(testing::DemoImage("sample1.jpg"), s.Key(), ".png");
+  auto pipeline = MakePipeline(ReplaceMethod::kPixelate, PayloadLocation::kKeyStore);
+  auto out = pipeline->AnonymizeImage(testing::DemoImage("sample1.jpg"), s.Key(), ".png");
   REQUIRE(out.ok());
   Manifest shared = EmbeddedManifest(out->image_bytes);
   for (const auto& f : shared.faces) {

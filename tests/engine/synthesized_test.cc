@@ -211,6 +211,21 @@ StatusOr<std::unique_ptr<Pipeline>> StreamPipeline(int detect_every, keys::Scope
   return Pipeline::Create(p);
 }
 
+// The recognizer's code of the face the pipeline placed at `rec` in `image` (landmarks found
+// again on the record's box: the rendered face is read where the pipeline put it).
+Descriptor ReadPlaced(const cv::Mat& image, const FaceRecord& rec, Recognizer& recognizer) {
+  auto landmarks = testing::SsdDetector().LandmarksForCrops(image, {cv::Rect(rec.box)});
+  REQUIRE(landmarks.ok());
+  Face placed;
+  placed.box = rec.box;
+  placed.landmarks = (*landmarks)[0];
+  placed.landmarks5 = FivePointsFrom68(placed.landmarks);
+  placed.has_landmarks = true;
+  auto code = recognizer.DescribeFaces(image, {placed});
+  REQUIRE(code.ok());
+  return (*code)[0];
+}
+
 }  // namespace
 
 TEST_CASE("a stream detects every few frames, tracks the face in between and keeps one pseudonym") {
@@ -243,19 +258,10 @@ TEST_CASE("a stream detects every few frames, tracks the face in between and kee
     REQUIRE(truth.ok());
     REQUIRE(truth->size() == 1);
     CHECK(BoxIou(rec.box, (*truth)[0].box) > 0.6f);
-    // The same pseudonym in every frame, read where the pipeline put the face: the 68-point net on
-    // the record's box. (Whether a detector still finds every rendered face depends on the key
-    // drawn and the generator: `veil eval` measures that rate; this test is about tracking.)
-    auto landmarks = ssd.LandmarksForCrops(out->image, {cv::Rect(rec.box)});
-    REQUIRE(landmarks.ok());
-    Face placed;
-    placed.box = rec.box;
-    placed.landmarks = (*landmarks)[0];
-    placed.landmarks5 = FivePointsFrom68(placed.landmarks);
-    placed.has_landmarks = true;
-    auto code = (*recognizer)->DescribeFaces(out->image, {placed});
-    REQUIRE(code.ok());
-    pseudonyms.push_back((*code)[0]);
+    // The same pseudonym in every frame, read where the pipeline put the face. (Whether a detector
+    // still finds every rendered face depends on the key drawn and the generator: `veil eval`
+    // measures that rate; this test is about tracking.)
+    pseudonyms.push_back(ReadPlaced(out->image, rec, **recognizer));
     CHECK(out->times.total_ms > 0);
     CHECK((detection_frame ? out->times.detect_ms : out->times.track_ms) > 0);
   }
@@ -265,29 +271,72 @@ TEST_CASE("a stream detects every few frames, tracks the face in between and kee
   }
 }
 
+TEST_CASE("the deployment scope keeps a person's pseudonym across photos; the image scope draws one per photo") {
+  Store s('g');
+  const keys::KeyHandle key = s.Key();
+  auto recognizer = Recognizer::Create({testing::ModelsDir().string()});
+  REQUIRE(recognizer.ok());
+  const auto frames = PanningFrames(4);  // two "photos" of one person: frames 0 and 3
+  auto pseudonyms = [&](keys::ScopeKind scope, std::vector<std::string>* scope_ids) {
+    PipelineParams p;
+    p.models_dir = testing::ModelsDir().string();
+    p.method = ReplaceMethod::kSynthesized;
+    p.verify_distance = 0.0f;  // scopes are under test, not the identity check
+    p.scope = scope;
+    auto pipeline = Pipeline::Create(p);
+    REQUIRE(pipeline.ok());
+    std::vector<Descriptor> read;
+    for (int i : {0, 3}) {
+      auto out = (*pipeline)->AnonymizeImage(frames[i], key, ".png");
+      REQUIRE(out.ok());
+      REQUIRE(out->manifest.faces.size() == 1);
+      CHECK(out->manifest.scope == scope);
+      scope_ids->push_back(out->manifest.scope_id);
+      read.push_back(ReadPlaced(Decode(out->image_bytes), out->manifest.faces[0], **recognizer));
+    }
+    return DescriptorDistance(read[0], read[1]);
+  };
+  std::vector<std::string> deployment_ids, image_ids;
+  const float across_deployment = pseudonyms(keys::ScopeKind::kDeployment, &deployment_ids);
+  const float across_images = pseudonyms(keys::ScopeKind::kImage, &image_ids);
+  MESSAGE("the pseudonyms of the two photos: " << across_deployment << " apart in one deployment scope, "
+          << across_images << " apart in two image scopes");
+  CHECK(deployment_ids == std::vector<std::string>{"", ""});
+  CHECK(image_ids[0] != image_ids[1]);
+  // One pseudonym (two photos of one person read back about as close as the person's own photos)
+  // against two independent draws (about as far apart as two people).
+  CHECK(across_deployment < kSamePersonDistance);
+  CHECK(across_deployment < across_images);
+}
+
 TEST_CASE("a stream pipeline refuses detect_every outside 1 to 30") {
   CHECK(StreamPipeline(0).status().code() == StatusCode::kInvalidArgument);
   CHECK(StreamPipeline(31).status().code() == StatusCode::kInvalidArgument);
 }
 
-TEST_CASE("in a stream the image scope covers the whole stream: one scope id, the first frame's digest") {
+TEST_CASE("in a stream the image scope covers the whole stream: one keyed scope id, from the first frame") {
   Store s('e');
   auto pipeline = StreamPipeline(1, keys::ScopeKind::kImage);
   REQUIRE(pipeline.ok());
   const auto frames = PanningFrames(3);
   const keys::KeyHandle key = s.Key();
   std::vector<cv::Mat> outputs;
+  std::string first;
   for (const auto& f : frames) {
     auto out = (*pipeline)->AnonymizeFrame(f, key);
     REQUIRE(out.ok());
-    CHECK(out->scope_id == keys::ToHex(PixelsSha256(frames[0])));
+    if (first.empty()) first = out->scope_id;
+    CHECK(out->scope_id == first);
     outputs.push_back(out->image);
   }
+  // Keyed: the manifest does not name the first frame's digest.
+  CHECK(first.size() == 64);
+  CHECK(first != keys::ToHex(PixelsSha256(frames[0])));
   // A new stream starting on another frame is another image: another scope id.
   (*pipeline)->ResetStream();
   auto other = (*pipeline)->AnonymizeFrame(frames[1], key);
   REQUIRE(other.ok());
-  CHECK(other->scope_id == keys::ToHex(PixelsSha256(frames[1])));
+  CHECK(other->scope_id != first);
   CHECK(cv::norm(other->image, outputs[1], cv::NORM_INF) > 0);
 }
 

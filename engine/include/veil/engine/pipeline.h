@@ -145,7 +145,8 @@ class Pipeline {
   // Faces are replaced as in AnonymizeImage; pseudonyms use the stream scope when params().scope is
   // kStream. Consecutive calls form one stream (see hold_frames, detect_every); ResetStream() starts
   // a new one. Scopes in a stream: kStream and kDeployment as for images; kImage means the whole
-  // stream (scope id: the digest of its first frame); kFace gives each tracked face its own. Each
+  // stream (scope id: keyed from its first frame's pixels, as an image's is from its pixels: the
+  // manifest names no digest of the input); kFace gives each tracked face its own. Each
   // tracked face keeps one pseudonym: its identity code is the mean of the recognizer's codes over
   // its first detections, so the pseudonym does not flicker with the recognizer's frame-to-frame
   // noise.

@@ -1,4 +1,4 @@
-// A restore request: what is to be restored (manifest ids or image digests), why (case id,
+// A restore request: what is to be restored (the SHA-256 of each anonymized file), why (case id,
 // purpose), who asks, until when, and the approvers' signatures. It travels as a file between the
 // operator and the approvers; the key store authorizes it (KeyStore::AuthorizeRestore).
 #pragma once
