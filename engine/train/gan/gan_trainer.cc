@@ -260,8 +260,8 @@ class Trainer {
     } else {
       last_metrics_ = Evaluate(false);
     }
-    std::printf("veil-train-gan: stopped at step %lld (%s)\n", static_cast<long long>(step_),
-                stopped() ? "asked to stop" : "time budget");
+    const char* why = budget_s <= 0 ? "no training asked: --minutes 0" : stopped() ? "asked to stop" : "time budget";
+    std::printf("veil-train-gan: stopped at step %lld (%s)\n", static_cast<long long>(step_), why);
     if (!o_.export_dir.empty()) VEIL_RETURN_IF_ERROR(Export());
     return Status::Ok();
   }
