@@ -277,6 +277,7 @@ int Eval(int argc, char** argv) {
   if (Status st = args.Finish(); !st.ok()) return Fail(st);
   if (!limit.ok()) return Fail(limit.status());
   if (static_cast<bool>(dataset) == static_cast<bool>(images)) return Fail(InvalidArgumentError("give --dataset DIR or --images DIR"));
+  if (sheet && keys::PathExists(*sheet)) return Fail(AlreadyExistsError(*sheet + " exists; not overwriting it"));  // before hours of work
   const bool flow_defaulted = flow_path.empty();
   if (flow_defaulted) flow_path = engine::DefaultIdentityFlowPath(rp.encoder_path);  // as the pipeline pairs them
 

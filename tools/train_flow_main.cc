@@ -2,7 +2,7 @@
 // or evaluates a flow model file on the hold-out split.
 //
 //   veil-train-flow [--data $VEIL_TRAIN_DIR/utkface-v1] [--work $VEIL_TRAIN_DIR/flow] [--steps 3000]
-//                   [--batch 256] [--keys 32] [--lr 1e-3] [--threads 2] [--export models/veil-flow-v1.veilmodel]
+//                   [--batch 256] [--keys 32] [--lr 1e-3] [--threads N] [--export models/veil-flow-v1.veilmodel]
 //                   [--couplings 8] [--hidden 256] [--whiten 1] [--signal-dims 0] [--seed 1] [--eval-every 500]
 //                   [--margin-far 0.8] [--margin-near 0.4] [--w-mmd 20] [--w-near 2] [--w-nn 2]
 //                   [--w-lin 0] [--margin-lin 0.6] [--lin-read-error 0.4] [--lin-batch 512] [--inv-gain 1.1]
@@ -25,7 +25,8 @@ int main(int argc, char** argv) {
   if (args.Flag("--help")) {
     std::puts(
         "usage: veil-train-flow [--data DIR] [--work DIR] [--steps N] [--batch 256] [--keys 32] [--lr 1e-3]\n"
-        "                       [--threads 2] [--couplings 8] [--hidden 256] [--whiten 1] [--seed 1]\n"
+        "                       [--threads N] (0, the default: one per core)\n"
+        "                       [--couplings 8] [--hidden 256] [--whiten 1] [--seed 1]\n"
         "                       [--signal-dims K] (even: the flow moves the codes' top K principal\n"
         "                       directions only; 0 or 128: all, as veil-flow-v1 revisions 1-2)\n"
         "                       [--eval-every 500] [--checkpoint-seconds 180] [--near-train 4000] [--export FILE]\n"
@@ -55,7 +56,7 @@ int main(int argc, char** argv) {
   args.Read("--steps", &o.steps, 1, 10'000'000);
   args.Read("--batch", &o.batch, 8, 65536);
   args.Read("--keys", &o.keys_per_batch, 1, 4096);
-  args.Read("--threads", &o.threads, 1, 256);
+  args.Read("--threads", &o.threads, 0, 256);
   args.Read("--couplings", &o.couplings, 1, 64);
   args.Read("--hidden", &o.hidden, 8, 8192);
   args.Read("--seed", &o.seed, 0, 1'000'000'000);

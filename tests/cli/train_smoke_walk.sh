@@ -26,6 +26,9 @@ FLAGS=(--data data --batch 2 --threads 2 --holdout-eval 2 --adv-start 2 --cyc-ev
        --checkpoint-minutes 0.05)
 expect 0 "$VEIL" "${FLAGS[@]}" --out gan --minutes 0.15
 contains "checkpoint at step" "$OUT$ERR"
+# The toy set holds each photo 4 times: the copies of the 2 held-out ones are left out of training.
+echo "$OUT" | grep -Eq "train faces \(([2-9]|[1-9][0-9]+) left out: the same photo as a held-out face\)" \
+  && PASSED=$((PASSED + 1)) || { echo "FAIL: held-out photos' copies trained on"; FAILED=$((FAILED + 1)); }
 [ -s gan/ckpt.pt ] && PASSED=$((PASSED + 1)) || { echo "FAIL: no checkpoint"; FAILED=$((FAILED + 1)); }
 first=$(tail -n 1 gan/log.tsv | cut -f1)
 # The metrics are those of the moving average of E and G (what is exported), the raw weights beside.
@@ -54,9 +57,15 @@ expect 3 "$VEIL_BIN" eval --images "$DEMO" --limit 2 --encoder out/veil-encoder-
   --generator out/veil-generator-v1.veilmodel --json
 contains "out/veil-flow-v1.veilmodel" "$ERR"
 expect 0 "$VEIL_BIN" eval --images "$DEMO" --limit 2 --encoder out/veil-encoder-v1.veilmodel \
-  --generator out/veil-generator-v1.veilmodel --flow "$FLOW" --json
+  --generator out/veil-generator-v1.veilmodel --flow "$FLOW" --json --sheet sheet.png
 contains "anonymized_vs_original" "$OUT"
 contains '"read_back_by": "recognizer"' "$OUT"
+# The contact sheet: one row per face, original | key A | key B | restored | wrong key (128 px each).
+python3 - sheet.png <<'PY' && PASSED=$((PASSED + 1)) || { echo "FAIL: the contact sheet is not 640 x 256"; FAILED=$((FAILED + 1)); }
+import struct, sys
+sys.exit(0 if struct.unpack(">II", open(sys.argv[1], "rb").read()[16:24]) == (640, 256) else 1)
+PY
+expect 10 "$VEIL_BIN" eval --images "$DEMO" --limit 2 --sheet sheet.png   # refused before any work
 
 # The reader for that generator: a few steps with the colour augmentation and both losses, a
 # checkpoint, a resume, the export; veil eval then reads the pseudonyms back with it.

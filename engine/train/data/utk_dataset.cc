@@ -148,6 +148,28 @@ std::vector<size_t> UtkDataset::Indices(Split s) const {
   return out;
 }
 
+std::vector<size_t> UtkDataset::TrainIndices(size_t* dropped) const {
+  const std::vector<size_t> train = Indices(Split::kTrain), holdout = Indices(Split::kHoldout);
+  const float limit = kSamePhotoDistance * kSamePhotoDistance;
+  std::vector<size_t> out;
+  for (size_t i : train) {
+    const float* a = descriptor(i);
+    bool twin = false;
+    for (size_t j : holdout) {
+      const float* b = descriptor(j);
+      float s = 0;
+      for (int k = 0; k < kUtkDescriptorDim && s < limit; ++k) s += (a[k] - b[k]) * (a[k] - b[k]);
+      if (s < limit) {
+        twin = true;
+        break;
+      }
+    }
+    if (!twin) out.push_back(i);
+  }
+  if (dropped) *dropped = train.size() - out.size();
+  return out;
+}
+
 const uint8_t* UtkDataset::crop_data(size_t i) const {
   return crops_ + i * size_t{kUtkCropSize} * kUtkCropSize * 3;
 }

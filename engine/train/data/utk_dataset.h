@@ -37,6 +37,11 @@ inline constexpr const char* kUtkSetName = "utkface-v1";
 
 enum class Split { kTrain, kHoldout };
 
+// Two codes closer than this are one photo (UTKFace holds some images twice under two names: 27
+// held-out faces have an exact twin among the train faces, 35 one within 0.1). Two photos of one
+// person lie 0.3-0.5 apart.
+inline constexpr float kSamePhotoDistance = 0.1f;
+
 struct UtkRecord {
   std::string file;
   Split split = Split::kTrain;
@@ -65,6 +70,10 @@ class UtkDataset {
   Split split(size_t i) const { return records_.at(i).split; }
   // Indices of one split, ascending.
   std::vector<size_t> Indices(Split split) const;
+  // What the trainers train on: the train split without the faces that are a held-out face's
+  // photo (descriptor within kSamePhotoDistance), so that held-out numbers are never measured on
+  // a photo seen in training; *dropped (when given) counts those left out.
+  std::vector<size_t> TrainIndices(size_t* dropped = nullptr) const;
 
   // A read-only 128x128 CV_8UC3 (BGR) view into the mapped file; clone() it to modify.
   cv::Mat crop(size_t i) const;

@@ -290,7 +290,9 @@ StatusOr<Data> LoadData(const std::string& dir, const std::string& cache_dir, in
                         const std::function<void(const std::string&)>& log) {
   VEIL_ASSIGN_OR_RETURN(UtkDataset ds, UtkDataset::Open(dir));
   Data d;
-  const auto tr = ds.Indices(Split::kTrain), ho = ds.Indices(Split::kHoldout);
+  size_t twins = 0;
+  const auto tr = ds.TrainIndices(&twins), ho = ds.Indices(Split::kHoldout);
+  if (log) log(std::to_string(tr.size()) + " train codes (" + std::to_string(twins) + " left out: the same photo as a held-out face)");
   if (tr.size() < 4 || ho.size() < 2) {
     return FailedPreconditionError(dir + " has " + std::to_string(tr.size()) + " train and " + std::to_string(ho.size()) +
                                    " hold-out faces; the flow needs 4 and 2 at least");
@@ -315,7 +317,7 @@ StatusOr<Data> LoadData(const std::string& dir, const std::string& cache_dir, in
   const std::string tag = cache_dir.empty() ? "" : cache_dir + "/" + std::to_string(ds.size()) + "-";
   if (!d.train_near.defined() && s > 0) {
     VEIL_ASSIGN_OR_RETURN(d.train_near, VariantCodes(ds, near_ds, Variant::kFlip,
-                                                     tag.empty() ? "" : tag + "train-flip-" + std::to_string(s) + ".f32", *rec, log));
+                                                     tag.empty() ? "" : tag + "train-flip-" + std::to_string(s) + "-of-" + std::to_string(tr.size()) + ".f32", *rec, log));
   }
   if (!d.holdout_flip.defined()) {
     VEIL_ASSIGN_OR_RETURN(d.holdout_flip, VariantCodes(ds, ho, Variant::kFlip, tag.empty() ? "" : tag + "holdout-flip.f32", *rec, log));
@@ -360,7 +362,7 @@ Status TrainFlow(const FlowTrainOptions& o) {
 
 Status TrainFlowImpl(const FlowTrainOptions& o) {
   engine::InitRuntimeOnce();
-  at::set_num_threads(std::max(1, o.threads));
+  if (o.threads > 0) at::set_num_threads(o.threads);
   torch::manual_seed(o.seed);
   VEIL_ASSIGN_OR_RETURN(Data data, LoadData(o.data_dir, o.work_dir + "/cache", o.near_train, o.log));
   std::error_code ec;
@@ -559,7 +561,7 @@ Status TrainFlowImpl(const FlowTrainOptions& o) {
                      "non-commercial research use only";
     m.info["steps"] = std::to_string(step);
     m.info["batch"] = std::to_string(b) + " codes, " + std::to_string(groups) + " random keys per batch";
-    m.info["compute"] = "CPU, " + std::to_string(o.threads) + " threads";
+    m.info["compute"] = "CPU, " + std::to_string(at::get_num_threads()) + " threads";
     m.info["losses"] = "hinges: far " + std::to_string(o.margin_far) + ", apart " + std::to_string(o.margin_apart) +
                        ", near " + std::to_string(o.margin_near) + "; RBF MMD; nearest-real hinge";
     if (o.w_lin > 0) {

@@ -32,7 +32,7 @@ struct FlowTrainOptions {
   int checkpoint_seconds = 180;
   int log_every = 50;
   int eval_every = 500;           // hold-out evaluation during training (0: only at the end)
-  int threads = 2;
+  int threads = 0;  // LibTorch intra-op threads; 0: one per core
   int near_train = 4000;          // train rows given a same-face (mirrored crop) code for the locality loss
   uint64_t seed = 1;
   // Architecture (FlowOptions).

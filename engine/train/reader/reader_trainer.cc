@@ -82,8 +82,10 @@ class Trainer {
       trainable.push_back(b);
     }
     opt_ = std::make_unique<torch::optim::Adam>(trainable, torch::optim::AdamOptions(o_.lr));
-    train_ = data_.Indices(Split::kTrain);
+    size_t twins = 0;
+    train_ = data_.TrainIndices(&twins);
     const auto hold = data_.Indices(Split::kHoldout);
+    std::printf("veil-train-reader: %zu train faces (%zu left out: the same photo as a held-out face)\n", train_.size(), twins);
     holdout_.assign(hold.begin(), hold.begin() + std::min<size_t>(hold.size(), static_cast<size_t>(o_.holdout_eval)));
     if (train_.empty() || holdout_.empty()) return FailedPreconditionError("the data set has no train or held-out images");
     std::error_code ec;
