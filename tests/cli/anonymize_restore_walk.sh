@@ -3,6 +3,7 @@
 # binary on the face-api demo photos. Usage: anonymize_restore_walk.sh VEIL DEMO_DIR IMAGE_PIXELS_HELPER
 DEMO=$(realpath "${2:?usage: $0 VEIL DEMO_DIR HELPER}")
 PIXELS=$(realpath "${3:?usage: $0 VEIL DEMO_DIR HELPER}")
+MODELS=$(realpath "$(dirname "$0")/../../models")
 source "$(dirname "$0")/lib.sh"
 export VEIL_STORE=$WORK/store VEIL_PASSPHRASE=pw VEIL_ACTOR=admin VEIL_PRINCIPAL_PASSPHRASE=pp
 FAST="--kdf-ops 1 --kdf-mem-mib 8"
@@ -162,6 +163,15 @@ PY
   cp c.png.veil.good c.png.veil
 done
 expect 0 "$VEIL" restore c.png --request req4 -o c-back.png
+
+# Veil's own model files are checked before use: a corrupt generator (one byte flipped) is refused
+# (6) and one of another kind under its name (2), before anything is written.
+mkdir bad-models && cp "$MODELS"/*.veilmodel bad-models/
+flip_byte bad-models/veil-generator-v1.veilmodel 4000
+VEIL_MODELS_DIR=$WORK/bad-models expect 6 "$VEIL" anonymize in/sample1.jpg -o bad-model.png --replace synthesized --experimental
+cp bad-models/veil-encoder-v1.veilmodel bad-models/veil-generator-v1.veilmodel
+VEIL_MODELS_DIR=$WORK/bad-models expect 2 "$VEIL" anonymize in/sample1.jpg -o bad-model.png --replace synthesized --experimental
+[ ! -e bad-model.png ] && PASSED=$((PASSED + 1)) || { echo "FAIL: written with a bad model file"; FAILED=$((FAILED + 1)); }
 
 # Synthesized faces without payloads: an approximate restore re-renders them and its output's own
 # manifest says so (restored_from: the anonymized image's manifest, the request, approximate).
