@@ -51,6 +51,14 @@ raw=$(awk -F'\t' '/^step\t/ { for (i = 1; i <= NF; i++) if ($i == "eval_raw_d_re
 [ -z "$bad" ] && [ -n "$raw" ] && PASSED=$((PASSED + 1)) \
   || { echo "FAIL: rows unlike their header ($bad) or no raw-weight metrics"; FAILED=$((FAILED + 1)); }
 
+# The compact checkpoint (what the repository ships in models/train/) resumes another run: its
+# averaged weights, its step, a fresh optimizer; a damaged one is refused.
+expect 0 "$VEIL" "${FLAGS[@]}" --out gan2 --minutes 0.05 --resume-from out/train/gan-checkpoint.pt
+contains "resumed averaged weights from the compact checkpoint at step $last" "$OUT"
+cp out/train/gan-checkpoint.pt damaged.pt && flip_byte damaged.pt 2000
+expect 6 "$VEIL" "${FLAGS[@]}" --out gan3 --minutes 0.05 --resume-from damaged.pt
+contains "corrupt" "$ERR"
+
 # The exported files are model files the engine loads and renders with. The flow defaults to the
 # file next to the encoder, as in the pipeline: none there yet, so it is named.
 expect 3 "$VEIL_BIN" eval --images "$DEMO" --limit 2 --encoder out/veil-encoder-v1.veilmodel \

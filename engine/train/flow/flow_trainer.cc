@@ -381,7 +381,7 @@ Status TrainFlowImpl(const FlowTrainOptions& o) {
   if (fs::exists(ckpt)) {
     try {
       torch::serialize::InputArchive ar;
-      ar.load_from(ckpt);
+      VEIL_RETURN_IF_ERROR(LoadArchive(ckpt, torch::kCPU, ar, "checkpoint"));
       ReadModule(ar, "model", *flow);
       ReadOptimizer(ar, "optimizer", opt);
       torch::Tensor s;

@@ -191,7 +191,7 @@ class Trainer {
     if (!o_.resume_from.empty()) {
       if (!fs::exists(o_.resume_from)) return NotFoundError("no checkpoint at " + o_.resume_from);
       torch::serialize::InputArchive ar;
-      ar.load_from(o_.resume_from, device_);
+      VEIL_RETURN_IF_ERROR(LoadArchive(o_.resume_from, device_, ar, "checkpoint"));
       torch::Tensor tag;
       if (ar.try_read("compact_format", tag, /*is_buffer=*/true)) return LoadCompact(ar);
       return LoadFull(o_.resume_from);
@@ -663,7 +663,7 @@ class Trainer {
   Status LoadFull(const std::string& path) {
     try {
       torch::serialize::InputArchive ar;
-      ar.load_from(path, device_);
+      VEIL_RETURN_IF_ERROR(LoadArchive(path, device_, ar, "checkpoint"));
       ReadModule(ar, "E", *E_);
       ReadModule(ar, "G", *G_);
       ReadModule(ar, "D", *D_);

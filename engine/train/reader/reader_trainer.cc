@@ -294,7 +294,7 @@ class Trainer {
   Status Load(const std::string& path) {
     try {
       torch::serialize::InputArchive ar;
-      ar.load_from(path);
+      VEIL_RETURN_IF_ERROR(LoadArchive(path, torch::kCPU, ar, "reader checkpoint"));
       ReadModule(ar, "P", *P_);
       ReadOptimizer(ar, "opt", *opt_);
       torch::Tensor step, secs, ratio, gen;
