@@ -42,7 +42,9 @@ const char* kUsage =
     "  Reports, with the face-api recognizer (Euclidean descriptor distance; 0.6 = 'same person'):\n"
     "  original -> anonymized (key A); keyed restore without payload; wrong-key restore (key B);\n"
     "  key diversity (A vs B); same-person consistency (flip, 90% crop, JPEG q40 of one face);\n"
-    "  plausibility (nearest real identity); photos: whether the SSD detector still finds the face once\n"
+    "  plausibility (nearest real identity); attributes kept: how far the 68 landmarks of the anonymized\n"
+    "  crop lie from the original's (pose, expression; mean over the points, px of 128); photos: whether\n"
+    "  the SSD detector still finds the face once\n"
     "  the anonymized crop is pasted back; reconstruction PSNR/SSIM of G(E(x), id(x)).\n"
     "  Re-identification (rank 1 among all the originals evaluated) of anonymized and restored faces,\n"
     "  by the face-api recognizer and by a second one Veil never uses (human's FaceRes, when\n"
@@ -338,6 +340,9 @@ int Eval(int argc, char** argv) {
   Dist check_step, check_released;
   std::vector<double> psnr, ssim;
   Dist found;  // photos: 1 when the detector still finds the anonymized face, else 0
+  // Pose and expression kept: the mean shift of the 68 landmarks from the original crop to the
+  // anonymized one (key A) and, as the baseline of rendering alone, to G(E(x), id(x)); px of 128.
+  Dist landmark_shift, landmark_shift_rec;
   std::vector<cv::Mat> sheet_rows;
   auto describe = [&](const std::vector<cv::Mat>& crops) { return (*rec)->DescribeAligned(crops); };
   const size_t batch = 8;
@@ -484,6 +489,22 @@ int Eval(int argc, char** argv) {
       }
       inverted.v.push_back(engine::DescriptorDistance((*zr)[j], z[j]));
       for (int k = 0; k < 3; ++k) consistency.v.push_back(engine::DescriptorDistance((*dva)[3 * j + k], (*da)[j]));
+      {
+        // The 68-point net on the same box of both crops (the aligned face with some margin).
+        const cv::Rect box(12, 12, 104, 104);
+        auto lo = (*detector)->LandmarksForCrops(crops[j], {box});
+        auto la = (*detector)->LandmarksForCrops((*xa)[j], {box});
+        auto lr = (*detector)->LandmarksForCrops((*xr0)[j], {box});
+        for (const auto* l : {&lo, &la, &lr})
+          if (!l->ok()) return Fail(l->status());
+        double shift = 0, shift_rec = 0;
+        for (size_t k = 0; k < 68; ++k) {
+          shift += cv::norm((*lo)[0][k] - (*la)[0][k]);
+          shift_rec += cv::norm((*lo)[0][k] - (*lr)[0][k]);
+        }
+        landmark_shift.v.push_back(shift / 68.0);
+        landmark_shift_rec.v.push_back(shift_rec / 68.0);
+      }
       if (const Face& face = (*faces)[s + j]; !face.photo.empty()) {
         auto f = found_in_photo(face, (*xa)[j]);
         if (!f.ok()) return Fail(f.status());
@@ -584,6 +605,8 @@ int Eval(int argc, char** argv) {
       {"key_a_vs_key_b", diversity.Summary(0.6, true)},
       {"identity_check", IdentityCheckReport(check_distance, check_step.v, check_released)},
       {"same_person_consistency", consistency.Summary(0.6, false)},
+      {"landmark_shift_px", {{"anonymized_vs_original", landmark_shift.Summary(5.0, false)},
+                             {"reconstruction_vs_original", landmark_shift_rec.Summary(5.0, false)}}},
       {"still_detected", {{"detector", "face-api SSD MobileNet v1, score >= 0.5, IoU > 0.5 with the original box"},
                           {"faces", found.v.size()}, {"fraction", mean(found.v)}}},
       {"pseudonym_nearest_real", nearest_real.Summary(0.6, true)},
@@ -640,6 +663,8 @@ int Eval(int argc, char** argv) {
   }
   line("key A vs key B", report["key_a_vs_key_b"]);
   line("same person, other photo", report["same_person_consistency"]);
+  line("landmark shift px, anonymized", report["landmark_shift_px"]["anonymized_vs_original"]);
+  line("landmark shift px, G(E(x), id(x))", report["landmark_shift_px"]["reconstruction_vs_original"]);
   line("pseudonym to nearest other real", report["pseudonym_nearest_real"]);
   line("real to nearest other real", report["real_nearest_real"]);
   if (!found.v.empty()) {
