@@ -127,6 +127,23 @@ TEST_CASE("saved model files load back into a renderer that renders the same fac
   CHECK(swapped.status().code() == StatusCode::kInvalidArgument);
 }
 
+TEST_CASE("a generator names the encoder it was exported with, and a pair mixed from two exports is refused") {
+  const ModelDir one("veil_renderer_pair1_"), two("veil_renderer_pair2_");
+  for (const ModelDir* d : {&one, &two}) {
+    auto r = FaceRenderer::CreateUntrained(d == &one ? 4 : 5);
+    REQUIRE(r.ok());
+    REQUIRE((*r)->Save(d->enc, d->gen, FaceRendererSaveInfo{}).ok());
+  }
+  auto g = LoadModelFile(one.gen);
+  auto e = LoadModelFile(one.enc);
+  REQUIRE((g.ok() && e.ok()));
+  CHECK(g->info.at("encoder_sha256") == e->sha256_hex);
+  CHECK(FaceRenderer::Create({.encoder_path = one.enc, .generator_path = one.gen}).ok());
+  auto mixed = FaceRenderer::Create({.encoder_path = two.enc, .generator_path = one.gen});
+  CHECK(mixed.status().code() == StatusCode::kInvalidArgument);
+  CHECK(mixed.status().message().find("another encoder") != std::string::npos);
+}
+
 
 // A copy of the model file at `from`, with option `key` set to `value` (or removed when empty).
 std::string WithOption(const std::string& from, const std::string& to, const std::string& key, const std::string& value) {
@@ -213,8 +230,14 @@ TEST_CASE("an encoder file's pool option narrows the attribute bottleneck; an un
   REQUIRE(r.ok());
   FaceRendererSaveInfo info;
   info.fp16 = false;
-  REQUIRE((*r)->Save(enc, gen, info).ok());
+  REQUIRE((*r)->Save(enc, (dir / "linked.veilmodel").string(), info).ok());
   CHECK(LoadModelFile(enc)->options.count("pool") == 0);  // pool 1: the key is left out
+  // The encoder files below differ from the one the generator names: a generator without the link
+  // (as files from before it) pairs with each of them.
+  auto g = LoadModelFile((dir / "linked.veilmodel").string());
+  REQUIRE(g.ok());
+  g->info.erase("encoder_sha256");
+  REQUIRE(SaveModelFile(gen, *g, /*overwrite=*/false).ok());
   auto full = FaceRenderer::Create({.encoder_path = enc, .generator_path = gen});
   auto pooled = FaceRenderer::Create(
       {.encoder_path = WithOption(enc, (dir / "e2.veilmodel").string(), "pool", "2"), .generator_path = gen});

@@ -91,6 +91,9 @@ namespace veil::engine::identity {
 // Model-file kinds and the files' option maps (checked on load).
 inline constexpr const char* kEncoderKind = "attribute-encoder";
 inline constexpr const char* kGeneratorKind = "generator";
+// The generator file's info key naming the SHA-256 (hex) of the encoder file exported with it
+// (files from before it have none and load with any encoder).
+inline constexpr const char* kEncoderShaInfo = "encoder_sha256";
 
 // Writes E and G as Veil model files (the trainer's export; FaceRenderer::Save uses it too).
 Status SaveRendererModels(AttributeEncoderImpl& encoder, GeneratorImpl& generator, const std::string& encoder_path,

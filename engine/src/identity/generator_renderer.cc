@@ -7,6 +7,8 @@
 #include "nets/module_io.h"
 #include "veil/engine/model_file.h"
 #include "veil/engine/runtime.h"
+#include "veil/keys/fs.h"
+#include "veil/keys/secret.h"
 
 namespace veil::engine {
 namespace identity {
@@ -28,8 +30,11 @@ Status SaveRendererModels(AttributeEncoderImpl& encoder, GeneratorImpl& generato
   };
   VEIL_RETURN_IF_ERROR(SaveModelFile(encoder_path, make(encoder, s.encoder_id, kEncoderKind, encoder.options.ToMap()),
                                      s.overwrite));
-  return SaveModelFile(generator_path, make(generator, s.generator_id, kGeneratorKind, generator.options.ToMap()),
-                       s.overwrite);
+  // The generator names the encoder it was trained with: a pair mixed from two exports is refused.
+  VEIL_ASSIGN_OR_RETURN(std::string encoder_sha256, keys::Sha256File(encoder_path));
+  ModelFileContents g = make(generator, s.generator_id, kGeneratorKind, generator.options.ToMap());
+  g.info[kEncoderShaInfo] = keys::ToHex(encoder_sha256);
+  return SaveModelFile(generator_path, g, s.overwrite);
 }
 
 int64_t MeasureMacsPerFace(AttributeEncoderImpl& encoder, GeneratorImpl& generator) {
@@ -74,6 +79,10 @@ class FaceRendererImpl final : public FaceRenderer {
     VEIL_RETURN_IF_ERROR(CheckModelOptions(g, identity::kGeneratorKind, generator_->options.ToMap())
                              .WithContext("generator " + generator_path));
     VEIL_RETURN_IF_ERROR(LoadModuleTensors(*generator_, g).WithContext("generator " + generator_path));
+    if (auto it = g.info.find(identity::kEncoderShaInfo); it != g.info.end() && it->second != e.sha256_hex) {
+      return InvalidArgumentError("generator " + generator_path + " was trained with another encoder than " + encoder_path +
+                                  " (its SHA-256 " + it->second.substr(0, 16) + "..., not " + e.sha256_hex.substr(0, 16) + "...)");
+    }
     Measure();
     return Status::Ok();
   }
