@@ -46,10 +46,14 @@ std::vector<int> EncodeParams(const std::string& ext) {
 // The scope id of an image (or of a stream, from its first frame): keyed, because the manifest
 // travels with the output and a plain digest of the input would let anyone who holds a candidate
 // original confirm that it is the source.
-std::string ImageScopeId(const keys::KeyHandle& key, const std::string& pixels_sha256) {
-  const keys::SecretBytes k = key.DeriveSubkey(keys::KeyPurpose::kManifest, keys::ScopeKind::kDeployment, "");
-  return keys::ToHex(std::string(
-      keys::ExpandSecret(k, "veil-image-scope-id-v1:" + keys::ToHex(pixels_sha256), 32).view(keys::SecretAccess::Get())));
+// `manifest_key`: the key's manifest subkey (ManifestKey).
+std::string ImageScopeId(const keys::SecretBytes& manifest_key, const std::string& pixels_sha256) {
+  return keys::ToHex(std::string(keys::ExpandSecret(manifest_key, "veil-image-scope-id-v1:" + keys::ToHex(pixels_sha256), 32)
+                                     .view(keys::SecretAccess::Get())));
+}
+
+keys::SecretBytes ManifestKey(const keys::KeyHandle& key) {
+  return key.DeriveSubkey(keys::KeyPurpose::kManifest, keys::ScopeKind::kDeployment, "");
 }
 
 class PipelineImpl final : public Pipeline {
@@ -83,7 +87,8 @@ class PipelineImpl final : public Pipeline {
 
     Manifest m;
     const std::string input_digest = PixelsSha256(bgr);
-    const std::string image_scope = ImageScopeId(key, input_digest);
+    const keys::SecretBytes manifest_key = ManifestKey(key);
+    const std::string image_scope = ImageScopeId(manifest_key, input_digest);
     m.models = models();
     m.keyring = key.keyring();
     m.key_version = key.version();
@@ -105,7 +110,6 @@ class PipelineImpl final : public Pipeline {
     m.output_pixels_sha256 = PixelsSha256(decoded);
     // From the input and the output: one photo anonymized twice with other options (format,
     // replacement) gets two ids, so neither run's payloads kept by the key store replace the other's.
-    keys::SecretBytes manifest_key = key.DeriveSubkey(keys::KeyPurpose::kManifest, keys::ScopeKind::kDeployment, "");
     m.manifest_id = std::string(keys::ExpandSecret(manifest_key,
                                                    "veil-manifest-id-v2:" + keys::ToHex(input_digest) + ":" +
                                                        keys::ToHex(m.output_pixels_sha256),
@@ -153,7 +157,7 @@ class PipelineImpl final : public Pipeline {
     }
     // Scopes in a stream: kStream and kDeployment as for images; kImage means the whole stream (its
     // id: ImageScopeId of its first frame); kFace gives each tracked face its own pseudonym.
-    if (stream_digest_.empty()) stream_digest_ = ImageScopeId(key, PixelsSha256(bgr));
+    if (stream_digest_.empty()) stream_digest_ = ImageScopeId(ManifestKey(key), PixelsSha256(bgr));
     // Pseudonyms drawn under another key are never reused: they are drawn again. (The key's
     // identity: a hash of a subkey derived for this check only; names and versions can repeat
     // across stores.)

@@ -160,7 +160,8 @@ class Trainer {
         eg, torch::optim::AdamOptions(o_.lr_g).betas(std::make_tuple(0.0, 0.99)).eps(1e-8));
     opt_d_ = std::make_unique<torch::optim::Adam>(
         D_->parameters(), torch::optim::AdamOptions(o_.lr_d).betas(std::make_tuple(0.0, 0.99)).eps(1e-8));
-    train_ = data_.TrainIndices(&twins_);
+    size_t twins = 0;
+    train_ = data_.TrainIndices(&twins);
     const auto holdout = data_.Indices(Split::kHoldout);
     if (train_.empty() || holdout.empty()) return FailedPreconditionError("the data set has no train or no holdout images");
     // Held-out images for the metrics: spread over the whole (name-sorted: age, gender, race) holdout.
@@ -180,7 +181,7 @@ class Trainer {
     if (ec) return IoError("cannot create " + o_.out_dir + ": " + ec.message());
     std::printf("veil-train-gan: device %s (%d threads), %zu train faces (%zu left out: the same photo as a held-out "
                 "face) / %zu holdout, batch %d, E+G %.3f GFLOP per face\n",
-                device_.is_cuda() ? "cuda" : "cpu", torch::get_num_threads(), train_.size(), twins_, holdout.size(),
+                device_.is_cuda() ? "cuda" : "cpu", torch::get_num_threads(), train_.size(), twins, holdout.size(),
                 o_.batch, 2e-9 * engine::identity::MeasureMacsPerFace(*E_, *G_));
     return Status::Ok();
   }
@@ -743,7 +744,6 @@ class Trainer {
   bool ema_loaded_ = false;  // read from the full checkpoint (else set from E and G)
   std::unique_ptr<torch::optim::Adam> opt_g_, opt_d_;
   std::vector<size_t> train_, eval_;
-  size_t twins_ = 0;  // train faces left out: the same photo as a held-out face
   int64_t step_ = 0;
   int64_t ckpt_pool_ = 1;  // E's bottleneck in the checkpoint resumed from
   int64_t warm_from_ = 0;
