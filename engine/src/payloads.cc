@@ -123,6 +123,10 @@ std::string PayloadAssociatedData(const Manifest& manifest, uint32_t face_index)
 
 namespace internal {
 
+keys::SecretBytes ManifestKey(const keys::KeyHandle& key) {
+  return key.DeriveSubkey(keys::KeyPurpose::kManifest, keys::ScopeKind::kDeployment, "");
+}
+
 StatusOr<std::string> RegionPng(const cv::Mat& bgr, const cv::Rect& region) {
   if (region.area() == 0) return std::string();
   if ((region & cv::Rect(0, 0, bgr.cols, bgr.rows)) != region) return InternalError("a face region leaves the image");

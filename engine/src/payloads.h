@@ -17,6 +17,9 @@
 
 namespace veil::engine::internal {
 
+// The key's manifest subkey (deployment-wide): scope, manifest and container ids are derived from it.
+keys::SecretBytes ManifestKey(const keys::KeyHandle& key);
+
 // The region of `bgr` as PNG bytes (lossless), or an empty string for an empty region.
 StatusOr<std::string> RegionPng(const cv::Mat& bgr, const cv::Rect& region);
 

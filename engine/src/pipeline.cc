@@ -19,6 +19,7 @@ namespace veil::engine {
 namespace {
 
 using internal::Clock;
+using internal::ManifestKey;
 using internal::MsSince;
 
 // The manifest's word for a synthesized face that the identity check sent to pixelation.
@@ -46,14 +47,10 @@ std::vector<int> EncodeParams(const std::string& ext) {
 // The scope id of an image (or of a stream, from its first frame): keyed, because the manifest
 // travels with the output and a plain digest of the input would let anyone who holds a candidate
 // original confirm that it is the source.
-// `manifest_key`: the key's manifest subkey (ManifestKey).
+// `manifest_key`: the key's manifest subkey (internal::ManifestKey).
 std::string ImageScopeId(const keys::SecretBytes& manifest_key, const std::string& pixels_sha256) {
   return keys::ToHex(std::string(keys::ExpandSecret(manifest_key, "veil-image-scope-id-v1:" + keys::ToHex(pixels_sha256), 32)
                                      .view(keys::SecretAccess::Get())));
-}
-
-keys::SecretBytes ManifestKey(const keys::KeyHandle& key) {
-  return key.DeriveSubkey(keys::KeyPurpose::kManifest, keys::ScopeKind::kDeployment, "");
 }
 
 class PipelineImpl final : public Pipeline {

@@ -122,7 +122,7 @@ StatusOr<Manifest> AnonymizeFrames(Pipeline& pipeline, const keys::KeyHandle& ke
   m.key_version = key.version();
   m.scope = pipeline.params().scope;
   m.scope_id = pipeline.params().scope_id;
-  keys::SecretBytes manifest_key = key.DeriveSubkey(keys::KeyPurpose::kManifest, keys::ScopeKind::kDeployment, "");
+  keys::SecretBytes manifest_key = internal::ManifestKey(key);
 
   // The original regions are sealed as their frames come and streamed into a payload container:
   // beside the video it travels with it, as the sidecar does; the key store's copy is private.

@@ -52,8 +52,12 @@ raw=$(awk -F'\t' '/^step\t/ { for (i = 1; i <= NF; i++) if ($i == "eval_raw_d_re
   || { echo "FAIL: rows unlike their header ($bad) or no raw-weight metrics"; FAILED=$((FAILED + 1)); }
 
 # The compact checkpoint (what the repository ships in models/train/) resumes another run: its
-# averaged weights, its step, a fresh optimizer; a damaged one is refused.
+# averaged weights, its step, a fresh optimizer; a damaged one is refused. One written before the
+# VEILCKPT header (44 bytes: magic, version, SHA-256 of the archive) still resumes.
 expect 0 "$VEIL" "${FLAGS[@]}" --out gan2 --minutes 0.05 --resume-from out/train/gan-checkpoint.pt
+contains "resumed averaged weights from the compact checkpoint at step $last" "$OUT"
+tail -c +45 out/train/gan-checkpoint.pt > legacy.pt
+expect 0 "$VEIL" "${FLAGS[@]}" --out gan4 --minutes 0 --resume-from legacy.pt
 contains "resumed averaged weights from the compact checkpoint at step $last" "$OUT"
 cp out/train/gan-checkpoint.pt damaged.pt && flip_byte damaged.pt 2000
 expect 6 "$VEIL" "${FLAGS[@]}" --out gan3 --minutes 0.05 --resume-from damaged.pt

@@ -64,7 +64,7 @@ Status LoadArchive(const std::string& path, const torch::Device& device, torch::
   if (!bytes.ok()) return bytes.status().WithContext("the " + what);
   try {
     if (bytes->compare(0, kMagicBytes, kMagic, kMagicBytes) != 0) {  // written before the header
-      ar.load_from(path, device);
+      ar.load_from(bytes->data(), bytes->size(), device);
       return Status::Ok();
     }
     if (bytes->size() < kHeaderBytes) return DataLossError("the " + what + " " + path + " is truncated");
