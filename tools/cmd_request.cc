@@ -21,7 +21,9 @@ const char* kUsage =
     "  create --requester NAME --case ID --purpose TEXT (--target HEX64 | --target-file FILE)...\n"
     "         [--keyring default] [--key-version N] [--expires-in 24h] -o REQUEST\n"
     "         a request to restore the targets (the SHA-256 of each anonymized file); logged\n"
-    "  approve REQUEST --principal-key FILE [-o OUT]   sign it as that approver (in place by default); logged\n"
+    "  approve REQUEST --principal-key FILE [-o OUT] [--offline]\n"
+    "         sign it as that approver (in place by default); logged, or with --offline signed without\n"
+    "         the key store (no store credential needed): the authorization's record names it\n"
     "  show REQUEST [--json]                          what it asks, and who approved\n"
     "  authorize REQUEST [--json]                     the key store's decision, granted or denied; logged\n"
     "common options: --store DIR, --key-file F | --passphrase-file F | $VEIL_PASSPHRASE, --actor NAME,\n"
@@ -117,6 +119,7 @@ int Create(Args& args) {
 int Approve(Args& args) {
   auto opts = ReadStoreOptions(args);
   auto key_path = args.Get("--principal-key");
+  const bool offline = args.Flag("--offline");
   auto out = args.Get("-o");
   if (!out) out = args.Get("--output");
   if (Status st = args.Finish(); !st.ok()) return Fail(st);
@@ -130,9 +133,11 @@ int Approve(Args& args) {
   auto key = keys::PrincipalKey::Load(*key_path, *credential);
   if (!key.ok()) return Fail(key.status());
   request->Approve(*key, Now());
-  auto store = OpenStore(opts, KeyStore::Access::kReadWrite);
-  if (!store.ok()) return Fail(store.status());
-  if (Status st = (*store)->RecordApproval(*request, key->name()); !st.ok()) return Fail(st);
+  if (!offline) {
+    auto store = OpenStore(opts, KeyStore::Access::kReadWrite);
+    if (!store.ok()) return Fail(store.status());
+    if (Status st = (*store)->RecordApproval(*request, key->name()); !st.ok()) return Fail(st);
+  }
   const std::string target = out ? *out : *path;
   if (Status st = keys::WriteFileAtomic(target, request->Serialize(), /*overwrite=*/!out, 0644); !st.ok()) return Fail(st);
   std::printf("%s approved request %s (%zu approval%s now)\n", key->name().c_str(),

@@ -39,6 +39,7 @@ StatusOr<keys::SecretBytes> ReadPassphraseFile(const std::string& path) {
 StatusOr<keys::SecretBytes> Prompt(const std::string& question) {
   FILE* tty = std::fopen("/dev/tty", "r+");
   if (!tty) return InvalidArgumentError("no passphrase given and no terminal to ask on");
+  std::setvbuf(tty, nullptr, _IONBF, 0);  // no stdio buffer keeps a copy of the passphrase
   std::fprintf(tty, "%s", question.c_str());
   std::fflush(tty);
   termios old {};

@@ -360,6 +360,9 @@ class PipelineImpl final : public Pipeline {
       }
     }
     VEIL_ASSIGN_OR_RETURN(keys::KeyHandle key, grant.Key(manifest.key_version));
+    // The scope, its id and the face records steer the keyed inverse: a sealed manifest is checked
+    // whole first (a sidecar or an embedded manifest alike).
+    if (!manifest.manifest_seal.empty()) VEIL_RETURN_IF_ERROR(internal::VerifyManifestSeal(manifest, key));
     VEIL_ASSIGN_OR_RETURN(std::vector<Face> found, detector_->Detect(decoded));
     std::vector<Face> faces;
     std::vector<std::string> scope_ids;

@@ -304,16 +304,28 @@ AuditWriter::~AuditWriter() {
   if (fd_ >= 0) ::close(fd_);
 }
 
+namespace {
+
+// `text` cut to at most `max` bytes, at a UTF-8 character boundary, saying how much was cut.
+std::string Bounded(const std::string& text, size_t max) {
+  if (text.size() <= max) return text;
+  size_t keep = max - 32;
+  while (keep > 0 && (static_cast<unsigned char>(text[keep]) & 0xc0) == 0x80) --keep;
+  return text.substr(0, keep) + "... [" + std::to_string(text.size() - keep) + " bytes cut]";
+}
+
+}  // namespace
+
 Status AuditWriter::Append(const AuditEvent& event) {
   proto::AuditRecord r;
   r.set_sequence(count_);
   r.set_time_unix_ms(NowMs());
-  r.set_actor(event.actor);
+  r.set_actor(Bounded(event.actor, kMaxAuditName));
   r.set_action(static_cast<proto::AuditAction>(event.action));
-  r.set_target(event.target);
+  r.set_target(Bounded(event.target, kMaxAuditName));
   for (const auto& d : event.target_digests) r.add_target_digests(d);
   r.set_outcome(static_cast<proto::AuditOutcome>(event.outcome));
-  r.set_reason(event.reason);
+  r.set_reason(Bounded(event.reason, kMaxAuditReason));
   if (!event.keyring.empty()) {
     r.mutable_key()->set_keyring(event.keyring);
     r.mutable_key()->set_version(event.key_version);

@@ -10,7 +10,11 @@
 
 namespace veil::keys::internal {
 
-inline constexpr size_t kMaxAuditRecord = 64 * 1024;
+// A record's size limit, and those of its text fields: longer text (a forged request can name
+// 64 approvers of 1,024 characters each) is cut, never a reason to write no record. Grants name
+// every target digest (up to 4,096 x 32 bytes), so records are larger than their text allows.
+inline constexpr size_t kMaxAuditRecord = 256 * 1024;
+inline constexpr size_t kMaxAuditName = 256, kMaxAuditReason = 8 * 1024;
 
 class AuditWriter {
  public:

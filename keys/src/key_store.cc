@@ -145,6 +145,7 @@ struct KeyStore::State {
   SecretBytes log_secret;
   SecretBytes file_key;
   std::unique_ptr<internal::AuditWriter> audit;
+  std::optional<AuditEvent> last_logged;  // the change Save() makes durable follows its record
   bool broken = false;
 
   proto::Keyring* FindKeyring(const std::string& name) {
@@ -318,6 +319,11 @@ StatusOr<std::unique_ptr<KeyStore>> KeyStore::Open(const std::string& dir, const
   if (access == Access::kReadWrite) {
     VEIL_ASSIGN_OR_RETURN(st->audit,
                           internal::AuditWriter::Open(Join(dir, kAuditFile), st->header.store_id(), st->log_secret));
+    if (st->audit->record_count() < st->body.audit_records()) {
+      return DataLossError("the audit log holds " + std::to_string(st->audit->record_count()) +
+                           " records, but the key store was saved after record " +
+                           std::to_string(st->body.audit_records()) + ": the log was cut short");
+    }
   }
   return std::unique_ptr<KeyStore>(new KeyStore(std::move(st)));
 }
@@ -325,6 +331,9 @@ StatusOr<std::unique_ptr<KeyStore>> KeyStore::Open(const std::string& dir, const
 Status KeyStore::RecoverFromBackup(const std::string& dir, const Credential& credential, const std::string& actor) {
   EnsureSodium();
   VEIL_ASSIGN_OR_RETURN(FileLock lock, FileLock::Acquire(Join(dir, kLockFile), FileLock::Mode::kExclusive));
+  if (LoadStore(dir, credential).ok()) {
+    return FailedPreconditionError("the key store file opens: `veil keys recover` only replaces a damaged one");
+  }
   const std::string bak = Join(dir, kBackupFile);
   VEIL_ASSIGN_OR_RETURN(internal::SealedFile file, ReadStoreFile(bak));
   VEIL_ASSIGN_OR_RETURN(SecretBytes file_key, internal::DeriveFileKey(credential, file.header.kdf()));
@@ -358,15 +367,17 @@ Status KeyStore::Audit(AuditEvent event) {
   if (event.actor.empty()) event.actor = state_->actor;
   Status st = state_->audit->Append(event);
   if (!st.ok()) return st.WithContext("audit record could not be written; nothing was done");
+  state_->last_logged = std::move(event);
   return st;
 }
 
-Status KeyStore::Save() {
+Status KeyStore::Save(bool keep_previous) {
   State& s = *state_;
   proto::SealedHeader header = s.header;
   header.set_generation(s.header.generation() + 1);
   proto::KeyStoreBody full = s.body;
   full.set_generation(header.generation());
+  if (s.audit) full.set_audit_records(s.audit->record_count());
   auto access = SecretAccess::Get();
   for (auto& ring : *full.mutable_keyrings()) {
     for (auto& v : *ring.mutable_versions()) {
@@ -384,7 +395,7 @@ Status KeyStore::Save() {
 
   const std::string path = Join(s.dir, kStoreFile);
   Status st;
-  if (PathExists(path)) {
+  if (keep_previous && PathExists(path)) {
     // Keep the previous version as the last-known-good backup (a hard link: atomic, no copy).
     const std::string bak_tmp = Join(s.dir, kBackupFile) + ".tmp";
     ::unlink(bak_tmp.c_str());
@@ -395,10 +406,26 @@ Status KeyStore::Save() {
   if (st.ok()) st = WriteFileAtomic(path, bytes, /*overwrite=*/true);
   if (!st.ok()) {
     s.broken = true;
+    // The change was logged as done before it was saved: the log says that it was not, if it can.
+    if (s.last_logged && s.audit) {
+      AuditEvent undone = *s.last_logged;
+      undone.outcome = AuditOutcome::kFailed;
+      undone.reason = "not saved (" + st.message() + "); the store is as it was";
+      (void)s.audit->Append(undone);
+    }
     return st.WithContext("saving the key store");
   }
   s.header.set_generation(header.generation());
   s.body.set_generation(header.generation());
+  s.body.set_audit_records(full.audit_records());
+  if (!keep_previous) {  // a copy of its own (a link would share the damage the backup is there for)
+    st = WriteFileAtomic(Join(s.dir, kBackupFile), bytes, /*overwrite=*/true);
+    if (!st.ok()) {
+      s.broken = true;
+      return st.WithContext(std::string("the change is saved, but the backup ") + kBackupFile +
+                            " still holds the previous generation (delete it)");
+    }
+  }
   return Status::Ok();
 }
 
@@ -495,7 +522,7 @@ Status KeyStore::SetKeyStatus(const std::string& keyring, uint32_t version, KeyS
   v->set_status(static_cast<proto::KeyStatus>(status));
   v->set_status_changed_unix(NowUnix());
   if (status == KeyStatus::kDestroyed) state_->materials.erase({keyring, version});  // wiped by SecretBytes
-  return Save();
+  return Save(/*keep_previous=*/status != KeyStatus::kDestroyed);
 }
 
 Status KeyStore::SetPolicy(const std::string& keyring, uint32_t required_approvals) {

@@ -17,6 +17,11 @@ constexpr size_t kMaxApprovals = 64;
 Status CheckText(const std::string& field, const std::string& value, bool required) {
   if (required && value.empty()) return InvalidArgumentError("restore request needs a " + field);
   if (value.size() > kMaxText) return InvalidArgumentError("restore request " + field + " is too long");
+  // Shown to approvers and auditors as it is: no line breaks or escape sequences that could fake or
+  // hide the fields that follow it.
+  for (unsigned char c : value) {
+    if (c < 0x20 || c == 0x7f) return InvalidArgumentError("restore request " + field + " holds a control character");
+  }
   return Status::Ok();
 }
 

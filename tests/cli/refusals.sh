@@ -46,6 +46,9 @@ expect 6 "$VEIL" keys list
 contains "veil keys recover" "$ERR"
 expect 0 "$VEIL" keys recover
 expect 0 "$VEIL" keys list
+# Recovery is for a damaged file only: with the store intact it would undo the last change.
+expect 8 "$VEIL" keys recover
+contains "only replaces a damaged one" "$ERR"
 
 # Malformed requests and expired ones.
 echo "garbage" > bad.veilreq
@@ -56,6 +59,8 @@ VEIL_PRINCIPAL_PASSPHRASE=p expect 0 "$VEIL" principal add op --role operator --
 expect 2 "$VEIL" request create --requester op --case c --purpose p --target-file pass.txt --expires-in 0s -o r2
 expect 0 "$VEIL" request create --requester op --case c --purpose p --target-file pass.txt --expires-in 1s -o r3
 expect 10 "$VEIL" request create --requester op --case c --purpose p --target-file pass.txt -o r3   # never overwrites
+expect 2 "$VEIL" request create --requester op --case c --purpose "$(printf 'p\nexpires: never')" --target-file pass.txt -o r4
+contains "control character" "$ERR"
 sleep 2
 expect 9 "$VEIL" request authorize r3
 expect 2 "$VEIL" principal add x --role king --public-key 00

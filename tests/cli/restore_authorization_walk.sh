@@ -25,6 +25,15 @@ expect 0 "$VEIL" request show req.veilreq --json
 contains '"approver": "bob"' "$OUT"
 expect 0 "$VEIL" request authorize req.veilreq
 contains "granted" "$OUT"
+# An approver signs with only their own key file (no store credential, no store folder); the
+# custodian's authorization counts it and names it on record.
+expect 0 "$VEIL" request create --requester olivia --case CASE-8 --purpose "court order 124" --target-file photo.jpg -o req2.veilreq
+VEIL_STORE=$WORK/nowhere VEIL_PASSPHRASE= VEIL_PRINCIPAL_PASSPHRASE=pw-alice expect 0 "$VEIL" request approve req2.veilreq --principal-key alice.key --offline
+VEIL_STORE=$WORK/nowhere VEIL_PASSPHRASE= VEIL_PRINCIPAL_PASSPHRASE=pw-carol expect 0 "$VEIL" request approve req2.veilreq --principal-key carol.key --offline
+expect 0 "$VEIL" request authorize req2.veilreq
+contains "granted" "$OUT"
+expect 0 "$VEIL" audit show --json
+contains "approved by alice, carol" "$OUT"
 
 expect 0 "$VEIL" audit verify
 contains "audit log OK" "$OUT"

@@ -96,6 +96,19 @@ TEST_CASE("synthesized faces restore exactly from their payloads, and approximat
   CHECK(approx->faces_restored >= 1);  // the pseudonyms are found again as faces
 }
 
+TEST_CASE("approximate restore refuses a manifest whose scope was altered") {
+  Store s('t');
+  auto pipeline = Synthesizing();
+  auto out = pipeline->AnonymizeImage(testing::DemoImage("sample1.jpg"), s.Key(), ".png");
+  REQUIRE(out.ok());
+  // Another scope id would steer the keyed inverse to another person; the manifest seal says no.
+  Manifest altered = out->manifest;
+  altered.scope_id[0] = altered.scope_id[0] == 'a' ? 'b' : 'a';
+  auto approx = pipeline->RestoreApproximate(Decode(out->image_bytes), altered, s.Grant(out->image_bytes));
+  REQUIRE_FALSE(approx.ok());
+  CHECK(approx.status().code() == StatusCode::kUnauthenticated);
+}
+
 TEST_CASE("approximate restore refuses an image whose pseudonyms another flow drew") {
   Store s('f');
   auto pipeline = Synthesizing();

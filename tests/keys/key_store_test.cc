@@ -149,6 +149,78 @@ TEST_CASE("a destroyed key is gone for good, also after reopening") {
   CHECK(store->Rotate("default").ok());
 }
 
+TEST_CASE("a destroyed key does not come back from the store's backup") {
+  TempDir dir;
+  {
+    auto store = MakeStore(dir.path());
+    REQUIRE(store->Rotate("default").ok());
+    REQUIRE(store->SetKeyStatus("default", 1, KeyStatus::kDestroyed).ok());
+  }
+  // Whoever replaces the store file with its backup finds the key destroyed there too.
+  CHECK(veil::testing::Slurp(dir / KeyStore::kBackupFile) == veil::testing::Slurp(dir / KeyStore::kStoreFile));
+  std::string bytes = veil::testing::Slurp(dir / KeyStore::kStoreFile);
+  bytes[bytes.size() - 5] ^= 0x40;
+  veil::testing::Spit(dir / KeyStore::kStoreFile, bytes);
+  REQUIRE(KeyStore::RecoverFromBackup(dir.path(), TestKey(), "admin").ok());
+  auto store = OpenRw(dir.path());
+  CHECK(store->Info().keyrings[0].versions[0].status == KeyStatus::kDestroyed);
+  CHECK(store->Info().keyrings[0].versions[1].status == KeyStatus::kEnabled);
+}
+
+TEST_CASE("recovery from the backup is refused while the store file opens") {
+  TempDir dir;
+  {
+    auto store = MakeStore(dir.path());
+    REQUIRE(store->SetKeyStatus("default", 1, KeyStatus::kDisabled).ok());
+  }
+  // The backup is the generation before the key was disabled: recovering it would undo that.
+  Status st = KeyStore::RecoverFromBackup(dir.path(), TestKey(), "admin");
+  CHECK(st.code() == StatusCode::kFailedPrecondition);
+  auto store = OpenRw(dir.path());
+  CHECK(store->Info().keyrings[0].versions[0].status == KeyStatus::kDisabled);
+}
+
+TEST_CASE("a change that cannot be saved is logged as failed after its record, and the store is as it was") {
+  TempDir dir;
+  {
+    auto store = MakeStore(dir.path());
+    // A folder where the backup's temporary link goes: the save fails after the change was logged.
+    std::filesystem::create_directory(dir / (std::string(KeyStore::kBackupFile) + ".tmp"));
+    CHECK(store->SetKeyStatus("default", 1, KeyStatus::kDisabled).code() == StatusCode::kIoError);
+  }
+  std::vector<AuditEntry> entries;
+  REQUIRE(VerifyAuditLog(dir / KeyStore::kAuditFile, {}, &entries).ok());
+  REQUIRE(entries.size() >= 2);
+  const AuditEvent& logged = entries[entries.size() - 2].event;
+  const AuditEvent& failed = entries.back().event;
+  CHECK(logged.action == AuditAction::kKeyDisabled);
+  CHECK(logged.outcome == AuditOutcome::kSuccess);
+  CHECK(failed.action == AuditAction::kKeyDisabled);
+  CHECK(failed.outcome == AuditOutcome::kFailed);
+  CHECK(failed.reason.find("not saved") == 0);
+  std::filesystem::remove(dir / (std::string(KeyStore::kBackupFile) + ".tmp"));
+  auto store = OpenRw(dir.path());
+  CHECK(store->Info().keyrings[0].versions[0].status == KeyStatus::kEnabled);
+}
+
+TEST_CASE("an audit log cut back to before the store's last change refuses the store") {
+  TempDir dir;
+  const std::string log = dir / KeyStore::kAuditFile;
+  uintmax_t before_rotation = 0;
+  {
+    auto store = MakeStore(dir.path());
+    before_rotation = std::filesystem::file_size(log);
+    REQUIRE(store->Rotate("default").ok());
+  }
+  // Cut at a record boundary: the shorter log still verifies on its own (only a checkpoint held
+  // elsewhere tells), but the store knows how many records it had seen when it was saved.
+  std::filesystem::resize_file(log, before_rotation);
+  REQUIRE(VerifyAuditLog(log, {}, nullptr).ok());
+  auto opened = KeyStore::Open(dir.path(), TestKey(), KeyStore::Access::kReadWrite, "x");
+  CHECK(opened.status().code() == StatusCode::kDataLoss);
+  CHECK(opened.status().message().find("cut short") != std::string::npos);
+}
+
 TEST_CASE("keyring and principal names are validated") {
   TempDir dir;
   auto store = MakeStore(dir.path());

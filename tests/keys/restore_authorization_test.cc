@@ -127,6 +127,63 @@ TEST_CASE("a forged approver signature does not count") {
   CHECK(f.store->RecordApproval(req, "bob").code() == StatusCode::kPermissionDenied);
 }
 
+TEST_CASE("a request stuffed with long forged approvals is denied, and the denial is on record") {
+  Fixture f;
+  auto req = f.Request();
+  // 64 approvals (the most a request file holds) under names of 1,000 characters: the denial's
+  // reason lists them all, which is more than a record holds; it is cut, not left unwritten.
+  for (int i = 0; i < 64; ++i) req = WithApproval(req, std::string(1000, 'm') + std::to_string(i), std::string(64, 'x'));
+  auto grant = f.store->AuthorizeRestore(req, kNow);
+  CHECK(grant.status().code() == StatusCode::kPermissionDenied);
+  auto rec = f.LastRecord();
+  CHECK(rec.event.action == AuditAction::kRestoreAuthorization);
+  CHECK(rec.event.outcome == AuditOutcome::kDenied);
+  CHECK(rec.event.reason.find("0 of 2 required approvals") == 0);
+  CHECK(rec.event.reason.find("bytes cut]") != std::string::npos);
+}
+
+TEST_CASE("a request naming the most targets a request holds is granted, on record with every target") {
+  Fixture f;
+  RestoreRequestSpec spec;
+  spec.keyring = "default";
+  for (int i = 0; i < 4096; ++i) spec.targets.push_back(Sha256("image " + std::to_string(i)));
+  spec.case_id = "CASE-2";
+  spec.purpose = "a whole archive";
+  spec.requester = "olivia";
+  spec.expires_unix = kNow + 3600;
+  auto req = f.store->CreateRequest(spec, kNow);
+  REQUIRE(req.ok());
+  req->Approve(f.alice, kNow);
+  req->Approve(f.bob, kNow);
+  auto grant = f.store->AuthorizeRestore(*req, kNow);
+  REQUIRE_MESSAGE(grant.ok(), grant.status().ToString());
+  auto rec = f.LastRecord();
+  CHECK(rec.event.outcome == AuditOutcome::kGranted);
+  CHECK(rec.event.target_digests.size() == 4097);  // the request's digest and every target
+}
+
+TEST_CASE("request fields with control characters are refused") {
+  Fixture f;
+  RestoreRequestSpec spec;
+  spec.keyring = "default";
+  spec.targets = {Sha256("image one")};
+  spec.case_id = "CASE-3";
+  spec.purpose = "court order\n  expires: never\x1b[8m";
+  spec.requester = "olivia";
+  spec.expires_unix = kNow + 3600;
+  auto req = f.store->CreateRequest(spec, kNow);
+  CHECK(req.status().code() == StatusCode::kInvalidArgument);
+  CHECK(req.status().message().find("control character") != std::string::npos);
+  // An approval entry added to a file by hand under such a name makes the file unreadable.
+  auto good = f.Request();
+  proto::SignedRestoreRequest file;
+  REQUIRE(file.ParseFromString(good.Serialize()));
+  auto* a = file.add_approvals();
+  a->set_approver("bob\r\x1b[2K");
+  a->set_signature(std::string(64, 'x'));
+  CHECK_FALSE(RestoreRequest::Parse(file.SerializeAsString()).ok());
+}
+
 TEST_CASE("a signature made for another request does not count") {
   Fixture f;
   auto req = f.Request();

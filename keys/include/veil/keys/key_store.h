@@ -132,7 +132,8 @@ class KeyStore {
   static StatusOr<std::unique_ptr<KeyStore>> Open(const std::string& dir, const Credential& credential,
                                                   Access access, const std::string& actor);
   // Replaces a damaged store file with its last-known-good backup, after the backup opens with the
-  // credential. Logged.
+  // credential. Logged. FailedPrecondition when the store file itself opens: recovery is for damage,
+  // never a way to undo the last change (a revocation, a policy, a disabled key).
   static Status RecoverFromBackup(const std::string& dir, const Credential& credential, const std::string& actor);
   // The audit log's public key from the store's clear header (no credential needed; the header is
   // authenticated only when the store is opened, so pin the key or use checkpoints for more).
@@ -177,7 +178,10 @@ class KeyStore {
   struct State;
   explicit KeyStore(std::unique_ptr<State> state);
   Status RequireWritable() const;
-  Status Save();
+  // Writes the next generation. The previous one becomes the backup, unless `keep_previous` is
+  // false (a destroyed key): then the backup is a copy of the new generation, so that no file of
+  // the store holds the destroyed material any more.
+  Status Save(bool keep_previous = true);
   Status Audit(AuditEvent event);
   // Logs a denial and returns `reason` as the status.
   Status Deny(const RestoreRequest& request, Status reason);
