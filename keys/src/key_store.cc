@@ -206,7 +206,8 @@ namespace {
 using internal::Decode;
 using internal::Loaded;
 
-StatusOr<internal::SealedFile> ReadStoreFile(const std::string& path) {
+// `bytes` (if given) receives the file's bytes: what was checked is what the caller writes on.
+StatusOr<internal::SealedFile> ReadStoreFile(const std::string& path, std::string* bytes_out = nullptr) {
   auto bytes = ReadFile(path, 64u << 20);
   if (!bytes.ok()) {
     if (bytes.status().code() == StatusCode::kNotFound) {
@@ -215,6 +216,7 @@ StatusOr<internal::SealedFile> ReadStoreFile(const std::string& path) {
     return bytes.status();
   }
   VEIL_ASSIGN_OR_RETURN(internal::SealedFile file, internal::ParseSealed(*bytes));
+  if (bytes_out) *bytes_out = std::move(*bytes);
   if (file.header.content() != proto::SealedHeader::CONTENT_KEY_STORE) {
     return InvalidArgumentError(path + " is a sealed Veil file but not a key store");
   }
@@ -335,7 +337,8 @@ Status KeyStore::RecoverFromBackup(const std::string& dir, const Credential& cre
     return FailedPreconditionError("the key store file opens: `veil keys recover` only replaces a damaged one");
   }
   const std::string bak = Join(dir, kBackupFile);
-  VEIL_ASSIGN_OR_RETURN(internal::SealedFile file, ReadStoreFile(bak));
+  std::string bytes;
+  VEIL_ASSIGN_OR_RETURN(internal::SealedFile file, ReadStoreFile(bak, &bytes));
   VEIL_ASSIGN_OR_RETURN(SecretBytes file_key, internal::DeriveFileKey(credential, file.header.kdf()));
   VEIL_ASSIGN_OR_RETURN(Loaded loaded, Decode(file, std::move(file_key)));
   auto writer = internal::AuditWriter::Open(Join(dir, kAuditFile), loaded.header.store_id(), loaded.log_secret);
@@ -345,7 +348,6 @@ Status KeyStore::RecoverFromBackup(const std::string& dir, const Credential& cre
                    std::to_string(loaded.header.generation()) + ")",
                "", 0};
   VEIL_RETURN_IF_ERROR((*writer)->Append(e));
-  VEIL_ASSIGN_OR_RETURN(std::string bytes, ReadFile(bak, 64u << 20));
   return WriteFileAtomic(Join(dir, kStoreFile), bytes, /*overwrite=*/true);
 }
 
