@@ -360,9 +360,11 @@ class PipelineImpl final : public Pipeline {
       }
     }
     VEIL_ASSIGN_OR_RETURN(keys::KeyHandle key, grant.Key(manifest.key_version));
-    // The scope, its id and the face records steer the keyed inverse: a sealed manifest is checked
-    // whole first (a sidecar or an embedded manifest alike).
-    if (!manifest.manifest_seal.empty()) VEIL_RETURN_IF_ERROR(internal::VerifyManifestSeal(manifest, key));
+    // The scope, its id and the face records steer the keyed inverse: the manifest is checked whole
+    // first (a sidecar or an embedded manifest alike). Every manifest of a synthesized face is
+    // sealed, so one without a seal had it taken away.
+    if (manifest.manifest_seal.empty()) return UnauthenticatedError("the manifest carries no seal");
+    VEIL_RETURN_IF_ERROR(internal::VerifyManifestSeal(manifest, key));
     VEIL_ASSIGN_OR_RETURN(std::vector<Face> found, detector_->Detect(decoded));
     std::vector<Face> faces;
     std::vector<std::string> scope_ids;

@@ -306,12 +306,43 @@ AuditWriter::~AuditWriter() {
 
 namespace {
 
-// `text` cut to at most `max` bytes, at a UTF-8 character boundary, saying how much was cut.
+// The length of the valid UTF-8 character at text[i], or 0 when there is none.
+size_t Utf8CharLength(const std::string& text, size_t i) {
+  const auto byte = [&](size_t k) { return static_cast<unsigned char>(text[k]); };
+  const unsigned char c = byte(i);
+  size_t n = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xe ? 3 : (c >> 3) == 0x1e ? 4 : 0;
+  if (n == 0 || i + n > text.size()) return 0;
+  for (size_t k = 1; k < n; ++k) {
+    if ((byte(i + k) & 0xc0) != 0x80) return 0;
+  }
+  // No overlong forms, surrogates or code points past U+10FFFF.
+  if (n == 2 && c < 0xc2) return 0;
+  if (n == 3 && ((c == 0xe0 && byte(i + 1) < 0xa0) || (c == 0xed && byte(i + 1) >= 0xa0))) return 0;
+  if (n == 4 && (c > 0xf4 || (c == 0xf0 && byte(i + 1) < 0x90) || (c == 0xf4 && byte(i + 1) >= 0x90))) return 0;
+  return n;
+}
+
+// `text` as a record holds it: valid UTF-8 (a protobuf string must be, or the log would not parse
+// again), each invalid byte and control character replaced by '?', cut to at most `max` bytes at a
+// character boundary with a note of how much was cut.
 std::string Bounded(const std::string& text, size_t max) {
-  if (text.size() <= max) return text;
-  size_t keep = max - 32;
-  while (keep > 0 && (static_cast<unsigned char>(text[keep]) & 0xc0) == 0x80) --keep;
-  return text.substr(0, keep) + "... [" + std::to_string(text.size() - keep) + " bytes cut]";
+  std::string clean;
+  clean.reserve(text.size());
+  for (size_t i = 0; i < text.size();) {
+    const size_t n = Utf8CharLength(text, i);
+    const unsigned char c = static_cast<unsigned char>(text[i]);
+    if (n == 0 || (n == 1 && (c < 0x20 || c == 0x7f))) {
+      clean += '?';
+      ++i;
+    } else {
+      clean.append(text, i, n);
+      i += n;
+    }
+  }
+  if (clean.size() <= max) return clean;
+  size_t keep = max - 32;  // room for the note (max >= 64: audit_writer.h)
+  while (keep > 0 && (static_cast<unsigned char>(clean[keep]) & 0xc0) == 0x80) --keep;
+  return clean.substr(0, keep) + "... [" + std::to_string(clean.size() - keep) + " bytes cut]";
 }
 
 }  // namespace

@@ -15,6 +15,7 @@ namespace veil::keys::internal {
 // every target digest (up to 4,096 x 32 bytes), so records are larger than their text allows.
 inline constexpr size_t kMaxAuditRecord = 256 * 1024;
 inline constexpr size_t kMaxAuditName = 256, kMaxAuditReason = 8 * 1024;
+static_assert(kMaxAuditName >= 64, "a cut text keeps room for its note");
 
 class AuditWriter {
  public:

@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cstring>
+#include <filesystem>
 #include <map>
 #include <optional>
 
@@ -223,6 +224,25 @@ StatusOr<internal::SealedFile> ReadStoreFile(const std::string& path, std::strin
   return file;
 }
 
+// Before a key is destroyed: removes every file of `dir` that may hold an older generation of the
+// store (the backup, and temporary files a crash left behind), and makes that durable, so that a
+// crash at any later point leaves the destroyed material in no file of the store.
+Status RemoveOlderGenerations(const std::string& dir) {
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
+    const std::string name = entry.path().filename().string();
+    const bool temporary = name.rfind(std::string(KeyStore::kStoreFile) + ".tmp.", 0) == 0 ||
+                           name.rfind(std::string(KeyStore::kBackupFile) + ".tmp", 0) == 0;
+    if (name == KeyStore::kBackupFile || temporary) {
+      if (::unlink(entry.path().c_str()) != 0 && errno != ENOENT) {
+        return IoError("cannot remove " + name + " before destroying a key: " + std::strerror(errno));
+      }
+    }
+  }
+  if (ec) return IoError("cannot list the key store folder: " + ec.message());
+  return FsyncDir(dir);
+}
+
 // Opens the store file, telling a wrong credential from a damaged file with the help of the backup.
 StatusOr<Loaded> LoadStore(const std::string& dir, const Credential& credential) {
   const std::string path = Join(dir, KeyStore::kStoreFile);
@@ -343,9 +363,14 @@ Status KeyStore::RecoverFromBackup(const std::string& dir, const Credential& cre
   VEIL_ASSIGN_OR_RETURN(Loaded loaded, Decode(file, std::move(file_key)));
   auto writer = internal::AuditWriter::Open(Join(dir, kAuditFile), loaded.header.store_id(), loaded.log_secret);
   if (!writer.ok()) return writer.status();
+  // What the recovery undoes is on record: the changes logged after the backup was saved.
+  const uint64_t saved_at = loaded.body.audit_records(), now_at = (*writer)->record_count();
   AuditEvent e{actor, AuditAction::kLogRecovered, kStoreFile, {}, AuditOutcome::kSuccess,
                "key store file replaced by its last-known-good backup (generation " +
-                   std::to_string(loaded.header.generation()) + ")",
+                   std::to_string(loaded.header.generation()) + ")" +
+                   (saved_at > 0 ? "; changes logged after record " + std::to_string(saved_at) + " of " +
+                                       std::to_string(now_at) + " are undone"
+                                 : ""),
                "", 0};
   VEIL_RETURN_IF_ERROR((*writer)->Append(e));
   return WriteFileAtomic(Join(dir, kStoreFile), bytes, /*overwrite=*/true);
@@ -397,6 +422,7 @@ Status KeyStore::Save(bool keep_previous) {
 
   const std::string path = Join(s.dir, kStoreFile);
   Status st;
+  if (!keep_previous) st = RemoveOlderGenerations(s.dir);
   if (keep_previous && PathExists(path)) {
     // Keep the previous version as the last-known-good backup (a hard link: atomic, no copy).
     const std::string bak_tmp = Join(s.dir, kBackupFile) + ".tmp";
@@ -412,7 +438,8 @@ Status KeyStore::Save(bool keep_previous) {
     if (s.last_logged && s.audit) {
       AuditEvent undone = *s.last_logged;
       undone.outcome = AuditOutcome::kFailed;
-      undone.reason = "not saved (" + st.message() + "); the store is as it was";
+      undone.reason = "save failed (" + st.message() + "); reopen the store to see whether the change holds" +
+                      (undone.reason.empty() ? "" : ": " + undone.reason);
       (void)s.audit->Append(undone);
     }
     return st.WithContext("saving the key store");
@@ -424,8 +451,7 @@ Status KeyStore::Save(bool keep_previous) {
     st = WriteFileAtomic(Join(s.dir, kBackupFile), bytes, /*overwrite=*/true);
     if (!st.ok()) {
       s.broken = true;
-      return st.WithContext(std::string("the change is saved, but the backup ") + kBackupFile +
-                            " still holds the previous generation (delete it)");
+      return st.WithContext(std::string("the change is saved, but the store has no backup ") + kBackupFile);
     }
   }
   return Status::Ok();

@@ -96,7 +96,7 @@ TEST_CASE("synthesized faces restore exactly from their payloads, and approximat
   CHECK(approx->faces_restored >= 1);  // the pseudonyms are found again as faces
 }
 
-TEST_CASE("approximate restore refuses a manifest whose scope was altered") {
+TEST_CASE("approximate restore refuses a manifest whose scope was altered, sealed or not") {
   Store s('t');
   auto pipeline = Synthesizing();
   auto out = pipeline->AnonymizeImage(testing::DemoImage("sample1.jpg"), s.Key(), ".png");
@@ -105,6 +105,11 @@ TEST_CASE("approximate restore refuses a manifest whose scope was altered") {
   Manifest altered = out->manifest;
   altered.scope_id[0] = altered.scope_id[0] == 'a' ? 'b' : 'a';
   auto approx = pipeline->RestoreApproximate(Decode(out->image_bytes), altered, s.Grant(out->image_bytes));
+  REQUIRE_FALSE(approx.ok());
+  CHECK(approx.status().code() == StatusCode::kUnauthenticated);
+  // Nor may the seal be taken away with it.
+  altered.manifest_seal.clear();
+  approx = pipeline->RestoreApproximate(Decode(out->image_bytes), altered, s.Grant(out->image_bytes));
   REQUIRE_FALSE(approx.ok());
   CHECK(approx.status().code() == StatusCode::kUnauthenticated);
 }

@@ -154,8 +154,13 @@ TEST_CASE("a destroyed key does not come back from the store's backup") {
   {
     auto store = MakeStore(dir.path());
     REQUIRE(store->Rotate("default").ok());
+    // What a crash in the middle of an earlier save leaves behind holds older generations too.
+    veil::testing::Spit(dir / (std::string(KeyStore::kStoreFile) + ".tmp.123.456"), "an older generation");
+    veil::testing::Spit(dir / (std::string(KeyStore::kBackupFile) + ".tmp"), "an older generation");
     REQUIRE(store->SetKeyStatus("default", 1, KeyStatus::kDestroyed).ok());
   }
+  CHECK_FALSE(std::filesystem::exists(dir / (std::string(KeyStore::kStoreFile) + ".tmp.123.456")));
+  CHECK_FALSE(std::filesystem::exists(dir / (std::string(KeyStore::kBackupFile) + ".tmp")));
   // Whoever replaces the store file with its backup finds the key destroyed there too.
   CHECK(veil::testing::Slurp(dir / KeyStore::kBackupFile) == veil::testing::Slurp(dir / KeyStore::kStoreFile));
   std::string bytes = veil::testing::Slurp(dir / KeyStore::kStoreFile);
@@ -197,7 +202,7 @@ TEST_CASE("a change that cannot be saved is logged as failed after its record, a
   CHECK(logged.outcome == AuditOutcome::kSuccess);
   CHECK(failed.action == AuditAction::kKeyDisabled);
   CHECK(failed.outcome == AuditOutcome::kFailed);
-  CHECK(failed.reason.find("not saved") == 0);
+  CHECK(failed.reason.find("save failed") == 0);
   std::filesystem::remove(dir / (std::string(KeyStore::kBackupFile) + ".tmp"));
   auto store = OpenRw(dir.path());
   CHECK(store->Info().keyrings[0].versions[0].status == KeyStatus::kEnabled);
@@ -219,6 +224,19 @@ TEST_CASE("an audit log cut back to before the store's last change refuses the s
   auto opened = KeyStore::Open(dir.path(), TestKey(), KeyStore::Access::kReadWrite, "x");
   CHECK(opened.status().code() == StatusCode::kDataLoss);
   CHECK(opened.status().message().find("cut short") != std::string::npos);
+}
+
+TEST_CASE("an actor name that is not valid UTF-8 or holds control characters is logged cleaned, and the log stays readable") {
+  TempDir dir;
+  { MakeStore(dir.path()); }
+  {
+    auto store = KeyStore::Open(dir.path(), TestKey(), KeyStore::Access::kReadWrite, "mal\xff\xc0\x80lory\n\x1b[2K");
+    REQUIRE(store.ok());
+    REQUIRE((*store)->Rotate("default").ok());
+  }
+  std::vector<AuditEntry> entries;
+  REQUIRE(VerifyAuditLog(dir / KeyStore::kAuditFile, {}, &entries).ok());
+  CHECK(entries.back().event.actor == "mal???lory??[2K");
 }
 
 TEST_CASE("keyring and principal names are validated") {
