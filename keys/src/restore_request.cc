@@ -17,10 +17,17 @@ constexpr size_t kMaxApprovals = 64;
 Status CheckText(const std::string& field, const std::string& value, bool required) {
   if (required && value.empty()) return InvalidArgumentError("restore request needs a " + field);
   if (value.size() > kMaxText) return InvalidArgumentError("restore request " + field + " is too long");
-  // Shown to approvers and auditors as it is: no line breaks or escape sequences that could fake or
-  // hide the fields that follow it.
-  for (unsigned char c : value) {
-    if (c < 0x20 || c == 0x7f) return InvalidArgumentError("restore request " + field + " holds a control character");
+  // Shown to approvers and auditors as it is: no line breaks, escape sequences (C0, DEL, C1) or
+  // bidirectional overrides that could fake, reorder or hide the fields that follow it.
+  for (size_t i = 0; i < value.size(); ++i) {
+    const auto at = [&](size_t k) { return k < value.size() ? static_cast<unsigned char>(value[k]) : 0; };
+    const unsigned char c = at(i);
+    const bool c1 = c == 0xc2 && at(i + 1) >= 0x80 && at(i + 1) <= 0x9f;
+    const bool bidi = c == 0xe2 && ((at(i + 1) == 0x80 && at(i + 2) >= 0xaa && at(i + 2) <= 0xae) ||
+                                    (at(i + 1) == 0x81 && at(i + 2) >= 0xa6 && at(i + 2) <= 0xa9));
+    if (c < 0x20 || c == 0x7f || c1 || bidi) {
+      return InvalidArgumentError("restore request " + field + " holds a control character");
+    }
   }
   return Status::Ok();
 }

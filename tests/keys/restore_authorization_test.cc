@@ -174,6 +174,10 @@ TEST_CASE("request fields with control characters are refused") {
   auto req = f.store->CreateRequest(spec, kNow);
   CHECK(req.status().code() == StatusCode::kInvalidArgument);
   CHECK(req.status().message().find("control character") != std::string::npos);
+  spec.purpose = "court order \u202e321";  // a right-to-left override
+  CHECK(f.store->CreateRequest(spec, kNow).status().code() == StatusCode::kInvalidArgument);
+  spec.purpose = "court order \u00e9t\u00e9 \u65e5";  // other text is fine
+  CHECK(f.store->CreateRequest(spec, kNow).ok());
   // An approval entry added to a file by hand under such a name makes the file unreadable.
   auto good = f.Request();
   proto::SignedRestoreRequest file;
