@@ -608,7 +608,8 @@ int Eval(int argc, char** argv) {
       {"landmark_shift_px", {{"anonymized_vs_original", landmark_shift.Summary(5.0, false)},
                              {"reconstruction_vs_original", landmark_shift_rec.Summary(5.0, false)}}},
       {"still_detected", {{"detector", "face-api SSD MobileNet v1, score >= 0.5, IoU > 0.5 with the original box"},
-                          {"faces", found.v.size()}, {"fraction", mean(found.v)}}},
+                          {"faces", found.v.size()},
+                          {"fraction", found.v.empty() ? nlohmann::json() : nlohmann::json(mean(found.v))}}},  // photos only
       {"pseudonym_nearest_real", nearest_real.Summary(0.6, true)},
       {"real_nearest_real", real_nn.Summary(0.6, true)},
       {"reconstruction", {{"psnr_db_mean", mean(psnr)}, {"ssim_mean", mean(ssim)}}},
