@@ -442,7 +442,8 @@ TEST_CASE("every synthesized face of every demo photo but at most one is still f
 // (random keys), read where the detector finds the face in the written photo (harsher than `veil
 // eval`'s aligned crops). With the identity check (faces it cannot move are pixelated, and count as
 // failures here): step 20,773 met the bar in 1 run of 3; step 24,573 pixelated 2 and 3 faces in two;
-// step 34,837 pixelated 2 in each of three runs (sample2.jpg faces 1 and 2), the other 20 passed.
+// step 34,837 pixelated 2 in each of three runs (sample2.jpg faces 1 and 2), the other 20 passed;
+// step 36,515 the same in one run.
 TEST_CASE("every face of every demo photo becomes another person (distance > 0.6) and is still found as a face" *
           doctest::skip()) {
   const auto faces = SynthesizeDemoPhotos();
