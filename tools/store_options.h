@@ -41,7 +41,7 @@ std::string StorePayloadFolder(const StoreOptions& options);
 std::string StoreVideoPayloadName(const std::string& manifest_id);
 std::string StoreVideoPayloadPath(const StoreOptions& options, const std::string& manifest_id);
 
-// Opens the store named by the options.
+// Opens the store named by the options; prints what the open found and logged (warnings).
 StatusOr<std::unique_ptr<keys::KeyStore>> OpenStore(const StoreOptions& options, keys::KeyStore::Access access);
 
 }  // namespace veil::cli

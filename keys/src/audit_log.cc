@@ -72,7 +72,9 @@ struct Scan {
   Status error;                    // first verification failure (other than a torn tail)
 };
 
-Scan ScanLog(std::string_view bytes, std::string_view expected_pk, std::vector<AuditEntry>* entries) {
+// Verifies the whole log; `entries`, when given, receives the records from sequence `entries_from` on.
+Scan ScanLog(std::string_view bytes, std::string_view expected_pk, std::vector<AuditEntry>* entries,
+             uint64_t entries_from = 0) {
   EnsureSodium();
   Scan s;
   if (bytes.size() < kMagic.size() + 4 || bytes.substr(0, kMagic.size()) != kMagic) {
@@ -145,7 +147,7 @@ Scan ScanLog(std::string_view bytes, std::string_view expected_pk, std::vector<A
       s.error = DataLossError("audit record " + std::to_string(seq) + " has an invalid signature");
       return s;
     }
-    if (entries) entries->push_back(ToEntry(record, hash));
+    if (entries && seq >= entries_from) entries->push_back(ToEntry(record, hash));
     s.chain.push_back(hash);
     pos += 4 + len;
     s.valid_end = pos;
@@ -263,11 +265,12 @@ Status AuditWriter::Create(const std::string& path, const std::string& store_id,
 }
 
 StatusOr<std::unique_ptr<AuditWriter>> AuditWriter::Open(const std::string& path, const std::string& store_id,
-                                                         const SecretBytes& signing_key) {
+                                                         const SecretBytes& signing_key, uint64_t recent_from,
+                                                         std::vector<AuditEntry>* recent) {
   VEIL_ASSIGN_OR_RETURN(std::string bytes, ReadFile(path, 1u << 30));
   std::string pk(crypto_sign_PUBLICKEYBYTES, '\0');
   crypto_sign_ed25519_sk_to_pk(reinterpret_cast<unsigned char*>(pk.data()), signing_key.data(SecretAccess::Get()));
-  Scan s = ScanLog(bytes, pk, nullptr);
+  Scan s = ScanLog(bytes, pk, recent, recent_from);
   if (!s.error.ok()) return s.error.WithContext("audit log " + path + " failed verification; refusing to append");
   if (s.header.store_id() != store_id) return DataLossError("audit log " + path + " belongs to another key store");
 

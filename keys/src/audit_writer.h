@@ -3,6 +3,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "veil/keys/audit_log.h"
 #include "veil/keys/secret.h"
@@ -24,9 +25,11 @@ class AuditWriter {
 
   // Opens the log for appending after verifying it completely. An unfinished record at the end
   // (a crash during an append) is moved aside to "<path>.torn-<time>" and a kLogRecovered record
-  // says so; anything else that fails verification refuses the open (fail closed).
+  // says so; anything else that fails verification refuses the open (fail closed). `recent`, when
+  // given, receives the verified records from sequence `recent_from` on (not the one Open adds).
   static StatusOr<std::unique_ptr<AuditWriter>> Open(const std::string& path, const std::string& store_id,
-                                                     const SecretBytes& signing_key);
+                                                     const SecretBytes& signing_key, uint64_t recent_from = 0,
+                                                     std::vector<AuditEntry>* recent = nullptr);
   ~AuditWriter();
 
   // Appends one record and makes it durable (fdatasync) before returning. On failure the file is

@@ -16,6 +16,7 @@
 #include "audit_writer.h"
 #include "sealed_file.h"
 #include "store_codec.h"
+#include "store_history.h"
 #include "veil/keys/fs.h"
 #include "veil/proto/keystore.pb.h"
 
@@ -148,6 +149,7 @@ struct KeyStore::State {
   std::unique_ptr<internal::AuditWriter> audit;
   std::optional<AuditEvent> last_logged;  // the change Save() makes durable follows its record
   bool broken = false;
+  std::vector<std::string> notices;  // what Open found and logged
 
   proto::Keyring* FindKeyring(const std::string& name) {
     for (auto& k : *body.mutable_keyrings()) {
@@ -339,15 +341,42 @@ StatusOr<std::unique_ptr<KeyStore>> KeyStore::Open(const std::string& dir, const
   st->log_secret = std::move(loaded.log_secret);
   st->file_key = std::move(loaded.file_key);
   if (access == Access::kReadWrite) {
-    VEIL_ASSIGN_OR_RETURN(st->audit,
-                          internal::AuditWriter::Open(Join(dir, kAuditFile), st->header.store_id(), st->log_secret));
-    if (st->audit->record_count() < st->body.audit_records()) {
+    const uint64_t saved_at = st->body.audit_records();  // 0: a store from before the field
+    std::vector<AuditEntry> since_save;
+    VEIL_ASSIGN_OR_RETURN(st->audit, internal::AuditWriter::Open(Join(dir, kAuditFile), st->header.store_id(),
+                                                                 st->log_secret, saved_at, &since_save));
+    if (st->audit->record_count() < saved_at) {
       return DataLossError("the audit log holds " + std::to_string(st->audit->record_count()) +
-                           " records, but the key store was saved after record " +
-                           std::to_string(st->body.audit_records()) + ": the log was cut short");
+                           " records, but the key store was saved after record " + std::to_string(saved_at) +
+                           ": the log was cut short");
     }
+    if (saved_at > 0) VEIL_RETURN_IF_ERROR(CheckStoreHoldsItsChanges(*st, since_save));
   }
   return std::unique_ptr<KeyStore>(new KeyStore(std::move(st)));
+}
+
+// The store file must hold every change its log records as done. A change is logged before it is
+// saved, so a crash can leave the last one out: that is logged as failed and reported. More than
+// one missing change means an older store file was put back (undoing revocations, policies, ...).
+Status KeyStore::CheckStoreHoldsItsChanges(State& st, const std::vector<AuditEntry>& since_save) {
+  const std::vector<AuditEntry> missing = internal::UnsavedChanges(since_save, kStoreFile);
+  if (missing.empty()) return Status::Ok();
+  const std::string where = "the key store file (generation " + std::to_string(st.header.generation()) +
+                            ", saved after record " + std::to_string(st.body.audit_records()) + ")";
+  if (missing.size() > 1) {
+    std::string list;
+    for (const AuditEntry& e : missing) list += (list.empty() ? "" : ", ") + internal::DescribeChange(e);
+    return DataLossError(where + " lacks " + std::to_string(missing.size()) + " changes that the audit log records: " +
+                         list + "; an older store file was put back: put the newest keystore.veil back");
+  }
+  AuditEvent undone = missing.front().event;
+  undone.actor = "veil";
+  undone.outcome = AuditOutcome::kFailed;
+  undone.reason = "not in " + where + ": its save was interrupted, or the store file was replaced by the one before it";
+  VEIL_RETURN_IF_ERROR(st.audit->Append(undone));
+  st.notices.push_back("the change logged as " + internal::DescribeChange(missing.front()) + " is not in " + where +
+                       ": its save was interrupted, or the file was replaced by the one before it; logged as failed");
+  return Status::Ok();
 }
 
 Status KeyStore::RecoverFromBackup(const std::string& dir, const Credential& credential, const std::string& actor) {
@@ -462,6 +491,7 @@ Status KeyStore::Save(bool keep_previous) {
 std::string KeyStore::store_id() const { return state_->header.store_id(); }
 std::string KeyStore::log_public_key() const { return state_->header.log_public_key(); }
 std::string KeyStore::audit_path() const { return Join(state_->dir, kAuditFile); }
+const std::vector<std::string>& KeyStore::notices() const { return state_->notices; }
 
 KeyStoreInfo KeyStore::Info() const {
   const State& s = *state_;

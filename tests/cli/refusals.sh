@@ -50,6 +50,26 @@ expect 0 "$VEIL" keys list
 expect 8 "$VEIL" keys recover
 contains "only replaces a damaged one" "$ERR"
 
+# An older store file put back: one change behind is logged as failed and warned about (an
+# interrupted save looks the same); two or more behind refuse every change (6).
+cp store/keystore.veil ks.old
+expect 0 "$VEIL" keys rotate
+cp ks.old store/keystore.veil
+expect 0 "$VEIL" keys rotate
+contains "warning: the change logged as record" "$ERR"
+expect 0 "$VEIL" keys rotate
+[ -z "$ERR" ] || { echo "FAIL: the interrupted change was reported twice: $ERR"; FAILED=$((FAILED + 1)); }
+cp store/keystore.veil ks.old
+expect 0 "$VEIL" keys rotate
+expect 0 "$VEIL" keys rotate
+cp store/keystore.veil ks.new
+cp ks.old store/keystore.veil
+expect 6 "$VEIL" keys rotate
+contains "an older store file was put back" "$ERR"
+expect 0 "$VEIL" keys list                     # read-only: shows what the old file holds
+cp ks.new store/keystore.veil
+expect 0 "$VEIL" keys rotate
+
 # Malformed requests and expired ones.
 echo "garbage" > bad.veilreq
 expect 6 "$VEIL" request show bad.veilreq

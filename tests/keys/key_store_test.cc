@@ -226,6 +226,56 @@ TEST_CASE("an audit log cut back to before the store's last change refuses the s
   CHECK(opened.status().message().find("cut short") != std::string::npos);
 }
 
+TEST_CASE("a store file put back from before its last change opens with that change logged as failed and reported") {
+  TempDir dir;
+  std::string before_revocation;
+  {
+    auto store = MakeStore(dir.path());
+    REQUIRE(store->AddPrincipal("bob", Role::kApprover, PrincipalKey::Generate("bob").public_key()).ok());
+    before_revocation = veil::testing::Slurp(dir / KeyStore::kStoreFile);
+    REQUIRE(store->RevokePrincipal("bob").ok());
+    REQUIRE(store->Log(AuditAction::kRestorePerformed, AuditOutcome::kSuccess, "photo.png", "").ok());
+  }
+  // What a crash between the revocation's record and its save leaves (or a one-step rollback).
+  veil::testing::Spit(dir / KeyStore::kStoreFile, before_revocation);
+  {
+    auto store = OpenRw(dir.path());
+    CHECK_FALSE(store->Info().principals[0].revoked);
+    REQUIRE(store->notices().size() == 1);
+    CHECK(store->notices()[0].find("principal-revoked bob") != std::string::npos);
+    std::vector<AuditEntry> entries;
+    REQUIRE(VerifyAuditLog(dir / KeyStore::kAuditFile, {}, &entries).ok());
+    CHECK(entries.back().event.action == AuditAction::kPrincipalRevoked);
+    CHECK(entries.back().event.outcome == AuditOutcome::kFailed);
+    CHECK(entries.back().event.reason.find("interrupted") != std::string::npos);
+  }
+  // Logged once: the next open finds the change accounted for.
+  auto again = OpenRw(dir.path());
+  CHECK(again->notices().empty());
+  CHECK(again->RevokePrincipal("bob").ok());
+}
+
+TEST_CASE("a store file older than two of its logged changes refuses to open for changes") {
+  TempDir dir;
+  std::string old_file;
+  {
+    auto store = MakeStore(dir.path());
+    old_file = veil::testing::Slurp(dir / KeyStore::kStoreFile);
+    REQUIRE(store->AddPrincipal("bob", Role::kApprover, PrincipalKey::Generate("bob").public_key()).ok());
+    REQUIRE(store->SetKeyStatus("default", 1, KeyStatus::kDisabled).ok());
+  }
+  const uintmax_t log_size = std::filesystem::file_size(dir / KeyStore::kAuditFile);
+  veil::testing::Spit(dir / KeyStore::kStoreFile, old_file);
+  auto opened = KeyStore::Open(dir.path(), TestKey(), KeyStore::Access::kReadWrite, "x");
+  REQUIRE(opened.status().code() == StatusCode::kDataLoss);
+  CHECK(opened.status().message().find("principal-added bob") != std::string::npos);
+  CHECK(opened.status().message().find("key-disabled default v1") != std::string::npos);
+  CHECK(opened.status().message().find("older store file was put back") != std::string::npos);
+  CHECK(std::filesystem::file_size(dir / KeyStore::kAuditFile) == log_size);  // refused before any record
+  // Read-only opens still show what the file holds, for the investigation.
+  CHECK(KeyStore::Open(dir.path(), TestKey(), KeyStore::Access::kReadOnly, "x").ok());
+}
+
 TEST_CASE("an actor name that is not valid UTF-8 or holds control characters is logged cleaned, and the log stays readable") {
   TempDir dir;
   { MakeStore(dir.path()); }
@@ -336,8 +386,9 @@ TEST_CASE("a damaged store file is reported as such and recovered from its backu
   CHECK(damaged.status().message().find("veil keys recover") != std::string::npos);
   REQUIRE(KeyStore::RecoverFromBackup(dir.path(), TestKey(), "admin").ok());
   auto store = OpenRw(dir.path());
-  // The backup is the last-known-good state before the rotation.
+  // The backup is the last-known-good state before the rotation; the recovery record says so.
   CHECK(store->Info().keyrings[0].versions.size() == 1);
+  CHECK(store->notices().empty());
   std::vector<AuditEntry> entries;
   REQUIRE(VerifyAuditLog(dir / KeyStore::kAuditFile, {}, &entries).ok());
   CHECK(entries.back().event.action == AuditAction::kLogRecovered);

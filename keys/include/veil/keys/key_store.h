@@ -144,6 +144,9 @@ class KeyStore {
   std::string store_id() const;        // raw 16 bytes
   std::string log_public_key() const;  // raw 32 bytes
   std::string audit_path() const;
+  // What a read-write open found and logged, one line each, for the operator: a change the audit
+  // log records that the store file lacks (an interrupted save, or the file before it put back).
+  const std::vector<std::string>& notices() const;
 
   // Key lifecycle (need kReadWrite).
   Status CreateKeyring(const std::string& name, uint32_t required_approvals);
@@ -185,6 +188,8 @@ class KeyStore {
   Status Audit(AuditEvent event);
   // Logs a denial and returns `reason` as the status.
   Status Deny(const RestoreRequest& request, Status reason);
+  // Refuses a store file older than its audit log (see key_store.cc); logs an interrupted save.
+  static Status CheckStoreHoldsItsChanges(State& state, const std::vector<AuditEntry>& since_save);
   std::unique_ptr<State> state_;
 };
 
