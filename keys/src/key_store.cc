@@ -356,25 +356,25 @@ StatusOr<std::unique_ptr<KeyStore>> KeyStore::Open(const std::string& dir, const
 }
 
 // The store file must hold every change its log records as done. A change is logged before it is
-// saved, so a crash can leave the last one out: that is logged as failed and reported. More than
-// one missing change means an older store file was put back (undoing revocations, policies, ...).
+// saved, so a crash can leave the last one out: that is logged as failed and reported. Anything
+// else missing (two changes, or one followed by later ones) means an older store file was put back.
 Status KeyStore::CheckStoreHoldsItsChanges(State& st, const std::vector<AuditEntry>& since_save) {
-  const std::vector<AuditEntry> missing = internal::UnsavedChanges(since_save, kStoreFile);
-  if (missing.empty()) return Status::Ok();
+  const internal::UnsavedChanges unsaved = internal::FindUnsavedChanges(since_save);
+  if (unsaved.missing.empty()) return Status::Ok();
   const std::string where = "the key store file (generation " + std::to_string(st.header.generation()) +
                             ", saved after record " + std::to_string(st.body.audit_records()) + ")";
-  if (missing.size() > 1) {
-    std::string list;
-    for (const AuditEntry& e : missing) list += (list.empty() ? "" : ", ") + internal::DescribeChange(e);
-    return DataLossError(where + " lacks " + std::to_string(missing.size()) + " changes that the audit log records: " +
-                         list + "; an older store file was put back: put the newest keystore.veil back");
+  if (unsaved.missing.size() > 1 || !unsaved.trailing) {
+    return DataLossError(where + " lacks " + std::to_string(unsaved.missing.size()) +
+                         (unsaved.missing.size() > 1 ? " changes" : " change") + " that the audit log records: " +
+                         internal::DescribeChanges(unsaved.missing) +
+                         "; an older store file was put back: put the newest keystore.veil back");
   }
-  AuditEvent undone = missing.front().event;
+  AuditEvent undone = unsaved.missing.front().event;
   undone.actor = "veil";
   undone.outcome = AuditOutcome::kFailed;
   undone.reason = "not in " + where + ": its save was interrupted, or the store file was replaced by the one before it";
   VEIL_RETURN_IF_ERROR(st.audit->Append(undone));
-  st.notices.push_back("the change logged as " + internal::DescribeChange(missing.front()) + " is not in " + where +
+  st.notices.push_back("the change logged as " + internal::DescribeChanges(unsaved.missing) + " is not in " + where +
                        ": its save was interrupted, or the file was replaced by the one before it; logged as failed");
   return Status::Ok();
 }
@@ -390,18 +390,34 @@ Status KeyStore::RecoverFromBackup(const std::string& dir, const Credential& cre
   VEIL_ASSIGN_OR_RETURN(internal::SealedFile file, ReadStoreFile(bak, &bytes));
   VEIL_ASSIGN_OR_RETURN(SecretBytes file_key, internal::DeriveFileKey(credential, file.header.kdf()));
   VEIL_ASSIGN_OR_RETURN(Loaded loaded, Decode(file, std::move(file_key)));
-  auto writer = internal::AuditWriter::Open(Join(dir, kAuditFile), loaded.header.store_id(), loaded.log_secret);
+  const uint64_t saved_at = loaded.body.audit_records();  // 0: a backup from before the field
+  std::vector<AuditEntry> since_save;
+  auto writer = internal::AuditWriter::Open(Join(dir, kAuditFile), loaded.header.store_id(), loaded.log_secret,
+                                            saved_at, &since_save);
   if (!writer.ok()) return writer.status();
-  // What the recovery undoes is on record: the changes logged after the backup was saved.
-  const uint64_t saved_at = loaded.body.audit_records(), now_at = (*writer)->record_count();
+  // The backup is the generation before the damaged one: it may lack that generation's change (and
+  // nothing else the log records as done). An older file in its place would undo more: refused.
+  const std::vector<AuditEntry> missing =
+      saved_at > 0 ? internal::FindUnsavedChanges(since_save).missing : std::vector<AuditEntry>{};
+  if (missing.size() > 1) {
+    return DataLossError("the backup " + std::string(kBackupFile) + " (generation " +
+                         std::to_string(loaded.header.generation()) + ") lacks " + std::to_string(missing.size()) +
+                         " changes that the audit log records: " + internal::DescribeChanges(missing) +
+                         "; it is older than the generation before the store file's: put the newest keystore.veil back");
+  }
   AuditEvent e{actor, AuditAction::kLogRecovered, kStoreFile, {}, AuditOutcome::kSuccess,
                "key store file replaced by its last-known-good backup (generation " +
                    std::to_string(loaded.header.generation()) + ")" +
-                   (saved_at > 0 ? "; changes logged after record " + std::to_string(saved_at) + " of " +
-                                       std::to_string(now_at) + " are undone"
-                                 : ""),
+                   (missing.empty() ? "" : "; it lacks " + internal::DescribeChanges(missing) + ", undone"),
                "", 0};
   VEIL_RETURN_IF_ERROR((*writer)->Append(e));
+  for (const AuditEntry& change : missing) {  // the undone change, accounted for by a record of its own
+    AuditEvent undone = change.event;
+    undone.actor = actor;
+    undone.outcome = AuditOutcome::kFailed;
+    undone.reason = "undone: the key store file was recovered from its backup, which lacks it";
+    VEIL_RETURN_IF_ERROR((*writer)->Append(undone));
+  }
   return WriteFileAtomic(Join(dir, kStoreFile), bytes, /*overwrite=*/true);
 }
 
@@ -765,6 +781,11 @@ StatusOr<RestoreGrant> KeyStore::AuthorizeRestore(const RestoreRequest& request,
 
 Status KeyStore::Log(AuditAction action, AuditOutcome outcome, const std::string& target, const std::string& reason,
                      const std::vector<std::string>& digests, const std::string& keyring, uint32_t version) {
+  // Changes to the store and recoveries are what the log holds the store file to: only the store
+  // records them.
+  if (internal::ChangesStore(action) || action == AuditAction::kLogRecovered || action == AuditAction::kStoreCreated) {
+    return InvalidArgumentError(std::string("'") + AuditActionName(action) + "' is recorded by the key store itself");
+  }
   return Audit({"", action, target, digests, outcome, reason, keyring, version});
 }
 

@@ -1,5 +1,7 @@
 #include "store_history.h"
 
+#include <iterator>
+
 namespace veil::keys::internal {
 
 bool ChangesStore(AuditAction action) {
@@ -26,34 +28,47 @@ bool SameChange(const AuditEvent& a, const AuditEvent& b) {
 
 }  // namespace
 
-std::vector<AuditEntry> UnsavedChanges(const std::vector<AuditEntry>& since_save, const std::string& store_file) {
-  std::vector<AuditEntry> pending;
+UnsavedChanges FindUnsavedChanges(const std::vector<AuditEntry>& since_save) {
+  struct Change {
+    const AuditEntry* entry;
+    bool accounted;
+  };
+  std::vector<Change> changes;  // every successful change, in log order
   for (const AuditEntry& entry : since_save) {
     const AuditEvent& e = entry.event;
-    if (e.action == AuditAction::kLogRecovered && e.target == store_file) {
-      pending.clear();  // the store file was replaced by its backup; that record names what it undid
-      continue;
-    }
     if (!ChangesStore(e.action)) continue;
     if (e.outcome == AuditOutcome::kSuccess) {
-      pending.push_back(entry);
-    } else if (e.outcome == AuditOutcome::kFailed) {
-      for (auto it = pending.rbegin(); it != pending.rend(); ++it) {
-        if (SameChange(it->event, e)) {
-          pending.erase(std::next(it).base());
+      changes.push_back({&entry, false});
+    } else if (e.outcome == AuditOutcome::kFailed) {  // accounts for the latest such change not yet accounted for
+      for (auto it = changes.rbegin(); it != changes.rend(); ++it) {
+        if (!it->accounted && SameChange(it->entry->event, e)) {
+          it->accounted = true;
           break;
         }
       }
     }
   }
-  return pending;
+  UnsavedChanges out;
+  for (const Change& c : changes) {
+    if (!c.accounted) {
+      out.missing.push_back(*c.entry);
+    } else if (!out.missing.empty()) {
+      out.trailing = false;  // an accounted change after an unaccounted one: not a crash's trace
+    }
+  }
+  return out;
 }
 
-std::string DescribeChange(const AuditEntry& entry) {
-  std::string text = "record " + std::to_string(entry.sequence) + " (" + AuditActionName(entry.event.action);
-  if (!entry.event.target.empty()) text += " " + entry.event.target;
-  if (entry.event.key_version != 0) text += " v" + std::to_string(entry.event.key_version);
-  return text + ")";
+std::string DescribeChanges(const std::vector<AuditEntry>& entries) {
+  std::string text;
+  for (const AuditEntry& entry : entries) {
+    if (!text.empty()) text += ", ";
+    text += "record " + std::to_string(entry.sequence) + " (" + AuditActionName(entry.event.action);
+    if (!entry.event.target.empty()) text += " " + entry.event.target;
+    if (entry.event.key_version != 0) text += " v" + std::to_string(entry.event.key_version);
+    text += ")";
+  }
+  return text;
 }
 
 }  // namespace veil::keys::internal

@@ -1,5 +1,5 @@
 // What the audit log says about the key store file: the changes logged after the file's last save
-// that the file does not hold (internal; used by KeyStore::Open).
+// that the file does not hold (internal; used by KeyStore::Open and RecoverFromBackup).
 #pragma once
 
 #include <string>
@@ -12,14 +12,19 @@ namespace veil::keys::internal {
 // True for the actions that change the key store file (each is logged, then saved).
 bool ChangesStore(AuditAction action);
 
-// The successful changes among `since_save` (the log's records after the store file's last save,
-// in order) that no later record accounts for: a "failed" record of the same change (a save that
-// failed, or an earlier open that found it missing) or a recovery of the store file from its
-// backup (which names what it undoes). A change is logged before its save, so one such change is
-// an interrupted save (or the file put back one generation); more mean an older file was put back.
-std::vector<AuditEntry> UnsavedChanges(const std::vector<AuditEntry>& since_save, const std::string& store_file);
+struct UnsavedChanges {
+  // The successful changes among the records after a store file's last save that no later "failed"
+  // record of the same change accounts for (a save that failed, an interrupted save found by an
+  // open, a change undone by a recovery from the backup), in log order.
+  std::vector<AuditEntry> missing;
+  // True when no change that the file holds or that is accounted for was logged after the first
+  // missing one: what a crash leaves (a change is logged, then saved, and the next open accounts
+  // for an unsaved one before anything else can change). False means an older file was put back.
+  bool trailing = true;
+};
+UnsavedChanges FindUnsavedChanges(const std::vector<AuditEntry>& since_save);
 
-// "record 12 (principal-revoked bob)".
-std::string DescribeChange(const AuditEntry& entry);
+// "record 12 (principal-revoked bob)"; several joined with ", ".
+std::string DescribeChanges(const std::vector<AuditEntry>& entries);
 
 }  // namespace veil::keys::internal

@@ -255,6 +255,33 @@ TEST_CASE("a store file put back from before its last change opens with that cha
   CHECK(again->RevokePrincipal("bob").ok());
 }
 
+TEST_CASE("store files put back one generation at a time are refused from the second step on") {
+  TempDir dir;
+  std::vector<std::string> generations;
+  {
+    auto store = MakeStore(dir.path());
+    for (int i = 0; i < 3; ++i) {
+      generations.push_back(veil::testing::Slurp(dir / KeyStore::kStoreFile));
+      REQUIRE(store->Rotate("default").ok());
+    }
+  }
+  veil::testing::Spit(dir / KeyStore::kStoreFile, generations[2]);
+  CHECK(OpenRw(dir.path())->notices().size() == 1);  // the last rotation: an interrupted save as far as anyone can tell
+  veil::testing::Spit(dir / KeyStore::kStoreFile, generations[1]);
+  auto opened = KeyStore::Open(dir.path(), TestKey(), KeyStore::Access::kReadWrite, "x");
+  CHECK(opened.status().code() == StatusCode::kDataLoss);
+  CHECK(opened.status().message().find("key-rotated default v3") != std::string::npos);
+}
+
+TEST_CASE("only the store records changes to itself and recoveries") {
+  TempDir dir;
+  auto store = MakeStore(dir.path());
+  CHECK(store->Log(AuditAction::kPrincipalRevoked, AuditOutcome::kFailed, "bob", "").code() == StatusCode::kInvalidArgument);
+  CHECK(store->Log(AuditAction::kLogRecovered, AuditOutcome::kSuccess, KeyStore::kStoreFile, "").code() ==
+        StatusCode::kInvalidArgument);
+  CHECK(store->Log(AuditAction::kRestorePerformed, AuditOutcome::kSuccess, "photo.png", "").ok());
+}
+
 TEST_CASE("a store file older than two of its logged changes refuses to open for changes") {
   TempDir dir;
   std::string old_file;
@@ -386,10 +413,58 @@ TEST_CASE("a damaged store file is reported as such and recovered from its backu
   CHECK(damaged.status().message().find("veil keys recover") != std::string::npos);
   REQUIRE(KeyStore::RecoverFromBackup(dir.path(), TestKey(), "admin").ok());
   auto store = OpenRw(dir.path());
-  // The backup is the last-known-good state before the rotation; the recovery record says so.
+  // The backup is the last-known-good state before the rotation; the recovery records that it
+  // undoes the rotation, so the store opens without a warning.
   CHECK(store->Info().keyrings[0].versions.size() == 1);
   CHECK(store->notices().empty());
   std::vector<AuditEntry> entries;
   REQUIRE(VerifyAuditLog(dir / KeyStore::kAuditFile, {}, &entries).ok());
-  CHECK(entries.back().event.action == AuditAction::kLogRecovered);
+  REQUIRE(entries.size() >= 2);
+  CHECK(entries[entries.size() - 2].event.action == AuditAction::kLogRecovered);
+  CHECK(entries[entries.size() - 2].event.reason.find("key-rotated default v2") != std::string::npos);
+  CHECK(entries.back().event.action == AuditAction::kKeyRotated);
+  CHECK(entries.back().event.outcome == AuditOutcome::kFailed);
+}
+
+TEST_CASE("recovery from a backup older than the generation before the store file's is refused") {
+  TempDir dir;
+  std::string old_file;
+  {
+    auto store = MakeStore(dir.path());
+    old_file = veil::testing::Slurp(dir / KeyStore::kStoreFile);
+    REQUIRE(store->AddPrincipal("bob", Role::kApprover, PrincipalKey::Generate("bob").public_key()).ok());
+    REQUIRE(store->RevokePrincipal("bob").ok());
+  }
+  // Someone damages the store file and leaves an older generation as its backup.
+  veil::testing::Spit(dir / KeyStore::kBackupFile, old_file);
+  std::string bytes = veil::testing::Slurp(dir / KeyStore::kStoreFile);
+  bytes[bytes.size() - 5] ^= 0x40;
+  veil::testing::Spit(dir / KeyStore::kStoreFile, bytes);
+  const uintmax_t log_size = std::filesystem::file_size(dir / KeyStore::kAuditFile);
+  Status st = KeyStore::RecoverFromBackup(dir.path(), TestKey(), "admin");
+  CHECK(st.code() == StatusCode::kDataLoss);
+  CHECK(st.message().find("principal-added bob") != std::string::npos);
+  CHECK(st.message().find("principal-revoked bob") != std::string::npos);
+  CHECK(std::filesystem::file_size(dir / KeyStore::kAuditFile) == log_size);
+  CHECK(veil::testing::Slurp(dir / KeyStore::kStoreFile) == bytes);
+}
+
+TEST_CASE("a store file from before a recovery, put back, is refused") {
+  TempDir dir;
+  std::string old_file;
+  {
+    auto store = MakeStore(dir.path());
+    old_file = veil::testing::Slurp(dir / KeyStore::kStoreFile);
+    REQUIRE(store->AddPrincipal("bob", Role::kApprover, PrincipalKey::Generate("bob").public_key()).ok());
+    REQUIRE(store->RevokePrincipal("bob").ok());
+  }
+  std::string bytes = veil::testing::Slurp(dir / KeyStore::kStoreFile);
+  bytes[bytes.size() - 5] ^= 0x40;
+  veil::testing::Spit(dir / KeyStore::kStoreFile, bytes);
+  REQUIRE(KeyStore::RecoverFromBackup(dir.path(), TestKey(), "admin").ok());  // undoes the revocation, on record
+  CHECK_FALSE(OpenRw(dir.path())->Info().principals[0].revoked);
+  veil::testing::Spit(dir / KeyStore::kStoreFile, old_file);  // from before bob was added
+  auto opened = KeyStore::Open(dir.path(), TestKey(), KeyStore::Access::kReadWrite, "x");
+  CHECK(opened.status().code() == StatusCode::kDataLoss);
+  CHECK(opened.status().message().find("principal-added bob") != std::string::npos);
 }

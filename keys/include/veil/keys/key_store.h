@@ -133,7 +133,9 @@ class KeyStore {
                                                   Access access, const std::string& actor);
   // Replaces a damaged store file with its last-known-good backup, after the backup opens with the
   // credential. Logged. FailedPrecondition when the store file itself opens: recovery is for damage,
-  // never a way to undo the last change (a revocation, a policy, a disabled key).
+  // never a way to undo the last change (a revocation, a policy, a disabled key). DataLoss when the
+  // backup lacks more than the one change the damaged generation made (an older file in its place);
+  // the change it lacks is logged as undone.
   static Status RecoverFromBackup(const std::string& dir, const Credential& credential, const std::string& actor);
   // The audit log's public key from the store's clear header (no credential needed; the header is
   // authenticated only when the store is opened, so pin the key or use checkpoints for more).
@@ -170,7 +172,8 @@ class KeyStore {
   // reason. The grant is released only after its record is durable.
   StatusOr<RestoreGrant> AuthorizeRestore(const RestoreRequest& request, int64_t now_unix);
 
-  // Appends a record for an action taken outside the store (e.g. a restore that used a grant).
+  // Appends a record for an action taken outside the store (e.g. a restore that used a grant);
+  // InvalidArgument for the actions only the store records (changes to it, recoveries).
   Status Log(AuditAction action, AuditOutcome outcome, const std::string& target, const std::string& reason,
              const std::vector<std::string>& digests = {}, const std::string& keyring = "", uint32_t version = 0);
 
