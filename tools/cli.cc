@@ -124,7 +124,7 @@ int RunSubcommands(const char* usage, int argc, char** argv, std::initializer_li
   }
   for (const auto& sub : table) {
     if (std::strcmp(argv[0], sub.name) != 0) continue;
-    Args args(argc - 1, argv + 1, {"--json", "--help", "--yes", "--offline"});
+    Args args(argc - 1, argv + 1, {"--json", "--help", "--yes", "--offline", "--accept-loss"});
     if (args.Flag("--help")) {
       std::fputs(usage, stdout);
       return 0;

@@ -64,8 +64,8 @@ struct Subcommand {
 };
 
 // Runs argv[0] of `argc/argv` from `table`; prints `usage` for --help, no or an unknown name.
-// The boolean flags of subcommands: --json, --help, --yes and --offline (others refuse what they do
-// not ask for).
+// The boolean flags of subcommands: --json, --help, --yes, --offline and --accept-loss (others
+// refuse what they do not ask for).
 int RunSubcommands(const char* usage, int argc, char** argv, std::initializer_list<Subcommand> table);
 
 // Prints "veil: <message>" on one line to stderr and returns the status code as exit code.

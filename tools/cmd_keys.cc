@@ -22,7 +22,9 @@ const char* kUsage =
     "  enable   --keyring NAME --version N\n"
     "  destroy  --keyring NAME --version N --yes   wipe the key: all data under it is unrecoverable\n"
     "  policy   --keyring NAME --approvals M       approvals a restore request needs\n"
-    "  recover                                     replace a damaged store file by its backup\n"
+    "  recover  [--accept-loss]                    replace a damaged store file by its backup; with\n"
+    "           --accept-loss, also a store file older than its audit log: keep that file (or the backup,\n"
+    "           however old) and log every change it lacks as lost\n"
     "common options: --store DIR (or $VEIL_STORE), --key-file F | --passphrase-file F | $VEIL_PASSPHRASE,\n"
     "                --actor NAME (recorded in the audit log)\n";
 
@@ -174,11 +176,14 @@ int Policy(Args& args) {
 
 int Recover(Args& args) {
   auto opts = ReadStoreOptions(args);
+  keys::RecoverOptions options;
+  options.accept_loss = args.Flag("--accept-loss");
   if (Status st = args.Finish(); !st.ok()) return Fail(st);
+  if (!opts.status.ok()) return Fail(opts.status);
   auto credential = StoreCredential(opts, false);
   if (!credential.ok()) return Fail(credential.status());
-  if (Status st = KeyStore::RecoverFromBackup(opts.dir, *credential, opts.actor); !st.ok()) return Fail(st);
-  std::printf("replaced the key store file in %s with its last-known-good backup\n", opts.dir.c_str());
+  if (Status st = KeyStore::RecoverFromBackup(opts.dir, *credential, opts.actor, options); !st.ok()) return Fail(st);
+  std::printf("recovered the key store in %s (the audit log says what was lost: veil audit show)\n", opts.dir.c_str());
   return 0;
 }
 

@@ -379,46 +379,78 @@ Status KeyStore::CheckStoreHoldsItsChanges(State& st, const std::vector<AuditEnt
   return Status::Ok();
 }
 
-Status KeyStore::RecoverFromBackup(const std::string& dir, const Credential& credential, const std::string& actor) {
+Status KeyStore::RecoverFromBackup(const std::string& dir, const Credential& credential, const std::string& actor,
+                                   const RecoverOptions& options) {
   EnsureSodium();
   VEIL_ASSIGN_OR_RETURN(FileLock lock, FileLock::Acquire(Join(dir, kLockFile), FileLock::Mode::kExclusive));
-  if (LoadStore(dir, credential).ok()) {
-    return FailedPreconditionError("the key store file opens: `veil keys recover` only replaces a damaged one");
+  // The file to keep: the store file itself when it opens (only to accept what it lacks), else the backup.
+  StatusOr<Loaded> current = LoadStore(dir, credential);
+  const bool keep_current = current.ok();
+  if (keep_current && !options.accept_loss) {
+    return FailedPreconditionError(
+        "the key store file opens: `veil keys recover` only replaces a damaged one (and, with --accept-loss, "
+        "keeps one that is older than its audit log)");
   }
-  const std::string bak = Join(dir, kBackupFile);
+  const std::string source = keep_current ? std::string(kStoreFile) : std::string(kBackupFile);
   std::string bytes;
-  VEIL_ASSIGN_OR_RETURN(internal::SealedFile file, ReadStoreFile(bak, &bytes));
-  VEIL_ASSIGN_OR_RETURN(SecretBytes file_key, internal::DeriveFileKey(credential, file.header.kdf()));
-  VEIL_ASSIGN_OR_RETURN(Loaded loaded, Decode(file, std::move(file_key)));
-  const uint64_t saved_at = loaded.body.audit_records();  // 0: a backup from before the field
+  Loaded loaded;
+  if (keep_current) {
+    loaded = std::move(*current);
+  } else {
+    VEIL_ASSIGN_OR_RETURN(internal::SealedFile file, ReadStoreFile(Join(dir, kBackupFile), &bytes));
+    VEIL_ASSIGN_OR_RETURN(SecretBytes file_key, internal::DeriveFileKey(credential, file.header.kdf()));
+    VEIL_ASSIGN_OR_RETURN(loaded, Decode(file, std::move(file_key)));
+  }
+  const uint64_t saved_at = loaded.body.audit_records();  // 0: a file from before the field
   std::vector<AuditEntry> since_save;
   auto writer = internal::AuditWriter::Open(Join(dir, kAuditFile), loaded.header.store_id(), loaded.log_secret,
                                             saved_at, &since_save);
   if (!writer.ok()) return writer.status();
-  // The backup is the generation before the damaged one: it may lack that generation's change (and
-  // nothing else the log records as done). An older file in its place would undo more: refused.
+  const std::string what = source + " (generation " + std::to_string(loaded.header.generation()) + ")";
+  if ((*writer)->record_count() < saved_at) {
+    return DataLossError("the audit log holds " + std::to_string((*writer)->record_count()) + " records, but " +
+                         what + " was saved after record " + std::to_string(saved_at) + ": the log was cut short");
+  }
+  if (saved_at == 0 && !options.accept_loss) {
+    return FailedPreconditionError(what + " is from before the store recorded its place in the audit log, so what "
+                                   "it lacks cannot be told; add --accept-loss to use it anyway");
+  }
   const std::vector<AuditEntry> missing =
       saved_at > 0 ? internal::FindUnsavedChanges(since_save).missing : std::vector<AuditEntry>{};
-  if (missing.size() > 1) {
-    return DataLossError("the backup " + std::string(kBackupFile) + " (generation " +
-                         std::to_string(loaded.header.generation()) + ") lacks " + std::to_string(missing.size()) +
-                         " changes that the audit log records: " + internal::DescribeChanges(missing) +
-                         "; it is older than the generation before the store file's: put the newest keystore.veil back");
+  if (keep_current && missing.empty()) {
+    return FailedPreconditionError("the key store file holds every change its audit log records: nothing to accept");
   }
-  AuditEvent e{actor, AuditAction::kLogRecovered, kStoreFile, {}, AuditOutcome::kSuccess,
-               "key store file replaced by its last-known-good backup (generation " +
-                   std::to_string(loaded.header.generation()) + ")" +
-                   (missing.empty() ? "" : "; it lacks " + internal::DescribeChanges(missing) + ", undone"),
-               "", 0};
-  VEIL_RETURN_IF_ERROR((*writer)->Append(e));
-  for (const AuditEntry& change : missing) {  // the undone change, accounted for by a record of its own
+  // A true backup is the generation before the damaged one: it lacks at most that generation's
+  // change, and no recovery came after that change (a backup never gets older). Anything else
+  // means an older file was put in its place.
+  if (!options.accept_loss &&
+      (missing.size() > 1 ||
+       (!missing.empty() && internal::RecoveredSince(since_save, missing.front().sequence, kStoreFile)))) {
+    return DataLossError(what + " lacks " + std::to_string(missing.size()) + (missing.size() > 1 ? " changes" : " change") +
+                         " that the audit log records: " + internal::DescribeChanges(missing) +
+                         (missing.size() > 1 ? "" : ", and a recovery came after it") +
+                         "; it is older than the generation before the store file's: put the newest keystore.veil "
+                         "back, or add --accept-loss to use it and log those changes as lost");
+  }
+  // The lost changes are accounted for first, so that a recovery cut short by a crash and run again
+  // finds nothing missing.
+  const std::string lost_reason = options.accept_loss ? "accepted as lost: the key store continues from " + what
+                                                      : "undone: the key store file was recovered from its backup";
+  for (const AuditEntry& change : missing) {
     AuditEvent undone = change.event;
     undone.actor = actor;
     undone.outcome = AuditOutcome::kFailed;
-    undone.reason = "undone: the key store file was recovered from its backup, which lacks it";
+    undone.reason = lost_reason;
     VEIL_RETURN_IF_ERROR((*writer)->Append(undone));
   }
-  return WriteFileAtomic(Join(dir, kStoreFile), bytes, /*overwrite=*/true);
+  AuditEvent e{actor, AuditAction::kLogRecovered, kStoreFile, {}, AuditOutcome::kSuccess,
+               (keep_current ? "key store file kept as it is, " + what
+                             : "key store file replaced by its last-known-good backup, " + what) +
+                   (missing.empty() ? "" : "; lost: " + internal::DescribeChanges(missing)) +
+                   (saved_at == 0 ? "; from before the store recorded its place in the log (accepted unchecked)" : ""),
+               "", 0};
+  VEIL_RETURN_IF_ERROR((*writer)->Append(e));
+  return keep_current ? Status::Ok() : WriteFileAtomic(Join(dir, kStoreFile), bytes, /*overwrite=*/true);
 }
 
 StatusOr<std::string> KeyStore::PeekLogPublicKey(const std::string& dir) {

@@ -59,6 +59,13 @@ UnsavedChanges FindUnsavedChanges(const std::vector<AuditEntry>& since_save) {
   return out;
 }
 
+bool RecoveredSince(const std::vector<AuditEntry>& records, uint64_t sequence, const std::string& store_file) {
+  for (const AuditEntry& r : records) {
+    if (r.sequence > sequence && r.event.action == AuditAction::kLogRecovered && r.event.target == store_file) return true;
+  }
+  return false;
+}
+
 std::string DescribeChanges(const std::vector<AuditEntry>& entries) {
   std::string text;
   for (const AuditEntry& entry : entries) {

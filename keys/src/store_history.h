@@ -24,6 +24,9 @@ struct UnsavedChanges {
 };
 UnsavedChanges FindUnsavedChanges(const std::vector<AuditEntry>& since_save);
 
+// True when a recovery of `store_file` was logged after record `sequence`.
+bool RecoveredSince(const std::vector<AuditEntry>& records, uint64_t sequence, const std::string& store_file);
+
 // "record 12 (principal-revoked bob)"; several joined with ", ".
 std::string DescribeChanges(const std::vector<AuditEntry>& entries);
 

@@ -69,6 +69,16 @@ contains "an older store file was put back" "$ERR"
 expect 0 "$VEIL" keys list                     # read-only: shows what the old file holds
 cp ks.new store/keystore.veil
 expect 0 "$VEIL" keys rotate
+# The credential holder's way out when no newer file exists: keep the old one, the loss on record.
+cp ks.old store/keystore.veil
+expect 6 "$VEIL" keys rotate
+expect 8 "$VEIL" keys recover
+contains "--accept-loss" "$ERR"
+expect 0 "$VEIL" keys recover --accept-loss
+expect 0 "$VEIL" keys rotate
+expect 0 "$VEIL" audit show
+contains "accepted as lost" "$OUT"
+expect 2 "$VEIL" keys rotate --accept-loss
 
 # Malformed requests and expired ones.
 echo "garbage" > bad.veilreq

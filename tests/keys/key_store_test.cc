@@ -206,6 +206,7 @@ TEST_CASE("a change that cannot be saved is logged as failed after its record, a
   std::filesystem::remove(dir / (std::string(KeyStore::kBackupFile) + ".tmp"));
   auto store = OpenRw(dir.path());
   CHECK(store->Info().keyrings[0].versions[0].status == KeyStatus::kEnabled);
+  CHECK(store->notices().empty());  // the failed record accounts for the change
 }
 
 TEST_CASE("an audit log cut back to before the store's last change refuses the store") {
@@ -420,10 +421,93 @@ TEST_CASE("a damaged store file is reported as such and recovered from its backu
   std::vector<AuditEntry> entries;
   REQUIRE(VerifyAuditLog(dir / KeyStore::kAuditFile, {}, &entries).ok());
   REQUIRE(entries.size() >= 2);
-  CHECK(entries[entries.size() - 2].event.action == AuditAction::kLogRecovered);
-  CHECK(entries[entries.size() - 2].event.reason.find("key-rotated default v2") != std::string::npos);
-  CHECK(entries.back().event.action == AuditAction::kKeyRotated);
-  CHECK(entries.back().event.outcome == AuditOutcome::kFailed);
+  CHECK(entries[entries.size() - 2].event.action == AuditAction::kKeyRotated);
+  CHECK(entries[entries.size() - 2].event.outcome == AuditOutcome::kFailed);
+  CHECK(entries.back().event.action == AuditAction::kLogRecovered);
+  CHECK(entries.back().event.reason.find("lost: record") != std::string::npos);
+  CHECK(entries.back().event.reason.find("key-rotated default v2") != std::string::npos);
+}
+
+TEST_CASE("a store file swapped for its backup and then a recovery undo at most two changes, each on record") {
+  TempDir dir;
+  std::string before_added, before_revoked;
+  {
+    auto store = MakeStore(dir.path());
+    before_added = veil::testing::Slurp(dir / KeyStore::kStoreFile);
+    REQUIRE(store->AddPrincipal("bob", Role::kApprover, PrincipalKey::Generate("bob").public_key()).ok());
+    before_revoked = veil::testing::Slurp(dir / KeyStore::kStoreFile);
+    REQUIRE(store->RevokePrincipal("bob").ok());
+    REQUIRE(store->Rotate("default").ok());
+  }
+  const auto damage_and_leave_as_backup = [&](const std::string& backup) {
+    veil::testing::Spit(dir / KeyStore::kBackupFile, backup);
+    std::string bytes = veil::testing::Slurp(dir / KeyStore::kStoreFile);
+    bytes[bytes.size() - 5] ^= 0x40;
+    veil::testing::Spit(dir / KeyStore::kStoreFile, bytes);
+  };
+  // Step 1: the backup (before the rotation) over the store file: an interrupted save, as far as anyone can tell.
+  veil::testing::Spit(dir / KeyStore::kStoreFile, veil::testing::Slurp(dir / KeyStore::kBackupFile));
+  CHECK(OpenRw(dir.path())->notices().size() == 1);
+  // Step 2: a recovery from an older backup, which lacks only the revocation: undone, on record.
+  damage_and_leave_as_backup(before_revoked);
+  REQUIRE(KeyStore::RecoverFromBackup(dir.path(), TestKey(), "admin").ok());
+  // Step 3: a backup never gets older than the last recovery: refused.
+  damage_and_leave_as_backup(before_added);
+  Status st = KeyStore::RecoverFromBackup(dir.path(), TestKey(), "admin");
+  CHECK(st.code() == StatusCode::kDataLoss);
+  CHECK(st.message().find("a recovery came after it") != std::string::npos);
+}
+
+TEST_CASE("recovery refuses a backup saved after records that the audit log no longer holds") {
+  TempDir dir;
+  uintmax_t short_log = 0;
+  {
+    auto store = MakeStore(dir.path());
+    REQUIRE(store->Rotate("default").ok());
+    short_log = std::filesystem::file_size(dir / KeyStore::kAuditFile);
+    REQUIRE(store->Rotate("default").ok());
+    REQUIRE(store->Rotate("default").ok());  // the backup is saved after the second rotation's record
+  }
+  std::filesystem::resize_file(dir / KeyStore::kAuditFile, short_log);
+  std::string bytes = veil::testing::Slurp(dir / KeyStore::kStoreFile);
+  bytes[bytes.size() - 5] ^= 0x40;
+  veil::testing::Spit(dir / KeyStore::kStoreFile, bytes);
+  Status st = KeyStore::RecoverFromBackup(dir.path(), TestKey(), "admin");
+  CHECK(st.code() == StatusCode::kDataLoss);
+  CHECK(st.message().find("cut short") != std::string::npos);
+  CHECK(veil::testing::Slurp(dir / KeyStore::kStoreFile) == bytes);
+}
+
+TEST_CASE("a store file older than its log is kept with --accept-loss, every change it lacks logged as lost") {
+  TempDir dir;
+  std::string old_file;
+  {
+    auto store = MakeStore(dir.path());
+    old_file = veil::testing::Slurp(dir / KeyStore::kStoreFile);
+    REQUIRE(store->Rotate("default").ok());
+    REQUIRE(store->Rotate("default").ok());
+  }
+  veil::testing::Spit(dir / KeyStore::kStoreFile, old_file);
+  REQUIRE(KeyStore::Open(dir.path(), TestKey(), KeyStore::Access::kReadWrite, "x").status().code() ==
+          StatusCode::kDataLoss);
+  CHECK(KeyStore::RecoverFromBackup(dir.path(), TestKey(), "admin").code() == StatusCode::kFailedPrecondition);
+  RecoverOptions accept;
+  accept.accept_loss = true;
+  REQUIRE(KeyStore::RecoverFromBackup(dir.path(), TestKey(), "admin", accept).ok());
+  CHECK(veil::testing::Slurp(dir / KeyStore::kStoreFile) == old_file);  // kept as it is
+  {
+    auto store = OpenRw(dir.path());
+    CHECK(store->notices().empty());
+    CHECK(store->Info().keyrings[0].versions.size() == 1);
+  }
+  std::vector<AuditEntry> entries;
+  REQUIRE(VerifyAuditLog(dir / KeyStore::kAuditFile, {}, &entries).ok());
+  int lost = 0;
+  for (const auto& e : entries) lost += e.event.outcome == AuditOutcome::kFailed && e.event.reason.find("accepted as lost") == 0;
+  CHECK(lost == 2);
+  CHECK(entries.back().event.action == AuditAction::kLogRecovered);
+  // With nothing lost there is nothing to accept.
+  CHECK(KeyStore::RecoverFromBackup(dir.path(), TestKey(), "admin", accept).code() == StatusCode::kFailedPrecondition);
 }
 
 TEST_CASE("recovery from a backup older than the generation before the store file's is refused") {

@@ -68,6 +68,10 @@ struct PrincipalInfo {
   int64_t revoked_unix = 0;
 };
 
+struct RecoverOptions {
+  bool accept_loss = false;  // see KeyStore::RecoverFromBackup
+};
+
 struct KeyStoreInfo {
   std::string store_id_hex;
   uint64_t generation = 0;
@@ -134,9 +138,12 @@ class KeyStore {
   // Replaces a damaged store file with its last-known-good backup, after the backup opens with the
   // credential. Logged. FailedPrecondition when the store file itself opens: recovery is for damage,
   // never a way to undo the last change (a revocation, a policy, a disabled key). DataLoss when the
-  // backup lacks more than the one change the damaged generation made (an older file in its place);
-  // the change it lacks is logged as undone.
-  static Status RecoverFromBackup(const std::string& dir, const Credential& credential, const std::string& actor);
+  // backup lacks more than the damaged generation's one change (an older file in its place); the
+  // change it lacks is logged as undone. With `accept_loss`, the credential holder's way out of a
+  // store that refuses to open because its file is older than its log: the store file as it is
+  // (or, when damaged, its backup, however old) is kept, and every change it lacks is logged as lost.
+  static Status RecoverFromBackup(const std::string& dir, const Credential& credential, const std::string& actor,
+                                  const RecoverOptions& options = {});
   // The audit log's public key from the store's clear header (no credential needed; the header is
   // authenticated only when the store is opened, so pin the key or use checkpoints for more).
   static StatusOr<std::string> PeekLogPublicKey(const std::string& dir);
