@@ -19,12 +19,14 @@ using veil::testing::TestKey;
 namespace {
 
 // Child: rotate forever, reporting each rotation only after Rotate() returned (acknowledged).
+// Every third rotation also destroys the version before it (the save that rewrites the backup).
 [[noreturn]] void RotateForever(const std::string& dir, int ack_fd) {
   for (;;) {
     auto store = KeyStore::Open(dir, TestKey(), KeyStore::Access::kReadWrite, "crash-test");
     if (!store.ok()) _exit(3);
     auto v = (*store)->Rotate("default");
     if (!v.ok()) _exit(4);
+    if (*v % 3 == 0 && !(*store)->SetKeyStatus("default", *v - 1, KeyStatus::kDestroyed).ok()) _exit(6);
     store->reset();  // release the lock before acknowledging, like a process that exits
     uint32_t version = *v;
     if (write(ack_fd, &version, sizeof version) != sizeof version) _exit(5);
@@ -74,16 +76,25 @@ TEST_CASE("crash: kill -9 during saves and appends never loses an acknowledged c
   auto sum = VerifyAuditLog(dir / KeyStore::kAuditFile, {}, &entries);
   REQUIRE_MESSAGE(sum.ok(), sum.status().ToString());
   CHECK(sum->record_count >= acked + 1);
-  int torn = 0, rotated = 0, interrupted = 0;
+  int torn = 0, interrupted = 0;
+  int rotated = 0, destroyed = 0;  // changes the log records as done, less those it records as failed
   for (const auto& e : entries) {
     torn += e.event.action == AuditAction::kLogRecovered;
-    if (e.event.action != AuditAction::kKeyRotated) continue;
-    (e.event.outcome == AuditOutcome::kSuccess ? rotated : interrupted) += 1;
+    const bool failed = e.event.outcome == AuditOutcome::kFailed;
+    interrupted += failed;
+    if (e.event.action == AuditAction::kKeyRotated) rotated += failed ? -1 : 1;
+    if (e.event.action == AuditAction::kKeyDestroyed) destroyed += failed ? -1 : 1;
   }
   MESSAGE("kills that cut an audit append in half (set aside and recorded): " << torn);
-  MESSAGE("kills between a rotation's record and its save (logged as failed by the next open): " << interrupted);
-  // The log accounts for the store exactly: every rotation it records as done is in the store.
+  MESSAGE("kills between a change's record and its save (logged as failed by the next open): " << interrupted);
+  // The log accounts for the store exactly: every change it records as done (and not as failed) is
+  // in the store, and the store holds no change the log does not record.
   auto store = KeyStore::Open(dir.path(), TestKey(), KeyStore::Access::kReadOnly, "checker");
   REQUIRE(store.ok());
-  CHECK(rotated - interrupted == static_cast<int>((*store)->Info().keyrings[0].versions.size()) - 1);
+  const auto& versions = (*store)->Info().keyrings[0].versions;
+  int destroyed_in_store = 0;
+  for (const auto& v : versions) destroyed_in_store += v.status == KeyStatus::kDestroyed;
+  CHECK(rotated == static_cast<int>(versions.size()) - 1);
+  CHECK(destroyed == destroyed_in_store);
+  CHECK(destroyed_in_store > 0);
 }
