@@ -1,5 +1,7 @@
 // veil keys: create the key store and manage keyrings and key versions.
 #include <cstdio>
+#include <string>
+#include <vector>
 
 #include "cli.h"
 #include "commands.h"
@@ -182,8 +184,12 @@ int Recover(Args& args) {
   if (!opts.status.ok()) return Fail(opts.status);
   auto credential = StoreCredential(opts, false);
   if (!credential.ok()) return Fail(credential.status());
-  if (Status st = KeyStore::RecoverFromBackup(opts.dir, *credential, opts.actor, options); !st.ok()) return Fail(st);
-  std::printf("recovered the key store in %s (the audit log says what was lost: veil audit show)\n", opts.dir.c_str());
+  std::vector<std::string> lost;
+  if (Status st = KeyStore::RecoverFromBackup(opts.dir, *credential, opts.actor, options, &lost); !st.ok()) {
+    return Fail(st);
+  }
+  std::printf("recovered the key store in %s\n", opts.dir.c_str());
+  for (const std::string& change : lost) std::printf("lost (logged as failed): %s\n", change.c_str());
   return 0;
 }
 

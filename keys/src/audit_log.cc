@@ -282,6 +282,7 @@ StatusOr<std::unique_ptr<AuditWriter>> AuditWriter::Open(const std::string& path
   w->fd_ = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
   if (w->fd_ < 0) return IoError("cannot open audit log " + path + " for writing: " + std::strerror(errno));
   w->count_ = s.chain.size() - 1;
+  w->verified_ = w->count_;
   w->head_ = s.chain.back();
   w->size_ = s.valid_end;
   if (s.torn_bytes) {

@@ -39,6 +39,8 @@ class AuditWriter {
   // A signed checkpoint of the log as it is now (serialized SignedCheckpoint).
   std::string MakeCheckpoint() const;
   uint64_t record_count() const { return count_; }
+  // The records that verified when the log was opened (without the one Open adds for a torn tail).
+  uint64_t verified_record_count() const { return verified_; }
 
  private:
   AuditWriter() = default;
@@ -46,6 +48,7 @@ class AuditWriter {
   int fd_ = -1;
   uint64_t size_ = 0;
   uint64_t count_ = 0;
+  uint64_t verified_ = 0;
   std::string head_;  // chain value after the last record
   std::string store_id_;
   std::string public_key_;

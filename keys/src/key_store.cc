@@ -345,8 +345,8 @@ StatusOr<std::unique_ptr<KeyStore>> KeyStore::Open(const std::string& dir, const
     std::vector<AuditEntry> since_save;
     VEIL_ASSIGN_OR_RETURN(st->audit, internal::AuditWriter::Open(Join(dir, kAuditFile), st->header.store_id(),
                                                                  st->log_secret, saved_at, &since_save));
-    if (st->audit->record_count() < saved_at) {
-      return DataLossError("the audit log holds " + std::to_string(st->audit->record_count()) +
+    if (st->audit->verified_record_count() < saved_at) {
+      return DataLossError("the audit log holds " + std::to_string(st->audit->verified_record_count()) +
                            " records, but the key store was saved after record " + std::to_string(saved_at) +
                            ": the log was cut short");
     }
@@ -379,53 +379,85 @@ Status KeyStore::CheckStoreHoldsItsChanges(State& st, const std::vector<AuditEnt
   return Status::Ok();
 }
 
+namespace {
+
+// The records of `records` from sequence `from` on.
+std::vector<AuditEntry> From(const std::vector<AuditEntry>& records, uint64_t from) {
+  std::vector<AuditEntry> out;
+  for (const AuditEntry& r : records) {
+    if (r.sequence >= from) out.push_back(r);
+  }
+  return out;
+}
+
+StatusOr<Loaded> LoadBackup(const std::string& dir, const Credential& credential, std::string* bytes) {
+  VEIL_ASSIGN_OR_RETURN(internal::SealedFile file, ReadStoreFile(Join(dir, KeyStore::kBackupFile), bytes));
+  VEIL_ASSIGN_OR_RETURN(SecretBytes file_key, internal::DeriveFileKey(credential, file.header.kdf()));
+  return Decode(file, std::move(file_key));
+}
+
+}  // namespace
+
 Status KeyStore::RecoverFromBackup(const std::string& dir, const Credential& credential, const std::string& actor,
-                                   const RecoverOptions& options) {
+                                   const RecoverOptions& options, std::vector<std::string>* lost) {
   EnsureSodium();
+  if (lost) lost->clear();
   VEIL_ASSIGN_OR_RETURN(FileLock lock, FileLock::Acquire(Join(dir, kLockFile), FileLock::Mode::kExclusive));
-  // The file to keep: the store file itself when it opens (only to accept what it lacks), else the backup.
+  // The file to keep: the store file itself when it opens (only to accept what it lacks), else the
+  // backup, and only when the store file is damaged or gone (not unreadable, nor from a newer Veil).
   StatusOr<Loaded> current = LoadStore(dir, credential);
   const bool keep_current = current.ok();
-  if (keep_current && !options.accept_loss) {
-    return FailedPreconditionError(
-        "the key store file opens: `veil keys recover` only replaces a damaged one (and, with --accept-loss, "
-        "keeps one that is older than its audit log)");
+  if (!keep_current && current.status().code() != StatusCode::kDataLoss &&
+      current.status().code() != StatusCode::kNotFound) {
+    return current.status();
   }
-  const std::string source = keep_current ? std::string(kStoreFile) : std::string(kBackupFile);
-  std::string bytes;
-  Loaded loaded;
-  if (keep_current) {
-    loaded = std::move(*current);
-  } else {
-    VEIL_ASSIGN_OR_RETURN(internal::SealedFile file, ReadStoreFile(Join(dir, kBackupFile), &bytes));
-    VEIL_ASSIGN_OR_RETURN(SecretBytes file_key, internal::DeriveFileKey(credential, file.header.kdf()));
-    VEIL_ASSIGN_OR_RETURN(loaded, Decode(file, std::move(file_key)));
-  }
+  std::string backup_bytes;
+  StatusOr<Loaded> backup = LoadBackup(dir, credential, &backup_bytes);
+  if (!keep_current && !backup.ok()) return backup.status();
+  Loaded& loaded = keep_current ? *current : *backup;
+  const std::string what = std::string(keep_current ? kStoreFile : kBackupFile) + " (generation " +
+                           std::to_string(loaded.header.generation()) + ")";
   const uint64_t saved_at = loaded.body.audit_records();  // 0: a file from before the field
-  std::vector<AuditEntry> since_save;
-  auto writer = internal::AuditWriter::Open(Join(dir, kAuditFile), loaded.header.store_id(), loaded.log_secret,
-                                            saved_at, &since_save);
+  const bool compare_backup = keep_current && backup.ok() && backup->body.audit_records() > 0;
+  std::vector<AuditEntry> records;
+  auto writer = internal::AuditWriter::Open(
+      Join(dir, kAuditFile), loaded.header.store_id(), loaded.log_secret,
+      compare_backup ? std::min(saved_at, backup->body.audit_records()) : saved_at, &records);
   if (!writer.ok()) return writer.status();
-  const std::string what = source + " (generation " + std::to_string(loaded.header.generation()) + ")";
-  if ((*writer)->record_count() < saved_at) {
-    return DataLossError("the audit log holds " + std::to_string((*writer)->record_count()) + " records, but " +
-                         what + " was saved after record " + std::to_string(saved_at) + ": the log was cut short");
+  if ((*writer)->verified_record_count() < saved_at) {
+    return DataLossError("the audit log holds " + std::to_string((*writer)->verified_record_count()) +
+                         " records, but " + what + " was saved after record " + std::to_string(saved_at) +
+                         ": the log was cut short");
   }
   if (saved_at == 0 && !options.accept_loss) {
     return FailedPreconditionError(what + " is from before the store recorded its place in the audit log, so what "
                                    "it lacks cannot be told; add --accept-loss to use it anyway");
   }
   const std::vector<AuditEntry> missing =
-      saved_at > 0 ? internal::FindUnsavedChanges(since_save).missing : std::vector<AuditEntry>{};
-  if (keep_current && missing.empty()) {
-    return FailedPreconditionError("the key store file holds every change its audit log records: nothing to accept");
+      saved_at > 0 ? internal::FindUnsavedChanges(From(records, saved_at)).missing : std::vector<AuditEntry>{};
+  if (keep_current) {
+    if (!options.accept_loss || (saved_at > 0 && missing.empty())) {
+      return FailedPreconditionError(
+          "the key store file opens" +
+          (missing.empty() ? std::string(" and holds every change its audit log records")
+                           : "; it lacks " + internal::DescribeChanges(missing) + " (keep it with --accept-loss)") +
+          ": `veil keys recover` replaces only a damaged file");
+    }
+    if (compare_backup && backup->body.audit_records() <= (*writer)->verified_record_count()) {
+      const size_t backup_missing =
+          internal::FindUnsavedChanges(From(records, backup->body.audit_records())).missing.size();
+      if (backup_missing < missing.size()) {
+        return FailedPreconditionError(std::string(kBackupFile) + " lacks fewer changes than " + what +
+                                       ": put it in place of the store file first");
+      }
+    }
   }
   // A true backup is the generation before the damaged one: it lacks at most that generation's
   // change, and no recovery came after that change (a backup never gets older). Anything else
   // means an older file was put in its place.
-  if (!options.accept_loss &&
+  if (!keep_current && !options.accept_loss &&
       (missing.size() > 1 ||
-       (!missing.empty() && internal::RecoveredSince(since_save, missing.front().sequence, kStoreFile)))) {
+       (!missing.empty() && internal::RecoveredSince(records, missing.front().sequence, kStoreFile)))) {
     return DataLossError(what + " lacks " + std::to_string(missing.size()) + (missing.size() > 1 ? " changes" : " change") +
                          " that the audit log records: " + internal::DescribeChanges(missing) +
                          (missing.size() > 1 ? "" : ", and a recovery came after it") +
@@ -442,15 +474,17 @@ Status KeyStore::RecoverFromBackup(const std::string& dir, const Credential& cre
     undone.outcome = AuditOutcome::kFailed;
     undone.reason = lost_reason;
     VEIL_RETURN_IF_ERROR((*writer)->Append(undone));
+    if (lost) lost->push_back(internal::DescribeChanges({change}));
   }
   AuditEvent e{actor, AuditAction::kLogRecovered, kStoreFile, {}, AuditOutcome::kSuccess,
                (keep_current ? "key store file kept as it is, " + what
                              : "key store file replaced by its last-known-good backup, " + what) +
                    (missing.empty() ? "" : "; lost: " + internal::DescribeChanges(missing)) +
-                   (saved_at == 0 ? "; from before the store recorded its place in the log (accepted unchecked)" : ""),
+                   (saved_at == 0 ? "; from before the store recorded its place in the log: what it lacks is unknown"
+                                  : ""),
                "", 0};
   VEIL_RETURN_IF_ERROR((*writer)->Append(e));
-  return keep_current ? Status::Ok() : WriteFileAtomic(Join(dir, kStoreFile), bytes, /*overwrite=*/true);
+  return keep_current ? Status::Ok() : WriteFileAtomic(Join(dir, kStoreFile), backup_bytes, /*overwrite=*/true);
 }
 
 StatusOr<std::string> KeyStore::PeekLogPublicKey(const std::string& dir) {

@@ -48,7 +48,7 @@ expect 0 "$VEIL" keys recover
 expect 0 "$VEIL" keys list
 # Recovery is for a damaged file only: with the store intact it would undo the last change.
 expect 8 "$VEIL" keys recover
-contains "only replaces a damaged one" "$ERR"
+contains "replaces only a damaged file" "$ERR"
 
 # An older store file put back: one change behind is logged as failed and warned about (an
 # interrupted save looks the same); two or more behind refuse every change (6).
@@ -73,8 +73,12 @@ expect 0 "$VEIL" keys rotate
 cp ks.old store/keystore.veil
 expect 6 "$VEIL" keys rotate
 expect 8 "$VEIL" keys recover
-contains "--accept-loss" "$ERR"
+contains "(keep it with --accept-loss)" "$ERR"
+expect 8 "$VEIL" keys recover --accept-loss    # the backup lacks less: it goes first
+contains "lacks fewer changes" "$ERR"
+rm store/keystore.veil.bak
 expect 0 "$VEIL" keys recover --accept-loss
+contains "lost (logged as failed): record" "$OUT"
 expect 0 "$VEIL" keys rotate
 expect 0 "$VEIL" audit show
 contains "accepted as lost" "$OUT"

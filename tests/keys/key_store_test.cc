@@ -451,11 +451,33 @@ TEST_CASE("a store file swapped for its backup and then a recovery undo at most 
   // Step 2: a recovery from an older backup, which lacks only the revocation: undone, on record.
   damage_and_leave_as_backup(before_revoked);
   REQUIRE(KeyStore::RecoverFromBackup(dir.path(), TestKey(), "admin").ok());
-  // Step 3: a backup never gets older than the last recovery: refused.
+  std::vector<AuditEntry> entries;
+  REQUIRE(VerifyAuditLog(dir / KeyStore::kAuditFile, {}, &entries).ok());
+  int undone = 0;
+  for (const auto& e : entries) undone += e.event.outcome == AuditOutcome::kFailed;
+  CHECK(undone == 2);  // the rotation (by the open) and the revocation (by the recovery)
+  // Step 3: a backup never gets older than the last recovery: refused, nothing written.
   damage_and_leave_as_backup(before_added);
+  const std::string damaged = veil::testing::Slurp(dir / KeyStore::kStoreFile);
+  const uintmax_t log_size = std::filesystem::file_size(dir / KeyStore::kAuditFile);
   Status st = KeyStore::RecoverFromBackup(dir.path(), TestKey(), "admin");
   CHECK(st.code() == StatusCode::kDataLoss);
   CHECK(st.message().find("a recovery came after it") != std::string::npos);
+  CHECK(veil::testing::Slurp(dir / KeyStore::kStoreFile) == damaged);
+  CHECK(std::filesystem::file_size(dir / KeyStore::kAuditFile) == log_size);
+}
+
+TEST_CASE("recovery never replaces a store file that cannot be read but is not damaged") {
+  TempDir dir;
+  { MakeStore(dir.path()); }
+  std::filesystem::rename(dir / KeyStore::kStoreFile, dir / "aside");
+  std::filesystem::create_directory(dir / KeyStore::kStoreFile);  // not a file that was damaged
+  RecoverOptions accept;
+  accept.accept_loss = true;
+  Status st = KeyStore::RecoverFromBackup(dir.path(), TestKey(), "admin", accept);
+  CHECK_FALSE(st.ok());
+  CHECK(st.code() != StatusCode::kDataLoss);
+  CHECK(std::filesystem::is_directory(dir / KeyStore::kStoreFile));
 }
 
 TEST_CASE("recovery refuses a backup saved after records that the audit log no longer holds") {
@@ -490,10 +512,19 @@ TEST_CASE("a store file older than its log is kept with --accept-loss, every cha
   veil::testing::Spit(dir / KeyStore::kStoreFile, old_file);
   REQUIRE(KeyStore::Open(dir.path(), TestKey(), KeyStore::Access::kReadWrite, "x").status().code() ==
           StatusCode::kDataLoss);
-  CHECK(KeyStore::RecoverFromBackup(dir.path(), TestKey(), "admin").code() == StatusCode::kFailedPrecondition);
+  Status refused = KeyStore::RecoverFromBackup(dir.path(), TestKey(), "admin");
+  CHECK(refused.code() == StatusCode::kFailedPrecondition);
+  CHECK(refused.message().find("key-rotated default v2") != std::string::npos);
   RecoverOptions accept;
   accept.accept_loss = true;
-  REQUIRE(KeyStore::RecoverFromBackup(dir.path(), TestKey(), "admin", accept).ok());
+  // The backup (before the second rotation) lacks less: it must be put in place first.
+  Status newer_backup = KeyStore::RecoverFromBackup(dir.path(), TestKey(), "admin", accept);
+  CHECK(newer_backup.code() == StatusCode::kFailedPrecondition);
+  CHECK(newer_backup.message().find("lacks fewer changes") != std::string::npos);
+  std::filesystem::remove(dir / KeyStore::kBackupFile);  // no newer file anywhere
+  std::vector<std::string> lost;
+  REQUIRE(KeyStore::RecoverFromBackup(dir.path(), TestKey(), "admin", accept, &lost).ok());
+  CHECK(lost.size() == 2);
   CHECK(veil::testing::Slurp(dir / KeyStore::kStoreFile) == old_file);  // kept as it is
   {
     auto store = OpenRw(dir.path());
@@ -502,9 +533,11 @@ TEST_CASE("a store file older than its log is kept with --accept-loss, every cha
   }
   std::vector<AuditEntry> entries;
   REQUIRE(VerifyAuditLog(dir / KeyStore::kAuditFile, {}, &entries).ok());
-  int lost = 0;
-  for (const auto& e : entries) lost += e.event.outcome == AuditOutcome::kFailed && e.event.reason.find("accepted as lost") == 0;
-  CHECK(lost == 2);
+  int logged_lost = 0;
+  for (const auto& e : entries) {
+    logged_lost += e.event.outcome == AuditOutcome::kFailed && e.event.reason.find("accepted as lost") == 0;
+  }
+  CHECK(logged_lost == 2);
   CHECK(entries.back().event.action == AuditAction::kLogRecovered);
   // With nothing lost there is nothing to accept.
   CHECK(KeyStore::RecoverFromBackup(dir.path(), TestKey(), "admin", accept).code() == StatusCode::kFailedPrecondition);
@@ -531,6 +564,16 @@ TEST_CASE("recovery from a backup older than the generation before the store fil
   CHECK(st.message().find("principal-revoked bob") != std::string::npos);
   CHECK(std::filesystem::file_size(dir / KeyStore::kAuditFile) == log_size);
   CHECK(veil::testing::Slurp(dir / KeyStore::kStoreFile) == bytes);
+  // The credential holder may still take it, the two changes logged as lost.
+  RecoverOptions accept;
+  accept.accept_loss = true;
+  std::vector<std::string> lost;
+  REQUIRE(KeyStore::RecoverFromBackup(dir.path(), TestKey(), "admin", accept, &lost).ok());
+  REQUIRE(lost.size() == 2);
+  CHECK(lost[0].find("principal-added bob") != std::string::npos);
+  auto store = OpenRw(dir.path());
+  CHECK(store->notices().empty());
+  CHECK(store->Info().principals.empty());
 }
 
 TEST_CASE("a store file from before a recovery, put back, is refused") {

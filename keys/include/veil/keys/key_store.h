@@ -139,11 +139,15 @@ class KeyStore {
   // credential. Logged. FailedPrecondition when the store file itself opens: recovery is for damage,
   // never a way to undo the last change (a revocation, a policy, a disabled key). DataLoss when the
   // backup lacks more than the damaged generation's one change (an older file in its place); the
-  // change it lacks is logged as undone. With `accept_loss`, the credential holder's way out of a
-  // store that refuses to open because its file is older than its log: the store file as it is
-  // (or, when damaged, its backup, however old) is kept, and every change it lacks is logged as lost.
+  // change it lacks is logged as undone. Only a damaged or missing store file is replaced (not one
+  // that cannot be read or is from a newer Veil). With `accept_loss`, the credential holder's way
+  // out of a store that refuses to open because its file is older than its log: the store file as
+  // it is (refused when the backup lacks fewer changes) or, when damaged, its backup, however old,
+  // is kept, and every change it lacks is logged as lost (a file from before 2026-12-02 does not
+  // tell what it lacks: the record says so).
+  // `lost`, when given, receives the changes logged as undone or lost ("record 12 (key-rotated ...)").
   static Status RecoverFromBackup(const std::string& dir, const Credential& credential, const std::string& actor,
-                                  const RecoverOptions& options = {});
+                                  const RecoverOptions& options = {}, std::vector<std::string>* lost = nullptr);
   // The audit log's public key from the store's clear header (no credential needed; the header is
   // authenticated only when the store is opened, so pin the key or use checkpoints for more).
   static StatusOr<std::string> PeekLogPublicKey(const std::string& dir);
