@@ -91,7 +91,8 @@ TEST_CASE("crash: kill -9 during saves and appends never loses an acknowledged c
   // in the store, and the store holds no change the log does not record.
   auto store = KeyStore::Open(dir.path(), TestKey(), KeyStore::Access::kReadOnly, "checker");
   REQUIRE(store.ok());
-  const auto& versions = (*store)->Info().keyrings[0].versions;
+  const KeyStoreInfo info = (*store)->Info();
+  const auto& versions = info.keyrings[0].versions;
   int destroyed_in_store = 0;
   for (const auto& v : versions) destroyed_in_store += v.status == KeyStatus::kDestroyed;
   CHECK(rotated == static_cast<int>(versions.size()) - 1);
