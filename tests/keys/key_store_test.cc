@@ -163,9 +163,7 @@ TEST_CASE("a destroyed key does not come back from the store's backup") {
   CHECK_FALSE(std::filesystem::exists(dir / (std::string(KeyStore::kBackupFile) + ".tmp")));
   // Whoever replaces the store file with its backup finds the key destroyed there too.
   CHECK(veil::testing::Slurp(dir / KeyStore::kBackupFile) == veil::testing::Slurp(dir / KeyStore::kStoreFile));
-  std::string bytes = veil::testing::Slurp(dir / KeyStore::kStoreFile);
-  bytes[bytes.size() - 5] ^= 0x40;
-  veil::testing::Spit(dir / KeyStore::kStoreFile, bytes);
+  veil::testing::DamageStoreFile(dir.path());
   REQUIRE(KeyStore::RecoverFromBackup(dir.path(), TestKey(), "admin").ok());
   auto store = OpenRw(dir.path());
   CHECK(store->Info().keyrings[0].versions[0].status == KeyStatus::kDestroyed);
@@ -229,14 +227,8 @@ TEST_CASE("an audit log cut back to before the store's last change refuses the s
 
 TEST_CASE("a store file put back from before its last change opens with that change logged as failed and reported") {
   TempDir dir;
-  std::string before_revocation;
-  {
-    auto store = MakeStore(dir.path());
-    REQUIRE(store->AddPrincipal("bob", Role::kApprover, PrincipalKey::Generate("bob").public_key()).ok());
-    before_revocation = veil::testing::Slurp(dir / KeyStore::kStoreFile);
-    REQUIRE(store->RevokePrincipal("bob").ok());
-    REQUIRE(store->Log(AuditAction::kRestorePerformed, AuditOutcome::kSuccess, "photo.png", "").ok());
-  }
+  const std::string before_revocation = veil::testing::MakeStoreThenAddAndRevokeBob(dir.path()).before_revoked;
+  REQUIRE(OpenRw(dir.path())->Log(AuditAction::kRestorePerformed, AuditOutcome::kSuccess, "photo.png", "").ok());
   // What a crash between the revocation's record and its save leaves (or a one-step rollback).
   veil::testing::Spit(dir / KeyStore::kStoreFile, before_revocation);
   {
@@ -406,9 +398,7 @@ TEST_CASE("a damaged store file is reported as such and recovered from its backu
     auto store = MakeStore(dir.path());
     REQUIRE(store->Rotate("default").ok());
   }
-  std::string bytes = veil::testing::Slurp(dir / KeyStore::kStoreFile);
-  bytes[bytes.size() - 5] ^= 0x40;
-  veil::testing::Spit(dir / KeyStore::kStoreFile, bytes);
+  veil::testing::DamageStoreFile(dir.path());
   auto damaged = KeyStore::Open(dir.path(), TestKey(), KeyStore::Access::kReadOnly, "x");
   CHECK(damaged.status().code() == StatusCode::kDataLoss);
   CHECK(damaged.status().message().find("veil keys recover") != std::string::npos);
@@ -430,20 +420,11 @@ TEST_CASE("a damaged store file is reported as such and recovered from its backu
 
 TEST_CASE("a store file swapped for its backup and then a recovery undo at most two changes, each on record") {
   TempDir dir;
-  std::string before_added, before_revoked;
-  {
-    auto store = MakeStore(dir.path());
-    before_added = veil::testing::Slurp(dir / KeyStore::kStoreFile);
-    REQUIRE(store->AddPrincipal("bob", Role::kApprover, PrincipalKey::Generate("bob").public_key()).ok());
-    before_revoked = veil::testing::Slurp(dir / KeyStore::kStoreFile);
-    REQUIRE(store->RevokePrincipal("bob").ok());
-    REQUIRE(store->Rotate("default").ok());
-  }
+  const auto [before_added, before_revoked] = veil::testing::MakeStoreThenAddAndRevokeBob(dir.path());
+  REQUIRE(OpenRw(dir.path())->Rotate("default").ok());
   const auto damage_and_leave_as_backup = [&](const std::string& backup) {
     veil::testing::Spit(dir / KeyStore::kBackupFile, backup);
-    std::string bytes = veil::testing::Slurp(dir / KeyStore::kStoreFile);
-    bytes[bytes.size() - 5] ^= 0x40;
-    veil::testing::Spit(dir / KeyStore::kStoreFile, bytes);
+    veil::testing::DamageStoreFile(dir.path());
   };
   // Step 1: the backup (before the rotation) over the store file: an interrupted save, as far as anyone can tell.
   veil::testing::Spit(dir / KeyStore::kStoreFile, veil::testing::Slurp(dir / KeyStore::kBackupFile));
@@ -491,9 +472,7 @@ TEST_CASE("recovery refuses a backup saved after records that the audit log no l
     REQUIRE(store->Rotate("default").ok());  // the backup is saved after the second rotation's record
   }
   std::filesystem::resize_file(dir / KeyStore::kAuditFile, short_log);
-  std::string bytes = veil::testing::Slurp(dir / KeyStore::kStoreFile);
-  bytes[bytes.size() - 5] ^= 0x40;
-  veil::testing::Spit(dir / KeyStore::kStoreFile, bytes);
+  const std::string bytes = veil::testing::DamageStoreFile(dir.path());
   Status st = KeyStore::RecoverFromBackup(dir.path(), TestKey(), "admin");
   CHECK(st.code() == StatusCode::kDataLoss);
   CHECK(st.message().find("cut short") != std::string::npos);
@@ -545,18 +524,10 @@ TEST_CASE("a store file older than its log is kept with --accept-loss, every cha
 
 TEST_CASE("recovery from a backup older than the generation before the store file's is refused") {
   TempDir dir;
-  std::string old_file;
-  {
-    auto store = MakeStore(dir.path());
-    old_file = veil::testing::Slurp(dir / KeyStore::kStoreFile);
-    REQUIRE(store->AddPrincipal("bob", Role::kApprover, PrincipalKey::Generate("bob").public_key()).ok());
-    REQUIRE(store->RevokePrincipal("bob").ok());
-  }
+  const std::string old_file = veil::testing::MakeStoreThenAddAndRevokeBob(dir.path()).before_added;
   // Someone damages the store file and leaves an older generation as its backup.
   veil::testing::Spit(dir / KeyStore::kBackupFile, old_file);
-  std::string bytes = veil::testing::Slurp(dir / KeyStore::kStoreFile);
-  bytes[bytes.size() - 5] ^= 0x40;
-  veil::testing::Spit(dir / KeyStore::kStoreFile, bytes);
+  const std::string bytes = veil::testing::DamageStoreFile(dir.path());
   const uintmax_t log_size = std::filesystem::file_size(dir / KeyStore::kAuditFile);
   Status st = KeyStore::RecoverFromBackup(dir.path(), TestKey(), "admin");
   CHECK(st.code() == StatusCode::kDataLoss);
@@ -578,16 +549,8 @@ TEST_CASE("recovery from a backup older than the generation before the store fil
 
 TEST_CASE("a store file from before a recovery, put back, is refused") {
   TempDir dir;
-  std::string old_file;
-  {
-    auto store = MakeStore(dir.path());
-    old_file = veil::testing::Slurp(dir / KeyStore::kStoreFile);
-    REQUIRE(store->AddPrincipal("bob", Role::kApprover, PrincipalKey::Generate("bob").public_key()).ok());
-    REQUIRE(store->RevokePrincipal("bob").ok());
-  }
-  std::string bytes = veil::testing::Slurp(dir / KeyStore::kStoreFile);
-  bytes[bytes.size() - 5] ^= 0x40;
-  veil::testing::Spit(dir / KeyStore::kStoreFile, bytes);
+  const std::string old_file = veil::testing::MakeStoreThenAddAndRevokeBob(dir.path()).before_added;
+  veil::testing::DamageStoreFile(dir.path());
   REQUIRE(KeyStore::RecoverFromBackup(dir.path(), TestKey(), "admin").ok());  // undoes the revocation, on record
   CHECK_FALSE(OpenRw(dir.path())->Info().principals[0].revoked);
   veil::testing::Spit(dir / KeyStore::kStoreFile, old_file);  // from before bob was added

@@ -71,4 +71,30 @@ inline void Spit(const std::string& path, const std::string& bytes) {
   out << bytes;
 }
 
+// Flips one bit near the end of the store file (inside its sealed part) and returns the damaged bytes.
+inline std::string DamageStoreFile(const std::string& dir) {
+  const std::string path = dir + "/" + keys::KeyStore::kStoreFile;
+  std::string bytes = Slurp(path);
+  REQUIRE(bytes.size() > 5);
+  bytes[bytes.size() - 5] ^= 0x40;
+  Spit(path, bytes);
+  return bytes;
+}
+
+// The store file as it was before each of two logged changes: approver bob added, then revoked.
+struct BobGenerations {
+  std::string before_added;
+  std::string before_revoked;
+};
+
+inline BobGenerations MakeStoreThenAddAndRevokeBob(const std::string& dir) {
+  BobGenerations files;
+  auto store = MakeStore(dir);
+  files.before_added = Slurp(dir + "/" + keys::KeyStore::kStoreFile);
+  REQUIRE(store->AddPrincipal("bob", keys::Role::kApprover, keys::PrincipalKey::Generate("bob").public_key()).ok());
+  files.before_revoked = Slurp(dir + "/" + keys::KeyStore::kStoreFile);
+  REQUIRE(store->RevokePrincipal("bob").ok());
+  return files;
+}
+
 }  // namespace veil::testing
