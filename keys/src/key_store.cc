@@ -245,8 +245,28 @@ Status RemoveOlderGenerations(const std::string& dir) {
   return FsyncDir(dir);
 }
 
+// A file key derived once for given KDF parameters: the store file and its backup share them, so a
+// recovery that opens both runs Argon2id once.
+struct DerivedKeyCache {
+  bool derived = false;
+  std::string kdf;  // the serialized parameters `key` was derived for
+  SecretBytes key;
+};
+
+StatusOr<SecretBytes> DeriveFileKeyOnce(const Credential& credential, const proto::KdfParams& kdf,
+                                        DerivedKeyCache* cache) {
+  if (cache == nullptr) return internal::DeriveFileKey(credential, kdf);
+  std::string params = kdf.SerializeAsString();
+  if (!cache->derived || cache->kdf != params) {
+    VEIL_ASSIGN_OR_RETURN(cache->key, internal::DeriveFileKey(credential, kdf));
+    cache->kdf = std::move(params);
+    cache->derived = true;
+  }
+  return cache->key.Clone();
+}
+
 // Opens the store file, telling a wrong credential from a damaged file with the help of the backup.
-StatusOr<Loaded> LoadStore(const std::string& dir, const Credential& credential) {
+StatusOr<Loaded> LoadStore(const std::string& dir, const Credential& credential, DerivedKeyCache* cache = nullptr) {
   const std::string path = Join(dir, KeyStore::kStoreFile);
   const std::string bak = Join(dir, KeyStore::kBackupFile);
   auto file = ReadStoreFile(path);
@@ -257,7 +277,7 @@ StatusOr<Loaded> LoadStore(const std::string& dir, const Credential& credential)
     }
     return file.status();
   }
-  VEIL_ASSIGN_OR_RETURN(SecretBytes file_key, internal::DeriveFileKey(credential, file->header.kdf()));
+  VEIL_ASSIGN_OR_RETURN(SecretBytes file_key, DeriveFileKeyOnce(credential, file->header.kdf(), cache));
   SecretBytes key_copy = file_key.Clone();
   auto loaded = Decode(*file, std::move(file_key));
   if (loaded.ok() || loaded.status().code() != StatusCode::kUnauthenticated) return loaded;
@@ -390,9 +410,10 @@ std::vector<AuditEntry> From(const std::vector<AuditEntry>& records, uint64_t fr
   return out;
 }
 
-StatusOr<Loaded> LoadBackup(const std::string& dir, const Credential& credential, std::string* bytes) {
+StatusOr<Loaded> LoadBackup(const std::string& dir, const Credential& credential, std::string* bytes,
+                            DerivedKeyCache* cache) {
   VEIL_ASSIGN_OR_RETURN(internal::SealedFile file, ReadStoreFile(Join(dir, KeyStore::kBackupFile), bytes));
-  VEIL_ASSIGN_OR_RETURN(SecretBytes file_key, internal::DeriveFileKey(credential, file.header.kdf()));
+  VEIL_ASSIGN_OR_RETURN(SecretBytes file_key, DeriveFileKeyOnce(credential, file.header.kdf(), cache));
   return Decode(file, std::move(file_key));
 }
 
@@ -405,14 +426,15 @@ Status KeyStore::RecoverFromBackup(const std::string& dir, const Credential& cre
   VEIL_ASSIGN_OR_RETURN(FileLock lock, FileLock::Acquire(Join(dir, kLockFile), FileLock::Mode::kExclusive));
   // The file to keep: the store file itself when it opens (only to accept what it lacks), else the
   // backup, and only when the store file is damaged or gone (not unreadable, nor from a newer Veil).
-  StatusOr<Loaded> current = LoadStore(dir, credential);
+  DerivedKeyCache derived;
+  StatusOr<Loaded> current = LoadStore(dir, credential, &derived);
   const bool keep_current = current.ok();
   if (!keep_current && current.status().code() != StatusCode::kDataLoss &&
       current.status().code() != StatusCode::kNotFound) {
     return current.status();
   }
   std::string backup_bytes;
-  StatusOr<Loaded> backup = LoadBackup(dir, credential, &backup_bytes);
+  StatusOr<Loaded> backup = LoadBackup(dir, credential, &backup_bytes, &derived);
   if (!keep_current && !backup.ok()) return backup.status();
   Loaded& loaded = keep_current ? *current : *backup;
   const std::string what = std::string(keep_current ? kStoreFile : kBackupFile) + " (generation " +
