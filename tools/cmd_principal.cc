@@ -43,6 +43,9 @@ int Add(Args& args) {
   // Open (and lock) the store first: a wrong store passphrase must not leave a key file behind.
   auto store = OpenStore(opts, KeyStore::Access::kReadWrite);
   if (!store.ok()) return Fail(store.status());
+  for (const auto& p : (*store)->Info().principals) {  // before any passphrase prompt or key file
+    if (p.name == *name) return Fail(AlreadyExistsError("principal '" + *name + "' already exists"));
+  }
   std::string public_key;
   if (key_out) {
     auto credential = PrincipalCredential(opts, *name, /*confirm=*/true);
@@ -55,7 +58,10 @@ int Add(Args& args) {
     if (!pk.ok()) return Fail(pk.status());
     public_key = *pk;
   }
-  if (Status st = (*store)->AddPrincipal(*name, *role, public_key); !st.ok()) return Fail(st);
+  if (Status st = (*store)->AddPrincipal(*name, *role, public_key); !st.ok()) {
+    if (key_out) std::remove(key_out->c_str());  // made above for this principal, which was not added
+    return Fail(st);
+  }
   std::printf("added %s %s, public key %s%s%s\n", keys::RoleName(*role), name->c_str(), keys::ToHex(public_key).c_str(),
               key_out ? ", signing key in " : "", key_out ? key_out->c_str() : "");
   return 0;

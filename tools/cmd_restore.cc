@@ -215,7 +215,7 @@ int Restore(int argc, char** argv) {
   if (!request.ok()) return fail_logged(request.status().WithContext(*request_path));
   request_id = request->info().request_id_hex;
 
-  auto grant = (*store)->AuthorizeRestore(*request, Now());  // logged, granted or denied
+  auto grant = (*store)->AuthorizeRestore(*request, Now(), digest);  // logged, granted or denied, with the file
   if (!grant.ok()) return Fail(grant.status());
 
   if (!grant->Covers(digest)) {
@@ -259,12 +259,17 @@ int Restore(int argc, char** argv) {
   }
   if (!restored.ok()) return fail_logged(restored.status());
   const bool exact = payloads;
+  // From here a first Ctrl-C or SIGTERM no longer kills the process half-way through writing the
+  // original pixels: before the success record it stops the restore (logged, nothing written);
+  // after it the write completes. A second signal still ends it at once.
+  StopOnSignal stop_on_signal;
 
   const std::string ext = fs::path(*out).extension().string();
   std::vector<uchar> buf;
   if (ext.empty() || !cv::imencode(ext, restored->image, buf)) {
     return fail_logged(InvalidArgumentError("cannot write '" + *out + "': use .png for an exact restore"));
   }
+  if (StopRequested()) return fail_logged(CancelledError("stopped before anything was written"));
   Status logged = log_outcome(keys::AuditOutcome::kSuccess,
                               std::string(exact ? "restored " : "re-rendered (approximate) ") +
                                   std::to_string(restored->faces_restored) + " face(s) of manifest " +

@@ -20,8 +20,7 @@ VideoOutputs::VideoOutputs(const StoreOptions& store, engine::PayloadLocation wh
     std::error_code ec;
     options.payloads.folder = StorePayloadFolder(store);
     std::filesystem::create_directories(options.payloads.folder, ec);
-    options.payloads.name = StoreVideoPayloadName;
-    options.payloads.replace = true;  // named by the output's digest: a re-run writes the same bytes
+    options.payloads.name = StoreVideoPayloadName;  // the manifest id: from the input and output digests
   }
   options.before_commit = [this](const engine::Manifest& m) -> Status {
     manifest_bytes_ = engine::SerializeManifest(m);

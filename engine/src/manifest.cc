@@ -198,10 +198,13 @@ StatusOr<Manifest> ParseManifest(const std::string& bytes) {
     f.method = static_cast<ReplaceMethod>(fr.method());
     f.method_reason = fr.method_reason();
     f.detector_score = fr.detector_score();
+    // Checked as floats first: casting a NaN or a huge value to int is undefined.
+    for (float v : {fr.region().x(), fr.region().y(), fr.region().width(), fr.region().height()}) {
+      if (!(v >= 0.0f && v <= 65536.0f)) return DataLossError("manifest face region lies outside the image");
+    }
     f.region = cv::Rect(static_cast<int>(fr.region().x()), static_cast<int>(fr.region().y()),
                         static_cast<int>(fr.region().width()), static_cast<int>(fr.region().height()));
-    if (f.region.x < 0 || f.region.y < 0 || f.region.width < 0 || f.region.height < 0 ||
-        f.region.x + static_cast<int64_t>(f.region.width) > m.width ||
+    if (f.region.x + static_cast<int64_t>(f.region.width) > m.width ||
         f.region.y + static_cast<int64_t>(f.region.height) > m.height) {
       return DataLossError("manifest face region lies outside the image");
     }

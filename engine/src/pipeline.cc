@@ -5,6 +5,8 @@
 #include <chrono>
 #include <cmath>
 
+#include <optional>
+
 #include <opencv2/imgcodecs.hpp>
 
 #include "face_replace.h"
@@ -345,6 +347,19 @@ class PipelineImpl final : public Pipeline {
   StatusOr<RestoreOutput> RestoreApproximate(const cv::Mat& decoded, const Manifest& manifest,
                                              const keys::RestoreGrant& grant) override {
     if (!synth_) return FailedPreconditionError("approximate restore needs a pipeline with the identity models");
+    VEIL_ASSIGN_OR_RETURN(keys::KeyHandle key, grant.Key(manifest.key_version));
+    // The scope, its id and the face records steer the keyed inverse: the manifest is checked whole
+    // first (a sidecar or an embedded manifest alike), before anything it says is relied on. Every
+    // manifest of a synthesized face is sealed, so one without a seal had it taken away.
+    if (manifest.manifest_seal.empty()) return UnauthenticatedError("the manifest carries no seal");
+    VEIL_RETURN_IF_ERROR(internal::VerifyManifestSeal(manifest, key));
+    // A face whose sealed original the manifest lost is refused, as the exact restore refuses it:
+    // never a silent step down from the original pixels to a re-rendering.
+    for (const auto& f : manifest.faces) {
+      if (f.payload_location != PayloadLocation::kNone && f.sealed_payload.empty()) {
+        return UnauthenticatedError("the manifest lost the sealed original of face " + std::to_string(f.index));
+      }
+    }
     if (decoded.cols != static_cast<int>(manifest.width) || decoded.rows != static_cast<int>(manifest.height) ||
         PixelsSha256(decoded) != manifest.output_pixels_sha256) {
       return DataLossError("the image was edited after anonymization (its pixels do not match its manifest)");
@@ -359,12 +374,6 @@ class PipelineImpl final : public Pipeline {
         }
       }
     }
-    VEIL_ASSIGN_OR_RETURN(keys::KeyHandle key, grant.Key(manifest.key_version));
-    // The scope, its id and the face records steer the keyed inverse: the manifest is checked whole
-    // first (a sidecar or an embedded manifest alike). Every manifest of a synthesized face is
-    // sealed, so one without a seal had it taken away.
-    if (manifest.manifest_seal.empty()) return UnauthenticatedError("the manifest carries no seal");
-    VEIL_RETURN_IF_ERROR(internal::VerifyManifestSeal(manifest, key));
     VEIL_ASSIGN_OR_RETURN(std::vector<Face> found, detector_->Detect(decoded));
     std::vector<Face> faces;
     std::vector<std::string> scope_ids;
@@ -501,23 +510,28 @@ StatusOr<std::unique_ptr<Pipeline>> Pipeline::Create(const PipelineParams& param
 
 StatusOr<RestoreOutput> RestoreFromPayloads(const cv::Mat& decoded, const Manifest& manifest,
                                             const keys::RestoreGrant& grant) {
+  const bool sealed = !manifest.manifest_seal.empty();
+  bool any_payload = false;
+  for (const auto& f : manifest.faces) any_payload |= !f.sealed_payload.empty();
+  // A sealed manifest is checked whole first, before what it says of the pixels is relied on (an
+  // edited manifest is reported as such, not as an edited image) and before any payload is opened:
+  // a dropped or edited face record, or a payload removed from a face that had one, is refused.
+  std::optional<keys::KeyHandle> key;
+  if (sealed || any_payload) {
+    VEIL_ASSIGN_OR_RETURN(keys::KeyHandle k, grant.Key(manifest.key_version));
+    key.emplace(std::move(k));
+  }
+  if (sealed) VEIL_RETURN_IF_ERROR(internal::VerifyManifestSeal(manifest, *key));
   if (decoded.cols != static_cast<int>(manifest.width) || decoded.rows != static_cast<int>(manifest.height) ||
       decoded.type() != CV_8UC3 || PixelsSha256(decoded) != manifest.output_pixels_sha256) {
     return DataLossError("the image was edited after anonymization (its pixels do not match its manifest)");
   }
   RestoreOutput out;
   out.image = decoded.clone();
-  const bool sealed = !manifest.manifest_seal.empty();
-  bool any_payload = false;
-  for (const auto& f : manifest.faces) any_payload |= !f.sealed_payload.empty();
-  if (!any_payload && !sealed) {  // an older manifest without payloads: nothing to check or open
+  if (!key) {  // an older manifest without payloads: nothing to check or open
     out.faces_without_payload = static_cast<int>(manifest.faces.size());
     return out;
   }
-  VEIL_ASSIGN_OR_RETURN(keys::KeyHandle key, grant.Key(manifest.key_version));
-  // A sealed manifest is checked whole before any payload is opened: a dropped or edited face
-  // record, or a payload removed from a face that had one, is refused, not skipped.
-  if (sealed) VEIL_RETURN_IF_ERROR(internal::VerifyManifestSeal(manifest, key));
   for (const auto& f : manifest.faces) {
     if (sealed && f.payload_location != PayloadLocation::kNone && f.sealed_payload.empty()) {
       return UnauthenticatedError("the manifest lost the sealed original of face " + std::to_string(f.index));
@@ -526,7 +540,7 @@ StatusOr<RestoreOutput> RestoreFromPayloads(const cv::Mat& decoded, const Manife
       ++out.faces_without_payload;
       continue;
     }
-    VEIL_ASSIGN_OR_RETURN(cv::Mat region, internal::OpenPayload(manifest, f, key));
+    VEIL_ASSIGN_OR_RETURN(cv::Mat region, internal::OpenPayload(manifest, f, *key));
     region.copyTo(out.image(f.region));
     ++out.faces_restored;
   }

@@ -17,6 +17,7 @@
 #include <opencv2/imgproc.hpp>
 #include <opencv2/videoio.hpp>
 
+#include "matroska_ids.h"
 #include "payloads.h"
 #include "veil/engine/payload_container.h"
 #include "veil/engine/runtime.h"
@@ -88,6 +89,15 @@ StatusOr<Source> OpenSource(const std::string& input) {
   return s;
 }
 
+// The video writers (FFmpeg through OpenCV) drop the last column or row of an odd frame size
+// without a word; the restore could then never match the frames to the manifest.
+Status CheckEvenFrameSize(cv::Size size, const std::string& label) {
+  if (size.width % 2 == 0 && size.height % 2 == 0) return Status::Ok();
+  return UnsupportedError(label + " has an odd frame size (" + std::to_string(size.width) + "x" + std::to_string(size.height) +
+                            "), which video encoders cannot keep; crop it to an even size first (for example ffmpeg -vf "
+                            "\"crop=trunc(iw/2)*2:trunc(ih/2)*2\")");
+}
+
 }  // namespace
 
 bool IsVideoPath(const std::string& path) {
@@ -103,7 +113,8 @@ namespace {
 // What differs between a video file and a live stream around the shared frame loop.
 struct FrameLoop {
   std::string label;         // the source, for messages
-  std::string input_digest;  // of a file: the container id derives from it; empty: a live stream
+  bool live = false;         // a live stream (camera): it cannot be read again
+  std::string input_digest;  // of a file: its container and manifest ids derive from it
   cv::Size size;             // of a file (checked for every frame); a live stream's first frame sets it
   double fps = kDefaultFps;
   int64_t total = 0;         // frames, when known
@@ -134,7 +145,7 @@ StatusOr<Manifest> AnonymizeFrames(Pipeline& pipeline, const keys::KeyHandle& ke
   // A file's ids are deterministic (the same input and key give the same container and manifest
   // bytes); a live stream cannot be repeated: a random nonce makes its ids its own, so two
   // recordings of the same pixels never share a manifest id or a name in the key store.
-  const bool live = loop.input_digest.empty();
+  const bool live = loop.live;
   const std::string nonce = live ? std::string(keys::SecretBytes::Random(16).view(keys::SecretAccess::Get())) : "";
   std::string container_id;
   if (keep) {
@@ -167,6 +178,7 @@ StatusOr<Manifest> AnonymizeFrames(Pipeline& pipeline, const keys::KeyHandle& ke
     if (n == 0 && live) {
       size = frame.size();
       if (!UsableFrameSize(size)) return InvalidArgumentError(loop.label + " has no usable frame size");
+      VEIL_RETURN_IF_ERROR(CheckEvenFrameSize(size, loop.label));
     }
     if (frame.size() != size || frame.type() != CV_8UC3) {
       return DataLossError("frame " + std::to_string(n) + " of " + loop.label + " changes size or type");
@@ -192,8 +204,16 @@ StatusOr<Manifest> AnonymizeFrames(Pipeline& pipeline, const keys::KeyHandle& ke
     if (options.progress) options.progress({n, loop.total});
     if (loop.on_frame && !loop.on_frame(*anonymized)) break;
   }
-  out.Close();
+  VEIL_RETURN_IF_ERROR(out.Close());
   if (n == 0) return InvalidArgumentError(loop.label + " has no decodable frames");
+  // A file that ends well before the frames its container declares is cut short or damaged:
+  // anonymizing the frames that decode would pass a partial video off as the whole. Containers
+  // without a frame count let OpenCV estimate it from duration and frame rate, which a variable
+  // frame rate can overstate: only a shortfall beyond a tenth (and two frames) is refused.
+  if (!live && loop.total > 0 && n + 2 + loop.total / 10 < loop.total) {
+    return DataLossError(loop.label + " ends after " + std::to_string(n) + " of the about " + std::to_string(loop.total) +
+                         " frames it declares: the file is truncated or damaged");
+  }
   m.width = static_cast<uint32_t>(size.width);
   m.height = static_cast<uint32_t>(size.height);
   int64_t written = 0;
@@ -203,7 +223,8 @@ StatusOr<Manifest> AnonymizeFrames(Pipeline& pipeline, const keys::KeyHandle& ke
   // From the output (and a live stream's nonce): the same input and key give the same manifest.
   m.manifest_id = std::string(keys::ExpandSecret(manifest_key,
                                                  live ? "veil-stream-manifest-id-v1:" + keys::ToHex(nonce) + ":" + keys::ToHex(m.output_pixels_sha256)
-                                                      : "veil-video-manifest-id-v1:" + keys::ToHex(m.output_pixels_sha256),
+                                                      : "veil-video-manifest-id-v2:" + keys::ToHex(loop.input_digest) + ":" +
+                                                            keys::ToHex(m.output_pixels_sha256),
                                                  16)
                                   .view(keys::SecretAccess::Get()));
   if (SerializeManifest(m).size() > kMaxManifestBytes) {
@@ -217,12 +238,12 @@ StatusOr<Manifest> AnonymizeFrames(Pipeline& pipeline, const keys::KeyHandle& ke
     m.payload_container = container->Ref();
     VEIL_ASSIGN_OR_RETURN(m.manifest_seal, internal::SealManifest(m, key));
     container_path = beside ? VideoPayloadPath(output) : (std::filesystem::path(target.folder) / target.name(m.manifest_id)).string();
-    Status st = container->Commit(container_path, target.replace);
+    Status st = container->Commit(container_path, /*replace=*/false);
     if (st.code() == StatusCode::kAlreadyExists &&
         keys::FileHolds(container_path, m.payload_container.sha256, m.payload_container.size)) {
       st = Status::Ok();  // an identical earlier run's, stopped before its video appeared
     } else if (st.ok()) {
-      container_made = !target.replace;  // a replaced file is not restored: keep what was committed
+      container_made = true;
     }
     VEIL_RETURN_IF_ERROR(st);
   }
@@ -246,9 +267,8 @@ StatusOr<Manifest> AnonymizeVideo(Pipeline& pipeline, const keys::KeyHandle& key
   loop.size = src.size;
   loop.fps = src.fps;
   loop.total = src.total;
-  if (pipeline.params().payloads != PayloadLocation::kNone) {
-    VEIL_ASSIGN_OR_RETURN(loop.input_digest, keys::Sha256File(input));
-  }
+  VEIL_RETURN_IF_ERROR(CheckEvenFrameSize(src.size, input));
+  VEIL_ASSIGN_OR_RETURN(loop.input_digest, keys::Sha256File(input));
   return AnonymizeFrames(pipeline, key, src.cap, loop, output, options);
 }
 
@@ -259,6 +279,7 @@ StatusOr<Manifest> RecordStream(Pipeline& pipeline, const keys::KeyHandle& key, 
   InitRuntimeOnce();
   FrameLoop loop;
   loop.label = options.name.empty() ? "the stream" : options.name;
+  loop.live = true;
   loop.fps = source.get(cv::CAP_PROP_FPS) > 0 ? source.get(cv::CAP_PROP_FPS) : kDefaultFps;
   loop.end = options.end;
   loop.on_frame = options.on_frame;
@@ -356,7 +377,7 @@ StatusOr<VideoRestoreOutput> RestoreVideoFromPayloads(const std::string& input, 
     }
   }
   result.frames = n;
-  out.Close();
+  VEIL_RETURN_IF_ERROR(out.Close());
   int64_t back = 0;
   VEIL_ASSIGN_OR_RETURN(std::string back_digest, FramesSha256(out.temp_path(), &back, options.cancelled));
   if (back != n) return IoError("the restored video has " + std::to_string(back) + " of " + std::to_string(n) + " frames");
@@ -380,7 +401,7 @@ VideoFileWriter::VideoFileWriter(std::string output, double fps, unsigned mode)
 }
 
 VideoFileWriter::~VideoFileWriter() {
-  Close();
+  if (writer_ && !closed_) writer_->release();
   ::unlink(tmp_.c_str());
 }
 
@@ -399,13 +420,17 @@ Status VideoFileWriter::Write(const cv::Mat& frame) {
   return Status::Ok();
 }
 
-void VideoFileWriter::Close() {
-  if (writer_) writer_->release();
+Status VideoFileWriter::Close() {
+  if (closed_) return Status::Ok();
+  closed_ = true;
+  if (!writer_) return Status::Ok();
+  writer_->release();
+  return LowerExt(output_) == ".mkv" ? internal::MakeMatroskaIdsDeterministic(tmp_) : Status::Ok();
 }
 
 Status VideoFileWriter::Commit() {
   if (frames_ == 0) return FailedPreconditionError("no frames to write to " + output_);
-  Close();
+  VEIL_RETURN_IF_ERROR(Close());
   VEIL_RETURN_IF_ERROR(FsyncFile(tmp_));
   if (::link(tmp_.c_str(), output_.c_str()) != 0) {
     const int e = errno;

@@ -171,6 +171,9 @@ TEST_CASE("restore refuses a sealed image manifest with a face record dropped, e
   Manifest other_models = m;
   other_models.models[0].sha256_hex[0] = other_models.models[0].sha256_hex[0] == '0' ? '1' : '0';
   CHECK(code(other_models) == StatusCode::kUnauthenticated);
+  Manifest rehashed = m;  // what the manifest says of the pixels is checked too: altered, not "edited"
+  rehashed.output_pixels_sha256[0] = static_cast<char>(rehashed.output_pixels_sha256[0] ^ 1);
+  CHECK(code(rehashed) == StatusCode::kUnauthenticated);
   Manifest stripped = m;  // no way back to an unchecked older manifest: the payloads do not open
   stripped.manifest_seal.clear();
   CHECK(code(stripped) == StatusCode::kUnauthenticated);

@@ -112,6 +112,15 @@ TEST_CASE("approximate restore refuses a manifest whose scope was altered, seale
   approx = pipeline->RestoreApproximate(Decode(out->image_bytes), altered, s.Grant(out->image_bytes));
   REQUIRE_FALSE(approx.ok());
   CHECK(approx.status().code() == StatusCode::kUnauthenticated);
+  // A face's sealed original taken out of the manifest is no reason to re-render it instead.
+  Manifest emptied = out->manifest;
+  REQUIRE_FALSE(emptied.faces.empty());
+  REQUIRE_FALSE(emptied.faces[0].sealed_payload.empty());
+  emptied.faces[0].sealed_payload.clear();
+  approx = pipeline->RestoreApproximate(Decode(out->image_bytes), emptied, s.Grant(out->image_bytes));
+  REQUIRE_FALSE(approx.ok());
+  CHECK(approx.status().code() == StatusCode::kUnauthenticated);
+  CHECK(approx.status().message().find("lost the sealed original") != std::string::npos);
 }
 
 TEST_CASE("approximate restore refuses an image whose pseudonyms another flow drew") {

@@ -10,6 +10,7 @@
 #include <opencv2/imgproc.hpp>
 #include <opencv2/videoio.hpp>
 
+#include "matroska_ids.h"
 #include "test_support.h"
 #include "veil/engine/manifest.h"
 #include "veil/engine/payload_container.h"
@@ -206,6 +207,91 @@ TEST_CASE("a lossless .mkv video restores from its payload container to the orig
   const std::string kept_container = (kept / (keys::ToHex(m->manifest_id) + ".veilpay")).string();
   CHECK(Bytes(kept_container) == Bytes(VideoPayloadPath(out)));
   CHECK_FALSE(fs::exists(VideoPayloadPath(again_out)));
+  CHECK(Bytes(again_out) == Bytes(out));  // the same video bytes too: a request names the file's digest
+}
+
+TEST_CASE("two videos that decode to the same frames keep their payload containers apart") {
+  testing::TestStore s('u');
+  Workspace ws;
+  const std::string clip = MakeClip(ws.dir, 2);
+  const std::string twin = (ws.dir / "twin.avi").string();
+  fs::copy_file(clip, twin);
+  { std::ofstream(twin, std::ios::app | std::ios::binary) << "trailing bytes no decoder reads"; }
+  REQUIRE(DecodeFrames(twin).size() == 2);
+  const fs::path kept = ws.dir / "kept";
+  fs::create_directories(kept);
+  VideoOptions elsewhere;  // as the key store keeps them: named by the manifest id
+  elsewhere.payloads.folder = kept.string();
+  elsewhere.payloads.name = [](const std::string& id) { return keys::ToHex(id) + ".veilpay"; };
+  auto a = AnonymizeVideo(*SealingPipeline(), s.Key(), clip, (ws.dir / "a.mkv").string(), elsewhere);
+  auto b = AnonymizeVideo(*SealingPipeline(), s.Key(), twin, (ws.dir / "b.mkv").string(), elsewhere);
+  REQUIRE_MESSAGE(a.ok(), a.status().ToString());
+  REQUIRE_MESSAGE(b.ok(), b.status().ToString());
+  CHECK(a->output_pixels_sha256 == b->output_pixels_sha256);
+  CHECK(a->manifest_id != b->manifest_id);
+  for (const Manifest* m : {&*a, &*b}) {
+    const std::string container = (kept / (keys::ToHex(m->manifest_id) + ".veilpay")).string();
+    CHECK(keys::FileHolds(container, m->payload_container.sha256, m->payload_container.size));
+  }
+}
+
+TEST_CASE("a video anonymized without payloads gets the same manifest on every run") {
+  testing::TestStore s('n');
+  Workspace ws;
+  const std::string clip = MakeClip(ws.dir, 2);
+  auto first = AnonymizeVideo(*MakePipeline(), s.Key(), clip, (ws.dir / "a.mkv").string());
+  auto second = AnonymizeVideo(*MakePipeline(), s.Key(), clip, (ws.dir / "b.mkv").string());
+  REQUIRE_MESSAGE(first.ok(), first.status().ToString());
+  REQUIRE_MESSAGE(second.ok(), second.status().ToString());
+  CHECK(SerializeManifest(*first) == SerializeManifest(*second));
+}
+
+TEST_CASE("a video cut short is refused as truncated, not anonymized in part") {
+  testing::TestStore s('t');
+  Workspace ws;
+  cv::Mat photo;
+  cv::resize(testing::DemoImage("sample1.jpg"), photo, cv::Size(640, 480), 0, 0, cv::INTER_AREA);
+  const std::string whole = (ws.dir / "whole.mkv").string();
+  {
+    cv::VideoWriter w(whole, cv::VideoWriter::fourcc('F', 'F', 'V', '1'), 10, photo.size());
+    REQUIRE(w.isOpened());
+    for (int i = 0; i < 20; ++i) w.write(photo);
+  }
+  std::string bytes = Bytes(whole);
+  const std::string cut = (ws.dir / "cut.mkv").string();
+  { std::ofstream(cut, std::ios::binary) << bytes.substr(0, bytes.size() / 2); }
+  const std::string out = (ws.dir / "anonymized.mkv").string();
+  auto m = AnonymizeVideo(*MakePipeline(), s.Key(), cut, out);
+  if (cv::VideoCapture(cut).get(cv::CAP_PROP_FRAME_COUNT) < 20) {
+    MESSAGE("this FFmpeg does not tell the frame count of a cut .mkv; skipped");
+    return;
+  }
+  REQUIRE_FALSE(m.ok());
+  CHECK(m.status().code() == StatusCode::kDataLoss);
+  CHECK_MESSAGE(m.status().message().find("truncated") != std::string::npos, m.status().message());
+  CHECK_FALSE(fs::exists(out));
+  CheckNoTemporaryFiles(ws.dir);
+}
+
+TEST_CASE("a video of odd width or height is refused before anything is written") {
+  testing::TestStore s('o');
+  Workspace ws;
+  cv::Mat photo;
+  cv::resize(testing::DemoImage("sample1.jpg"), photo, cv::Size(641, 481), 0, 0, cv::INTER_AREA);
+  const std::string odd = (ws.dir / "odd.avi").string();
+  {
+    // OpenCV's own MJPEG writer keeps odd sizes (FFmpeg's drops the last column and row).
+    cv::VideoWriter w(odd, cv::CAP_OPENCV_MJPEG, cv::VideoWriter::fourcc('M', 'J', 'P', 'G'), 10, photo.size());
+    REQUIRE(w.isOpened());
+    for (int i = 0; i < 2; ++i) w.write(photo);
+  }
+  REQUIRE(cv::VideoCapture(odd).get(cv::CAP_PROP_FRAME_WIDTH) == 641);
+  const std::string out = (ws.dir / "anonymized.mkv").string();
+  auto m = AnonymizeVideo(*SealingPipeline(), s.Key(), odd, out);
+  CHECK(m.status().code() == StatusCode::kUnsupported);
+  CHECK(m.status().message().find("odd frame size") != std::string::npos);
+  CHECK_FALSE(fs::exists(out));
+  CHECK_FALSE(fs::exists(VideoPayloadPath(out)));
 }
 
 namespace {
@@ -505,4 +591,41 @@ TEST_CASE("a live stream is recorded with its manifest and payload container and
   CHECK(m2->output_pixels_sha256 == m->output_pixels_sha256);
   CHECK(m2->payload_container.container_id != m->payload_container.container_id);
   CHECK(m2->manifest_id != m->manifest_id);
+}
+
+TEST_CASE("Matroska files of the same frames get the same bytes, still decode, and anything else is left alone") {
+  Workspace ws;
+  cv::Mat noise(480, 640, CV_8UC3);
+  cv::randu(noise, 0, 256);  // incompressible: the file is larger than the header read at once
+  std::vector<std::string> paths, bytes;
+  for (const char* name : {"a.mkv", "b.mkv"}) {
+    paths.push_back((ws.dir / name).string());
+    cv::VideoWriter w(paths.back(), cv::VideoWriter::fourcc('F', 'F', 'V', '1'), 10, noise.size());
+    REQUIRE(w.isOpened());
+    for (int i = 0; i < 4; ++i) w.write(noise);
+    w.release();
+    bytes.push_back(Bytes(paths.back()));
+  }
+  REQUIRE(bytes[0].size() > (1u << 20));
+  REQUIRE(bytes[0] != bytes[1]);  // FFmpeg's random segment and track ids
+  for (const auto& p : paths) REQUIRE(internal::MakeMatroskaIdsDeterministic(p).ok());
+  CHECK(Bytes(paths[0]) == Bytes(paths[1]));
+  CHECK(Bytes(paths[0]).size() == bytes[0].size());
+  // Its CRC-32s verify again (checked before any change), and a second pass changes nothing.
+  const std::string once = Bytes(paths[0]);
+  REQUIRE(internal::MakeMatroskaIdsDeterministic(paths[0]).ok());
+  CHECK(Bytes(paths[0]) == once);
+  const auto frames = DecodeFrames(paths[0]);
+  REQUIRE(frames.size() == 4);
+  CHECK(cv::norm(frames[3], noise, cv::NORM_INF) == 0);
+  // Not Matroska, or a header altered: refused, the file untouched.
+  const std::string avi = MakeClip(ws.dir, 1);
+  const std::string avi_bytes = Bytes(avi);
+  CHECK(internal::MakeMatroskaIdsDeterministic(avi).code() == StatusCode::kDataLoss);
+  CHECK(Bytes(avi) == avi_bytes);
+  std::string altered = once;
+  altered[altered.find("Lavf")] = 'X';  // inside the segment info, under its CRC-32
+  { std::ofstream(paths[1], std::ios::binary | std::ios::trunc) << altered; }
+  CHECK(internal::MakeMatroskaIdsDeterministic(paths[1]).code() == StatusCode::kDataLoss);
+  CHECK(Bytes(paths[1]) == altered);
 }

@@ -42,9 +42,9 @@ struct VideoPayloadTarget {
   // Empty: VideoPayloadPath(output). Otherwise the container is written (through a temporary
   // file) into this folder, under name(manifest id), known once the video is done.
   std::string folder;
+  // An existing file of that name is accepted only when it holds the same bytes (an identical
+  // earlier run's); it is never replaced.
   std::function<std::string(const std::string& manifest_id)> name;
-  // May replace a file of that name (an identical earlier run's); otherwise AlreadyExists.
-  bool replace = false;
 };
 
 struct VideoOptions {
@@ -133,8 +133,9 @@ class VideoFileWriter {
 
   Status Write(const cv::Mat& frame);
   int64_t frames() const { return frames_; }
-  // Closes the temporary file (to read it back before Commit).
-  void Close();
+  // Closes the temporary file (to read it back before Commit); a .mkv then gets ids derived from
+  // its content instead of FFmpeg's random ones, so the same frames give the same bytes.
+  Status Close();
   const std::string& temp_path() const { return tmp_; }
   Status Commit();
 
@@ -144,6 +145,7 @@ class VideoFileWriter {
   unsigned mode_;
   int fourcc_ = 0;
   int64_t frames_ = 0;
+  bool closed_ = false;
   cv::Size size_;
   std::unique_ptr<cv::VideoWriter> writer_;
 };
