@@ -26,6 +26,7 @@ namespace {
 constexpr size_t kMaterialBytes = 32;
 constexpr char kKdfContext[crypto_kdf_CONTEXTBYTES + 1] = "VeilKDF1";
 constexpr uint32_t kMaxApprovalsPolicy = 64;
+constexpr int64_t kClockSkewSeconds = 300;  // how far ahead of this machine a request's creation may lie
 
 int64_t NowUnix() {
   return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
@@ -757,6 +758,7 @@ StatusOr<RestoreRequest> KeyStore::CreateRequest(const RestoreRequestSpec& spec,
     return PermissionDeniedError("requester '" + spec.requester + "' must be an unrevoked operator or admin");
   }
   VEIL_ASSIGN_OR_RETURN(RestoreRequest request, RestoreRequest::Build(spec, store_id(), now_unix));
+  request.issuer_signature_ = SignWithDomain(kRequestIssuedDomain, request.digest(), state_->log_secret);
   std::vector<std::string> digests{request.digest()};
   digests.insert(digests.end(), request.targets().begin(), request.targets().end());
   VEIL_RETURN_IF_ERROR(Audit({"", AuditAction::kRequestCreated, request.info().request_id_hex, digests,
@@ -786,28 +788,41 @@ Status KeyStore::RecordApproval(const RestoreRequest& request, const std::string
   return verdict;
 }
 
-Status KeyStore::Deny(const RestoreRequest& request, Status reason) {
+Status KeyStore::Deny(const RestoreRequest& request, const std::string& file_sha256, Status reason) {
   const auto& info = request.info();
-  Status logged = Audit({"", AuditAction::kRestoreAuthorization, info.request_id_hex, {request.digest()},
+  std::vector<std::string> digests{request.digest()};
+  if (!file_sha256.empty()) digests.push_back(file_sha256);
+  Status logged = Audit({"", AuditAction::kRestoreAuthorization, info.request_id_hex, digests,
                          AuditOutcome::kDenied, reason.message(), info.keyring, info.key_version});
   return logged.ok() ? reason : logged;
 }
 
-StatusOr<RestoreGrant> KeyStore::AuthorizeRestore(const RestoreRequest& request, int64_t now_unix) {
+StatusOr<RestoreGrant> KeyStore::AuthorizeRestore(const RestoreRequest& request, int64_t now_unix,
+                                                 const std::string& file_sha256) {
   VEIL_RETURN_IF_ERROR(RequireWritable());
   const auto& info = request.info();
   if (request.store_id() != store_id()) {
-    return Deny(request, PermissionDeniedError("the request was made for another key store"));
+    return Deny(request, file_sha256, PermissionDeniedError("the request was made for another key store"));
+  }
+  // Only a request this store made (and logged) is considered: its requester, dates and targets
+  // are then the store's, not whatever a hand-made request file claims.
+  if (!VerifySignature(kRequestIssuedDomain, request.digest(), request.issuer_signature(), state_->header.log_public_key())) {
+    return Deny(request, file_sha256, PermissionDeniedError("the request was not issued by this key store (make one with `veil request "
+                                               "create`), or it was altered"));
+  }
+  if (info.expires_unix - info.created_unix > kMaxRequestLifetimeSeconds || info.created_unix > now_unix + kClockSkewSeconds) {
+    return Deny(request, file_sha256, PermissionDeniedError("the request's dates are not possible (created in the future, or valid for "
+                                               "more than 366 days)"));
   }
   if (now_unix >= info.expires_unix) {
-    return Deny(request, DeadlineExceededError("the request expired at unix time " + std::to_string(info.expires_unix)));
+    return Deny(request, file_sha256, DeadlineExceededError("the request expired at unix time " + std::to_string(info.expires_unix)));
   }
   auto* ring = state_->FindKeyring(info.keyring);
-  if (!ring) return Deny(request, NotFoundError("no keyring named '" + info.keyring + "'"));
+  if (!ring) return Deny(request, file_sha256, NotFoundError("no keyring named '" + info.keyring + "'"));
   auto* requester = state_->FindPrincipal(info.requester);
   if (!requester || requester->revoked() ||
       (requester->role() != proto::ROLE_OPERATOR && requester->role() != proto::ROLE_ADMIN)) {
-    return Deny(request, PermissionDeniedError("requester '" + info.requester + "' is not an unrevoked operator or admin"));
+    return Deny(request, file_sha256, PermissionDeniedError("requester '" + info.requester + "' is not an unrevoked operator or admin"));
   }
 
   // Count valid approvals from distinct, unrevoked approvers other than the requester.
@@ -830,7 +845,7 @@ StatusOr<RestoreGrant> KeyStore::AuthorizeRestore(const RestoreRequest& request,
   if (valid.size() < needed) {
     std::string msg = std::to_string(valid.size()) + " of " + std::to_string(needed) + " required approvals";
     if (!ignored.empty()) msg += " (ignored: " + ignored + ")";
-    return Deny(request, PermissionDeniedError(msg));
+    return Deny(request, file_sha256, PermissionDeniedError(msg));
   }
 
   RestoreGrant grant;
@@ -841,7 +856,7 @@ StatusOr<RestoreGrant> KeyStore::AuthorizeRestore(const RestoreRequest& request,
     if (info.key_version != 0 && v.version() != info.key_version) continue;
     if (v.status() != proto::KEY_STATUS_ENABLED) {
       if (info.key_version != 0) {
-        return Deny(request, FailedPreconditionError("key " + KeyLabel(info.keyring, v.version()) + " is " +
+        return Deny(request, file_sha256, FailedPreconditionError("key " + KeyLabel(info.keyring, v.version()) + " is " +
                                                      KeyStatusName(static_cast<KeyStatus>(v.status()))));
       }
       grant.unavailable_.emplace_back(v.version(), static_cast<KeyStatus>(v.status()));
@@ -851,7 +866,7 @@ StatusOr<RestoreGrant> KeyStore::AuthorizeRestore(const RestoreRequest& request,
     if (it != state_->materials.end()) grant.keys_.push_back(KeyHandle(info.keyring, v.version(), it->second.Clone()));
   }
   if (grant.keys_.empty()) {
-    return Deny(request, info.key_version ? NotFoundError("keyring '" + info.keyring + "' has no version " +
+    return Deny(request, file_sha256, info.key_version ? NotFoundError("keyring '" + info.keyring + "' has no version " +
                                                           std::to_string(info.key_version))
                                           : FailedPreconditionError("keyring '" + info.keyring + "' has no enabled key"));
   }

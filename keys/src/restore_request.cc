@@ -47,6 +47,9 @@ StatusOr<RestoreRequest> RestoreRequest::Build(const RestoreRequestSpec& spec, c
     if (t.size() != 32) return InvalidArgumentError("each restore target must be a 32-byte digest");
   }
   if (spec.expires_unix <= now_unix) return InvalidArgumentError("restore request must expire in the future");
+  if (spec.expires_unix - now_unix > kMaxRequestLifetimeSeconds) {
+    return InvalidArgumentError("restore request may stay valid for at most 366 days");
+  }
   proto::RestoreRequest r;
   r.set_format_version(kFormatVersion);
   std::string id(16, '\0');
@@ -90,6 +93,8 @@ StatusOr<RestoreRequest> RestoreRequest::Parse(std::string_view bytes) {
   RestoreRequest out;
   out.request_bytes_ = s.request();
   out.digest_ = Blake2b256(out.request_bytes_);
+  if (s.issuer_signature().size() > 64) return DataLossError("restore request issuer signature is malformed");
+  out.issuer_signature_ = s.issuer_signature();
   out.store_id_ = r.store_id();
   for (const auto& t : r.targets()) {
     if (t.size() != 32) return DataLossError("restore request target is not a 32-byte digest");
@@ -122,6 +127,7 @@ void RestoreRequest::RefreshInfo() {
 std::string RestoreRequest::Serialize() const {
   proto::SignedRestoreRequest s;
   s.set_request(request_bytes_);
+  s.set_issuer_signature(issuer_signature_);
   for (const auto& a : approvals_) {
     auto* p = s.add_approvals();
     p->set_approver(a.approver);

@@ -4,6 +4,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <functional>
+
 #include "test_util.h"
 #include "veil/keys/audit_log.h"
 #include "veil/keys/fs.h"
@@ -106,12 +108,14 @@ TEST_CASE("restore fails with permission denied when approvals are missing, and 
   Fixture f;
   auto req = f.Request();
   req.Approve(f.alice, kNow);
-  auto grant = f.store->AuthorizeRestore(req, kNow);
+  auto grant = f.store->AuthorizeRestore(req, kNow, Sha256("image one"));
   CHECK(grant.status().code() == StatusCode::kPermissionDenied);
   CHECK(grant.status().message().find("1 of 2") != std::string::npos);
   auto rec = f.LastRecord();
   CHECK(rec.event.outcome == AuditOutcome::kDenied);
   CHECK(rec.event.reason.find("1 of 2") != std::string::npos);
+  // The record names the request and the file that was to be restored.
+  CHECK(rec.event.target_digests == std::vector<std::string>{req.digest(), Sha256("image one")});
 }
 
 TEST_CASE("a forged approver signature does not count") {
@@ -289,6 +293,67 @@ TEST_CASE("a request made for another key store is refused") {
   req.Approve(f.alice, kNow);
   req.Approve(f.bob, kNow);
   CHECK(f.store->AuthorizeRestore(req, kNow).status().code() == StatusCode::kPermissionDenied);
+}
+
+namespace {
+
+// A request file rewritten by hand: `edit` changes the request inside; the approvals are made anew
+// over what results (the approvers sign whatever they are shown), the issuer signature kept or not.
+RestoreRequest Forged(const RestoreRequest& original, const std::function<void(proto::RestoreRequest&)>& edit,
+                      bool keep_issuer_signature, Fixture& f) {
+  proto::SignedRestoreRequest file;
+  REQUIRE(file.ParseFromString(original.Serialize()));
+  proto::RestoreRequest inner;
+  REQUIRE(inner.ParseFromString(file.request()));
+  edit(inner);
+  file.set_request(inner.SerializeAsString());
+  if (!keep_issuer_signature) file.clear_issuer_signature();
+  auto parsed = RestoreRequest::Parse(file.SerializeAsString());
+  REQUIRE(parsed.ok());
+  parsed->Approve(f.alice, kNow);
+  parsed->Approve(f.bob, kNow);
+  return std::move(parsed.value());
+}
+
+}  // namespace
+
+TEST_CASE("a request the key store did not issue is refused, however well approved") {
+  Fixture f;
+  const RestoreRequest issued = f.Request();
+  CHECK_FALSE(issued.issuer_signature().empty());
+  // Made by hand from scratch (no issuer signature), or an issued one with its requester, lifetime
+  // or targets changed (the signature no longer matches).
+  const std::vector<RestoreRequest> forged = {
+      Forged(issued, [](proto::RestoreRequest&) {}, false, f),
+      Forged(issued, [](proto::RestoreRequest& r) { r.set_requester("mallory"); }, true, f),
+      Forged(issued, [](proto::RestoreRequest& r) { r.set_expires_unix(int64_t{1} << 62); }, true, f),
+      Forged(issued, [](proto::RestoreRequest& r) { r.add_targets(Sha256("another image")); }, true, f),
+  };
+  for (const auto& req : forged) {
+    auto grant = f.store->AuthorizeRestore(req, kNow + 10);
+    CHECK(grant.status().code() == StatusCode::kPermissionDenied);
+    CHECK(grant.status().message().find("not issued by this key store") != std::string::npos);
+    CHECK(f.LastRecord().event.outcome == AuditOutcome::kDenied);
+  }
+  // The untouched request, approved the same way, is granted.
+  auto approved = Forged(issued, [](proto::RestoreRequest&) {}, true, f);
+  CHECK(f.store->AuthorizeRestore(approved, kNow + 10).ok());
+}
+
+TEST_CASE("a request lives at most 366 days, and one dated after the store's clock is refused") {
+  Fixture f;
+  RestoreRequestSpec spec{"default", 0, {Sha256("image one")}, "CASE-1", "court order", "olivia", kNow + 367 * 86400};
+  CHECK(f.store->CreateRequest(spec, kNow).status().code() == StatusCode::kInvalidArgument);
+  spec.expires_unix = kNow + 366 * 86400;
+  CHECK(f.store->CreateRequest(spec, kNow).ok());
+  // Made on a machine whose clock runs an hour ahead of the one that authorizes it.
+  spec.expires_unix = kNow + 7200;
+  auto ahead = f.store->CreateRequest(spec, kNow + 3600);
+  REQUIRE(ahead.ok());
+  ahead->Approve(f.alice, kNow);
+  ahead->Approve(f.bob, kNow);
+  CHECK(f.store->AuthorizeRestore(*ahead, kNow).status().code() == StatusCode::kPermissionDenied);
+  CHECK(f.store->AuthorizeRestore(*ahead, kNow + 3600).ok());
 }
 
 TEST_CASE("a request file round trips, and corrupt request files are refused") {

@@ -180,8 +180,10 @@ class KeyStore {
   Status RecordApproval(const RestoreRequest& request, const std::string& approver);
   // Checks the request (this store, unexpired, m valid signatures of distinct unrevoked approvers
   // other than the requester, enabled key) and logs the decision, granted or denied with the
-  // reason. The grant is released only after its record is durable.
-  StatusOr<RestoreGrant> AuthorizeRestore(const RestoreRequest& request, int64_t now_unix);
+  // reason. The grant is released only after its record is durable. `file_sha256` (raw 32 bytes,
+  // optional): the file the caller means to restore, named in a denial's record too.
+  StatusOr<RestoreGrant> AuthorizeRestore(const RestoreRequest& request, int64_t now_unix,
+                                          const std::string& file_sha256 = {});
 
   // Appends a record for an action taken outside the store (e.g. a restore that used a grant);
   // InvalidArgument for the actions only the store records (changes to it, recoveries).
@@ -201,7 +203,7 @@ class KeyStore {
   Status Save(bool keep_previous = true);
   Status Audit(AuditEvent event);
   // Logs a denial and returns `reason` as the status.
-  Status Deny(const RestoreRequest& request, Status reason);
+  Status Deny(const RestoreRequest& request, const std::string& file_sha256, Status reason);
   // Refuses a store file older than its audit log (see key_store.cc); logs an interrupted save.
   static Status CheckStoreHoldsItsChanges(State& state, const std::vector<AuditEntry>& since_save);
   std::unique_ptr<State> state_;

@@ -14,6 +14,9 @@
 namespace veil::keys {
 
 inline constexpr std::string_view kApprovalDomain = "veil-approval-v1";
+inline constexpr std::string_view kRequestIssuedDomain = "veil-request-issued-v1";
+// The longest a request may stay valid, from its creation.
+inline constexpr int64_t kMaxRequestLifetimeSeconds = 366 * 86400;
 
 struct RestoreRequestSpec {
   std::string keyring;
@@ -65,14 +68,18 @@ class RestoreRequest {
   const std::string& store_id() const { return store_id_; }      // raw 16 bytes
   const std::vector<std::string>& targets() const { return targets_; }
   const std::vector<Approval>& approvals() const { return approvals_; }
+  // The key store's signature over digest() (see request.proto); empty on a request it did not make.
+  const std::string& issuer_signature() const { return issuer_signature_; }
 
   // Signs the request with the approver's key; replaces an earlier approval by the same name.
   void Approve(const PrincipalKey& key, int64_t now_unix);
 
  private:
   RestoreRequest() = default;
+  friend class KeyStore;  // signs the requests it creates
   void RefreshInfo();
   std::string request_bytes_;
+  std::string issuer_signature_;
   std::string digest_;
   std::string store_id_;
   std::vector<std::string> targets_;
