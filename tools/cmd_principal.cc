@@ -59,7 +59,11 @@ int Add(Args& args) {
     public_key = *pk;
   }
   if (Status st = (*store)->AddPrincipal(*name, *role, public_key); !st.ok()) {
-    if (key_out) std::remove(key_out->c_str());  // made above for this principal, which was not added
+    // Refused before the store changed: the key file made above serves nothing. A failure while
+    // saving may come after the store file was replaced: the key is kept, it may be the principal's.
+    const bool refused = st.code() == StatusCode::kInvalidArgument || st.code() == StatusCode::kAlreadyExists;
+    if (key_out && refused) std::remove(key_out->c_str());
+    if (key_out && !refused) st = st.WithContext("the signing key stays in " + *key_out + "; see `veil principal list`");
     return Fail(st);
   }
   std::printf("added %s %s, public key %s%s%s\n", keys::RoleName(*role), name->c_str(), keys::ToHex(public_key).c_str(),

@@ -66,6 +66,7 @@ bool ReadElement(const std::string& b, size_t pos, size_t limit, Element* e, boo
   uint64_t id = 0, size = 0;
   bool unknown = false;
   if (!ReadVint(b, &pos, 4, true, &id, nullptr) || !ReadVint(b, &pos, 8, false, &size, &unknown)) return false;
+  if (pos > limit) return false;  // the header itself runs past its parent
   e->id = static_cast<uint32_t>(id);
   e->data = pos;
   if (unknown) {
@@ -83,7 +84,7 @@ bool ReadElement(const std::string& b, size_t pos, size_t limit, Element* e, boo
 // The places of the ids to replace, and the CRC-32 elements over them.
 struct Places {
   std::vector<size_t> segment_uid;               // 16-byte values
-  std::vector<std::pair<size_t, size_t>> tracks;  // (offset, length) of TrackUID and TagTrackUID values
+  std::vector<std::pair<size_t, size_t>> tracks;  // (offset, length 8) of TrackUID and TagTrackUID values
   struct Crc {
     size_t value;        // the 4 bytes, little-endian
     size_t from, to;     // what they cover: the rest of the parent's data
@@ -91,25 +92,26 @@ struct Places {
   std::vector<Crc> crcs;
 };
 
-// Walks the children of [from, to), descending into the masters that lead to an id.
-bool Walk(const std::string& b, size_t from, size_t to, Places* places) {
+// Walks the children of [from, to), descending into the masters that lead to an id. A CRC-32 is
+// accepted only as the first child of a level-1 element (depth 0), as FFmpeg writes it.
+bool Walk(const std::string& b, size_t from, size_t to, Places* places, int depth = 0) {
   size_t pos = from;
   bool first = true;
   while (pos < to) {
     Element e;
     if (!ReadElement(b, pos, to, &e)) return false;
-    if (e.id == kCrc32 && first) {
-      if (e.end - e.data != 4) return false;
+    if (e.id == kCrc32) {
+      if (!first || depth > 0 || e.end - e.data != 4) return false;
       places->crcs.push_back({e.data, e.end, to});
     } else if (e.id == kSegmentUid) {
       if (e.end - e.data != 16) return false;
       places->segment_uid.push_back(e.data);
     } else if (e.id == kTrackUid || e.id == kTagTrackUid) {
-      if (e.end - e.data == 0 || e.end - e.data > 8) return false;
+      if (e.end - e.data != 8) return false;  // FFmpeg writes UIDs as 8 bytes, so equal values have equal bytes
       places->tracks.push_back({e.data, e.end - e.data});
     } else if (e.id == kInfo || e.id == kTracks || e.id == kTags || e.id == kTrackEntry || e.id == kTag ||
                e.id == kTargets) {
-      if (!Walk(b, e.data, e.end, places)) return false;
+      if (!Walk(b, e.data, e.end, places, depth + 1)) return false;
     }
     first = false;
     pos = e.end;
@@ -133,14 +135,7 @@ bool FindPlaces(const std::string& b, size_t* header_end, Places* places) {
       return true;
     }
     if (!ReadElement(b, at, segment.end, &e)) return false;  // a level-1 element cut by the buffer
-    if (e.id == kInfo || e.id == kTracks || e.id == kTags) {
-      const size_t crcs_before = places->crcs.size();
-      if (!Walk(b, e.data, e.end, places)) return false;
-      // A CRC-32 is only ever the first child of a level-1 element; deeper ones are not expected.
-      for (size_t i = crcs_before; i < places->crcs.size(); ++i) {
-        if (places->crcs[i].to != e.end) return false;
-      }
-    }
+    if ((e.id == kInfo || e.id == kTracks || e.id == kTags) && !Walk(b, e.data, e.end, places)) return false;
     pos = e.end;
   }
   return false;  // no cluster within the buffer

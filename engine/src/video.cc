@@ -421,11 +421,12 @@ Status VideoFileWriter::Write(const cv::Mat& frame) {
 }
 
 Status VideoFileWriter::Close() {
-  if (closed_) return Status::Ok();
+  if (closed_) return close_status_;  // the first close's outcome: a failed one is never committed
   closed_ = true;
-  if (!writer_) return Status::Ok();
+  if (!writer_) return close_status_;
   writer_->release();
-  return LowerExt(output_) == ".mkv" ? internal::MakeMatroskaIdsDeterministic(tmp_) : Status::Ok();
+  if (LowerExt(output_) == ".mkv") close_status_ = internal::MakeMatroskaIdsDeterministic(tmp_);
+  return close_status_;
 }
 
 Status VideoFileWriter::Commit() {

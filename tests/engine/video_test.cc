@@ -628,4 +628,13 @@ TEST_CASE("Matroska files of the same frames get the same bytes, still decode, a
   { std::ofstream(paths[1], std::ios::binary | std::ios::trunc) << altered; }
   CHECK(internal::MakeMatroskaIdsDeterministic(paths[1]).code() == StatusCode::kDataLoss);
   CHECK(Bytes(paths[1]) == altered);
+  // Element headers that run past their parent, and a CRC-32 below a level-1 element's children.
+  const std::string straddling("\x1a\x45\xdf\xa3\x80\x18\x53\x80\x67\xff\x15\x49\xa9\x66\x81\xbf\x84\x80\x1f\x43\xb6\x75", 22);
+  const std::string nested("\x1a\x45\xdf\xa3\x80\x18\x53\x80\x67\xff\x16\x54\xae\x6b\x88\xae\x86\xbf\x84\x00\x00\x00\x00"
+                           "\x1f\x43\xb6\x75\x80", 28);
+  for (const std::string& hostile : {straddling, nested}) {
+    { std::ofstream(paths[1], std::ios::binary | std::ios::trunc) << hostile; }
+    CHECK(internal::MakeMatroskaIdsDeterministic(paths[1]).code() == StatusCode::kDataLoss);
+    CHECK(Bytes(paths[1]) == hostile);
+  }
 }

@@ -146,6 +146,7 @@ class VideoFileWriter {
   int fourcc_ = 0;
   int64_t frames_ = 0;
   bool closed_ = false;
+  Status close_status_;
   cv::Size size_;
   std::unique_ptr<cv::VideoWriter> writer_;
 };
