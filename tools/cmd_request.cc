@@ -49,7 +49,7 @@ StatusOr<int64_t> ParseDuration(const std::string& text) {
     if (text[i] < '0' || text[i] > '9' || n > 1000000) return InvalidArgumentError("duration must look like 30m, 24h or 7d");
     n = n * 10 + (text[i] - '0');
   }
-  if (n == 0 || n * unit > 366 * 86400) return InvalidArgumentError("duration must be from 1s to 366d");
+  if (n == 0 || n * unit > keys::kMaxRequestLifetimeSeconds) return InvalidArgumentError("duration must be from 1s to 366d");
   return n * unit;
 }
 

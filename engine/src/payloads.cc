@@ -177,6 +177,15 @@ StatusOr<std::string> SealManifest(const Manifest& m, const keys::KeyHandle& key
                            ManifestSealAssociatedData(m), /*synthetic_nonce=*/true);
 }
 
+Status RequireKeptPayloads(const Manifest& m) {
+  for (const auto& f : m.faces) {
+    if (f.payload_location != PayloadLocation::kNone && f.sealed_payload.empty()) {
+      return UnauthenticatedError("the manifest lost the sealed original of face " + std::to_string(f.index));
+    }
+  }
+  return Status::Ok();
+}
+
 Status VerifyManifestSeal(const Manifest& m, const keys::KeyHandle& key) {
   if (m.manifest_seal.empty() || !keys::OpenPayload(key, m.manifest_seal, ManifestSealAssociatedData(m)).ok()) {
     return UnauthenticatedError(m.frames > 0 ? "the video's manifest and payload container do not verify: wrong key, or the "

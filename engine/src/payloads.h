@@ -43,5 +43,8 @@ StatusOr<cv::Mat> OpenVideoPayload(const std::string& container_id, const FaceRe
 StatusOr<std::string> SealManifest(const Manifest& m, const keys::KeyHandle& key);
 // Unauthenticated unless m.manifest_seal opens with `key` for exactly this manifest.
 Status VerifyManifestSeal(const Manifest& m, const keys::KeyHandle& key);
+// Unauthenticated when a face of a sealed manifest had its original sealed (its payload location
+// says so) but the payload is gone: a restore must refuse, never skip or re-render that face.
+Status RequireKeptPayloads(const Manifest& m);
 
 }  // namespace veil::engine::internal

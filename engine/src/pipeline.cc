@@ -355,11 +355,7 @@ class PipelineImpl final : public Pipeline {
     VEIL_RETURN_IF_ERROR(internal::VerifyManifestSeal(manifest, key));
     // A face whose sealed original the manifest lost is refused, as the exact restore refuses it:
     // never a silent step down from the original pixels to a re-rendering.
-    for (const auto& f : manifest.faces) {
-      if (f.payload_location != PayloadLocation::kNone && f.sealed_payload.empty()) {
-        return UnauthenticatedError("the manifest lost the sealed original of face " + std::to_string(f.index));
-      }
-    }
+    VEIL_RETURN_IF_ERROR(internal::RequireKeptPayloads(manifest));
     if (decoded.cols != static_cast<int>(manifest.width) || decoded.rows != static_cast<int>(manifest.height) ||
         PixelsSha256(decoded) != manifest.output_pixels_sha256) {
       return DataLossError("the image was edited after anonymization (its pixels do not match its manifest)");
@@ -521,7 +517,10 @@ StatusOr<RestoreOutput> RestoreFromPayloads(const cv::Mat& decoded, const Manife
     VEIL_ASSIGN_OR_RETURN(keys::KeyHandle k, grant.Key(manifest.key_version));
     key.emplace(std::move(k));
   }
-  if (sealed) VEIL_RETURN_IF_ERROR(internal::VerifyManifestSeal(manifest, *key));
+  if (sealed) {
+    VEIL_RETURN_IF_ERROR(internal::VerifyManifestSeal(manifest, *key));
+    VEIL_RETURN_IF_ERROR(internal::RequireKeptPayloads(manifest));
+  }
   if (decoded.cols != static_cast<int>(manifest.width) || decoded.rows != static_cast<int>(manifest.height) ||
       decoded.type() != CV_8UC3 || PixelsSha256(decoded) != manifest.output_pixels_sha256) {
     return DataLossError("the image was edited after anonymization (its pixels do not match its manifest)");
@@ -533,9 +532,6 @@ StatusOr<RestoreOutput> RestoreFromPayloads(const cv::Mat& decoded, const Manife
     return out;
   }
   for (const auto& f : manifest.faces) {
-    if (sealed && f.payload_location != PayloadLocation::kNone && f.sealed_payload.empty()) {
-      return UnauthenticatedError("the manifest lost the sealed original of face " + std::to_string(f.index));
-    }
     if (f.sealed_payload.empty()) {
       ++out.faces_without_payload;
       continue;

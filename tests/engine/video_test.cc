@@ -62,6 +62,21 @@ std::string MakeClip(const fs::path& dir, int frames) {
   return path;
 }
 
+// `frames` copies of `frame` written to `path` (FFV1 .mkv unless told otherwise).
+void WriteStill(const std::string& path, const cv::Mat& frame, int frames,
+                int fourcc = cv::VideoWriter::fourcc('F', 'F', 'V', '1'), int api = cv::CAP_ANY) {
+  cv::VideoWriter w(path, api, fourcc, 10, frame.size());
+  REQUIRE(w.isOpened());
+  for (int i = 0; i < frames; ++i) w.write(frame);
+}
+
+// The first demo photo scaled to `size`.
+cv::Mat DemoFrame(cv::Size size) {
+  cv::Mat photo;
+  cv::resize(testing::DemoImage("sample1.jpg"), photo, size, 0, 0, cv::INTER_AREA);
+  return photo;
+}
+
 std::unique_ptr<Pipeline> MakePipeline() {
   PipelineParams p;
   p.models_dir = testing::ModelsDir().string();
@@ -249,14 +264,8 @@ TEST_CASE("a video anonymized without payloads gets the same manifest on every r
 TEST_CASE("a video cut short is refused as truncated, not anonymized in part") {
   testing::TestStore s('t');
   Workspace ws;
-  cv::Mat photo;
-  cv::resize(testing::DemoImage("sample1.jpg"), photo, cv::Size(640, 480), 0, 0, cv::INTER_AREA);
   const std::string whole = (ws.dir / "whole.mkv").string();
-  {
-    cv::VideoWriter w(whole, cv::VideoWriter::fourcc('F', 'F', 'V', '1'), 10, photo.size());
-    REQUIRE(w.isOpened());
-    for (int i = 0; i < 20; ++i) w.write(photo);
-  }
+  WriteStill(whole, DemoFrame(cv::Size(640, 480)), 20);
   std::string bytes = Bytes(whole);
   const std::string cut = (ws.dir / "cut.mkv").string();
   { std::ofstream(cut, std::ios::binary) << bytes.substr(0, bytes.size() / 2); }
@@ -276,15 +285,9 @@ TEST_CASE("a video cut short is refused as truncated, not anonymized in part") {
 TEST_CASE("a video of odd width or height is refused before anything is written") {
   testing::TestStore s('o');
   Workspace ws;
-  cv::Mat photo;
-  cv::resize(testing::DemoImage("sample1.jpg"), photo, cv::Size(641, 481), 0, 0, cv::INTER_AREA);
   const std::string odd = (ws.dir / "odd.avi").string();
-  {
-    // OpenCV's own MJPEG writer keeps odd sizes (FFmpeg's drops the last column and row).
-    cv::VideoWriter w(odd, cv::CAP_OPENCV_MJPEG, cv::VideoWriter::fourcc('M', 'J', 'P', 'G'), 10, photo.size());
-    REQUIRE(w.isOpened());
-    for (int i = 0; i < 2; ++i) w.write(photo);
-  }
+  // OpenCV's own MJPEG writer keeps odd sizes (FFmpeg's drops the last column and row).
+  WriteStill(odd, DemoFrame(cv::Size(641, 481)), 2, cv::VideoWriter::fourcc('M', 'J', 'P', 'G'), cv::CAP_OPENCV_MJPEG);
   REQUIRE(cv::VideoCapture(odd).get(cv::CAP_PROP_FRAME_WIDTH) == 641);
   const std::string out = (ws.dir / "anonymized.mkv").string();
   auto m = AnonymizeVideo(*SealingPipeline(), s.Key(), odd, out);
@@ -600,10 +603,7 @@ TEST_CASE("Matroska files of the same frames get the same bytes, still decode, a
   std::vector<std::string> paths, bytes;
   for (const char* name : {"a.mkv", "b.mkv"}) {
     paths.push_back((ws.dir / name).string());
-    cv::VideoWriter w(paths.back(), cv::VideoWriter::fourcc('F', 'F', 'V', '1'), 10, noise.size());
-    REQUIRE(w.isOpened());
-    for (int i = 0; i < 4; ++i) w.write(noise);
-    w.release();
+    WriteStill(paths.back(), noise, 4);
     bytes.push_back(Bytes(paths.back()));
   }
   REQUIRE(bytes[0].size() > (1u << 20));
