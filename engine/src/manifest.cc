@@ -107,6 +107,7 @@ std::string SerializeManifest(const Manifest& m) {
   }
   p.mutable_key()->set_keyring(m.keyring);
   p.mutable_key()->set_version(m.key_version);
+  if (!m.key_check.empty()) p.mutable_key()->set_key_check(m.key_check);
   p.set_scope_kind(static_cast<proto::ScopeKind>(m.scope));
   p.set_scope_id(m.scope_id);
   for (const auto& f : m.faces) {
@@ -174,6 +175,10 @@ StatusOr<Manifest> ParseManifest(const std::string& bytes) {
   for (const auto& r : p.models()) m.models.push_back({r.id(), r.role(), keys::ToHex(r.sha256())});
   m.keyring = p.key().keyring();
   m.key_version = p.key().version();
+  if (!p.key().key_check().empty() && p.key().key_check().size() != 16) {
+    return DataLossError("manifest holds a key check of " + std::to_string(p.key().key_check().size()) + " bytes (16 expected)");
+  }
+  m.key_check = p.key().key_check();
   if (p.scope_kind() < 1 || p.scope_kind() > 4) return DataLossError("manifest names an unknown scope");
   m.scope = static_cast<keys::ScopeKind>(p.scope_kind());
   m.scope_id = p.scope_id();

@@ -28,9 +28,12 @@ StatusOr<cv::Mat> DecodeRegion(const std::string& png, const FaceRecord& face) {
   return region;
 }
 
-Status NotOpened(const FaceRecord& face) {
-  return UnauthenticatedError("the payload of face " + std::to_string(face.index) +
-                              " does not open: wrong key, or the manifest or payload was altered");
+// With the key confirmed (its check matched), a payload that does not open was altered; without a
+// check (older manifests) the two causes cannot be told apart.
+Status NotOpened(const FaceRecord& face, bool key_confirmed) {
+  const std::string which = "the sealed original of face " + std::to_string(face.index);
+  if (key_confirmed) return DataLossError(which + " was altered (it does not open under the right key)");
+  return UnauthenticatedError(which + " does not open: wrong key, or the manifest or payload was altered");
 }
 
 std::string VideoPayloadAssociatedData(const std::string& container_id, const FaceRecord& face) {
@@ -155,7 +158,7 @@ Status SealImage(Manifest& m, const keys::KeyHandle& key, const std::vector<std:
 
 StatusOr<cv::Mat> OpenPayload(const Manifest& m, const FaceRecord& face, const keys::KeyHandle& key) {
   auto plain = keys::OpenPayload(key, face.sealed_payload, PayloadAssociatedData(m, face.index));
-  if (!plain.ok()) return NotOpened(face);
+  if (!plain.ok()) return NotOpened(face, KeyConfirmed(m, key));
   return DecodeRegion(*plain, face);
 }
 
@@ -166,9 +169,9 @@ StatusOr<std::string> SealVideoPayload(const std::string& container_id, const Fa
 }
 
 StatusOr<cv::Mat> OpenVideoPayload(const std::string& container_id, const FaceRecord& face,
-                                   const keys::KeyHandle& key, const std::string& sealed) {
+                                   const keys::KeyHandle& key, const std::string& sealed, bool key_confirmed) {
   auto plain = keys::OpenPayload(key, sealed, VideoPayloadAssociatedData(container_id, face));
-  if (!plain.ok()) return NotOpened(face);
+  if (!plain.ok()) return NotOpened(face, key_confirmed);
   return DecodeRegion(*plain, face);
 }
 
@@ -180,19 +183,34 @@ StatusOr<std::string> SealManifest(const Manifest& m, const keys::KeyHandle& key
 Status RequireKeptPayloads(const Manifest& m) {
   for (const auto& f : m.faces) {
     if (f.payload_location != PayloadLocation::kNone && f.sealed_payload.empty()) {
-      return UnauthenticatedError("the manifest lost the sealed original of face " + std::to_string(f.index));
+      return DataLossError("the manifest lost the sealed original of face " + std::to_string(f.index));
     }
   }
   return Status::Ok();
 }
 
+bool KeyConfirmed(const Manifest& m, const keys::KeyHandle& key) {
+  return !m.key_check.empty() && m.key_check == key.KeyCheck();
+}
+
 Status VerifyManifestSeal(const Manifest& m, const keys::KeyHandle& key) {
-  if (m.manifest_seal.empty() || !keys::OpenPayload(key, m.manifest_seal, ManifestSealAssociatedData(m)).ok()) {
+  const char* what = m.frames > 0 ? "video" : "image";
+  const bool verified = !m.manifest_seal.empty() && keys::OpenPayload(key, m.manifest_seal, ManifestSealAssociatedData(m)).ok();
+  if (m.key_check.empty()) {  // older manifests: a wrong key and an alteration look the same
+    if (verified) return Status::Ok();
     return UnauthenticatedError(m.frames > 0 ? "the video's manifest and payload container do not verify: wrong key, or the "
                                                "manifest or payload container was altered or swapped"
                                              : "the image's manifest does not verify: wrong key, or the manifest was altered");
   }
-  return Status::Ok();
+  const bool same_key = KeyConfirmed(m, key);
+  if (verified && same_key) return Status::Ok();
+  if (verified) return DataLossError(std::string("the ") + what + "'s manifest was altered (its key check)");
+  if (!same_key) {
+    return UnauthenticatedError("wrong key: the " + std::string(what) + " was sealed under another key than '" + m.keyring +
+                                "' version " + std::to_string(m.key_version) + " of this key store");
+  }
+  return DataLossError(m.frames > 0 ? "the video's manifest or payload container was altered or swapped after anonymization"
+                                    : "the image's manifest was altered after anonymization (it does not verify under its key)");
 }
 
 }  // namespace internal

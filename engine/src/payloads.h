@@ -27,23 +27,30 @@ StatusOr<std::string> RegionPng(const cv::Mat& bgr, const cv::Rect& region);
 // (nothing with kNone), then seals the manifest (m.manifest_seal). Every other field must be final.
 Status SealImage(Manifest& m, const keys::KeyHandle& key, const std::vector<std::string>& pngs, PayloadLocation where);
 
-// Opens the payload of `face` (one of m.faces) and decodes its region: Unauthenticated when it
-// does not open (wrong key, manifest or payload altered), DataLoss when it holds no such region.
+// Opens the payload of `face` (one of m.faces) and decodes its region. When it does not open:
+// DataLoss (altered) if the manifest's key check names `key`, else Unauthenticated (wrong key, or
+// altered: an older manifest cannot tell). DataLoss when it holds no such region.
 StatusOr<cv::Mat> OpenPayload(const Manifest& m, const FaceRecord& face, const keys::KeyHandle& key);
 
 // Videos: one face region of one frame, sealed for the payload container `container_id`.
 StatusOr<std::string> SealVideoPayload(const std::string& container_id, const FaceRecord& face,
                                        const keys::KeyHandle& key, const std::string& png);
-// Opens what SealVideoPayload sealed (errors as OpenPayload).
+// Opens what SealVideoPayload sealed (errors as OpenPayload; `key_confirmed`: KeyConfirmed).
 StatusOr<cv::Mat> OpenVideoPayload(const std::string& container_id, const FaceRecord& face,
-                                   const keys::KeyHandle& key, const std::string& sealed);
+                                   const keys::KeyHandle& key, const std::string& sealed, bool key_confirmed);
 
 // The manifest seal of a final manifest (every field set: it authenticates them all, the sealed
 // payloads excepted, which are bound on their own).
 StatusOr<std::string> SealManifest(const Manifest& m, const keys::KeyHandle& key);
-// Unauthenticated unless m.manifest_seal opens with `key` for exactly this manifest.
+// True when the manifest's key check names `key`'s material (never for older manifests, which
+// carry none). Tells errors apart only: the seals decide.
+bool KeyConfirmed(const Manifest& m, const keys::KeyHandle& key);
+// Ok when m.manifest_seal opens with `key` for exactly this manifest. Otherwise Unauthenticated
+// ("wrong key") when the manifest's key check names other key material, DataLoss ("altered") when it
+// names this key (or the seal verifies but the check was edited); an older manifest without a check
+// gets Unauthenticated (wrong key or altered: they look the same).
 Status VerifyManifestSeal(const Manifest& m, const keys::KeyHandle& key);
-// Unauthenticated when a face of a sealed manifest had its original sealed (its payload location
+// DataLoss when a face of a sealed manifest had its original sealed (its payload location
 // says so) but the payload is gone: a restore must refuse, never skip or re-render that face.
 Status RequireKeptPayloads(const Manifest& m);
 

@@ -91,6 +91,7 @@ class PipelineImpl final : public Pipeline {
     m.models = models();
     m.keyring = key.keyring();
     m.key_version = key.version();
+    m.key_check = key.KeyCheck();
     m.scope = params_.scope;
     m.scope_id = params_.scope == keys::ScopeKind::kStream ? params_.scope_id
                  : params_.scope == keys::ScopeKind::kDeployment ? "" : image_scope;
@@ -347,11 +348,10 @@ class PipelineImpl final : public Pipeline {
   StatusOr<RestoreOutput> RestoreApproximate(const cv::Mat& decoded, const Manifest& manifest,
                                              const keys::RestoreGrant& grant) override {
     if (!synth_) return FailedPreconditionError("approximate restore needs a pipeline with the identity models");
-    VEIL_ASSIGN_OR_RETURN(keys::KeyHandle key, grant.Key(manifest.key_version));
+    VEIL_ASSIGN_OR_RETURN(keys::KeyHandle key, grant.Key(manifest.keyring, manifest.key_version));
     // The scope, its id and the face records steer the keyed inverse: the manifest is checked whole
     // first (a sidecar or an embedded manifest alike), before anything it says is relied on. Every
     // manifest of a synthesized face is sealed, so one without a seal had it taken away.
-    if (manifest.manifest_seal.empty()) return UnauthenticatedError("the manifest carries no seal");
     VEIL_RETURN_IF_ERROR(internal::VerifyManifestSeal(manifest, key));
     // A face whose sealed original the manifest lost is refused, as the exact restore refuses it:
     // never a silent step down from the original pixels to a re-rendering.
@@ -514,7 +514,7 @@ StatusOr<RestoreOutput> RestoreFromPayloads(const cv::Mat& decoded, const Manife
   // a dropped or edited face record, or a payload removed from a face that had one, is refused.
   std::optional<keys::KeyHandle> key;
   if (sealed || any_payload) {
-    VEIL_ASSIGN_OR_RETURN(keys::KeyHandle k, grant.Key(manifest.key_version));
+    VEIL_ASSIGN_OR_RETURN(keys::KeyHandle k, grant.Key(manifest.keyring, manifest.key_version));
     key.emplace(std::move(k));
   }
   if (sealed) {

@@ -131,6 +131,7 @@ StatusOr<Manifest> AnonymizeFrames(Pipeline& pipeline, const keys::KeyHandle& ke
   m.models = pipeline.models();
   m.keyring = key.keyring();
   m.key_version = key.version();
+  m.key_check = key.KeyCheck();
   m.scope = pipeline.params().scope;
   m.scope_id = pipeline.params().scope_id;
   keys::SecretBytes manifest_key = internal::ManifestKey(key);
@@ -292,7 +293,7 @@ StatusOr<VideoRestoreOutput> RestoreVideoFromPayloads(const std::string& input, 
   if (keys::PathExists(output)) return AlreadyExistsError(output + " exists; not overwriting it");
   if (manifest.frames == 0) return InvalidArgumentError("the manifest describes an image, not a video");
   const Status edited = DataLossError("the video was edited after anonymization (its frames do not match its manifest)");
-  const Status altered = UnauthenticatedError("the payload container does not belong to this manifest, or was altered");
+  const Status altered = DataLossError("the payload container does not belong to this manifest, or was altered");
   VideoRestoreOutput result;
   // Videos anonymized before payload containers keep their sealed originals in the manifest.
   const bool in_manifest = manifest.payload_container.container_id.empty();
@@ -305,7 +306,7 @@ StatusOr<VideoRestoreOutput> RestoreVideoFromPayloads(const std::string& input, 
     }
   }
   if (kept.empty()) return FailedPreconditionError("the video's manifest holds no sealed originals (anonymized with --payload none?)");
-  VEIL_ASSIGN_OR_RETURN(keys::KeyHandle key, grant.Key(manifest.key_version));
+  VEIL_ASSIGN_OR_RETURN(keys::KeyHandle key, grant.Key(manifest.keyring, manifest.key_version));
   // The seal authenticates the manifest and names the container (its hash): checked before any
   // frame is decoded, so a wrong key or a swapped container fails at once.
   if (!in_manifest) VEIL_RETURN_IF_ERROR(internal::VerifyManifestSeal(manifest, key));
@@ -331,9 +332,11 @@ StatusOr<VideoRestoreOutput> RestoreVideoFromPayloads(const std::string& input, 
     if (!r.ok()) return altered;
     return r;
   };
+  const bool key_confirmed = internal::KeyConfirmed(manifest, key);
   auto open = [&](const FaceRecord& face, const PayloadRecord& record) {
     return in_manifest ? internal::OpenPayload(manifest, face, key)
-                       : internal::OpenVideoPayload(manifest.payload_container.container_id, face, key, record.sealed);
+                       : internal::OpenVideoPayload(manifest.payload_container.container_id, face, key, record.sealed,
+                                                    key_confirmed);
   };
 
   // The restored originals: readable by the owner only, as restored images are.

@@ -102,6 +102,15 @@ StatusOr<ScopeKind> ParseScopeKind(std::string_view name) {
 
 // ---- handles ----------------------------------------------------------------------------------
 
+std::string KeyHandle::KeyCheck() const {
+  auto access = SecretAccess::Get();
+  unsigned char check[16];
+  static_assert(sizeof(check) >= crypto_kdf_BYTES_MIN);
+  crypto_kdf_derive_from_key(check, sizeof(check), static_cast<uint64_t>(KeyPurpose::kKeyCheck), kKdfContext,
+                             material_.data(access));
+  return std::string(reinterpret_cast<const char*>(check), sizeof(check));
+}
+
 SecretBytes KeyHandle::DeriveSubkey(KeyPurpose purpose, ScopeKind scope, std::string_view scope_id) const {
   auto access = SecretAccess::Get();
   SecretBytes purpose_key(crypto_kdf_KEYBYTES);
@@ -122,7 +131,11 @@ bool RestoreGrant::Covers(std::string_view target_digest) const {
   return std::find(targets_.begin(), targets_.end(), target_digest) != targets_.end();
 }
 
-StatusOr<KeyHandle> RestoreGrant::Key(uint32_t version) const {
+StatusOr<KeyHandle> RestoreGrant::Key(std::string_view keyring, uint32_t version) const {
+  if (keyring != keyring_) {
+    return PermissionDeniedError("the restore request releases keyring '" + keyring_ + "'; this was sealed under '" +
+                                 std::string(keyring) + "'");
+  }
   for (const auto& k : keys_) {
     if (k.version() == version) return k.Clone();
   }

@@ -45,7 +45,7 @@ for file in anon.mkv.veil anon.mkv.veilpay; do
     flip $file $at
     "$VEIL" restore anon.mkv --request req -o tampered.mkv >/dev/null 2>&1
     code=$?
-    { [ "$code" -eq 5 ] || [ "$code" -eq 6 ]; } && [ ! -e tampered.mkv ] && PASSED=$((PASSED + 1)) \
+    { [ "$code" -eq 6 ] || [ "$code" -eq 7 ]; } && [ ! -e tampered.mkv ] && PASSED=$((PASSED + 1)) \
       || { echo "FAIL: $file altered at $at: exit $code"; FAILED=$((FAILED + 1)); }
     cp saved $file
   done

@@ -136,17 +136,35 @@ TEST_CASE("restore refuses an image edited after anonymization") {
   CHECK(r.status().code() == StatusCode::kDataLoss);
 }
 
-TEST_CASE("restore with another store's key, or with a tampered manifest, does not open the payloads") {
+TEST_CASE("restore with another store's key says wrong key; with a tampered manifest it says altered") {
   Store s, other('q');
   auto pipeline = MakePipeline();
   auto out = pipeline->AnonymizeImage(testing::DemoImage("sample1.jpg"), s.Key(), ".png");
   REQUIRE(out.ok());
   cv::Mat anonymized = Decode(out->image_bytes);
   Manifest m = EmbeddedManifest(out->image_bytes);
-  CHECK(RestoreFromPayloads(anonymized, m, other.Grant(out->image_bytes)).status().code() == StatusCode::kUnauthenticated);
+  REQUIRE(m.key_check.size() == 16);
+  CHECK(m.key_check == s.Key().KeyCheck());
+  // Another store's key of the same keyring name and version: the key check names other material.
+  auto wrong = RestoreFromPayloads(anonymized, m, other.Grant(out->image_bytes));
+  CHECK(wrong.status().code() == StatusCode::kUnauthenticated);
+  CHECK(wrong.status().message().find("wrong key") != std::string::npos);
   Manifest moved = m;
   moved.faces[0].region.x += 1;  // point the payload at other pixels
-  CHECK(RestoreFromPayloads(anonymized, moved, s.Grant(out->image_bytes)).status().code() == StatusCode::kUnauthenticated);
+  auto altered = RestoreFromPayloads(anonymized, moved, s.Grant(out->image_bytes));
+  CHECK(altered.status().code() == StatusCode::kDataLoss);
+  CHECK(altered.status().message().find("altered") != std::string::npos);
+  // The check is a hint, never trusted: edited to name the other key, the right key still shows
+  // the seal intact and the manifest is reported as altered; the other key is still refused.
+  Manifest relabelled = m;
+  relabelled.key_check = other.Key().KeyCheck();
+  CHECK(RestoreFromPayloads(anonymized, relabelled, s.Grant(out->image_bytes)).status().code() == StatusCode::kDataLoss);
+  CHECK(RestoreFromPayloads(anonymized, relabelled, other.Grant(out->image_bytes)).status().code() == StatusCode::kDataLoss);
+  // Without a check (an image anonymized before them), a wrong key and an alteration look the same.
+  Manifest older = m;
+  older.key_check.clear();
+  CHECK(RestoreFromPayloads(anonymized, older, other.Grant(out->image_bytes)).status().code() == StatusCode::kUnauthenticated);
+  CHECK(RestoreFromPayloads(anonymized, older, s.Grant(out->image_bytes)).ok());
 }
 
 TEST_CASE("restore refuses a sealed image manifest with a face record dropped, edited or emptied, or its seal stripped") {
@@ -159,24 +177,30 @@ TEST_CASE("restore refuses a sealed image manifest with a face record dropped, e
   REQUIRE_FALSE(m.manifest_seal.empty());
   REQUIRE(m.faces.size() == 3);
   auto code = [&](const Manifest& edited) { return RestoreFromPayloads(anonymized, edited, s.Grant(out->image_bytes)).status().code(); };
+  // The right key (its check matches): each of these is an alteration, exit 6, not a wrong key.
   Manifest dropped = m;
   dropped.faces.pop_back();  // that face would silently stay anonymized
-  CHECK(code(dropped) == StatusCode::kUnauthenticated);
+  CHECK(code(dropped) == StatusCode::kDataLoss);
   Manifest emptied = m;
   emptied.faces[1].sealed_payload.clear();
-  CHECK(code(emptied) == StatusCode::kUnauthenticated);
+  CHECK(code(emptied) == StatusCode::kDataLoss);
   Manifest relabelled = m;
   relabelled.faces[0].method = ReplaceMethod::kBlur;  // the record of what was done
-  CHECK(code(relabelled) == StatusCode::kUnauthenticated);
+  CHECK(code(relabelled) == StatusCode::kDataLoss);
   Manifest other_models = m;
   other_models.models[0].sha256_hex[0] = other_models.models[0].sha256_hex[0] == '0' ? '1' : '0';
-  CHECK(code(other_models) == StatusCode::kUnauthenticated);
+  CHECK(code(other_models) == StatusCode::kDataLoss);
   Manifest rehashed = m;  // what the manifest says of the pixels is checked too: altered, not "edited"
   rehashed.output_pixels_sha256[0] = static_cast<char>(rehashed.output_pixels_sha256[0] ^ 1);
-  CHECK(code(rehashed) == StatusCode::kUnauthenticated);
+  CHECK(code(rehashed) == StatusCode::kDataLoss);
+  CHECK(RestoreFromPayloads(anonymized, rehashed, s.Grant(out->image_bytes)).status().message().find("manifest was altered") !=
+        std::string::npos);
   Manifest stripped = m;  // no way back to an unchecked older manifest: the payloads do not open
   stripped.manifest_seal.clear();
-  CHECK(code(stripped) == StatusCode::kUnauthenticated);
+  CHECK(code(stripped) == StatusCode::kDataLoss);
+  Manifest tampered_payload = m;
+  tampered_payload.faces[2].sealed_payload.back() ^= 1;
+  CHECK(code(tampered_payload) == StatusCode::kDataLoss);
   CHECK(code(m) == StatusCode::kOk);
 }
 

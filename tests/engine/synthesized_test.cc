@@ -106,12 +106,12 @@ TEST_CASE("approximate restore refuses a manifest whose scope was altered, seale
   altered.scope_id[0] = altered.scope_id[0] == 'a' ? 'b' : 'a';
   auto approx = pipeline->RestoreApproximate(Decode(out->image_bytes), altered, s.Grant(out->image_bytes));
   REQUIRE_FALSE(approx.ok());
-  CHECK(approx.status().code() == StatusCode::kUnauthenticated);
+  CHECK(approx.status().code() == StatusCode::kDataLoss);
   // Nor may the seal be taken away with it.
   altered.manifest_seal.clear();
   approx = pipeline->RestoreApproximate(Decode(out->image_bytes), altered, s.Grant(out->image_bytes));
   REQUIRE_FALSE(approx.ok());
-  CHECK(approx.status().code() == StatusCode::kUnauthenticated);
+  CHECK(approx.status().code() == StatusCode::kDataLoss);
   // A face's sealed original taken out of the manifest is no reason to re-render it instead.
   Manifest emptied = out->manifest;
   REQUIRE_FALSE(emptied.faces.empty());
@@ -119,7 +119,7 @@ TEST_CASE("approximate restore refuses a manifest whose scope was altered, seale
   emptied.faces[0].sealed_payload.clear();
   approx = pipeline->RestoreApproximate(Decode(out->image_bytes), emptied, s.Grant(out->image_bytes));
   REQUIRE_FALSE(approx.ok());
-  CHECK(approx.status().code() == StatusCode::kUnauthenticated);
+  CHECK(approx.status().code() == StatusCode::kDataLoss);
   CHECK(approx.status().message().find("lost the sealed original") != std::string::npos);
 }
 

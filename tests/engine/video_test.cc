@@ -320,7 +320,7 @@ void RewriteContainer(const std::string& from, const std::string& to,
 
 }  // namespace
 
-TEST_CASE("video restore refuses an edited video, a swapped, cut or altered container and a wrong key, and writes nothing") {
+TEST_CASE("video restore refuses an edited video and a swapped, cut or altered container as altered, a wrong key as such, and writes nothing") {
   testing::TestStore s('x');
   testing::TestStore other('y');
   Workspace ws;
@@ -349,58 +349,59 @@ TEST_CASE("video restore refuses an edited video, a swapped, cut or altered cont
   SUBCASE("a face moved to another frame in the manifest") {
     Manifest moved = *m;
     moved.faces[0].frame = 1;
-    CHECK(restore(out, moved, container) == StatusCode::kUnauthenticated);
+    CHECK(restore(out, moved, container) == StatusCode::kDataLoss);
   }
   SUBCASE("a face's region changed in the manifest") {
     Manifest shifted = *m;
     shifted.faces[1].region.x += 1;
-    CHECK(restore(out, shifted, container) == StatusCode::kUnauthenticated);
+    CHECK(restore(out, shifted, container) == StatusCode::kDataLoss);
   }
   SUBCASE("a face's box or method reason changed in the manifest") {
     Manifest edited = *m;
     edited.faces[2].box.x += 0.5f;
-    CHECK(restore(out, edited, container) == StatusCode::kUnauthenticated);
+    CHECK(restore(out, edited, container) == StatusCode::kDataLoss);
     edited = *m;
     edited.faces[0].method_reason = "nothing to see";
-    CHECK(restore(out, edited, container) == StatusCode::kUnauthenticated);
+    CHECK(restore(out, edited, container) == StatusCode::kDataLoss);
   }
   SUBCASE("the manifest's container reference altered") {
     Manifest altered = *m;
     altered.payload_container.records -= 1;
-    CHECK(restore(out, altered, container) == StatusCode::kUnauthenticated);
+    CHECK(restore(out, altered, container) == StatusCode::kDataLoss);
   }
   SUBCASE("two records' payloads exchanged") {
     RewriteContainer(container, forged, [](std::vector<PayloadRecord>& r) { std::swap(r[0].sealed, r[1].sealed); });
-    CHECK(restore(out, *m, forged) == StatusCode::kUnauthenticated);
+    CHECK(restore(out, *m, forged) == StatusCode::kDataLoss);
   }
   SUBCASE("the last record cut off") {
     RewriteContainer(container, forged, [](std::vector<PayloadRecord>& r) { r.pop_back(); });
-    CHECK(restore(out, *m, forged) == StatusCode::kUnauthenticated);
+    CHECK(restore(out, *m, forged) == StatusCode::kDataLoss);
   }
   SUBCASE("a byte of a payload altered") {
     std::string bytes = Bytes(container);
     bytes[bytes.size() - 40] ^= 0x20;
     REQUIRE(keys::WriteFileAtomic(forged, bytes, true).ok());
-    CHECK(restore(out, *m, forged) == StatusCode::kUnauthenticated);
+    CHECK(restore(out, *m, forged) == StatusCode::kDataLoss);
   }
   SUBCASE("the container truncated mid-record") {
     std::string bytes = Bytes(container);
     REQUIRE(keys::WriteFileAtomic(forged, bytes.substr(0, bytes.size() - 7), true).ok());
-    CHECK(restore(out, *m, forged) == StatusCode::kUnauthenticated);
+    CHECK(restore(out, *m, forged) == StatusCode::kDataLoss);
   }
   SUBCASE("another video's container") {
     fs::create_directories(ws.dir / "two");
     const std::string clip2 = MakeClip(ws.dir / "two", 2);
     const std::string out2 = (ws.dir / "two" / "anonymized.mkv").string();
     REQUIRE(AnonymizeVideo(*SealingPipeline(), s.Key(), clip2, out2).ok());
-    CHECK(restore(out, *m, VideoPayloadPath(out2)) == StatusCode::kUnauthenticated);
+    CHECK(restore(out, *m, VideoPayloadPath(out2)) == StatusCode::kDataLoss);
   }
   SUBCASE("no container") {
     CHECK(restore(out, *m, forged) == StatusCode::kNotFound);
   }
   SUBCASE("another key store's key") {
-    CHECK(RestoreVideoFromPayloads(out, *m, other.Grant(Bytes(out)), container, target).status().code() ==
-          StatusCode::kUnauthenticated);
+    auto wrong = RestoreVideoFromPayloads(out, *m, other.Grant(Bytes(out)), container, target);
+    CHECK(wrong.status().code() == StatusCode::kUnauthenticated);
+    CHECK(wrong.status().message().find("wrong key") != std::string::npos);
   }
   SUBCASE("an image's manifest") {
     Manifest image = *m;
@@ -423,6 +424,7 @@ TEST_CASE("a video anonymized before payload containers (originals inside its ma
   Manifest legacy = *made;
   legacy.payload_container = {};
   legacy.manifest_seal.clear();
+  legacy.key_check.clear();
   const auto original = DecodeFrames(clip);
   const keys::KeyHandle key = s.Key();
   for (auto& f : legacy.faces) {

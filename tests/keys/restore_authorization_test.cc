@@ -80,8 +80,12 @@ TEST_CASE("restore is granted with two valid approvals of three, and the grant i
   REQUIRE_MESSAGE(grant.ok(), grant.status().ToString());
   CHECK(grant->Covers(Sha256("image one")));
   CHECK_FALSE(grant->Covers(Sha256("image three")));
-  CHECK(grant->Key(1).ok());
-  CHECK(grant->Key(7).status().code() == StatusCode::kPermissionDenied);
+  CHECK(grant->Key("default", 1).ok());
+  CHECK(grant->Key("default", 7).status().code() == StatusCode::kPermissionDenied);
+  auto other_keyring = grant->Key("other", 1);
+  CHECK(other_keyring.status().code() == StatusCode::kPermissionDenied);
+  CHECK(other_keyring.status().message().find("releases keyring 'default'; this was sealed under 'other'") !=
+        std::string::npos);
   auto rec = f.LastRecord();
   CHECK(rec.event.action == AuditAction::kRestoreAuthorization);
   CHECK(rec.event.outcome == AuditOutcome::kGranted);
@@ -98,10 +102,30 @@ TEST_CASE("the released key is the one used for new work") {
   req.Approve(f.carol, kNow);
   auto grant = f.store->AuthorizeRestore(req, kNow);
   REQUIRE(grant.ok());
-  auto key = grant->Key(1);
+  auto key = grant->Key("default", 1);
   REQUIRE(key.ok());
   CHECK(key->DeriveSubkey(KeyPurpose::kIdentityFlow, ScopeKind::kDeployment, "")
             .Equals(work->DeriveSubkey(KeyPurpose::kIdentityFlow, ScopeKind::kDeployment, "")));
+}
+
+TEST_CASE("a key check names the key material without being any of its subkeys") {
+  Fixture f;
+  auto work = f.store->KeyForNewWork("default", "t");
+  REQUIRE(work.ok());
+  const std::string check = work->KeyCheck();
+  CHECK(check.size() == 16);
+  CHECK(check == work->Clone().KeyCheck());
+  for (KeyPurpose p : {KeyPurpose::kIdentityFlow, KeyPurpose::kPayload, KeyPurpose::kManifest, KeyPurpose::kKeyCheck}) {
+    const std::string twice = check + check;
+    CHECK_FALSE(work->DeriveSubkey(p, ScopeKind::kDeployment, "").Equals(SecretBytes::Copy(twice.data(), twice.size())));
+  }
+  // Another store's key of the same keyring name and version has another check.
+  TempDir other_dir;
+  auto other = MakeStore(other_dir.path());
+  auto other_key = other->KeyForNewWork("default", "t");
+  REQUIRE(other_key.ok());
+  CHECK(other_key->version() == work->version());
+  CHECK(other_key->KeyCheck() != check);
 }
 
 TEST_CASE("restore fails with permission denied when approvals are missing, and the denial is logged") {
@@ -281,10 +305,10 @@ TEST_CASE("a destroyed or disabled key version is not released") {
   any.Approve(f.bob, kNow);
   auto grant = f.store->AuthorizeRestore(any, kNow);
   REQUIRE(grant.ok());
-  CHECK(grant->Key(2).ok());
-  CHECK(grant->Key(1).status().code() == StatusCode::kFailedPrecondition);
-  CHECK(grant->Key(1).status().message().find("destroyed") != std::string::npos);
-  CHECK(grant->Key(3).status().code() == StatusCode::kPermissionDenied);
+  CHECK(grant->Key("default", 2).ok());
+  CHECK(grant->Key("default", 1).status().code() == StatusCode::kFailedPrecondition);
+  CHECK(grant->Key("default", 1).status().message().find("destroyed") != std::string::npos);
+  CHECK(grant->Key("default", 3).status().code() == StatusCode::kPermissionDenied);
 }
 
 TEST_CASE("a request made for another key store is refused") {

@@ -55,6 +55,7 @@ struct Manifest {
   std::vector<ModelRef> models;
   std::string keyring;
   uint32_t key_version = 0;
+  std::string key_check;               // 16 bytes (keys::KeyHandle::KeyCheck); empty in older manifests
   keys::ScopeKind scope = keys::ScopeKind::kImage;
   std::string scope_id;
   std::vector<FaceRecord> faces;

@@ -167,10 +167,12 @@ class Pipeline {
   virtual std::vector<ModelRef> models() const = 0;
 };
 
-// Puts the original pixels back from the sealed payloads: checks that `decoded` is exactly the
-// output the manifest describes (DataLoss "edited after anonymization" otherwise), then opens each
-// payload with the key version the manifest names (the grant must cover it). Unauthenticated when a
-// payload does not open (wrong key, tampered payload or manifest).
+// Puts the original pixels back from the sealed payloads: takes the key the manifest names from the
+// grant (PermissionDenied for another keyring or an uncovered version), verifies the manifest seal
+// (Unauthenticated "wrong key" when the manifest's key check names other key material, DataLoss when
+// the manifest was altered), checks that `decoded` is exactly the output the manifest describes
+// (DataLoss "edited after anonymization"), then opens each payload (DataLoss when one was altered).
+// Manifests without a key check (before 2026-12-02) get Unauthenticated for wrong key and alteration.
 StatusOr<RestoreOutput> RestoreFromPayloads(const cv::Mat& decoded, const Manifest& manifest,
                                             const keys::RestoreGrant& grant);
 

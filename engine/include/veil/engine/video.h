@@ -107,10 +107,10 @@ struct VideoRestoreOptions {
 // Puts the original face regions back into every frame of `input` (a video anonymized by Veil,
 // described by `manifest`, its originals in the payload container at `payload_container`) and
 // writes `output` (codec as for AnonymizeVideo; temporary file, then renamed; never replaces a
-// file). The video seal is checked first (Unauthenticated for a wrong key or a swapped or altered
-// manifest or container); frames and container records are then read side by side. Nothing
-// appears under `output` unless every payload opens, the container is exactly the one the seal
-// names (Unauthenticated otherwise) and the decoded frames are exactly those the manifest
+// file). The video seal is checked first (Unauthenticated for a wrong key, DataLoss for a swapped or
+// altered manifest or container: told apart by the manifest's key check, as for images); frames and
+// container records are then read side by side. Nothing appears under `output` unless every payload
+// opens, the container is exactly the one the seal names (DataLoss otherwise) and the decoded frames are exactly those the manifest
 // describes (DataLoss "edited after anonymization" otherwise). The
 // written file (mode 0600) is read back before it appears under `output`: as many frames, and for
 // .mkv the very pixels restored. `input` should be a private copy of what the restore request names

@@ -35,7 +35,8 @@ enum class Role { kAdmin = 1, kOperator = 2, kApprover = 3, kAuditor = 4 };
 // Same numbers as veil.proto.ScopeKind.
 enum class ScopeKind { kDeployment = 1, kStream = 2, kImage = 3, kFace = 4 };
 // What a derived subkey is for; each purpose gets an independent subkey.
-enum class KeyPurpose : uint64_t { kIdentityFlow = 1, kPayload = 2, kManifest = 3 };
+// kKeyCheck is only for KeyHandle::KeyCheck (public by design).
+enum class KeyPurpose : uint64_t { kIdentityFlow = 1, kPayload = 2, kManifest = 3, kKeyCheck = 4 };
 
 const char* KeyStatusName(KeyStatus status);
 const char* RoleName(Role role);
@@ -88,6 +89,11 @@ class KeyHandle {
   // A 32-byte subkey for one purpose and scope: crypto_kdf (context "VeilKDF1", id = purpose),
   // then BLAKE2b keyed by that over (scope kind, scope id). A leaked subkey exposes one scope only.
   SecretBytes DeriveSubkey(KeyPurpose purpose, ScopeKind scope, std::string_view scope_id) const;
+  // 16 bytes that name this key material without revealing it (crypto_kdf, its own purpose id, so
+  // independent of every subkey): manifests carry it so that a restore can tell a wrong key (another
+  // store's, or a keyring's other key under the same name and version) from altered data. Public;
+  // it steers error reports only, never a decision (the seals decide).
+  std::string KeyCheck() const;
   KeyHandle Clone() const { return KeyHandle(keyring_, version_, material_.Clone()); }
 
  private:
@@ -106,9 +112,9 @@ class RestoreGrant {
   const std::string& keyring() const { return keyring_; }
   const std::string& request_id_hex() const { return request_id_hex_; }
   bool Covers(std::string_view target_digest) const;
-  // The key version a manifest names. FailedPrecondition if that version is disabled or destroyed,
-  // PermissionDenied if the request did not cover it.
-  StatusOr<KeyHandle> Key(uint32_t version) const;
+  // The key a manifest names. FailedPrecondition if that version is disabled or destroyed,
+  // PermissionDenied if the request did not cover it or released another keyring.
+  StatusOr<KeyHandle> Key(std::string_view keyring, uint32_t version) const;
 
  private:
   friend class KeyStore;
