@@ -231,6 +231,11 @@ int Restore(int argc, char** argv) {
   }
   auto manifest = LoadManifest(input, *bytes, manifest_path, opts);
   if (!manifest.ok()) return fail_logged(manifest.status());
+  if (!manifest->restored_from.manifest_id.empty()) {
+    return fail_logged(FailedPreconditionError("this image is the output of a restore (of manifest " +
+                                               keys::ToHex(manifest->restored_from.manifest_id) +
+                                               "), not an anonymized image: restore that one"));
+  }
   bool payloads = false;
   for (const auto& f : manifest->faces) payloads |= !f.sealed_payload.empty();
   if (!video && payloads && !LosslessImagePath(*out)) {
@@ -285,6 +290,7 @@ int Restore(int argc, char** argv) {
     engine::Manifest said = *manifest;
     said.manifest_id = keys::Sha256("veil-approximate-restore-v1:" + manifest->manifest_id + request->info().request_id_hex).substr(0, 16);
     said.manifest_seal.clear();
+    said.key_check.clear();  // names the anonymized image's manifest id, not this one
     for (auto& f : said.faces) {
       f.sealed_payload.clear();
       f.payload_location = engine::PayloadLocation::kNone;

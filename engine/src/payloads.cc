@@ -28,11 +28,11 @@ StatusOr<cv::Mat> DecodeRegion(const std::string& png, const FaceRecord& face) {
   return region;
 }
 
-// With the key confirmed (its check matched), a payload that does not open was altered; without a
-// check (older manifests) the two causes cannot be told apart.
-Status NotOpened(const FaceRecord& face, bool key_confirmed) {
+// With the key proven (the manifest seal verified, or the key check matched), a payload that does
+// not open was altered; otherwise (older manifests) the two causes cannot be told apart.
+Status NotOpened(const FaceRecord& face, bool key_proven) {
   const std::string which = "the sealed original of face " + std::to_string(face.index);
-  if (key_confirmed) return DataLossError(which + " was altered (it does not open under the right key)");
+  if (key_proven) return DataLossError(which + " was altered (it does not open under the right key)");
   return UnauthenticatedError(which + " does not open: wrong key, or the manifest or payload was altered");
 }
 
@@ -152,13 +152,14 @@ Status SealImage(Manifest& m, const keys::KeyHandle& key, const std::vector<std:
       rec.payload_location = where;
     }
   }
+  m.key_check = key.KeyCheck(m.manifest_id);
   VEIL_ASSIGN_OR_RETURN(m.manifest_seal, SealManifest(m, key));
   return Status::Ok();
 }
 
-StatusOr<cv::Mat> OpenPayload(const Manifest& m, const FaceRecord& face, const keys::KeyHandle& key) {
+StatusOr<cv::Mat> OpenPayload(const Manifest& m, const FaceRecord& face, const keys::KeyHandle& key, bool key_proven) {
   auto plain = keys::OpenPayload(key, face.sealed_payload, PayloadAssociatedData(m, face.index));
-  if (!plain.ok()) return NotOpened(face, KeyConfirmed(m, key));
+  if (!plain.ok()) return NotOpened(face, key_proven);
   return DecodeRegion(*plain, face);
 }
 
@@ -169,9 +170,9 @@ StatusOr<std::string> SealVideoPayload(const std::string& container_id, const Fa
 }
 
 StatusOr<cv::Mat> OpenVideoPayload(const std::string& container_id, const FaceRecord& face,
-                                   const keys::KeyHandle& key, const std::string& sealed, bool key_confirmed) {
+                                   const keys::KeyHandle& key, const std::string& sealed, bool key_proven) {
   auto plain = keys::OpenPayload(key, sealed, VideoPayloadAssociatedData(container_id, face));
-  if (!plain.ok()) return NotOpened(face, key_confirmed);
+  if (!plain.ok()) return NotOpened(face, key_proven);
   return DecodeRegion(*plain, face);
 }
 
@@ -190,23 +191,34 @@ Status RequireKeptPayloads(const Manifest& m) {
 }
 
 bool KeyConfirmed(const Manifest& m, const keys::KeyHandle& key) {
-  return !m.key_check.empty() && m.key_check == key.KeyCheck();
+  return !m.key_check.empty() && m.key_check == key.KeyCheck(m.manifest_id);
+}
+
+StatusOr<keys::KeyHandle> KeyForManifest(const Manifest& m, const keys::RestoreGrant& grant) {
+  auto key = grant.Key(m.keyring, m.key_version);
+  if (key.ok() || m.keyring == grant.keyring() || m.key_check.empty()) return key;
+  // Another keyring's image, or this keyring's name altered in the manifest: the check tells.
+  auto own = grant.Key(grant.keyring(), m.key_version);
+  if (own.ok() && KeyConfirmed(m, *own)) {
+    return DataLossError("the manifest was altered: it names keyring '" + keys::Printable(m.keyring) +
+                         "', but its key check names '" + grant.keyring() + "'");
+  }
+  return key;
 }
 
 Status VerifyManifestSeal(const Manifest& m, const keys::KeyHandle& key) {
-  const char* what = m.frames > 0 ? "video" : "image";
-  const bool verified = !m.manifest_seal.empty() && keys::OpenPayload(key, m.manifest_seal, ManifestSealAssociatedData(m)).ok();
+  // The seal decides; the key check only says why it failed.
+  if (!m.manifest_seal.empty() && keys::OpenPayload(key, m.manifest_seal, ManifestSealAssociatedData(m)).ok()) {
+    return Status::Ok();
+  }
+  const std::string what = m.frames > 0 ? "video" : "image";
   if (m.key_check.empty()) {  // older manifests: a wrong key and an alteration look the same
-    if (verified) return Status::Ok();
     return UnauthenticatedError(m.frames > 0 ? "the video's manifest and payload container do not verify: wrong key, or the "
                                                "manifest or payload container was altered or swapped"
                                              : "the image's manifest does not verify: wrong key, or the manifest was altered");
   }
-  const bool same_key = KeyConfirmed(m, key);
-  if (verified && same_key) return Status::Ok();
-  if (verified) return DataLossError(std::string("the ") + what + "'s manifest was altered (its key check)");
-  if (!same_key) {
-    return UnauthenticatedError("wrong key: the " + std::string(what) + " was sealed under another key than '" + m.keyring +
+  if (!KeyConfirmed(m, key)) {
+    return UnauthenticatedError("wrong key: the " + what + " was sealed under another key than '" + keys::Printable(m.keyring) +
                                 "' version " + std::to_string(m.key_version) + " of this key store");
   }
   return DataLossError(m.frames > 0 ? "the video's manifest or payload container was altered or swapped after anonymization"

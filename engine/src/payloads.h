@@ -28,27 +28,30 @@ StatusOr<std::string> RegionPng(const cv::Mat& bgr, const cv::Rect& region);
 Status SealImage(Manifest& m, const keys::KeyHandle& key, const std::vector<std::string>& pngs, PayloadLocation where);
 
 // Opens the payload of `face` (one of m.faces) and decodes its region. When it does not open:
-// DataLoss (altered) if the manifest's key check names `key`, else Unauthenticated (wrong key, or
-// altered: an older manifest cannot tell). DataLoss when it holds no such region.
-StatusOr<cv::Mat> OpenPayload(const Manifest& m, const FaceRecord& face, const keys::KeyHandle& key);
+// DataLoss (altered) if `key_proven` (the manifest seal verified under `key`, or KeyConfirmed), else
+// Unauthenticated (wrong key or altered: cannot tell). DataLoss when it holds no such region.
+StatusOr<cv::Mat> OpenPayload(const Manifest& m, const FaceRecord& face, const keys::KeyHandle& key, bool key_proven);
 
 // Videos: one face region of one frame, sealed for the payload container `container_id`.
 StatusOr<std::string> SealVideoPayload(const std::string& container_id, const FaceRecord& face,
                                        const keys::KeyHandle& key, const std::string& png);
-// Opens what SealVideoPayload sealed (errors as OpenPayload; `key_confirmed`: KeyConfirmed).
+// Opens what SealVideoPayload sealed (errors as OpenPayload).
 StatusOr<cv::Mat> OpenVideoPayload(const std::string& container_id, const FaceRecord& face,
-                                   const keys::KeyHandle& key, const std::string& sealed, bool key_confirmed);
+                                   const keys::KeyHandle& key, const std::string& sealed, bool key_proven);
 
 // The manifest seal of a final manifest (every field set: it authenticates them all, the sealed
 // payloads excepted, which are bound on their own).
 StatusOr<std::string> SealManifest(const Manifest& m, const keys::KeyHandle& key);
-// True when the manifest's key check names `key`'s material (never for older manifests, which
-// carry none). Tells errors apart only: the seals decide.
+// True when the manifest's key check (KeyHandle::KeyCheck of its manifest id) names `key`'s material
+// (never for older manifests, which carry none). Tells errors apart only: the seals decide.
 bool KeyConfirmed(const Manifest& m, const keys::KeyHandle& key);
-// Ok when m.manifest_seal opens with `key` for exactly this manifest. Otherwise Unauthenticated
-// ("wrong key") when the manifest's key check names other key material, DataLoss ("altered") when it
-// names this key (or the seal verifies but the check was edited); an older manifest without a check
-// gets Unauthenticated (wrong key or altered: they look the same).
+// The key the manifest names, from the grant (its errors). A manifest naming another keyring whose
+// key check names the grant's own key of that version had its keyring name altered: DataLoss.
+StatusOr<keys::KeyHandle> KeyForManifest(const Manifest& m, const keys::RestoreGrant& grant);
+// Ok when m.manifest_seal opens with `key` for exactly this manifest, whatever the key check says.
+// Otherwise Unauthenticated ("wrong key") when the manifest's key check names other key material,
+// DataLoss ("altered") when it names this key; an older manifest without a check gets
+// Unauthenticated (wrong key or altered: they look the same).
 Status VerifyManifestSeal(const Manifest& m, const keys::KeyHandle& key);
 // DataLoss when a face of a sealed manifest had its original sealed (its payload location
 // says so) but the payload is gone: a restore must refuse, never skip or re-render that face.

@@ -91,7 +91,6 @@ class PipelineImpl final : public Pipeline {
     m.models = models();
     m.keyring = key.keyring();
     m.key_version = key.version();
-    m.key_check = key.KeyCheck();
     m.scope = params_.scope;
     m.scope_id = params_.scope == keys::ScopeKind::kStream ? params_.scope_id
                  : params_.scope == keys::ScopeKind::kDeployment ? "" : image_scope;
@@ -348,7 +347,7 @@ class PipelineImpl final : public Pipeline {
   StatusOr<RestoreOutput> RestoreApproximate(const cv::Mat& decoded, const Manifest& manifest,
                                              const keys::RestoreGrant& grant) override {
     if (!synth_) return FailedPreconditionError("approximate restore needs a pipeline with the identity models");
-    VEIL_ASSIGN_OR_RETURN(keys::KeyHandle key, grant.Key(manifest.keyring, manifest.key_version));
+    VEIL_ASSIGN_OR_RETURN(keys::KeyHandle key, internal::KeyForManifest(manifest, grant));
     // The scope, its id and the face records steer the keyed inverse: the manifest is checked whole
     // first (a sidecar or an embedded manifest alike), before anything it says is relied on. Every
     // manifest of a synthesized face is sealed, so one without a seal had it taken away.
@@ -514,7 +513,7 @@ StatusOr<RestoreOutput> RestoreFromPayloads(const cv::Mat& decoded, const Manife
   // a dropped or edited face record, or a payload removed from a face that had one, is refused.
   std::optional<keys::KeyHandle> key;
   if (sealed || any_payload) {
-    VEIL_ASSIGN_OR_RETURN(keys::KeyHandle k, grant.Key(manifest.keyring, manifest.key_version));
+    VEIL_ASSIGN_OR_RETURN(keys::KeyHandle k, internal::KeyForManifest(manifest, grant));
     key.emplace(std::move(k));
   }
   if (sealed) {
@@ -531,12 +530,14 @@ StatusOr<RestoreOutput> RestoreFromPayloads(const cv::Mat& decoded, const Manife
     out.faces_without_payload = static_cast<int>(manifest.faces.size());
     return out;
   }
+  // The seal verified, or the key check matched: a payload that does not open was altered.
+  const bool key_proven = sealed || internal::KeyConfirmed(manifest, *key);
   for (const auto& f : manifest.faces) {
     if (f.sealed_payload.empty()) {
       ++out.faces_without_payload;
       continue;
     }
-    VEIL_ASSIGN_OR_RETURN(cv::Mat region, internal::OpenPayload(manifest, f, *key));
+    VEIL_ASSIGN_OR_RETURN(cv::Mat region, internal::OpenPayload(manifest, f, *key, key_proven));
     region.copyTo(out.image(f.region));
     ++out.faces_restored;
   }

@@ -131,7 +131,6 @@ StatusOr<Manifest> AnonymizeFrames(Pipeline& pipeline, const keys::KeyHandle& ke
   m.models = pipeline.models();
   m.keyring = key.keyring();
   m.key_version = key.version();
-  m.key_check = key.KeyCheck();
   m.scope = pipeline.params().scope;
   m.scope_id = pipeline.params().scope_id;
   keys::SecretBytes manifest_key = internal::ManifestKey(key);
@@ -237,6 +236,7 @@ StatusOr<Manifest> AnonymizeFrames(Pipeline& pipeline, const keys::KeyHandle& ke
   bool container_made = false;  // by this call (and so removed again if the job fails after all)
   if (keep) {
     m.payload_container = container->Ref();
+    m.key_check = key.KeyCheck(m.manifest_id);
     VEIL_ASSIGN_OR_RETURN(m.manifest_seal, internal::SealManifest(m, key));
     container_path = beside ? VideoPayloadPath(output) : (std::filesystem::path(target.folder) / target.name(m.manifest_id)).string();
     Status st = container->Commit(container_path, /*replace=*/false);
@@ -306,7 +306,7 @@ StatusOr<VideoRestoreOutput> RestoreVideoFromPayloads(const std::string& input, 
     }
   }
   if (kept.empty()) return FailedPreconditionError("the video's manifest holds no sealed originals (anonymized with --payload none?)");
-  VEIL_ASSIGN_OR_RETURN(keys::KeyHandle key, grant.Key(manifest.keyring, manifest.key_version));
+  VEIL_ASSIGN_OR_RETURN(keys::KeyHandle key, internal::KeyForManifest(manifest, grant));
   // The seal authenticates the manifest and names the container (its hash): checked before any
   // frame is decoded, so a wrong key or a swapped container fails at once.
   if (!in_manifest) VEIL_RETURN_IF_ERROR(internal::VerifyManifestSeal(manifest, key));
@@ -332,11 +332,13 @@ StatusOr<VideoRestoreOutput> RestoreVideoFromPayloads(const std::string& input, 
     if (!r.ok()) return altered;
     return r;
   };
-  const bool key_confirmed = internal::KeyConfirmed(manifest, key);
+  // The seal verified (container videos), or the key check matched: a payload that does not open
+  // was altered.
+  const bool key_proven = !in_manifest || internal::KeyConfirmed(manifest, key);
   auto open = [&](const FaceRecord& face, const PayloadRecord& record) {
-    return in_manifest ? internal::OpenPayload(manifest, face, key)
+    return in_manifest ? internal::OpenPayload(manifest, face, key, key_proven)
                        : internal::OpenVideoPayload(manifest.payload_container.container_id, face, key, record.sealed,
-                                                    key_confirmed);
+                                                    key_proven);
   };
 
   // The restored originals: readable by the owner only, as restored images are.

@@ -102,12 +102,15 @@ StatusOr<ScopeKind> ParseScopeKind(std::string_view name) {
 
 // ---- handles ----------------------------------------------------------------------------------
 
-std::string KeyHandle::KeyCheck() const {
+std::string KeyHandle::KeyCheck(std::string_view context) const {
   auto access = SecretAccess::Get();
+  SecretBytes check_key(crypto_kdf_KEYBYTES);
+  crypto_kdf_derive_from_key(check_key.data(access), check_key.size(), static_cast<uint64_t>(KeyPurpose::kKeyCheck),
+                             kKdfContext, material_.data(access));
+  const std::string msg = "veil-key-check-v1" + std::string(context);
   unsigned char check[16];
-  static_assert(sizeof(check) >= crypto_kdf_BYTES_MIN);
-  crypto_kdf_derive_from_key(check, sizeof(check), static_cast<uint64_t>(KeyPurpose::kKeyCheck), kKdfContext,
-                             material_.data(access));
+  crypto_generichash(check, sizeof(check), reinterpret_cast<const unsigned char*>(msg.data()), msg.size(),
+                     check_key.data(access), check_key.size());
   return std::string(reinterpret_cast<const char*>(check), sizeof(check));
 }
 
@@ -134,7 +137,7 @@ bool RestoreGrant::Covers(std::string_view target_digest) const {
 StatusOr<KeyHandle> RestoreGrant::Key(std::string_view keyring, uint32_t version) const {
   if (keyring != keyring_) {
     return PermissionDeniedError("the restore request releases keyring '" + keyring_ + "'; this was sealed under '" +
-                                 std::string(keyring) + "'");
+                                 Printable(keyring) + "'");
   }
   for (const auto& k : keys_) {
     if (k.version() == version) return k.Clone();

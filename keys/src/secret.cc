@@ -89,6 +89,16 @@ std::string ToHex(std::string_view bytes) {
   return out;
 }
 
+std::string Printable(std::string_view text, size_t max) {
+  std::string out;
+  for (size_t i = 0; i < text.size() && i < max; ++i) {
+    const unsigned char c = static_cast<unsigned char>(text[i]);
+    out.push_back(c >= 0x20 && c < 0x7f ? static_cast<char>(c) : '?');
+  }
+  if (text.size() > max) out += "...";
+  return out;
+}
+
 StatusOr<std::string> FromHex(std::string_view hex) {
   if (hex.size() % 2 != 0) return InvalidArgumentError("hex text has an odd number of digits");
   std::string out;

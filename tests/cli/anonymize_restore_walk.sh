@@ -197,6 +197,13 @@ import sys
 data = open(sys.argv[1], "rb").read()
 sys.exit(0 if b"veIL" in data and sys.argv[2].encode() in data else 1)
 PY
+# A restore's output is no anonymized image: restoring it again is refused (8), on record.
+expect 0 "$VEIL" request create --requester op --case C-3b --purpose "test" --target-file syn-back.png -o req3b
+expect 0 "$VEIL" request approve req3b --principal-key alice.key
+expect 0 "$VEIL" request approve req3b --principal-key bob.key
+expect 8 "$VEIL" restore syn-back.png --request req3b -o again.png --approximate
+contains "output of a restore" "$ERR"
+[ ! -e again.png ] && PASSED=$((PASSED + 1)) || { echo "FAIL: a restore's output was restored again"; FAILED=$((FAILED + 1)); }
 
 # Payloads kept by the key store, for one photo anonymized twice (PNG, JPEG): both restore. The
 # format OUT names is written (lossless WebP, which holds no embedded manifest: a sidecar).

@@ -29,7 +29,7 @@ expect 0 "$FRAMES" same clip.avi back.mkv      # bit for bit
 expect 10 "$VEIL" restore anon.mkv --request req -o back.mkv              # never overwrites
 contains "exists" "$ERR"
 
-# A sidecar or payload container whose bytes were altered: refused as unauthenticated or corrupt,
+# A sidecar or payload container whose bytes were altered: refused as altered (exit 6; 7 where a flip renamed the keyring),
 # nothing is written, and the attempt is in the audit log.
 flip() {  # flips one bit of FILE at FRACTION of its length
   python3 - "$1" "$2" <<'PY'

@@ -144,7 +144,7 @@ TEST_CASE("restore with another store's key says wrong key; with a tampered mani
   cv::Mat anonymized = Decode(out->image_bytes);
   Manifest m = EmbeddedManifest(out->image_bytes);
   REQUIRE(m.key_check.size() == 16);
-  CHECK(m.key_check == s.Key().KeyCheck());
+  CHECK(m.key_check == s.Key().KeyCheck(m.manifest_id));
   // Another store's key of the same keyring name and version: the key check names other material.
   auto wrong = RestoreFromPayloads(anonymized, m, other.Grant(out->image_bytes));
   CHECK(wrong.status().code() == StatusCode::kUnauthenticated);
@@ -154,12 +154,21 @@ TEST_CASE("restore with another store's key says wrong key; with a tampered mani
   auto altered = RestoreFromPayloads(anonymized, moved, s.Grant(out->image_bytes));
   CHECK(altered.status().code() == StatusCode::kDataLoss);
   CHECK(altered.status().message().find("altered") != std::string::npos);
-  // The check is a hint, never trusted: edited to name the other key, the right key still shows
-  // the seal intact and the manifest is reported as altered; the other key is still refused.
+  // The check is a hint, never trusted: edited to name the other key, the seal still decides (the
+  // right key restores, the other key reads as altered but gets nothing).
   Manifest relabelled = m;
-  relabelled.key_check = other.Key().KeyCheck();
-  CHECK(RestoreFromPayloads(anonymized, relabelled, s.Grant(out->image_bytes)).status().code() == StatusCode::kDataLoss);
+  relabelled.key_check = other.Key().KeyCheck(m.manifest_id);
+  CHECK(RestoreFromPayloads(anonymized, relabelled, s.Grant(out->image_bytes)).ok());
   CHECK(RestoreFromPayloads(anonymized, relabelled, other.Grant(out->image_bytes)).status().code() == StatusCode::kDataLoss);
+  // The keyring name edited: the check names this grant's own key, so altered (6), not "another
+  // keyring" (7).
+  Manifest renamed = m;
+  renamed.keyring = "defaulu";
+  auto renamed_restore = RestoreFromPayloads(anonymized, renamed, s.Grant(out->image_bytes));
+  CHECK(renamed_restore.status().code() == StatusCode::kDataLoss);
+  CHECK(renamed_restore.status().message().find("names keyring 'defaulu'") != std::string::npos);
+  renamed.key_check.clear();  // no check to tell: a request for keyring "default" does not release "defaulu"
+  CHECK(RestoreFromPayloads(anonymized, renamed, s.Grant(out->image_bytes)).status().code() == StatusCode::kPermissionDenied);
   // Without a check (an image anonymized before them), a wrong key and an alteration look the same.
   Manifest older = m;
   older.key_check.clear();
@@ -201,6 +210,10 @@ TEST_CASE("restore refuses a sealed image manifest with a face record dropped, e
   Manifest tampered_payload = m;
   tampered_payload.faces[2].sealed_payload.back() ^= 1;
   CHECK(code(tampered_payload) == StatusCode::kDataLoss);
+  // With neither check nor seal to prove the key, a payload that does not open could be either.
+  Manifest unproven = stripped;
+  unproven.key_check.clear();
+  CHECK(code(unproven) == StatusCode::kUnauthenticated);
   CHECK(code(m) == StatusCode::kOk);
 }
 

@@ -121,6 +121,11 @@ TEST_CASE("approximate restore refuses a manifest whose scope was altered, seale
   REQUIRE_FALSE(approx.ok());
   CHECK(approx.status().code() == StatusCode::kDataLoss);
   CHECK(approx.status().message().find("lost the sealed original") != std::string::npos);
+  // Another store's key (same keyring name and version): "wrong key", not "altered".
+  Store other('w');
+  approx = pipeline->RestoreApproximate(Decode(out->image_bytes), out->manifest, other.Grant(out->image_bytes));
+  CHECK(approx.status().code() == StatusCode::kUnauthenticated);
+  CHECK(approx.status().message().find("wrong key") != std::string::npos);
 }
 
 TEST_CASE("approximate restore refuses an image whose pseudonyms another flow drew") {

@@ -14,6 +14,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   auto m = veil::engine::ParseManifest(raw.ok() ? *raw : in);
   if (!m.ok()) return 0;
   auto again = veil::engine::ParseManifest(veil::engine::SerializeManifest(*m));
-  if (!again.ok() || again->faces.size() != m->faces.size() || again->manifest_id != m->manifest_id) __builtin_trap();
+  if (!again.ok() || again->faces.size() != m->faces.size() || again->manifest_id != m->manifest_id ||
+      again->key_check != m->key_check) {
+    __builtin_trap();
+  }
   return 0;
 }

@@ -108,24 +108,28 @@ TEST_CASE("the released key is the one used for new work") {
             .Equals(work->DeriveSubkey(KeyPurpose::kIdentityFlow, ScopeKind::kDeployment, "")));
 }
 
-TEST_CASE("a key check names the key material without being any of its subkeys") {
+TEST_CASE("a key check is fixed by key and context, differs between contexts and between stores' keys") {
   Fixture f;
   auto work = f.store->KeyForNewWork("default", "t");
   REQUIRE(work.ok());
-  const std::string check = work->KeyCheck();
+  const std::string check = work->KeyCheck("manifest one");
   CHECK(check.size() == 16);
-  CHECK(check == work->Clone().KeyCheck());
+  CHECK(check == work->Clone().KeyCheck("manifest one"));
+  // Two manifests of one key cannot be linked through their checks.
+  CHECK(work->KeyCheck("manifest two") != check);
+  CHECK(work->KeyCheck("") != check);
+  // Not a subkey in disguise: no purpose's subkey starts with it.
   for (KeyPurpose p : {KeyPurpose::kIdentityFlow, KeyPurpose::kPayload, KeyPurpose::kManifest, KeyPurpose::kKeyCheck}) {
-    const std::string twice = check + check;
-    CHECK_FALSE(work->DeriveSubkey(p, ScopeKind::kDeployment, "").Equals(SecretBytes::Copy(twice.data(), twice.size())));
+    const SecretBytes sub = work->DeriveSubkey(p, ScopeKind::kDeployment, "manifest one");
+    CHECK(std::string(sub.view(SecretAccess::Get()).substr(0, 16)) != check);
   }
-  // Another store's key of the same keyring name and version has another check.
+  // Another store's key under the same keyring name and version has another check.
   TempDir other_dir;
   auto other = MakeStore(other_dir.path());
   auto other_key = other->KeyForNewWork("default", "t");
   REQUIRE(other_key.ok());
   CHECK(other_key->version() == work->version());
-  CHECK(other_key->KeyCheck() != check);
+  CHECK(other_key->KeyCheck("manifest one") != check);
 }
 
 TEST_CASE("restore fails with permission denied when approvals are missing, and the denial is logged") {

@@ -89,11 +89,12 @@ class KeyHandle {
   // A 32-byte subkey for one purpose and scope: crypto_kdf (context "VeilKDF1", id = purpose),
   // then BLAKE2b keyed by that over (scope kind, scope id). A leaked subkey exposes one scope only.
   SecretBytes DeriveSubkey(KeyPurpose purpose, ScopeKind scope, std::string_view scope_id) const;
-  // 16 bytes that name this key material without revealing it (crypto_kdf, its own purpose id, so
-  // independent of every subkey): manifests carry it so that a restore can tell a wrong key (another
-  // store's, or a keyring's other key under the same name and version) from altered data. Public;
-  // it steers error reports only, never a decision (the seals decide).
-  std::string KeyCheck() const;
+  // 16 bytes that tell whether this key material made something named `context` (a manifest id),
+  // without revealing the key and without linking two contexts: BLAKE2b keyed by a subkey of its own
+  // purpose (kKeyCheck) over the context. Manifests carry it so that a restore can tell a wrong key
+  // (another store's under the same keyring name and version) from altered data. Public; it steers
+  // error reports only, never a decision (the seals decide).
+  std::string KeyCheck(std::string_view context) const;
   KeyHandle Clone() const { return KeyHandle(keyring_, version_, material_.Clone()); }
 
  private:

@@ -62,6 +62,9 @@ void WipeString(std::string* s);
 
 // Lowercase hex of public bytes (ids, digests, public keys). Never call it on secrets.
 std::string ToHex(std::string_view bytes);
+// Untrusted text (a name read from a file) made safe for one-line errors and audit records: printable
+// ASCII only (others become '?'), at most `max` characters, then "...".
+std::string Printable(std::string_view text, size_t max = 64);
 // Parses hex; InvalidArgument when the text is not even-length hex.
 StatusOr<std::string> FromHex(std::string_view hex);
 
