@@ -158,11 +158,8 @@ class PipelineImpl final : public Pipeline {
     // id: ImageScopeId of its first frame); kFace gives each tracked face its own pseudonym.
     if (stream_digest_.empty()) stream_digest_ = ImageScopeId(ManifestKey(key), PixelsSha256(bgr));
     // Pseudonyms drawn under another key are never reused: they are drawn again. (The key's
-    // identity: a hash of a subkey derived for this check only; names and versions can repeat
-    // across stores.)
-    const keys::SecretBytes check =
-        key.DeriveSubkey(keys::KeyPurpose::kManifest, keys::ScopeKind::kDeployment, "veil-stream-key-check-v1");
-    const std::string key_id = keys::Sha256(check.view(keys::SecretAccess::Get()));
+    // identity: its key check, as manifests carry; names and versions can repeat across stores.)
+    const std::string key_id = key.KeyCheck("veil-stream-key-v1");
     if (key_id != stream_key_) {
       for (Track& t : tracks_) t.drawn = false;
       stream_key_ = key_id;
@@ -472,7 +469,7 @@ class PipelineImpl final : public Pipeline {
   int64_t frame_ = 0;          // frames since the stream started
   uint32_t next_serial_ = 0;   // serial of the next new track
   std::string stream_digest_;  // ImageScopeId of the stream's first frame
-  std::string stream_key_;     // SHA-256 of a check subkey of the key the pseudonyms were drawn under
+  std::string stream_key_;     // KeyCheck of the key the pseudonyms were drawn under
 };
 
 }  // namespace

@@ -110,11 +110,11 @@ struct VideoRestoreOptions {
 // file). The video seal is checked first (Unauthenticated for a wrong key, DataLoss for a swapped or
 // altered manifest or container: told apart by the manifest's key check, as for images); frames and
 // container records are then read side by side. Nothing appears under `output` unless every payload
-// opens, the container is exactly the one the seal names (DataLoss otherwise) and the decoded frames are exactly those the manifest
-// describes (DataLoss "edited after anonymization" otherwise). The
-// written file (mode 0600) is read back before it appears under `output`: as many frames, and for
-// .mkv the very pixels restored. `input` should be a private copy of what the restore request names
-// (veil restore copies it while hashing it).
+// opens, the container is exactly the one the seal names (DataLoss otherwise) and the decoded
+// frames are exactly those the manifest describes (DataLoss "edited after anonymization"
+// otherwise). The written file (mode 0600) is read back before it appears under `output`: as many
+// frames, and for .mkv the very pixels restored. `input` should be a private copy of what the
+// restore request names (veil restore copies it while hashing it).
 StatusOr<VideoRestoreOutput> RestoreVideoFromPayloads(const std::string& input, const Manifest& manifest,
                                                       const keys::RestoreGrant& grant,
                                                       const std::string& payload_container, const std::string& output,
