@@ -43,6 +43,9 @@ const char* kUsage =
     "  --min-face N         faces narrower than N px are pixelated (default 24)\n"
     "  --verify-distance D  synthesized faces are read back before release; one within D of the original\n"
     "                       (face-api distance) is pushed further, else pixelated (default 0.65; 0: off)\n"
+    "  --max-turn T         synthesized faces turned further than T from frontal are pixelated: the\n"
+    "                       generator draws faces seen from the front (0.5 frontal, ~0.1 / 0.9 profile;\n"
+    "                       default 0.3; 0.5: off)\n"
     "  --detector ssd|tiny  (default ssd)\n"
     "  --format auto|png|jpg|webp|bmp|tif  output format (auto: the one OUT names for one input file;\n"
     "                                      in folders JPEG and PNG stay, others become PNG)\n"
@@ -267,6 +270,7 @@ int Anonymize(int argc, char** argv) {
   params.method = replace->method;
   params.min_face_size = static_cast<int>(*min_face);
   params.verify_distance = replace->verify_distance;
+  params.max_turn = replace->max_turn;
   params.detector = detector == "ssd" ? engine::DetectorKind::kSsd : engine::DetectorKind::kTiny;
   params.scope = *scope;
   params.scope_id = scope_id;

@@ -33,7 +33,7 @@ const char* kUsage =
     "usage: veil camera [--device N | --input VIDEO] [-o OUT.avi] [--payload inline|store|none]\n"
     "         [--frames N] [--no-preview]\n"
     "         [--replace pixelate|blur|solid] [--detector tiny|ssd] [--keyring NAME] [--scope-id ID]\n"
-    "         [--detect-every N] [--detector-size 416] [--verify-distance 0.65]\n"
+    "         [--detect-every N] [--detector-size 416] [--verify-distance 0.65] [--max-turn 0.3]\n"
     "  Reads /dev/videoN (default 0) or a video file frame by frame with the fast detector (on every\n"
     "  N-th frame at --detector-size pixels; faces are tracked by their landmarks in between. N defaults\n"
     "  to 3 for a preview only and to 1 when writing -o: a face entering the picture is then replaced\n"
@@ -46,7 +46,8 @@ const char* kUsage =
     "  the recording so far appears under OUT (until then it is a temporary file, which a second\n"
     "  Ctrl-C, killing at once, leaves behind). Pseudonyms use the stream scope; a tracked face's\n"
     "  pseudonym is read back before release each time it is drawn, not every frame (--verify-distance,\n"
-    "  as in veil anonymize).\n"
+    "  as in veil anonymize); frames where a face is turned too far for the generator (--max-turn, as in\n"
+    "  veil anonymize) pixelate it and are left out of its identity code.\n"
     "common options: --store DIR, --key-file F | --passphrase-file F | $VEIL_PASSPHRASE, --actor NAME\n";
 
 // A display to preview on: $DISPLAY or $WAYLAND_DISPLAY set to something.
@@ -146,6 +147,7 @@ int Camera(int argc, char** argv) {
   params.detect_every = static_cast<int>(*detect_every);
   params.tiny_input_size = static_cast<int>(*detector_size);
   params.verify_distance = replace->verify_distance;
+  params.max_turn = replace->max_turn;
   params.payloads = *payloads;
   auto pipeline = engine::Pipeline::Create(params);
   if (!pipeline.ok()) return Fail(pipeline.status());

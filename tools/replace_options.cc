@@ -18,14 +18,20 @@ StatusOr<ReplaceOptions> ReadReplaceOptions(Args& args) {
   const bool experimental = args.Flag("--experimental");
   const bool verify_given = args.Get("--verify-distance").has_value();
   auto verify = args.GetNumber("--verify-distance", engine::PipelineParams().verify_distance, 0, 2);
+  const bool turn_given = args.Get("--max-turn").has_value();
+  auto turn = args.GetNumber("--max-turn", engine::PipelineParams().max_turn, 0, 0.5);
   if (!method.ok()) return method.status();
   if (!verify.ok()) return verify.status();
+  if (!turn.ok()) return turn.status();
   const bool synthesized = *method == engine::ReplaceMethod::kSynthesized;
   if (verify_given && !synthesized) {
     return InvalidArgumentError("--verify-distance checks synthesized faces: it needs --replace synthesized");
   }
+  if (turn_given && !synthesized) {
+    return InvalidArgumentError("--max-turn limits synthesized faces: it needs --replace synthesized");
+  }
   if (synthesized && !experimental) return SynthesizedNotReady();
-  return ReplaceOptions{*method, static_cast<float>(*verify)};
+  return ReplaceOptions{*method, static_cast<float>(*verify), static_cast<float>(*turn)};
 }
 
 }  // namespace veil::cli

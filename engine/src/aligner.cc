@@ -37,6 +37,19 @@ std::array<cv::Point2f, 5> FivePointsFrom68(const std::array<cv::Point2f, 68>& l
   return {left * (1.0f / 6), right * (1.0f / 6), lm[30], lm[48], lm[54]};
 }
 
+float FaceTurn(const Face& face) {
+  if (!face.has_landmarks) return 0.5f;
+  const std::array<cv::Point2f, 5> five = FivePointsFrom68(face.landmarks);
+  cv::Point2f axis = five[1] - five[0];
+  const float norm = std::hypot(axis.x, axis.y);
+  if (!(norm > 1e-6f)) return 0.5f;
+  axis *= 1.0f / norm;
+  auto along = [&](const cv::Point2f& p) { return p.dot(axis); };
+  const float left = along(face.landmarks[0]), right = along(face.landmarks[16]);
+  if (!(right - left > 1e-6f)) return 0.5f;
+  return std::clamp((along(face.landmarks[30]) - left) / (right - left), 0.0f, 1.0f);
+}
+
 cv::Matx23d EstimateSimilarity(const std::vector<cv::Point2f>& from, const std::vector<cv::Point2f>& to) {
   CV_Assert(from.size() == to.size() && from.size() >= 2);
   const double n = static_cast<double>(from.size());

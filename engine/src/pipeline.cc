@@ -4,6 +4,7 @@
 #include <cctype>
 #include <chrono>
 #include <cmath>
+#include <cstdio>
 
 #include <optional>
 
@@ -184,7 +185,7 @@ class PipelineImpl final : public Pipeline {
         std::vector<size_t> which;
         for (size_t i = 0; i < tracks_.size(); ++i) {
           const Track& t = tracks_[i];
-          if (t.last_detected == frame_ && t.codes < kIdentityFrames && t.face.has_landmarks) {
+          if (t.last_detected == frame_ && t.codes < kIdentityFrames && t.face.has_landmarks && !TurnedTooFar(t.face)) {
             fresh.push_back(t.face);
             which.push_back(i);
           }
@@ -354,7 +355,7 @@ class PipelineImpl final : public Pipeline {
     VEIL_RETURN_IF_ERROR(internal::RequireKeptPayloads(manifest));
     if (decoded.cols != static_cast<int>(manifest.width) || decoded.rows != static_cast<int>(manifest.height) ||
         PixelsSha256(decoded) != manifest.output_pixels_sha256) {
-      return DataLossError("the image was edited after anonymization (its pixels do not match its manifest)");
+      return EditedError("the image was edited after anonymization (its pixels do not match its manifest)");
     }
     // The inverse is only the inverse of the models that drew the pseudonyms.
     for (const ModelRef& have : synth_->models()) {
@@ -426,6 +427,14 @@ class PipelineImpl final : public Pipeline {
         rec.method = ReplaceMethod::kPixelate;
         rec.method_reason = "no landmarks to align the face: pixelate";
       }
+      if (rec.method == ReplaceMethod::kSynthesized && TurnedTooFar(face)) {
+        rec.method = params_.small_face_method == ReplaceMethod::kSynthesized ? ReplaceMethod::kPixelate
+                                                                               : params_.small_face_method;
+        char turn[96];
+        std::snprintf(turn, sizeof(turn), "face turned too far for the generator (turn %.2f, beyond 0.5 +/- %.2f): ",
+                      FaceTurn(face), params_.max_turn);
+        rec.method_reason = std::string(turn) + ReplaceMethodName(rec.method);
+      }
       if (rec.method == ReplaceMethod::kSynthesized && codes && (*codes)[i] != nullptr && (*codes)[i]->failed) {
         rec.method = ReplaceMethod::kPixelate;
         rec.method_reason = kFailedCheckReason;
@@ -462,6 +471,10 @@ class PipelineImpl final : public Pipeline {
     return frame;
   }
 
+  // A face the generator cannot draw (PipelineParams::max_turn): replaced plainly, and in streams
+  // not read for its identity code.
+  bool TurnedTooFar(const Face& face) const { return std::abs(FaceTurn(face) - 0.5f) > params_.max_turn; }
+
   PipelineParams params_;
   std::unique_ptr<FaceDetector> detector_;
   std::unique_ptr<internal::FaceSynthesizer> synth_;  // set when faces are synthesized
@@ -479,10 +492,11 @@ StatusOr<std::unique_ptr<Pipeline>> Pipeline::Create(const PipelineParams& param
     return InvalidArgumentError("payloads go inline (in the manifest, embedded or sidecar), to the key store, or nowhere");
   }
   if (params.min_face_size < 0 || params.region_margin < 0 || params.region_margin > 2 || params.hold_frames < 0 ||
-      params.detect_every < 1 || params.detect_every > 30 || !(params.verify_distance >= 0 && params.verify_distance <= 2)) {
+      params.detect_every < 1 || params.detect_every > 30 || !(params.verify_distance >= 0 && params.verify_distance <= 2) ||
+      !(params.max_turn >= 0 && params.max_turn <= 0.5f)) {
     return InvalidArgumentError(
         "min face size and hold frames must be >= 0, region margin from 0 to 2, detect_every from 1 to 30, "
-        "verify distance from 0 to 2");
+        "verify distance from 0 to 2, max turn from 0 to 0.5");
   }
   FaceDetectorParams dp;
   dp.models_dir = params.models_dir;
@@ -519,7 +533,7 @@ StatusOr<RestoreOutput> RestoreFromPayloads(const cv::Mat& decoded, const Manife
   }
   if (decoded.cols != static_cast<int>(manifest.width) || decoded.rows != static_cast<int>(manifest.height) ||
       decoded.type() != CV_8UC3 || PixelsSha256(decoded) != manifest.output_pixels_sha256) {
-    return DataLossError("the image was edited after anonymization (its pixels do not match its manifest)");
+    return EditedError("the image was edited after anonymization (its pixels do not match its manifest)");
   }
   RestoreOutput out;
   out.image = decoded.clone();

@@ -292,7 +292,7 @@ StatusOr<VideoRestoreOutput> RestoreVideoFromPayloads(const std::string& input, 
                                                       const std::string& output, const VideoRestoreOptions& options) {
   if (keys::PathExists(output)) return AlreadyExistsError(output + " exists; not overwriting it");
   if (manifest.frames == 0) return InvalidArgumentError("the manifest describes an image, not a video");
-  const Status edited = DataLossError("the video was edited after anonymization (its frames do not match its manifest)");
+  const Status edited = EditedError("the video was edited after anonymization (its frames do not match its manifest)");
   const Status altered = DataLossError("the payload container does not belong to this manifest, or was altered");
   VideoRestoreOutput result;
   // Videos anonymized before payload containers keep their sealed originals in the manifest.

@@ -22,6 +22,7 @@ const char* StatusCodeName(StatusCode code) {
     case StatusCode::kUnsupported: return "unsupported";
     case StatusCode::kResourceExhausted: return "too large";
     case StatusCode::kCancelled: return "interrupted";
+    case StatusCode::kEdited: return "edited";
   }
   return "unknown";
 }

@@ -184,6 +184,14 @@ contains '"pixelate": 3' "$OUT"
 expect 2 "$VEIL" anonymize in/sample1.jpg -o bad.png --replace synthesized --experimental --verify-distance 2.5
 expect 2 "$VEIL" anonymize in/sample1.jpg -o bad.png --verify-distance x
 expect 2 "$VEIL" anonymize in/sample1.jpg -o bad.png --verify-distance 0.7     # pixelate: nothing to check
+# The turn gate: sample2.jpg's profile face is pixelated by default and drawn with the gate off
+# (0.5); a turn outside [0, 0.5], or one given without synthesized faces, is refused.
+expect 0 "$VEIL" anonymize in/sub/sample2.jpg -o turned.png --replace synthesized --experimental --verify-distance 0 --json
+contains '"pixelate": 1' "$OUT"
+expect 0 "$VEIL" anonymize in/sub/sample2.jpg -o ungated.png --replace synthesized --experimental --verify-distance 0 --max-turn 0.5 --json
+contains '"synthesized": 3' "$OUT"
+expect 2 "$VEIL" anonymize in/sample1.jpg -o bad.png --replace synthesized --experimental --max-turn 0.6
+expect 2 "$VEIL" anonymize in/sample1.jpg -o bad.png --max-turn 0.2     # pixelate: nothing to gate
 expect 0 "$VEIL" request create --requester op --case C-3 --purpose "test" --target-file syn.png -o req3
 expect 0 "$VEIL" request approve req3 --principal-key alice.key
 expect 0 "$VEIL" request approve req3 --principal-key bob.key
@@ -266,7 +274,7 @@ expect 1 "$PIXELS" same a.png edited.png
 expect 0 "$VEIL" request create --requester op --case C-2 --purpose "test" --target-file edited.png -o req2
 expect 0 "$VEIL" request approve req2 --principal-key alice.key
 expect 0 "$VEIL" request approve req2 --principal-key carol.key
-expect 6 "$VEIL" restore edited.png --request req2 -o r2.png
+expect 14 "$VEIL" restore edited.png --request req2 -o r2.png
 [ ! -e r2.png ] && PASSED=$((PASSED + 1)) || { echo "FAIL: an edited image was restored"; FAILED=$((FAILED + 1)); }
 expect 0 "$VEIL" audit show --json                 # the refused restore is on record too
 contains "$(sha256sum edited.png | cut -c1-64)" "$OUT"

@@ -111,6 +111,28 @@ TEST_CASE("pasting the aligned crop back changes the image only where the mask i
   CHECK(copy.at<cv::Vec3b>(399, 399) == image.at<cv::Vec3b>(399, 399));
 }
 
+TEST_CASE("the turn reads 0.5 for a frontal face whatever its tilt, and moves towards 0 or 1 as the nose does") {
+  Aligner aligner;
+  const Face frontal = FaceFromTemplate(aligner, cv::Matx23d(2, 0, 40, 0, 2, 30));
+  CHECK(FaceTurn(frontal) == doctest::Approx(0.5).epsilon(0.04));
+  const double a = 30 * CV_PI / 180;
+  const Face tilted = FaceFromTemplate(aligner, cv::Matx23d(2 * std::cos(a), -2 * std::sin(a), 200, 2 * std::sin(a), 2 * std::cos(a), 30));
+  CHECK(FaceTurn(tilted) == doctest::Approx(FaceTurn(frontal)).epsilon(1e-3));
+  // The nose tip slid towards the jaw's image-left end, along the eye line: the face turned left.
+  Face left = tilted, right = tilted;
+  const cv::Point2f towards0 = tilted.landmarks[0] - tilted.landmarks[16];
+  left.landmarks[30] += towards0 * 0.35f;
+  right.landmarks[30] -= towards0 * 0.35f;
+  CHECK(FaceTurn(left) == doctest::Approx(FaceTurn(frontal) - 0.35).epsilon(0.01));
+  CHECK(FaceTurn(right) == doctest::Approx(FaceTurn(frontal) + 0.35).epsilon(0.01));
+  left.landmarks[30] += towards0;  // beyond the jaw: clamped
+  CHECK(FaceTurn(left) == 0.0f);
+  CHECK(FaceTurn(Face{}) == 0.5f);  // no landmarks
+  Face collapsed = frontal;
+  collapsed.landmarks[16] = collapsed.landmarks[0];
+  CHECK(FaceTurn(collapsed) == 0.5f);
+}
+
 TEST_CASE("a face without landmarks cannot be aligned") {
   Aligner aligner;
   CHECK(aligner.Align(cv::Mat(10, 10, CV_8UC3), Face{}).status().code() == StatusCode::kInvalidArgument);

@@ -125,7 +125,7 @@ TEST_CASE("a JPEG output carries its manifest and restores the faces exactly") {
   for (const auto& f : m.faces) CHECK(cv::norm(restored->image(f.region), input(f.region), cv::NORM_INF) == 0);
 }
 
-TEST_CASE("restore refuses an image edited after anonymization") {
+TEST_CASE("restore refuses an image edited after anonymization as edited, told apart from an altered manifest") {
   Store s;
   auto pipeline = MakePipeline();
   auto out = pipeline->AnonymizeImage(testing::DemoImage("sample1.jpg"), s.Key(), ".png");
@@ -133,7 +133,11 @@ TEST_CASE("restore refuses an image edited after anonymization") {
   cv::Mat edited = Decode(out->image_bytes);
   edited.at<cv::Vec3b>(5, 5)[0] ^= 1;
   auto r = RestoreFromPayloads(edited, EmbeddedManifest(out->image_bytes), s.Grant(out->image_bytes));
-  CHECK(r.status().code() == StatusCode::kDataLoss);
+  CHECK(r.status().code() == StatusCode::kEdited);
+  CHECK(static_cast<int>(r.status().code()) == 14);
+  cv::Mat cropped = Decode(out->image_bytes)(cv::Rect(0, 0, 100, 100)).clone();
+  auto c = RestoreFromPayloads(cropped, EmbeddedManifest(out->image_bytes), s.Grant(out->image_bytes));
+  CHECK(c.status().code() == StatusCode::kEdited);
 }
 
 TEST_CASE("restore with another store's key says wrong key; with a tampered manifest it says altered") {

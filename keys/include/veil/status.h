@@ -28,6 +28,8 @@ enum class StatusCode : int {
   kUnsupported = 11,        // unknown format version or feature
   kResourceExhausted = 12,  // input too large (e.g. image dimensions)
   kCancelled = 13,          // stopped on request (SIGINT, SIGTERM); nothing half-written remains
+  kEdited = 14,             // an image or video edited after anonymization: its pixels no longer match
+                            // its (intact) manifest
 };
 
 const char* StatusCodeName(StatusCode code);
@@ -64,6 +66,7 @@ inline Status UnsupportedError(std::string m) { return {StatusCode::kUnsupported
 inline Status InternalError(std::string m) { return {StatusCode::kInternal, std::move(m)}; }
 inline Status ResourceExhaustedError(std::string m) { return {StatusCode::kResourceExhausted, std::move(m)}; }
 inline Status CancelledError(std::string m) { return {StatusCode::kCancelled, std::move(m)}; }
+inline Status EditedError(std::string m) { return {StatusCode::kEdited, std::move(m)}; }
 
 template <typename T>
 class [[nodiscard]] StatusOr {

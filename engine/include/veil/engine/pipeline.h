@@ -70,6 +70,13 @@ struct PipelineParams {
   // Faces narrower than this (pixels) get `small_face_method` instead, and the manifest says so.
   int min_face_size = 24;
   ReplaceMethod small_face_method = ReplaceMethod::kPixelate;
+  // Synthesized faces turned further from the camera than this get `small_face_method` instead
+  // (pixelate when that is kSynthesized too), and the manifest says so: the generator draws faces
+  // seen from the front, and a profile comes out with a second eye on the cheek. The turn is
+  // FaceTurn (face.h: 0.5 frontal, about 0.1 or 0.9 in full profile); a face beyond 0.5 +/- max_turn
+  // is too far turned (0.3: 0.5 % of the training faces are). Streams also leave such frames out of
+  // a tracked face's identity code. 0.5 turns this off.
+  float max_turn = 0.3f;
   float region_margin = 0.2f;                           // the replaced region: the box grown by this
   // Streams: a face found in one of the last `hold_frames` frames but missed by the detector now is
   // still replaced where it was last seen (a missed detection must not show a face for a frame).
@@ -171,7 +178,7 @@ class Pipeline {
 // grant (PermissionDenied for another keyring or an uncovered version), verifies the manifest seal
 // (Unauthenticated "wrong key" when the manifest's key check names other key material, DataLoss when
 // the manifest was altered), checks that `decoded` is exactly the output the manifest describes
-// (DataLoss "edited after anonymization"), then opens each payload (DataLoss when one was altered).
+// (Edited "edited after anonymization"), then opens each payload (DataLoss when one was altered).
 // Manifests without a key check (before 2026-12-02) get Unauthenticated for wrong key and alteration.
 StatusOr<RestoreOutput> RestoreFromPayloads(const cv::Mat& decoded, const Manifest& manifest,
                                             const keys::RestoreGrant& grant);

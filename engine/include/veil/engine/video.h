@@ -111,7 +111,7 @@ struct VideoRestoreOptions {
 // altered manifest or container: told apart by the manifest's key check, as for images); frames and
 // container records are then read side by side. Nothing appears under `output` unless every payload
 // opens, the container is exactly the one the seal names (DataLoss otherwise) and the decoded
-// frames are exactly those the manifest describes (DataLoss "edited after anonymization"
+// frames are exactly those the manifest describes (Edited "edited after anonymization"
 // otherwise). The written file (mode 0600) is read back before it appears under `output`: as many
 // frames, and for .mkv the very pixels restored. `input` should be a private copy of what the
 // restore request names (veil restore copies it while hashing it).
