@@ -507,13 +507,15 @@ TEST_CASE("every synthesized face of every demo photo but at most one is still f
 // step 36,515 the same in one run; step 40,869 met the bar in 1 run of 3 and pixelated sample2.jpg
 // face 1 in the other two (21 and 20 of 22 beyond 0.6). Since 2026-12-04 faces turned too far for
 // the generator (PipelineParams::max_turn) are pixelated and count as failures too: sample2.jpg face
-// 2 (a profile, turn 0.10) and sample5.jpg face 3 (turn 0.83).
+// 2 (a profile, turn 0.10) and sample5.jpg face 3 (turn 0.83). Step 50,751, three runs: every drawn
+// face beyond 0.6 and found; not drawn: those two, and sample2.jpg face 1 (the check) in two runs.
 TEST_CASE("every face of every demo photo becomes another person (distance > 0.6) and is still found as a face" *
           doctest::skip()) {
   const auto faces = SynthesizeDemoPhotos();
   int changed = 0;
   for (const auto& f : faces) {
     CHECK_MESSAGE(f.not_drawn.empty(), f.photo << " was not drawn (pixelated): " << f.not_drawn);
+    if (!f.not_drawn.empty()) continue;
     CHECK_MESSAGE(f.found, f.photo << " is no longer found as a face");
     CHECK_MESSAGE(f.distance > 0.6f, f.photo << ": distance " << f.distance);
     changed += f.distance > 0.6f;
