@@ -12,6 +12,7 @@ int RunAudit(int argc, char** argv);
 int RunDetect(int argc, char** argv);
 int RunAnonymize(int argc, char** argv);
 int RunRestore(int argc, char** argv);
+int RunInspect(int argc, char** argv);
 int RunCamera(int argc, char** argv);
 int RunBench(int argc, char** argv);
 int RunEval(int argc, char** argv);

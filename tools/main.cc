@@ -26,6 +26,7 @@ const Command kCommands[] = {
 #ifdef VEIL_HAVE_ENGINE
     {"anonymize", veil::cli::RunAnonymize, "INPUT... -o OUT  (replace every face; manifest and sealed originals)"},
     {"restore", veil::cli::RunRestore, "INPUT --request REQ -o OUT  (authorized, audited, exact restore)"},
+    {"inspect", veil::cli::RunInspect, "INPUT  (what Veil did to an image or video; whether it was edited since)"},
     {"camera", veil::cli::RunCamera, "[--device N | --input VIDEO]  (live anonymized stream, preview or file)"},
     {"bench", veil::cli::RunBench, "[--iters N] [--json]  (camera fps per stage, photos/s, restores/s, memory)"},
     {"eval", veil::cli::RunEval, "--dataset DIR | --images DIR  (measure the identity models)"},

@@ -46,21 +46,6 @@ void ToBgr(cv::Mat& frame) {
   else if (frame.type() == CV_8UC4) cv::cvtColor(frame, frame, cv::COLOR_BGRA2BGR);
 }
 
-// SHA-256 over every frame of a video, as decoded here; `cancelled` is polled between frames.
-StatusOr<std::string> FramesSha256(const std::string& path, int64_t* frames, const std::function<bool()>& cancelled) {
-  cv::VideoCapture cap(path);
-  if (!cap.isOpened()) return IoError("cannot open the video " + path);
-  std::string digests;
-  cv::Mat f;
-  *frames = 0;
-  while (cap.read(f)) {
-    if (cancelled && cancelled()) return CancelledError("stopped while checking the written video; nothing was written");
-    digests += PixelsSha256(f);
-    ++*frames;
-  }
-  return keys::Sha256(digests);
-}
-
 Status FsyncFile(const std::string& path) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return IoError("cannot open " + path);
@@ -107,6 +92,20 @@ bool IsVideoPath(const std::string& path) {
 }
 
 std::string VideoPayloadPath(const std::string& output) { return output + ".veilpay"; }
+
+StatusOr<std::string> VideoFramesSha256(const std::string& path, int64_t* frames, const std::function<bool()>& cancelled) {
+  cv::VideoCapture cap(path);
+  if (!cap.isOpened()) return IoError("cannot open the video " + path);
+  std::string digests;
+  cv::Mat f;
+  *frames = 0;
+  while (cap.read(f)) {
+    if (cancelled && cancelled()) return CancelledError("stopped while checking the written video; nothing was written");
+    digests += PixelsSha256(f);
+    ++*frames;
+  }
+  return keys::Sha256(digests);
+}
 
 namespace {
 
@@ -217,7 +216,7 @@ StatusOr<Manifest> AnonymizeFrames(Pipeline& pipeline, const keys::KeyHandle& ke
   m.width = static_cast<uint32_t>(size.width);
   m.height = static_cast<uint32_t>(size.height);
   int64_t written = 0;
-  VEIL_ASSIGN_OR_RETURN(m.output_pixels_sha256, FramesSha256(out.temp_path(), &written, options.cancelled));
+  VEIL_ASSIGN_OR_RETURN(m.output_pixels_sha256, VideoFramesSha256(out.temp_path(), &written, options.cancelled));
   if (written != n) return IoError("the written video has " + std::to_string(written) + " of " + std::to_string(n) + " frames");
   m.frames = static_cast<uint32_t>(n);
   // From the output (and a live stream's nonce): the same input and key give the same manifest.
@@ -384,7 +383,7 @@ StatusOr<VideoRestoreOutput> RestoreVideoFromPayloads(const std::string& input, 
   result.frames = n;
   VEIL_RETURN_IF_ERROR(out.Close());
   int64_t back = 0;
-  VEIL_ASSIGN_OR_RETURN(std::string back_digest, FramesSha256(out.temp_path(), &back, options.cancelled));
+  VEIL_ASSIGN_OR_RETURN(std::string back_digest, VideoFramesSha256(out.temp_path(), &back, options.cancelled));
   if (back != n) return IoError("the restored video has " + std::to_string(back) + " of " + std::to_string(n) + " frames");
   if (LowerExt(output) == ".mkv" && back_digest != keys::Sha256(written)) {
     return IoError("the restored video does not decode to the restored frames");

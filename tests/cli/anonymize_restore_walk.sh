@@ -198,6 +198,8 @@ expect 0 "$VEIL" request approve req3 --principal-key bob.key
 expect 8 "$VEIL" restore syn.png --request req3 -o syn-exact.png          # no sealed originals
 expect 0 "$VEIL" restore syn.png --request req3 -o syn-back.png --approximate
 contains "approximate, not evidence" "$OUT"
+expect 0 "$VEIL" inspect syn-back.png           # the restore's own manifest says what it is
+contains "approximate: faces re-rendered, not evidence" "$OUT"
 expect 0 "$VEIL" request show req3 --json
 req3_id=$(echo "$OUT" | python3 -c 'import json,sys; print(json.load(sys.stdin)["request_id"])')
 python3 - syn-back.png "$req3_id" <<'PY' && PASSED=$((PASSED + 1)) || { echo "FAIL: the approximate restore carries no manifest saying so"; FAILED=$((FAILED + 1)); }
@@ -271,6 +273,14 @@ for k, d in chunks:
 open(sys.argv[2], "wb").write(out)
 PY
 expect 1 "$PIXELS" same a.png edited.png
+# veil inspect reads the manifest without a key and tells the edit (14) from the untouched image.
+expect 0 "$VEIL" inspect a.png
+contains "pixels: as written by Veil" "$OUT"
+expect 14 "$VEIL" inspect edited.png
+contains "EDITED" "$OUT"
+expect 0 "$VEIL" inspect a.png --json
+contains '"pixels_match": true' "$OUT"
+expect 3 "$VEIL" inspect in/sample1.jpg            # never anonymized: no manifest
 expect 0 "$VEIL" request create --requester op --case C-2 --purpose "test" --target-file edited.png -o req2
 expect 0 "$VEIL" request approve req2 --principal-key alice.key
 expect 0 "$VEIL" request approve req2 --principal-key carol.key
@@ -298,6 +308,8 @@ expect 0 "$VEIL" camera --input in/sample1.jpg -o clip.avi --no-preview
 contains "3 faces replaced" "$OUT"
 expect 0 "$VEIL" anonymize clip.avi -o vids --quiet
 [ -s vids/clip.avi ] && [ -s vids/clip.avi.veil ] && PASSED=$((PASSED + 1)) || { echo "FAIL: video or its manifest missing"; FAILED=$((FAILED + 1)); }
+expect 0 "$VEIL" inspect clip.avi               # the recording's frames against its manifest (INPUT.veil)
+contains "frame 0 face 0" "$OUT"
 echo "not a video" > junk.mp4
 expect 2 "$VEIL" anonymize junk.mp4 -o junk-out.mp4
 [ ! -e junk-out.mp4 ] && PASSED=$((PASSED + 1)) || { echo "FAIL: junk video produced output"; FAILED=$((FAILED + 1)); }

@@ -1,0 +1,193 @@
+// veil inspect: what Veil did to an image or video, read from its manifest, and whether the pixels
+// are still the ones the manifest describes. Needs no key and writes nothing (the manifest is not
+// secret: the seal and the sealed originals open only through an authorized restore).
+#include <cstdio>
+#include <filesystem>
+#include <map>
+
+#include <nlohmann/json.hpp>
+
+#include "cli.h"
+#include "commands.h"
+#include "output.h"
+#include "veil/engine/image_io.h"
+#include "veil/engine/manifest.h"
+#include "veil/engine/video.h"
+#include "veil/keys/fs.h"
+#include "veil/keys/secret.h"
+
+namespace veil::cli {
+namespace {
+
+const char* kUsage =
+    "usage: veil inspect INPUT [--manifest FILE] [--json]\n"
+    "  Prints what Veil did to INPUT (an image or video it anonymized, or an approximate restore's\n"
+    "  output): the models and their SHA-256, the key's name and version, the scope, every face with\n"
+    "  its box, method and the reason for it, where its sealed original is kept; then decodes INPUT\n"
+    "  and checks that its pixels (a video: its frames) are the ones the manifest describes.\n"
+    "  The manifest is read from INPUT, else from --manifest FILE or INPUT.veil. No key is needed:\n"
+    "  the seal over the manifest is checked by veil restore, with the key.\n"
+    "  Exit 0: pixels as anonymized; 14: edited after anonymization; 3: no manifest; 6: a damaged one.\n";
+
+const char* PayloadPlace(engine::PayloadLocation where) {
+  switch (where) {
+    case engine::PayloadLocation::kInline: return "in the manifest";
+    case engine::PayloadLocation::kSidecar: return "in the payload container";
+    case engine::PayloadLocation::kKeyStore: return "by the key store";
+    case engine::PayloadLocation::kNone: break;
+  }
+  return "not kept";
+}
+
+std::string Short(const std::string& hex) { return hex.size() > 16 ? hex.substr(0, 16) + "..." : hex; }
+
+// The manifest and where it was found.
+struct Found {
+  std::string raw;
+  std::string where;
+};
+
+StatusOr<Found> FindManifest(const std::string& input, const std::string& bytes, const std::optional<std::string>& path) {
+  if (path) {
+    VEIL_ASSIGN_OR_RETURN(std::string raw, keys::ReadFile(*path, engine::kMaxManifestBytes));
+    return Found{std::move(raw), *path};
+  }
+  if (!engine::IsVideoPath(input)) {
+    auto raw = engine::ExtractManifest(bytes);
+    if (raw.ok()) return Found{std::move(*raw), "embedded"};
+    if (raw.status().code() != StatusCode::kNotFound) return raw.status();
+  }
+  if (keys::PathExists(input + ".veil")) {
+    VEIL_ASSIGN_OR_RETURN(std::string raw, keys::ReadFile(input + ".veil", engine::kMaxManifestBytes));
+    return Found{std::move(raw), input + ".veil"};
+  }
+  return NotFoundError("no Veil manifest for " + input + " (was it anonymized by Veil?)");
+}
+
+// Whether INPUT's pixels are those the manifest describes; *detail says what was compared.
+StatusOr<bool> PixelsMatch(const std::string& input, const std::string& bytes, const engine::Manifest& m,
+                           std::string* detail) {
+  if (engine::IsVideoPath(input)) {
+    int64_t frames = 0;
+    VEIL_ASSIGN_OR_RETURN(std::string digest, engine::VideoFramesSha256(input, &frames));
+    *detail = std::to_string(frames) + " frame(s), manifest " + std::to_string(m.frames);
+    return frames == static_cast<int64_t>(m.frames) && digest == m.output_pixels_sha256;
+  }
+  engine::ImageLimits limits;
+  limits.silence_decoder_stderr = true;
+  VEIL_ASSIGN_OR_RETURN(cv::Mat image, engine::DecodeImage(bytes, limits));
+  *detail = std::to_string(image.cols) + "x" + std::to_string(image.rows) + ", manifest " + std::to_string(m.width) + "x" +
+            std::to_string(m.height);
+  return image.cols == static_cast<int>(m.width) && image.rows == static_cast<int>(m.height) &&
+         engine::PixelsSha256(image) == m.output_pixels_sha256;
+}
+
+nlohmann::json ManifestJson(const engine::Manifest& m) {
+  nlohmann::json models = nlohmann::json::array();
+  for (const auto& r : m.models) models.push_back({{"role", r.role}, {"id", r.id}, {"sha256", r.sha256_hex}});
+  nlohmann::json faces = nlohmann::json::array();
+  std::map<std::string, int> methods;
+  for (const auto& f : m.faces) {
+    ++methods[engine::ReplaceMethodName(f.method)];
+    nlohmann::json face = {{"index", f.index},
+                           {"box", {f.box.x, f.box.y, f.box.width, f.box.height}},
+                           {"method", engine::ReplaceMethodName(f.method)},
+                           {"reason", f.method_reason},
+                           {"region", {f.region.x, f.region.y, f.region.width, f.region.height}},
+                           {"original", PayloadPlace(f.payload_location)}};
+    if (m.frames > 0) face["frame"] = f.frame;
+    faces.push_back(face);
+  }
+  nlohmann::json doc = {{"manifest_id", keys::ToHex(m.manifest_id)},
+                        {"keyring", m.keyring},
+                        {"key_version", m.key_version},
+                        {"key_check", !m.key_check.empty()},
+                        {"scope", keys::ScopeKindName(m.scope)},
+                        {"scope_id", m.scope_id},
+                        {"width", m.width},
+                        {"height", m.height},
+                        {"models", models},
+                        {"methods", methods},
+                        {"faces", faces},
+                        {"output_pixels_sha256", keys::ToHex(m.output_pixels_sha256)},
+                        {"sealed", !m.manifest_seal.empty()}};
+  if (m.frames > 0) doc["frames"] = m.frames;
+  if (!m.payload_container.container_id.empty()) {
+    doc["payload_container"] = {{"id", keys::ToHex(m.payload_container.container_id)},
+                                {"records", m.payload_container.records},
+                                {"bytes", m.payload_container.size}};
+  }
+  if (!m.restored_from.manifest_id.empty()) {
+    doc["restored_from"] = {{"manifest_id", keys::ToHex(m.restored_from.manifest_id)},
+                            {"request_id", keys::ToHex(m.restored_from.request_id)},
+                            {"approximate", m.restored_from.approximate}};
+  }
+  return doc;
+}
+
+void PrintText(const std::string& input, const std::string& where, const engine::Manifest& m, bool match,
+               const std::string& detail) {
+  std::printf("%s: %s by Veil (manifest %s, %s)\n", input.c_str(),
+              m.restored_from.manifest_id.empty() ? "anonymized" : "restored", keys::ToHex(m.manifest_id).c_str(),
+              where.c_str());
+  if (!m.restored_from.manifest_id.empty()) {
+    std::printf("  restored from manifest %s by request %s%s\n", keys::ToHex(m.restored_from.manifest_id).c_str(),
+                keys::ToHex(m.restored_from.request_id).c_str(),
+                m.restored_from.approximate ? " (approximate: faces re-rendered, not evidence)" : "");
+  }
+  std::printf("  pixels: %s (%s)\n", match ? "as written by Veil" : "EDITED after Veil wrote them", detail.c_str());
+  std::printf("  key: keyring %s, version %u%s\n", m.keyring.c_str(), m.key_version,
+              m.key_check.empty() ? " (no key check: an older manifest)" : "");
+  std::printf("  scope: %s%s%s\n", keys::ScopeKindName(m.scope), m.scope_id.empty() ? "" : " ", m.scope_id.c_str());
+  for (const auto& r : m.models) std::printf("  model: %s %s (sha256 %s)\n", r.role.c_str(), r.id.c_str(), Short(r.sha256_hex).c_str());
+  std::printf("  faces: %zu\n", m.faces.size());
+  for (const auto& f : m.faces) {
+    std::string at = m.frames > 0 ? "frame " + std::to_string(f.frame) + " " : "";
+    std::printf("    %sface %u: box %.0f %.0f %.0fx%.0f, %s%s%s%s; original %s\n", at.c_str(), f.index, f.box.x, f.box.y,
+                f.box.width, f.box.height, engine::ReplaceMethodName(f.method), f.method_reason.empty() ? "" : " [",
+                f.method_reason.c_str(), f.method_reason.empty() ? "" : "]", PayloadPlace(f.payload_location));
+  }
+  std::printf("  seal: %s\n", m.manifest_seal.empty() ? "none" : "present (checked with the key by veil restore)");
+}
+
+}  // namespace
+
+int RunInspect(int argc, char** argv) {
+  Args args(argc, argv, {"--json", "--help"});
+  if (args.Flag("--help")) {
+    std::fputs(kUsage, stdout);
+    return 0;
+  }
+  const bool json = args.Flag("--json");
+  auto manifest_path = args.Get("--manifest");
+  if (Status st = args.Finish(); !st.ok()) return Fail(st);
+  if (args.positionals().size() != 1) return Fail(InvalidArgumentError("give exactly one INPUT image or video"));
+  const std::string input = args.positionals()[0];
+  std::string bytes;
+  if (!engine::IsVideoPath(input)) {
+    auto read = keys::ReadFile(input, engine::ImageLimits().max_file_bytes);
+    if (!read.ok()) return Fail(read.status());
+    bytes = std::move(*read);
+  } else if (!keys::PathExists(input)) {
+    return Fail(NotFoundError(input + " does not exist"));
+  }
+  auto found = FindManifest(input, bytes, manifest_path);
+  if (!found.ok()) return Fail(found.status());
+  auto manifest = engine::ParseManifest(found->raw);
+  if (!manifest.ok()) return Fail(manifest.status().WithContext("the manifest of " + input));
+  std::string detail;
+  auto match = PixelsMatch(input, bytes, *manifest, &detail);
+  if (!match.ok()) return Fail(match.status());
+  if (json) {
+    nlohmann::json doc = ManifestJson(*manifest);
+    doc["input"] = input;
+    doc["manifest_from"] = found->where;
+    doc["pixels_match"] = *match;
+    PrintJson(doc);
+  } else {
+    PrintText(input, found->where, *manifest, *match, detail);
+  }
+  return *match ? 0 : static_cast<int>(StatusCode::kEdited);
+}
+
+}  // namespace veil::cli
