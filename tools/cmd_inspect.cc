@@ -39,7 +39,8 @@ const char* PayloadPlace(engine::PayloadLocation where) {
   return "not kept";
 }
 
-std::string Short(const std::string& hex) { return hex.size() > 16 ? hex.substr(0, 16) + "..." : hex; }
+// Manifest text is untrusted until restore checks its seal: printed as printable ASCII only.
+std::string Safe(const std::string& text, size_t max = 64) { return keys::Printable(text, max); }
 
 // The manifest and where it was found.
 struct Found {
@@ -136,16 +137,18 @@ void PrintText(const std::string& input, const std::string& where, const engine:
                 m.restored_from.approximate ? " (approximate: faces re-rendered, not evidence)" : "");
   }
   std::printf("  pixels: %s (%s)\n", match ? "as written by Veil" : "EDITED after Veil wrote them", detail.c_str());
-  std::printf("  key: keyring %s, version %u%s\n", m.keyring.c_str(), m.key_version,
+  std::printf("  key: keyring %s, version %u%s\n", Safe(m.keyring).c_str(), m.key_version,
               m.key_check.empty() ? " (no key check: an older manifest)" : "");
-  std::printf("  scope: %s%s%s\n", keys::ScopeKindName(m.scope), m.scope_id.empty() ? "" : " ", m.scope_id.c_str());
-  for (const auto& r : m.models) std::printf("  model: %s %s (sha256 %s)\n", r.role.c_str(), r.id.c_str(), Short(r.sha256_hex).c_str());
+  std::printf("  scope: %s%s%s\n", keys::ScopeKindName(m.scope), m.scope_id.empty() ? "" : " ", Safe(m.scope_id).c_str());
+  for (const auto& r : m.models) {
+    std::printf("  model: %s %s (sha256 %s)\n", Safe(r.role).c_str(), Safe(r.id).c_str(), Safe(r.sha256_hex, 16).c_str());
+  }
   std::printf("  faces: %zu\n", m.faces.size());
   for (const auto& f : m.faces) {
     std::string at = m.frames > 0 ? "frame " + std::to_string(f.frame) + " " : "";
     std::printf("    %sface %u: box %.0f %.0f %.0fx%.0f, %s%s%s%s; original %s\n", at.c_str(), f.index, f.box.x, f.box.y,
                 f.box.width, f.box.height, engine::ReplaceMethodName(f.method), f.method_reason.empty() ? "" : " [",
-                f.method_reason.c_str(), f.method_reason.empty() ? "" : "]", PayloadPlace(f.payload_location));
+                Safe(f.method_reason, 200).c_str(), f.method_reason.empty() ? "" : "]", PayloadPlace(f.payload_location));
   }
   std::printf("  seal: %s\n", m.manifest_seal.empty() ? "none" : "present (checked with the key by veil restore)");
 }

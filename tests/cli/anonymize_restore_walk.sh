@@ -223,6 +223,15 @@ expect 11 "$VEIL" anonymize in/sample1.jpg -o w.webp --quiet
 [ ! -e w.webp ] && PASSED=$((PASSED + 1)) || { echo "FAIL: a WebP with no room for its manifest was written"; FAILED=$((FAILED + 1)); }
 expect 0 "$VEIL" anonymize in/sample1.jpg -o w.webp --manifest sidecar --quiet
 [ "$(head -c 4 w.webp)" = "RIFF" ] && [ -s w.webp.veil ] && PASSED=$((PASSED + 1)) || { echo "FAIL: w.webp is not a WebP with its sidecar"; FAILED=$((FAILED + 1)); }
+# inspect prints an unsealed manifest's text as printable ASCII only (a keyring name with an escape).
+cp w.webp hostile.webp && python3 - w.webp.veil hostile.webp.veil <<'PY'
+import sys
+d = open(sys.argv[1], "rb").read()
+i = d.find(b"default")
+open(sys.argv[2], "wb").write(d[:i] + b"\x1b[31mXY" + d[i + 7:])
+PY
+expect 0 "$VEIL" inspect hostile.webp
+contains "keyring ?[31mXY" "$OUT"
 expect 0 "$VEIL" request create --requester op --case C-6 --purpose "test" --target-file k1.png --target-file k2.jpg \
                                  --target-file w.webp -o req6
 expect 0 "$VEIL" request approve req6 --principal-key alice.key
