@@ -26,6 +26,7 @@ if "$veil" help | grep -q '^  anonymize' && [ -n "$photo" ]; then
   "$veil" principal add op --role operator --key-out "$demo/op.key" --kdf-ops 1 --kdf-mem-mib 8 $keyopt >/dev/null
   "$veil" detect "$photo" --draw "$demo/detected.png" >/dev/null
   "$veil" anonymize "$photo" -o "$demo/anonymized.png" $keyopt
+  "$veil" inspect "$demo/anonymized.png"    # what was done, from its manifest (no key needed)
   "$veil" request create --requester op --case DEMO-1 --purpose "Quick start" --target-file "$demo/anonymized.png" \
     -o "$demo/request" $keyopt
   "$veil" request approve "$demo/request" --principal-key "$demo/alice.key" $keyopt
