@@ -25,9 +25,12 @@ const char* kUsage =
     "  output): the models and their SHA-256, the key's name and version, the scope, every face with\n"
     "  its box, method and the reason for it, where its sealed original is kept; then decodes INPUT\n"
     "  and checks that its pixels (a video: its frames) are the ones the manifest describes.\n"
-    "  The manifest is read from INPUT, else from --manifest FILE or INPUT.veil. No key is needed:\n"
-    "  the seal over the manifest is checked by veil restore, with the key.\n"
-    "  Exit 0: pixels as anonymized; 14: edited after anonymization; 3: no manifest; 6: a damaged one.\n";
+    "  The manifest is read from INPUT, else from --manifest FILE or INPUT.veil. No key is needed, and\n"
+    "  none is checked: what this prints is what the manifest says. Its seal (which a forger cannot\n"
+    "  make, and which covers the pixel hash) is checked by veil restore, with the key.\n"
+    "  Exit 0: pixels as the manifest describes; 14: they differ (edited since, or the manifest was\n"
+    "  altered: only restore tells those apart); 3: no manifest; 6: a damaged one; 2: an image's\n"
+    "  manifest for a video or the reverse.\n";
 
 const char* PayloadPlace(engine::PayloadLocation where) {
   switch (where) {
@@ -68,6 +71,10 @@ StatusOr<Found> FindManifest(const std::string& input, const std::string& bytes,
 // Whether INPUT's pixels are those the manifest describes; *detail says what was compared.
 StatusOr<bool> PixelsMatch(const std::string& input, const std::string& bytes, const engine::Manifest& m,
                            std::string* detail) {
+  if (engine::IsVideoPath(input) != (m.frames > 0)) {
+    return InvalidArgumentError(m.frames > 0 ? "the manifest describes a video, not the image " + Safe(input)
+                                             : "the manifest describes an image, not the video " + Safe(input));
+  }
   if (engine::IsVideoPath(input)) {
     int64_t frames = 0;
     VEIL_ASSIGN_OR_RETURN(std::string digest, engine::VideoFramesSha256(input, &frames));
@@ -128,20 +135,21 @@ nlohmann::json ManifestJson(const engine::Manifest& m) {
 
 void PrintText(const std::string& input, const std::string& where, const engine::Manifest& m, bool match,
                const std::string& detail) {
-  std::printf("%s: %s by Veil (manifest %s, %s)\n", input.c_str(),
+  std::printf("%s: %s by Veil, its manifest says (manifest %s, %s)\n", Safe(input, 200).c_str(),
               m.restored_from.manifest_id.empty() ? "anonymized" : "restored", keys::ToHex(m.manifest_id).c_str(),
-              where.c_str());
+              Safe(where, 200).c_str());
   if (!m.restored_from.manifest_id.empty()) {
     std::printf("  restored from manifest %s by request %s%s\n", keys::ToHex(m.restored_from.manifest_id).c_str(),
                 keys::ToHex(m.restored_from.request_id).c_str(),
                 m.restored_from.approximate ? " (approximate: faces re-rendered, not evidence)" : "");
   }
-  std::printf("  pixels: %s (%s)\n", match ? "as written by Veil" : "EDITED after Veil wrote them", detail.c_str());
+  std::printf("  pixels: %s (%s)\n", match ? "as the manifest describes" : "NOT as the manifest describes (edited)",
+              detail.c_str());
   std::printf("  key: keyring %s, version %u%s\n", Safe(m.keyring).c_str(), m.key_version,
-              m.key_check.empty() ? " (no key check: an older manifest)" : "");
+              !m.key_check.empty() || !m.restored_from.manifest_id.empty() ? "" : " (no key check: an older manifest)");
   std::printf("  scope: %s%s%s\n", keys::ScopeKindName(m.scope), m.scope_id.empty() ? "" : " ", Safe(m.scope_id).c_str());
   for (const auto& r : m.models) {
-    std::printf("  model: %s %s (sha256 %s)\n", Safe(r.role).c_str(), Safe(r.id).c_str(), Safe(r.sha256_hex, 16).c_str());
+    std::printf("  model: %s %s (sha256 %s)\n", Safe(r.role).c_str(), Safe(r.id).c_str(), Safe(r.sha256_hex).c_str());
   }
   std::printf("  faces: %zu\n", m.faces.size());
   for (const auto& f : m.faces) {
@@ -190,7 +198,10 @@ int RunInspect(int argc, char** argv) {
   } else {
     PrintText(input, found->where, *manifest, *match, detail);
   }
-  return *match ? 0 : static_cast<int>(StatusCode::kEdited);
+  if (*match) return 0;
+  // The one-line error too, for scripts that read stderr.
+  return Fail(EditedError(Safe(input, 200) + ": its pixels are not those its manifest describes (edited since, or the "
+                          "manifest altered: veil restore tells which, with the key)"));
 }
 
 }  // namespace veil::cli

@@ -428,8 +428,7 @@ class PipelineImpl final : public Pipeline {
         rec.method_reason = "no landmarks to align the face: pixelate";
       }
       if (rec.method == ReplaceMethod::kSynthesized && TurnedTooFar(face)) {
-        rec.method = params_.small_face_method == ReplaceMethod::kSynthesized ? ReplaceMethod::kPixelate
-                                                                               : params_.small_face_method;
+        rec.method = PlainFallback();
         char turn[96];
         std::snprintf(turn, sizeof(turn), "face turned too far for the generator (turn %.2f, beyond 0.5 +/- %.2f): ",
                       FaceTurn(face), params_.max_turn);
@@ -438,6 +437,13 @@ class PipelineImpl final : public Pipeline {
       if (rec.method == ReplaceMethod::kSynthesized && codes && (*codes)[i] != nullptr && (*codes)[i]->failed) {
         rec.method = ReplaceMethod::kPixelate;
         rec.method_reason = kFailedCheckReason;
+      }
+      // A stream's face takes its identity code from detections that face the camera; one turned too
+      // far in every detection so far has none, and a single tracked frame must not draw one.
+      if (rec.method == ReplaceMethod::kSynthesized && codes && (*codes)[i] == nullptr) {
+        rec.method = PlainFallback();
+        rec.method_reason = std::string("no identity code yet (turned too far in every detection so far): ") +
+                            ReplaceMethodName(rec.method);
       }
       if (rec.method == ReplaceMethod::kSynthesized) {
         synth_faces.push_back(face);
@@ -474,6 +480,11 @@ class PipelineImpl final : public Pipeline {
   // A face the generator cannot draw (PipelineParams::max_turn): replaced plainly, and in streams
   // not read for its identity code.
   bool TurnedTooFar(const Face& face) const { return std::abs(FaceTurn(face) - 0.5f) > params_.max_turn; }
+  // What a face the generator cannot draw gets: the small-face method, or pixelate when that is
+  // synthesized too.
+  ReplaceMethod PlainFallback() const {
+    return params_.small_face_method == ReplaceMethod::kSynthesized ? ReplaceMethod::kPixelate : params_.small_face_method;
+  }
 
   PipelineParams params_;
   std::unique_ptr<FaceDetector> detector_;

@@ -94,8 +94,9 @@ bool IsVideoPath(const std::string& path) {
 std::string VideoPayloadPath(const std::string& output) { return output + ".veilpay"; }
 
 StatusOr<std::string> VideoFramesSha256(const std::string& path, int64_t* frames, const std::function<bool()>& cancelled) {
+  InitRuntimeOnce();  // FFmpeg's own log lines off
   cv::VideoCapture cap(path);
-  if (!cap.isOpened()) return IoError("cannot open the video " + path);
+  if (!cap.isOpened()) return InvalidArgumentError(path + " is not a readable video");
   std::string digests;
   cv::Mat f;
   *frames = 0;

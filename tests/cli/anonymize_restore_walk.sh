@@ -284,9 +284,10 @@ PY
 expect 1 "$PIXELS" same a.png edited.png
 # veil inspect reads the manifest without a key and tells the edit (14) from the untouched image.
 expect 0 "$VEIL" inspect a.png
-contains "pixels: as written by Veil" "$OUT"
+contains "pixels: as the manifest describes" "$OUT"
 expect 14 "$VEIL" inspect edited.png
-contains "EDITED" "$OUT"
+contains "NOT as the manifest describes" "$OUT"
+contains "edited" "$ERR"
 expect 0 "$VEIL" inspect a.png --json
 contains '"pixels_match": true' "$OUT"
 expect 3 "$VEIL" inspect in/sample1.jpg            # never anonymized: no manifest

@@ -16,6 +16,20 @@ expect 0 "$VEIL" anonymize clip.avi -o anon.mkv --detector tiny --quiet
 [ -f anon.mkv ] && [ -f anon.mkv.veil ] && [ -f anon.mkv.veilpay ] && PASSED=$((PASSED + 1)) \
   || { echo "FAIL: no video, sidecar or payload container"; ls; FAILED=$((FAILED + 1)); }
 expect 1 "$FRAMES" same clip.avi anon.mkv      # the faces are gone
+# inspect: the frames against the manifest (anon.mkv.veil), no key; other frames under that
+# manifest read as edited (14); an image's manifest for a video, or the reverse, is refused (2);
+# a damaged manifest is corrupt data (6).
+expect 0 "$VEIL" inspect anon.mkv
+contains "frame 0 face 0" "$OUT"
+contains "pixels: as the manifest describes (4 frame(s), manifest 4)" "$OUT"
+expect 0 "$FRAMES" make "$DEMO/sample2.jpg" other.avi 4
+expect 14 "$VEIL" inspect other.avi --manifest anon.mkv.veil
+expect 0 "$VEIL" anonymize "$DEMO/sample1.jpg" -o still.png --manifest sidecar --quiet
+expect 0 "$VEIL" inspect still.png
+expect 2 "$VEIL" inspect anon.mkv --manifest still.png.veil
+expect 2 "$VEIL" inspect still.png --manifest anon.mkv.veil
+head -c 100 anon.mkv.veil > cut.veil
+expect 6 "$VEIL" inspect anon.mkv --manifest cut.veil
 
 expect 0 "$VEIL" request create --requester op --case V-1 --purpose "test" --target-file anon.mkv -o req
 expect 0 "$VEIL" request approve req --principal-key alice.key

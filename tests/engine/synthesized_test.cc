@@ -186,7 +186,7 @@ TEST_CASE("a synthesized face that still reads back as its original at every gai
 }
 
 TEST_CASE("a face turned too far for the generator is pixelated, says so, and restores exactly") {
-  // sample2.jpg's second face is in profile (turn about 0.1); the others face the camera.
+  // sample2.jpg's third face (index 2) is in profile (turn about 0.1); the others face the camera.
   Store s('t');
   const cv::Mat& input = testing::DemoImage("sample2.jpg");
   auto out = Synthesizing(0.0f)->AnonymizeImage(input, s.Key(), ".png");
@@ -206,11 +206,62 @@ TEST_CASE("a face turned too far for the generator is pixelated, says so, and re
   // With the gate off (0.5), the same face is drawn.
   auto ungated = Synthesizing(0.0f, 0.5f)->AnonymizeImage(input, s.Key(), ".png");
   REQUIRE(ungated.ok());
+  const cv::Mat gated_pixels = Decode(out->image_bytes), ungated_pixels = Decode(ungated->image_bytes);
   for (const auto& f : ungated->manifest.faces) {
     if (std::find(turned_index.begin(), turned_index.end(), f.index) != turned_index.end()) {
       CHECK(f.method == ReplaceMethod::kSynthesized);
+      // The gated output shows something else there than the drawn face.
+      const cv::Rect box(f.box);
+      CHECK(cv::norm(gated_pixels(box), ungated_pixels(box), cv::NORM_L1) > 0);
     }
   }
+}
+
+TEST_CASE("a stream never draws a face turned too far, in detected or tracked frames") {
+  // sample2.jpg, detected every 2nd frame; in the tracked frames a frontal face (from sample1.jpg)
+  // sits where the profile was. The profile's track has no identity code from a detection that
+  // faces the camera, so no frame draws it: not the detected ones (turned), and not the tracked
+  // ones, which face the camera but must not read a code from one tracked frame.
+  Store s('u');
+  const cv::Mat& input = testing::DemoImage("sample2.jpg");
+  auto still = Synthesizing(0.0f)->AnonymizeImage(input, s.Key(), ".png");
+  REQUIRE(still.ok());
+  std::vector<cv::Rect2f> turned;
+  for (const auto& f : still->manifest.faces) {
+    if (f.method_reason.find("turned too far") != std::string::npos) turned.push_back(f.box);
+  }
+  REQUIRE(turned.size() == 1);
+  PipelineParams p;
+  p.models_dir = testing::ModelsDir().string();
+  p.method = ReplaceMethod::kSynthesized;
+  p.verify_distance = 0;
+  p.scope = keys::ScopeKind::kStream;
+  p.scope_id = "turn-test";
+  p.detect_every = 2;
+  auto pipeline = Pipeline::Create(p);
+  REQUIRE(pipeline.ok());
+  cv::Mat swapped = input.clone();
+  const cv::Rect profile(turned[0]), frontal(838, 421, 186, 228);  // sample1.jpg face 1
+  cv::resize(testing::DemoImage("sample1.jpg")(frontal), swapped(profile), profile.size());
+  int drawn = 0;
+  for (int i = 0; i < 4; ++i) {
+    auto out = (*pipeline)->AnonymizeFrame(i % 2 ? swapped : input, s.Key());
+    REQUIRE_MESSAGE(out.ok(), out.status().ToString());
+    bool seen = false;
+    for (const auto& f : out->faces) {
+      if (BoxIou(f.box, turned[0]) < 0.5f) {
+        drawn += f.method == ReplaceMethod::kSynthesized;
+        continue;
+      }
+      seen = true;
+      CHECK_MESSAGE(f.method == ReplaceMethod::kPixelate, "frame " << i);
+      const bool says = f.method_reason.find("turned too far") != std::string::npos ||
+                        f.method_reason.find("no identity code yet") != std::string::npos;
+      CHECK_MESSAGE(says, "frame " << i << ": " << f.method_reason);
+    }
+    CHECK(seen);
+  }
+  CHECK(drawn == 8);  // the two faces that face the camera, in every frame
 }
 
 TEST_CASE("a pipeline refuses max_turn outside 0 to 0.5") {

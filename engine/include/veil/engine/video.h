@@ -39,7 +39,7 @@ std::string VideoPayloadPath(const std::string& output);
 
 // SHA-256 over every frame of a video as decoded here (each frame's PixelsSha256, in order): what a
 // video manifest's output_pixels_sha256 holds. `frames` gets the count; `cancelled` is polled
-// between frames (Cancelled). IoError when the file does not open as a video.
+// between frames (Cancelled). InvalidArgument when the file does not open as a video.
 StatusOr<std::string> VideoFramesSha256(const std::string& path, int64_t* frames,
                                         const std::function<bool()>& cancelled = {});
 
