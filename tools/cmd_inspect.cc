@@ -9,6 +9,7 @@
 
 #include "cli.h"
 #include "commands.h"
+#include "manifest_lookup.h"
 #include "output.h"
 #include "veil/engine/image_io.h"
 #include "veil/engine/manifest.h"
@@ -45,29 +46,6 @@ const char* PayloadPlace(engine::PayloadLocation where) {
 // Manifest text is untrusted until restore checks its seal: printed as printable ASCII only.
 std::string Safe(const std::string& text, size_t max = 64) { return keys::Printable(text, max); }
 
-// The manifest and where it was found.
-struct Found {
-  std::string raw;
-  std::string where;
-};
-
-StatusOr<Found> FindManifest(const std::string& input, const std::string& bytes, const std::optional<std::string>& path) {
-  if (path) {
-    VEIL_ASSIGN_OR_RETURN(std::string raw, keys::ReadFile(*path, engine::kMaxManifestBytes));
-    return Found{std::move(raw), *path};
-  }
-  if (!engine::IsVideoPath(input)) {
-    auto raw = engine::ExtractManifest(bytes);
-    if (raw.ok()) return Found{std::move(*raw), "embedded"};
-    if (raw.status().code() != StatusCode::kNotFound) return raw.status();
-  }
-  if (keys::PathExists(input + ".veil")) {
-    VEIL_ASSIGN_OR_RETURN(std::string raw, keys::ReadFile(input + ".veil", engine::kMaxManifestBytes));
-    return Found{std::move(raw), input + ".veil"};
-  }
-  return NotFoundError("no Veil manifest for " + input + " (was it anonymized by Veil?)");
-}
-
 // Whether INPUT's pixels are those the manifest describes; *detail says what was compared.
 StatusOr<bool> PixelsMatch(const std::string& input, const std::string& bytes, const engine::Manifest& m,
                            std::string* detail) {
@@ -86,8 +64,7 @@ StatusOr<bool> PixelsMatch(const std::string& input, const std::string& bytes, c
   VEIL_ASSIGN_OR_RETURN(cv::Mat image, engine::DecodeImage(bytes, limits));
   *detail = std::to_string(image.cols) + "x" + std::to_string(image.rows) + ", manifest " + std::to_string(m.width) + "x" +
             std::to_string(m.height);
-  return image.cols == static_cast<int>(m.width) && image.rows == static_cast<int>(m.height) &&
-         engine::PixelsSha256(image) == m.output_pixels_sha256;
+  return engine::PixelsMatchManifest(image, m);
 }
 
 nlohmann::json ManifestJson(const engine::Manifest& m) {
@@ -182,7 +159,7 @@ int RunInspect(int argc, char** argv) {
   } else if (!keys::PathExists(input)) {
     return Fail(NotFoundError(input + " does not exist"));
   }
-  auto found = FindManifest(input, bytes, manifest_path);
+  auto found = FindManifestBytes(input, bytes, manifest_path);
   if (!found.ok()) return Fail(found.status());
   auto manifest = engine::ParseManifest(found->raw);
   if (!manifest.ok()) return Fail(manifest.status().WithContext("the manifest of " + input));

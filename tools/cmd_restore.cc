@@ -10,6 +10,7 @@
 
 #include "cli.h"
 #include "commands.h"
+#include "manifest_lookup.h"
 #include "output.h"
 #include "stop_signal.h"
 #include "store_options.h"
@@ -62,17 +63,8 @@ bool KeptInStore(const engine::Manifest& m) {
 
 StatusOr<engine::Manifest> LoadManifest(const std::string& input, const std::string& bytes,
                                         const std::optional<std::string>& manifest_path, const StoreOptions& opts) {
-  StatusOr<std::string> raw = NotFoundError("no manifest");
-  if (manifest_path) {
-    raw = keys::ReadFile(*manifest_path, 64u << 20);
-  } else {
-    raw = engine::ExtractManifest(bytes);
-    if (!raw.ok() && raw.status().code() == StatusCode::kNotFound && keys::PathExists(input + ".veil")) {
-      raw = keys::ReadFile(input + ".veil", 64u << 20);
-    }
-  }
-  if (!raw.ok()) return raw.status().WithContext("no Veil manifest for " + input + " (was it anonymized by Veil?)");
-  VEIL_ASSIGN_OR_RETURN(engine::Manifest m, engine::ParseManifest(*raw));
+  VEIL_ASSIGN_OR_RETURN(ManifestBytes found, FindManifestBytes(input, bytes, manifest_path));
+  VEIL_ASSIGN_OR_RETURN(engine::Manifest m, engine::ParseManifest(found.raw));
   // A video's store copy is its payload container (videos from before containers: as images).
   if (!KeptInStore(m) || !m.payload_container.container_id.empty()) return m;
   // The payloads stayed with the key store: its copy must describe the same output.

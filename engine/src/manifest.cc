@@ -231,6 +231,11 @@ std::string PixelsSha256(const cv::Mat& image) {
   return keys::Sha256(data);
 }
 
+bool PixelsMatchManifest(const cv::Mat& decoded, const Manifest& m) {
+  return decoded.cols == static_cast<int>(m.width) && decoded.rows == static_cast<int>(m.height) &&
+         decoded.type() == CV_8UC3 && PixelsSha256(decoded) == m.output_pixels_sha256;
+}
+
 StatusOr<std::string> EmbedManifest(const std::string& encoded, const std::string& manifest) {
   if (IsPng(encoded)) {
     size_t iend = 0;

@@ -353,8 +353,7 @@ class PipelineImpl final : public Pipeline {
     // A face whose sealed original the manifest lost is refused, as the exact restore refuses it:
     // never a silent step down from the original pixels to a re-rendering.
     VEIL_RETURN_IF_ERROR(internal::RequireKeptPayloads(manifest));
-    if (decoded.cols != static_cast<int>(manifest.width) || decoded.rows != static_cast<int>(manifest.height) ||
-        PixelsSha256(decoded) != manifest.output_pixels_sha256) {
+    if (!PixelsMatchManifest(decoded, manifest)) {
       return EditedError("the image was edited after anonymization (its pixels do not match its manifest)");
     }
     // The inverse is only the inverse of the models that drew the pseudonyms.
@@ -542,8 +541,7 @@ StatusOr<RestoreOutput> RestoreFromPayloads(const cv::Mat& decoded, const Manife
     VEIL_RETURN_IF_ERROR(internal::VerifyManifestSeal(manifest, *key));
     VEIL_RETURN_IF_ERROR(internal::RequireKeptPayloads(manifest));
   }
-  if (decoded.cols != static_cast<int>(manifest.width) || decoded.rows != static_cast<int>(manifest.height) ||
-      decoded.type() != CV_8UC3 || PixelsSha256(decoded) != manifest.output_pixels_sha256) {
+  if (!PixelsMatchManifest(decoded, manifest)) {
     return EditedError("the image was edited after anonymization (its pixels do not match its manifest)");
   }
   RestoreOutput out;

@@ -83,6 +83,8 @@ StatusOr<Manifest> ParseManifest(const std::string& bytes);
 // SHA-256 over the pixel rows of an 8-bit image (with its size and channel count), independent of
 // the file format.
 std::string PixelsSha256(const cv::Mat& image);
+// Whether a decoded image is exactly the output `m` describes: 8-bit BGR, its size, its pixel hash.
+bool PixelsMatchManifest(const cv::Mat& decoded, const Manifest& m);
 
 // Inserts the manifest into encoded PNG or JPEG bytes; Unsupported for other formats (use a sidecar).
 StatusOr<std::string> EmbedManifest(const std::string& encoded_image, const std::string& manifest);
