@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cctype>
+#include <cstdint>
 #include <initializer_list>
 #include <map>
 #include <optional>

@@ -11,6 +11,7 @@ packages=(
   build-essential cmake pkg-config
   libtorch-dev libopencv-dev libsodium-dev libprotobuf-dev protobuf-compiler
   doctest-dev nlohmann-json3-dev libopenblas0-openmp
+  python3-opencv             # tools/train_unpack.py (the GPU training recipe), tested here
   clang libclang-rt-14-dev   # libFuzzer targets and sanitizer runs
 )
 missing=()

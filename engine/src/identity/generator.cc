@@ -1,5 +1,7 @@
 #include "identity/generator.h"
 
+#include "veil/engine/renderer_calibration.h"
+
 #include <cstdio>
 #include <cstdlib>
 
@@ -26,16 +28,6 @@ torch::Tensor PixelsToUnit(const torch::Tensor& nhwc_u8) {
 
 torch::Tensor UnitToPixels(const torch::Tensor& nchw) {
   return nchw.clamp(-1.0, 1.0).add(1.0).mul(127.5).round().to(torch::kUInt8).permute({0, 2, 3, 1}).contiguous();
-}
-
-torch::Tensor CropsToPixels(const std::vector<cv::Mat>& crops, size_t first, size_t count, int side) {
-  torch::Tensor x = torch::empty({static_cast<int64_t>(count), side, side, 3}, torch::kUInt8);
-  for (size_t i = 0; i < count; ++i) {
-    const cv::Mat& c = crops[first + i];
-    const cv::Mat dense = c.isContinuous() ? c : c.clone();
-    std::memcpy(x[static_cast<int64_t>(i)].data_ptr<uint8_t>(), dense.data, static_cast<size_t>(side) * side * 3);
-  }
-  return x;
 }
 
 torch::Tensor ScaledLeakyRelu(const torch::Tensor& x) {
@@ -206,4 +198,22 @@ torch::Tensor GeneratorImpl::forward(const torch::Tensor& attr, const torch::Ten
   return Upsample2x(rgb) + rgb128_->forward(h128, w);
 }
 
+int64_t MeasureMacsPerFace(AttributeEncoderImpl& encoder, GeneratorImpl& generator) {
+  torch::NoGradGuard no_grad;
+  const auto params = generator.parameters();
+  const torch::Device device = params.empty() ? torch::Device(torch::kCPU) : params.front().device();
+  MacCounter counter;
+  torch::Tensor x = torch::zeros({1, 3, 128, 128}, torch::TensorOptions().device(device));
+  torch::Tensor z = torch::ones({1, generator.options.id_dim()}, torch::TensorOptions().device(device));
+  generator.forward(encoder.forward(x), z);
+  return counter.macs();
+}
+
 }  // namespace veil::engine::identity
+
+namespace veil::engine {
+
+Status CheckIdentityGain(double gain, const std::string& what) { return CheckInRange(gain, 1.0, 8.0, what); }
+Status CheckReadBackNoiseRatio(double ratio, const std::string& what) { return CheckInRange(ratio, 0.0, 10.0, what); }
+
+}  // namespace veil::engine

@@ -13,8 +13,7 @@
 #include <string>
 #include <vector>
 
-#include <opencv2/core/mat.hpp>
-
+#include "identity/attribute_encoder.h"
 #include "identity/generator_layers.h"
 #include "veil/status.h"
 
@@ -24,9 +23,6 @@ namespace veil::engine::identity {
 torch::Tensor PixelsToUnit(const torch::Tensor& nhwc_u8);
 // Clamps to [-1, 1] and rounds to the nearest 8-bit value (on the tensor's device).
 torch::Tensor UnitToPixels(const torch::Tensor& nchw);
-// crops[first, first + count) (each side x side 8-bit BGR: the caller checks) as the N x side x
-// side x 3 uint8 tensor PixelsToUnit takes.
-torch::Tensor CropsToPixels(const std::vector<cv::Mat>& crops, size_t first, size_t count, int side);
 
 struct GeneratorOptions {
   TORCH_ARG(int64_t, attr_channels) = 32;  // channels of E's 32x32 map
@@ -83,23 +79,10 @@ TORCH_MODULE(Generator);
 
 }  // namespace veil::engine::identity
 
-#include "identity/attribute_encoder.h"
-#include "veil/engine/face_renderer.h"
-
 namespace veil::engine::identity {
 
-// Model-file kinds and the files' option maps (checked on load).
-inline constexpr const char* kEncoderKind = "attribute-encoder";
-inline constexpr const char* kGeneratorKind = "generator";
-// The generator file's info key naming the SHA-256 (hex) of the encoder file exported with it
-// (files from before it have none and load with any encoder).
-inline constexpr const char* kEncoderShaInfo = "encoder_sha256";
-
-// Writes E and G as Veil model files (the trainer's export; FaceRenderer::Save uses it too).
-Status SaveRendererModels(AttributeEncoderImpl& encoder, GeneratorImpl& generator, const std::string& encoder_path,
-                          const std::string& generator_path, const FaceRendererSaveInfo& save_info);
-
-// E + G multiply-accumulates for one face, measured by one forward pass at batch 1 on the CPU.
+// E + G multiply-accumulates for one face, measured by one forward pass at batch 1 on E's and G's
+// device.
 int64_t MeasureMacsPerFace(AttributeEncoderImpl& encoder, GeneratorImpl& generator);
 
 }  // namespace veil::engine::identity

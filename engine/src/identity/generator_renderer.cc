@@ -3,7 +3,7 @@
 #include <cstring>
 #include <ctime>
 
-#include "identity/generator.h"
+#include "identity/renderer_files.h"
 #include "nets/module_io.h"
 #include "veil/engine/model_file.h"
 #include "veil/engine/runtime.h"
@@ -37,15 +37,14 @@ Status SaveRendererModels(AttributeEncoderImpl& encoder, GeneratorImpl& generato
   return SaveModelFile(generator_path, g, s.overwrite);
 }
 
-int64_t MeasureMacsPerFace(AttributeEncoderImpl& encoder, GeneratorImpl& generator) {
-  torch::NoGradGuard no_grad;
-  const auto params = generator.parameters();
-  const torch::Device device = params.empty() ? torch::Device(torch::kCPU) : params.front().device();
-  MacCounter counter;
-  torch::Tensor x = torch::zeros({1, 3, 128, 128}, torch::TensorOptions().device(device));
-  torch::Tensor z = torch::ones({1, generator.options.id_dim()}, torch::TensorOptions().device(device));
-  generator.forward(encoder.forward(x), z);
-  return counter.macs();
+torch::Tensor CropsToPixels(const std::vector<cv::Mat>& crops, size_t first, size_t count, int side) {
+  torch::Tensor x = torch::empty({static_cast<int64_t>(count), side, side, 3}, torch::kUInt8);
+  for (size_t i = 0; i < count; ++i) {
+    const cv::Mat& c = crops[first + i];
+    const cv::Mat dense = c.isContinuous() ? c : c.clone();
+    std::memcpy(x[static_cast<int64_t>(i)].data_ptr<uint8_t>(), dense.data, static_cast<size_t>(side) * side * 3);
+  }
+  return x;
 }
 
 }  // namespace identity

@@ -5,7 +5,7 @@
 #include <ctime>
 #include <filesystem>
 
-#include "identity/generator.h"
+#include "identity/renderer_files.h"
 #include "identity/pseudonym_reader_net.h"
 #include "nets/module_io.h"
 #include "veil/engine/face_renderer.h"

@@ -133,7 +133,8 @@ StatusOr<UtkDataset> UtkDataset::Open(const std::string& dir) {
   ds.crops_ = static_cast<const uint8_t*>(p);
   VEIL_RETURN_IF_ERROR(map("desc.f32", sizeof(float) * kUtkDescriptorDim, false, &p));
   ds.desc_ = static_cast<const float*>(p);
-  VEIL_RETURN_IF_ERROR(map("landmarks.f32", sizeof(float) * kUtkLandmarks * 2, false, &p));
+  p = nullptr;
+  VEIL_RETURN_IF_ERROR(map("landmarks.f32", sizeof(float) * kUtkLandmarks * 2, true, &p));
   ds.landmarks_ = static_cast<const float*>(p);
   p = nullptr;
   VEIL_RETURN_IF_ERROR(map("desc_flip.f32", sizeof(float) * kUtkDescriptorDim, true, &p));
@@ -171,12 +172,8 @@ std::vector<size_t> UtkDataset::TrainIndices(size_t* dropped) const {
 }
 
 const uint8_t* UtkDataset::crop_data(size_t i) const {
-  return crops_ + i * size_t{kUtkCropSize} * kUtkCropSize * 3;
-}
-
-cv::Mat UtkDataset::crop(size_t i) const {
   (void)records_.at(i);
-  return cv::Mat(kUtkCropSize, kUtkCropSize, CV_8UC3, const_cast<uint8_t*>(crop_data(i)));
+  return crops_ + i * size_t{kUtkCropSize} * kUtkCropSize * 3;
 }
 
 const float* UtkDataset::descriptor(size_t i) const {
@@ -191,7 +188,7 @@ const float* UtkDataset::descriptor_flip(size_t i) const {
 
 const float* UtkDataset::landmarks(size_t i) const {
   (void)records_.at(i);
-  return landmarks_ + i * kUtkLandmarks * 2;
+  return landmarks_ == nullptr ? nullptr : landmarks_ + i * kUtkLandmarks * 2;
 }
 
 }  // namespace veil::train

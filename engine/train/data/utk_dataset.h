@@ -2,7 +2,7 @@
 //
 //   auto ds = veil::train::UtkDataset::Open(veil::train::DefaultUtkDir());
 //   if (!ds.ok()) return Fail(ds.status());
-//   cv::Mat crop = ds->crop(i);            // 128x128 BGR, a view into the mapped file
+//   const uint8_t* crop = ds->crop_data(i); // 128x128x3 BGR, row-major, in the mapped file
 //   const float* code = ds->descriptor(i); // 128 floats
 //
 // Layout of the folder ($VEIL_TRAIN_DIR, default $HOME/.cache/veil/train, then utkface-v1/):
@@ -13,7 +13,8 @@
 //   desc.f32       N x 128 float32 LE: the recognizer's descriptor of the 150 chip aligned from the
 //                  original 200x200 image.
 //   desc_flip.f32  (optional) the same for the horizontally flipped 150 chip: a same-face pair.
-//   landmarks.f32  N x 68 x 2 float32 LE, landmarks in 128-crop pixel coordinates.
+//   landmarks.f32  (optional) N x 68 x 2 float32 LE, landmarks in 128-crop pixel coordinates
+//                  (no trainer needs them; a packed subset, veil-train-pack, leaves them out).
 //   DONE           written last; holds N. A folder without it is incomplete and refused.
 // The files are memory-mapped read-only; the dataset is immutable and safe to read from many threads.
 #pragma once
@@ -23,8 +24,6 @@
 #include <memory>
 #include <string>
 #include <vector>
-
-#include <opencv2/core.hpp>
 
 #include "veil/status.h"
 
@@ -75,15 +74,14 @@ class UtkDataset {
   // a photo seen in training; *dropped (when given) counts those left out.
   std::vector<size_t> TrainIndices(size_t* dropped = nullptr) const;
 
-  // A read-only 128x128 CV_8UC3 (BGR) view into the mapped file; clone() it to modify.
-  cv::Mat crop(size_t i) const;
+  // The 128x128x3 BGR crop (row-major, read-only) in the mapped file.
   const uint8_t* crop_data(size_t i) const;
   // 128 floats.
   const float* descriptor(size_t i) const;
   // 128 floats of the flipped chip; nullptr when desc_flip.f32 is absent.
   const float* descriptor_flip(size_t i) const;
   bool has_flip() const { return flip_ != nullptr; }
-  // 68 (x, y) pairs in 128-crop pixels.
+  // 68 (x, y) pairs in 128-crop pixels; nullptr when landmarks.f32 is absent.
   const float* landmarks(size_t i) const;
   const std::string& dir() const { return dir_; }
 

@@ -266,7 +266,7 @@ StatusOr<torch::Tensor> VariantCodes(const UtkDataset& ds, const std::vector<siz
   };
   for (size_t i : idx) {
     cv::Mat m;
-    cv::flip(ds.crop(i), m, 1);
+    cv::flip(cv::Mat(kUtkCropSize, kUtkCropSize, CV_8UC3, const_cast<uint8_t*>(ds.crop_data(i))), m, 1);
     if (v == Variant::kJpeg) {
       std::vector<uchar> buf;
       cv::imencode(".jpg", m, buf, {cv::IMWRITE_JPEG_QUALITY, 60});

@@ -12,8 +12,6 @@
 #include <random>
 #include <sstream>
 
-#include <opencv2/imgcodecs.hpp>
-
 #include "common/checkpoint_archive.h"
 #include "common/training_log.h"
 #include "data/utk_dataset.h"
@@ -24,6 +22,14 @@
 #include "veil/engine/runtime.h"
 #include "veil/engine/tfjs_weights.h"
 
+// The trainer-only build (VEIL_TRAINER_ONLY: LibTorch and libsodium, no OpenCV or protobuf, for a
+// GPU machine) writes checkpoints and a PPM preview; a full build exports model files.
+#if !VEIL_TRAINER_ONLY
+#include <opencv2/imgcodecs.hpp>
+
+#include "identity/renderer_files.h"
+#endif
+
 namespace veil::train::gan {
 namespace {
 
@@ -31,6 +37,10 @@ namespace fs = std::filesystem;
 using engine::identity::AttributeEncoder;
 using engine::identity::Generator;
 using Clock = std::chrono::steady_clock;
+
+[[maybe_unused]] constexpr const char* kNoExport =
+    "this trainer-only build writes checkpoints only; export them with a full build: "
+    "veil-train-gan --minutes 0 --resume-from CHECKPOINT --export DIR";
 
 double Seconds(Clock::time_point since) { return std::chrono::duration<double>(Clock::now() - since).count(); }
 
@@ -416,6 +426,24 @@ class Trainer {
     return m;
   }
 
+  // OUT/preview.png (a PPM, preview.ppm, in the trainer-only build): H x W x 3 uint8 BGR on the CPU.
+  void WritePreview(const torch::Tensor& grid) const {
+    const int rows = static_cast<int>(grid.size(0)), cols = static_cast<int>(grid.size(1));
+#if VEIL_TRAINER_ONLY
+    const std::string path = (fs::path(o_.out_dir) / "preview.ppm").string(), tmp = path + ".tmp";
+    const torch::Tensor rgb = grid.flip({2}).contiguous();
+    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
+    f << "P6\n" << cols << " " << rows << "\n255\n";
+    f.write(reinterpret_cast<const char*>(rgb.data_ptr<uint8_t>()), static_cast<std::streamsize>(rgb.numel()));
+    f.close();
+    if (f) fs::rename(tmp, path);
+#else
+    const std::string path = (fs::path(o_.out_dir) / "preview.png").string(), tmp = path + ".tmp.png";
+    const cv::Mat m(rows, cols, CV_8UC3, const_cast<uint8_t*>(grid.data_ptr<uint8_t>()));
+    if (cv::imwrite(tmp, m)) fs::rename(tmp, path);
+#endif
+  }
+
   Metrics Measure(engine::identity::AttributeEncoderImpl& E, engine::identity::GeneratorImpl& G, bool preview) {
     torch::NoGradGuard no_grad;
     Metrics m;
@@ -423,7 +451,7 @@ class Trainer {
     const int64_t chunk = 16;
     double psnr = 0, ssim = 0, id_rec = 0, to_target = 0, to_orig = 0, pair = 0, base = 0, over = 0;
     double orig_lg = 0, base_lg = 0;
-    std::vector<cv::Mat> rows;
+    std::vector<torch::Tensor> rows;  // preview: original | reconstruction | swap | swapped back
     for (size_t start = 0; start < n; start += chunk) {
       std::vector<size_t> idx, partner;
       for (size_t i = start; i < std::min(n, start + chunk); ++i) {
@@ -457,26 +485,14 @@ class Trainer {
       orig_lg += Distances(lg_swp, lg_x).sum().item<double>();
       base_lg += Distances(lg_x, zx).sum().item<double>();
       if (preview && start == 0) {
-        const torch::Tensor img[4] = {ToUint8Image(x), ToUint8Image(rec), ToUint8Image(swp), ToUint8Image(cyc)};
-        for (int64_t i = 0; i < std::min<int64_t>(8, x.size(0)); ++i) {
-          std::vector<cv::Mat> cols;
-          for (const auto& t : img) cols.push_back(cv::Mat(128, 128, CV_8UC3, t[i].data_ptr<uint8_t>()).clone());
-          cv::Mat row;
-          cv::hconcat(cols, row);
-          rows.push_back(row);
-        }
+        const torch::Tensor row = torch::cat({ToUint8Image(x), ToUint8Image(rec), ToUint8Image(swp), ToUint8Image(cyc)}, 2);
+        for (int64_t i = 0; i < std::min<int64_t>(8, x.size(0)); ++i) rows.push_back(row[i]);
       }
     }
     const double dn = static_cast<double>(n);
     m = {psnr / dn, ssim / dn, id_rec / dn, to_target / dn, to_orig / dn, pair / dn, base / dn, over / dn,
          orig_lg / dn, base_lg / dn};
-    if (preview) {
-      cv::Mat grid;
-      cv::vconcat(rows, grid);
-      const std::string path = (fs::path(o_.out_dir) / "preview.png").string();
-      const std::string tmp = path + ".tmp.png";
-      if (cv::imwrite(tmp, grid)) fs::rename(tmp, path);
-    }
+    if (preview && !rows.empty()) WritePreview(torch::cat(rows, 0).contiguous());
     return m;
   }
 
@@ -688,6 +704,9 @@ class Trainer {
   }
 
   Status Export() {
+#if VEIL_TRAINER_ONLY
+    return FailedPreconditionError(kNoExport);
+#else
     const fs::path dir(o_.export_dir);
     std::error_code ec;
     fs::create_directories(dir / "train", ec);
@@ -730,6 +749,7 @@ class Trainer {
     }
     std::printf("veil-train-gan: exported E, G and the compact checkpoint to %s\n", dir.c_str());
     return Status::Ok();
+#endif
   }
 
   GanTrainOptions o_;
@@ -760,6 +780,9 @@ class Trainer {
 Status RunGanTraining(const GanTrainOptions& options) {
   if (options.batch < 2) return InvalidArgumentError("--batch must be at least 2 (identity swaps pair faces)");
   if (options.out_dir.empty()) return InvalidArgumentError("--out is required");
+#if VEIL_TRAINER_ONLY
+  if (!options.export_dir.empty()) return FailedPreconditionError(kNoExport);
+#endif
   VEIL_ASSIGN_OR_RETURN(UtkDataset data, UtkDataset::Open(options.data_dir));
   try {
     Trainer t(options, std::move(data));

@@ -21,6 +21,7 @@
 #include <opencv2/core.hpp>
 
 #include "veil/engine/recognizer.h"
+#include "veil/engine/renderer_calibration.h"  // CheckIdentityGain, CheckReadBackNoiseRatio
 #include "veil/status.h"
 
 namespace veil::engine {
@@ -80,12 +81,6 @@ class FaceRenderer {
 // anonymization (source: the original's code, target: its pseudonym) and keyed restore (source:
 // the pseudonym read back, target: the flow's inverse of it).
 Descriptor SteerIdentity(const Descriptor& source, const Descriptor& target, float gain);
-
-// The generator file's calibration values: identity_gain in [1, 8], readback_noise_ratio in
-// [0, 10]. InvalidArgument "<what> must be a number in [lo, hi]" otherwise. The one rule for the
-// model-file loader, the trainer's export and veil eval's overrides.
-Status CheckIdentityGain(double gain, const std::string& what);
-Status CheckReadBackNoiseRatio(double ratio, const std::string& what);
 
 // Default model paths (see FaceRendererParams).
 std::string DefaultEncoderModelPath();

@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# Training E and G (veil-train-gan) on a GPU machine that has PyTorch with CUDA, CMake and Python's
+# cv2 but no OpenCV C++ library, protobuf or network, and takes a working tree of at most 64 MiB (the
+# device image). The trainer-only build (VEIL_TRAINER_ONLY) needs LibTorch and libsodium; the data
+# travels as a pack of the prepared set (veil-train-pack, engine/train/data/utk_pack.h).
+#
+#   bash tools/train_gpu.sh prepare [TRAIN_FACES] [QUALITY]
+#       here, after a full build: fills .gpu/ (git-ignored) with a pack of the set ($VEIL_TRAIN_DIR/
+#       utkface-v1), the libsodium and nlohmann-json Debian packages and the recognizer's weights;
+#       with the working tree it must stay under the 64 MiB the tool carries (counted in file-system
+#       blocks): 7,000 faces at quality 92 make a 36 MB pack beside a 17 MiB tree
+#   bash tools/train_gpu.sh run OUT SECONDS [veil-train-gan options]
+#       there, with .gpu carried: builds the trainer, unpacks the data, trains from
+#       models/train/gan-checkpoint.pt until SECONDS after the start (build time included), with
+#       OUT as the trainer's --out: the compact checkpoint, the log, the preview, and the full
+#       checkpoint cut into 15 MB parts at the end (cat OUT/ckpt.pt.part-* > ckpt.pt)
+# Back here, export and measure as for a CPU run (models/README.md, "Reproduce / continue").
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cmd=${1:-}
+shift || true
+
+case "$cmd" in
+prepare)
+  faces=${1:-6000}
+  quality=${2:-92}
+  train_dir=${VEIL_TRAIN_DIR:-$HOME/.cache/veil/train}
+  rm -rf .gpu
+  mkdir -p .gpu/debs .gpu/face-api
+  build/tools/veil-train-pack --data "$train_dir/utkface-v1" --out .gpu/pack --train "$faces" --holdout 100 \
+    --quality "$quality"
+  (cd .gpu/debs && apt-get download -q libsodium23 libsodium-dev nlohmann-json3-dev 2>/dev/null)
+  cp .cache/face-api/package/model/face_recognition_model* .gpu/face-api/
+  du -sh .gpu
+  ;;
+run)
+  out=$1
+  seconds=$2
+  shift 2
+  t0=$(date +%s)
+  dep=/tmp/veil-dep
+  for f in .gpu/debs/*.deb; do dpkg -x "$f" "$dep"; done
+  rm -rf /tmp/veil-data  # an earlier call's, on a machine still warm
+  python3 tools/train_unpack.py .gpu/pack /tmp/veil-data/utkface-v1 > /tmp/veil-unpack.log 2>&1 &
+  unpack=$!
+  echo "train_gpu: $(nproc) cores, $(g++ --version | head -1), $(cmake --version | head -1)"
+  nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
+  torch_root=$(python3 -c 'import os, torch; print(os.path.dirname(torch.__file__))')
+  python3 -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda, torch.cuda.is_available())'
+  gen=$(command -v ninja > /dev/null && echo Ninja || echo "Unix Makefiles")
+  common=(-S . -G "$gen" -DVEIL_TRAINER_ONLY=ON -DCMAKE_BUILD_TYPE=Release -DVEIL_BUILD_TESTS=OFF)
+  cmake "${common[@]}" -B /tmp/veil-build -DCMAKE_PREFIX_PATH="$torch_root/share/cmake;$dep/usr" \
+    -DCMAKE_EXE_LINKER_FLAGS=-Wl,--no-as-needed  # keep libtorch_cuda: CUDA registers itself on load
+  cmake --build /tmp/veil-build -j"$(nproc)" -- $([ "$gen" = Ninja ] && echo "-k 0" || echo -k) 2>&1 | grep -Ev '^\[[0-9]+/[0-9]+\] Building' || true
+  test -x /tmp/veil-build/veil-train-gan
+  ldd /tmp/veil-build/veil-train-gan | grep -E 'torch_cuda|sodium' || true
+  ldd /tmp/veil-build/veil-train-gan | grep -q libtorch_cuda || { echo "train_gpu: no libtorch_cuda linked"; exit 1; }
+  wait "$unpack" || { cat /tmp/veil-unpack.log; exit 1; }
+  cat /tmp/veil-unpack.log
+  left=$((seconds - ($(date +%s) - t0) - 60))  # 60 s for the last evaluation, checkpoints and copies
+  test "$left" -gt 30 || { echo "train_gpu: only $left s left to train"; exit 1; }
+  echo "train_gpu: built and unpacked in $(($(date +%s) - t0)) s; training for $left s"
+  VEIL_FACE_API_DIR=$PWD/.gpu/face-api /tmp/veil-build/veil-train-gan --data /tmp/veil-data/utkface-v1 \
+    --out "$out" --resume-from models/train/gan-checkpoint.pt \
+    --minutes "$(python3 -c "print($left / 60)")" "$@"
+  split -b 15M -d "$out/ckpt.pt" "$out/ckpt.pt.part-" && rm "$out/ckpt.pt"
+  ls -la "$out"
+  ;;
+*)
+  sed -n 2,17p "$0" | grep "^#"
+  exit 2
+  ;;
+esac
