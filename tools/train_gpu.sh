@@ -22,16 +22,20 @@ shift || true
 
 case "$cmd" in
 prepare)
-  faces=${1:-6000}
+  faces=${1:-7000}
   quality=${2:-92}
   train_dir=${VEIL_TRAIN_DIR:-$HOME/.cache/veil/train}
   rm -rf .gpu
   mkdir -p .gpu/debs .gpu/face-api
   build/tools/veil-train-pack --data "$train_dir/utkface-v1" --out .gpu/pack --train "$faces" --holdout 100 \
     --quality "$quality"
-  (cd .gpu/debs && apt-get download -q libsodium23 libsodium-dev nlohmann-json3-dev 2>/dev/null)
+  (cd .gpu/debs && apt-get download -q libsodium23 libsodium-dev nlohmann-json3-dev >/dev/null) ||
+    { echo "train_gpu: cannot download the Debian packages" >&2; exit 1; }
   cp .cache/face-api/package/model/face_recognition_model* .gpu/face-api/
-  du -sh .gpu
+  kib=$(( $(du -s .gpu | cut -f1) + $( (git ls-files; git ls-files --others --exclude-standard) |
+          xargs -d '\n' du -c 2>/dev/null | tail -n 1 | cut -f1) ))
+  echo "train_gpu: .gpu and the working tree: $((kib / 1024)) MiB of the 64 the tool carries"
+  [ "$kib" -le $((62 * 1024)) ] || { echo "train_gpu: too large: pack fewer faces" >&2; exit 1; }
   ;;
 run)
   out=$1
@@ -49,12 +53,13 @@ run)
   python3 -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda, torch.cuda.is_available())'
   gen=$(command -v ninja > /dev/null && echo Ninja || echo "Unix Makefiles")
   common=(-S . -G "$gen" -DVEIL_TRAINER_ONLY=ON -DCMAKE_BUILD_TYPE=Release -DVEIL_BUILD_TESTS=OFF)
-  cmake "${common[@]}" -B /tmp/veil-build -DCMAKE_PREFIX_PATH="$torch_root/share/cmake;$dep/usr" \
-    -DCMAKE_EXE_LINKER_FLAGS=-Wl,--no-as-needed  # keep libtorch_cuda: CUDA registers itself on load
-  cmake --build /tmp/veil-build -j"$(nproc)" -- $([ "$gen" = Ninja ] && echo "-k 0" || echo -k) 2>&1 | grep -Ev '^\[[0-9]+/[0-9]+\] Building' || true
-  test -x /tmp/veil-build/veil-train-gan
-  ldd /tmp/veil-build/veil-train-gan | grep -E 'torch_cuda|sodium' || true
-  ldd /tmp/veil-build/veil-train-gan | grep -q libtorch_cuda || { echo "train_gpu: no libtorch_cuda linked"; exit 1; }
+  cmake "${common[@]}" -B /tmp/veil-build -DCMAKE_PREFIX_PATH="$torch_root/share/cmake;$dep/usr"
+  rm -f /tmp/veil-build/veil-train-gan  # a machine still warm keeps an earlier call's
+  cmake --build /tmp/veil-build -j"$(nproc)" -- $([ "$gen" = Ninja ] && echo "-k 0" || echo -k) > /tmp/veil-make.log 2>&1 ||
+    { grep -Ev '^\[[0-9]+/[0-9]+\] Building' /tmp/veil-make.log; exit 1; }
+  ldd /tmp/veil-build/veil-train-gan > /tmp/veil-ldd.txt
+  grep -E 'torch_cuda|sodium' /tmp/veil-ldd.txt || true
+  grep -q libtorch_cuda /tmp/veil-ldd.txt || { echo "train_gpu: no libtorch_cuda linked"; exit 1; }
   wait "$unpack" || { cat /tmp/veil-unpack.log; exit 1; }
   cat /tmp/veil-unpack.log
   left=$((seconds - ($(date +%s) - t0) - 60))  # 60 s for the last evaluation, checkpoints and copies

@@ -2,7 +2,7 @@
 // set cannot travel to (a GPU machine: tools/train_gpu.sh). Layout: engine/train/data/utk_pack.h.
 //
 //   veil-train-pack [--data $VEIL_TRAIN_DIR/utkface-v1] --out DIR [--train 6000] [--holdout 100]
-//                   [--quality 93] [--seed 1]
+//                   [--quality 92] [--seed 1]
 //
 // Never write a pack into the repository's tracked files: UTKFace's images must not be redistributed.
 #include <cstdio>

@@ -26,7 +26,7 @@ def main(pack, out):
     os.makedirs(tmp)
     jpegs = np.fromfile(os.path.join(pack, "crops.jpg.bin"), np.uint8)
     offsets = np.fromfile(os.path.join(pack, "crops.offsets"), "<u8")
-    if len(offsets) != n + 1 or offsets[-1] != len(jpegs):
+    if len(offsets) != n + 1 or offsets[0] != 0 or offsets[-1] != len(jpegs) or (np.diff(offsets) <= 0).any():
         sys.exit("train_unpack: crops.offsets does not match PACKED and crops.jpg.bin")
     crops = np.empty((n, SIDE, SIDE, 3), np.uint8)
     for i in range(n):
@@ -40,7 +40,14 @@ def main(pack, out):
             shutil.copyfile(os.path.join(pack, name), os.path.join(tmp, name))
     with open(os.path.join(tmp, "DONE"), "w") as f:
         f.write(f"{n}\n")
+    for name in os.listdir(tmp):  # durable before the folder gets its name
+        fd = os.open(os.path.join(tmp, name), os.O_RDONLY)
+        os.fsync(fd)
+        os.close(fd)
     os.rename(tmp, out)
+    fd = os.open(os.path.dirname(os.path.abspath(out)), os.O_RDONLY)
+    os.fsync(fd)
+    os.close(fd)
     print(f"train_unpack: {n} faces in {out}")
 
 

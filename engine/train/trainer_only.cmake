@@ -34,5 +34,8 @@ target_include_directories(veil-train-gan PRIVATE keys/include engine/include en
                            ${SODIUM_INCLUDE_DIR})
 target_compile_definitions(veil-train-gan PRIVATE VEIL_TRAINER_ONLY=1
   VEIL_FACE_API_MODELS_DIR="${VEIL_FACE_API_MODELS_DIR}" VEIL_VERSION="${VEIL_PRODUCER_VERSION}")
+# Keep libtorch_cuda although no symbol of it is named: CUDA registers itself when it loads, and an
+# --as-needed link would drop it and train on the CPU.
+target_link_options(veil-train-gan PRIVATE -Wl,--no-as-needed)
 target_link_libraries(veil-train-gan PRIVATE ${TORCH_LIBRARIES} ${SODIUM_LIBRARY} nlohmann_json::nlohmann_json
                       Threads::Threads veil_warnings)

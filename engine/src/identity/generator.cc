@@ -1,12 +1,10 @@
 #include "identity/generator.h"
 
-#include "veil/engine/renderer_calibration.h"
-
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 
-#include <cmath>
-#include <cstring>
+#include "veil/engine/renderer_calibration.h"
 
 namespace veil::engine::identity {
 namespace {

@@ -1,6 +1,7 @@
 #include "data/utk_pack.h"
 
 #include <algorithm>
+#include <bit>
 #include <filesystem>
 #include <random>
 #include <sstream>
@@ -17,8 +18,10 @@ Status PackSubset(const PackOptions& o, PackStats* stats) {
   namespace fs = std::filesystem;
   if (o.train < 1 || o.holdout < 2) return InvalidArgumentError("a pack needs at least 1 train and 2 held-out faces");
   if (o.quality < 50 || o.quality > 100) return InvalidArgumentError("--quality must be in [50, 100]");
+  static_assert(std::endian::native == std::endian::little, "the pack's offsets are written as little-endian");
   std::error_code ec;
-  if (fs::exists(o.out_dir) && !fs::is_empty(o.out_dir, ec)) return AlreadyExistsError(o.out_dir + " is not empty");
+  if (fs::exists(o.out_dir, ec) && !fs::is_empty(o.out_dir, ec)) return AlreadyExistsError(o.out_dir + " is not empty");
+  if (ec) return IoError("cannot read " + o.out_dir + ": " + ec.message());
   VEIL_ASSIGN_OR_RETURN(UtkDataset ds, UtkDataset::Open(o.data_dir));
 
   std::vector<size_t> train = ds.TrainIndices();
@@ -27,6 +30,10 @@ Status PackSubset(const PackOptions& o, PackStats* stats) {
   train.resize(std::min(train.size(), static_cast<size_t>(o.train)));
   const std::vector<size_t> all_holdout = ds.Indices(Split::kHoldout);
   const size_t n_hold = std::min(all_holdout.size(), static_cast<size_t>(o.holdout));
+  if (train.empty() || n_hold < 2) {
+    return FailedPreconditionError("the set has " + std::to_string(train.size()) + " train faces and " +
+                                   std::to_string(all_holdout.size()) + " held-out ones: a pack needs 1 and 2");
+  }
   std::vector<size_t> rows = train;
   for (size_t i = 0; i < n_hold; ++i) rows.push_back(all_holdout[i * all_holdout.size() / n_hold]);
   std::sort(rows.begin(), rows.end());

@@ -28,7 +28,7 @@ struct PackOptions {
   std::string out_dir;    // the pack folder; must not exist yet or be empty
   int train = 6000;       // train faces (at most all of TrainIndices())
   int holdout = 100;      // held-out faces
-  int quality = 93;       // JPEG quality of the crops
+  int quality = 92;       // JPEG quality of the crops (4:2:0 chroma, OpenCV's default)
   uint64_t seed = 1;
 };
 

@@ -39,8 +39,9 @@ using engine::identity::Generator;
 using Clock = std::chrono::steady_clock;
 
 [[maybe_unused]] constexpr const char* kNoExport =
-    "this trainer-only build writes checkpoints only; export them with a full build: "
-    "veil-train-gan --minutes 0 --resume-from CHECKPOINT --export DIR";
+    "this trainer-only build writes checkpoints only; export them with a full build: veil-train-gan "
+    "--minutes 0 --resume-from CHECKPOINT --export DIR and the run's --ema-kimg, --identity-gain and "
+    "--readback-noise-ratio (models/README.md, \"Reproduce / continue\")";
 
 double Seconds(Clock::time_point since) { return std::chrono::duration<double>(Clock::now() - since).count(); }
 
@@ -244,6 +245,8 @@ class Trainer {
     while (budget_s > 0 && Seconds(start) < budget_s && !stopped()) {
       TrainStep(sums);
       ++step_;
+      last_batch_ = o_.batch;
+      last_cuda_ = device_.is_cuda();
       if (sums.n >= o_.log_every) {
         const double dt = Seconds(last_log) / sums.n;
         train_seconds_ += Seconds(last_log);
@@ -560,6 +563,7 @@ class Trainer {
       ar.write("step", torch::tensor(step_), true);
       ar.write("train_seconds", torch::tensor(train_seconds_, torch::kFloat64), true);
       ar.write("attr_pool", torch::tensor(E_->options.pool()), true);
+      WriteLastRun(ar);
       const std::string path = (fs::path(o_.out_dir) / "ckpt.pt").string();
       VEIL_RETURN_IF_ERROR(SaveArchiveDurably(ar, path, "checkpoint"));
       VEIL_RETURN_IF_ERROR(SaveCompact((fs::path(o_.out_dir) / "gan-checkpoint.pt").string()));
@@ -583,6 +587,21 @@ class Trainer {
   static int64_t ReadPool(torch::serialize::InputArchive& ar) {
     torch::Tensor t;
     return ar.try_read("attr_pool", t, /*is_buffer=*/true) ? t.item<int64_t>() : 1;
+  }
+
+  // The batch and device of the run that last trained these weights: what the export reports, also
+  // when it exports a GPU run's checkpoint on a CPU. Absent in checkpoints written before them.
+  void WriteLastRun(torch::serialize::OutputArchive& ar) const {
+    if (last_batch_ <= 0) return;
+    ar.write("last_batch", torch::tensor(last_batch_), true);
+    ar.write("last_cuda", torch::tensor(int64_t{last_cuda_ ? 1 : 0}), true);
+  }
+  void ReadLastRun(torch::serialize::InputArchive& ar) {
+    torch::Tensor b, c;
+    if (ar.try_read("last_batch", b, true) && ar.try_read("last_cuda", c, true)) {
+      last_batch_ = b.item<int64_t>();
+      last_cuda_ = c.item<int64_t>() != 0;
+    }
   }
 
   static double ReadTrainSeconds(torch::serialize::InputArchive& ar) {
@@ -633,6 +652,7 @@ class Trainer {
     ar.write("step", torch::tensor(step_), true);
     ar.write("train_seconds", torch::tensor(train_seconds_, torch::kFloat64), true);
     ar.write("attr_pool", torch::tensor(E_->options.pool()), true);
+    WriteLastRun(ar);
     ar.write("averaged_weights", torch::tensor(int64_t{Averaging() ? 1 : 0}), true);
     std::pair<const char*, torch::nn::Module*> mods[] = {{"E", &ShippedE()}, {"G", &ShippedG()}, {"D", D_.ptr().get()}};
     for (auto& [name, mod] : mods) {
@@ -650,6 +670,7 @@ class Trainer {
     torch::NoGradGuard no_grad;
     step_ = ReadScalar(ar, "step").item<int64_t>();
     train_seconds_ = ReadTrainSeconds(ar);
+    ReadLastRun(ar);
     ckpt_pool_ = ReadPool(ar);
     std::pair<const char*, torch::nn::Module*> mods[] = {{"E", E_.ptr().get()}, {"G", G_.ptr().get()}, {"D", D_.ptr().get()}};
     for (auto& [name, mod] : mods) {
@@ -694,6 +715,7 @@ class Trainer {
       ReadOptimizer(ar, "opt_d", *opt_d_);
       step_ = ReadScalar(ar, "step").item<int64_t>();
       train_seconds_ = ReadTrainSeconds(ar);
+      ReadLastRun(ar);
       ckpt_pool_ = ReadPool(ar);
     } catch (const std::exception& e) {
       return DataLossError("cannot read the checkpoint " + path + ": " + e.what());
@@ -722,10 +744,10 @@ class Trainer {
                           "1000 images held out"},
                  {"trainer", "veil-train-gan"},
                  {"steps", std::to_string(step_)},
-                 {"batch", std::to_string(o_.batch)},
+                 {"batch", last_batch_ > 0 ? std::to_string(last_batch_) : "unknown"},
                  {"weights", Averaging() ? "moving average, half-life " + num(o_.ema_kimg) + " kimg" : "raw"},
                  {"train_seconds", num(train_seconds_)},
-                 {"device", device_.is_cuda() ? "cuda" : "cpu"},
+                 {"device", last_batch_ > 0 ? (last_cuda_ ? "cuda" : "cpu") : "unknown"},
                  {"holdout_images_evaluated", std::to_string(eval_.size())},
                  {"holdout_psnr_db", num(last_metrics_.psnr)},
                  {"holdout_ssim", num(last_metrics_.ssim)},
@@ -768,6 +790,8 @@ class Trainer {
   int64_t ckpt_pool_ = 1;  // E's bottleneck in the checkpoint resumed from
   int64_t warm_from_ = 0;
   double train_seconds_ = 0;
+  int64_t last_batch_ = 0;  // WriteLastRun; 0: unknown
+  bool last_cuda_ = false;
   Metrics last_metrics_;
   torch::Tensor code_center_;  // 1 x 128, the train codes' mean
   std::ofstream log_;

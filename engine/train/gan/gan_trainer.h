@@ -22,7 +22,8 @@
 // Files in out_dir: ckpt.pt (full: E, G, D, the averaged E and G, both Adam states, step; written to
 // a temp file then renamed, every checkpoint_minutes), gan-checkpoint.pt (compact: fp16 weights +
 // step; with the average on, its E and G are the averaged weights, which a compact resume trains
-// on from), log.tsv, preview.png (rows: original | reconstruction | swap | cycle, held-out images).
+// on from), log.tsv, preview.png (rows: original | reconstruction | swap | cycle, held-out images;
+// preview.ppm in the trainer-only build).
 #pragma once
 
 #include <cstdint>
