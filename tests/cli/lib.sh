@@ -37,6 +37,14 @@ flip_byte() {
   printf "\\$(printf '%03o' $((255 - old)))" | dd of="$1" bs=1 seek="$2" conv=notrunc status=none
 }
 
+# toy_training_set VEIL_TRAIN_PREP DEMO_DIR: prepares ./data from the demo photos, each copied 4 times
+# (prefixes 1_ to 4_), with 2 held out: the trainers' tests run on it.
+toy_training_set() {
+  mkdir img
+  for i in 1 2 3 4; do for f in "$2"/sample*.jpg; do cp "$f" "img/${i}_$(basename "$f")"; done; done
+  expect 0 "$1" --images img --out data --failures fail.tsv --landmarks detect --holdout 2 --no-flip
+}
+
 finish() {
   echo "$PASSED passed, $FAILED failed"
   [ "$FAILED" -eq 0 ]

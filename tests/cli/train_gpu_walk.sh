@@ -22,9 +22,7 @@ TRAINER=$WORK/to/veil-train-gan
   && PASSED=$((PASSED + 1)) \
   || { echo "FAIL: the trainer-only build compiles against OpenCV or protobuf"; FAILED=$((FAILED + 1)); }
 
-mkdir img
-for i in 1 2 3 4; do for f in "$DEMO"/sample*.jpg; do cp "$f" "img/${i}_$(basename "$f")"; done; done
-expect 0 "$PREP" --images img --out data --failures fail.tsv --landmarks detect --holdout 2 --no-flip
+toy_training_set "$PREP" "$DEMO"
 
 # The pack: 3 of the train faces (never a held-out photo's copy) and the 2 held-out ones.
 expect 0 "$PACK" --data data --out pack --train 3 --holdout 2 --quality 95

@@ -17,9 +17,7 @@ FLOW=$(realpath "$(dirname "$0")/../../models/veil-flow-v1.veilmodel")
 source "$(dirname "$0")/lib.sh"  # $VEIL is the trainer
 export OMP_WAIT_POLICY=PASSIVE VEIL_TRAIN_DIR=$WORK/train  # caches stay in the test's folder
 
-mkdir img
-for i in 1 2 3 4; do for f in "$DEMO"/sample*.jpg; do cp "$f" "img/${i}_$(basename "$f")"; done; done
-expect 0 "$PREP" --images img --out data --failures fail.tsv --landmarks detect --holdout 2 --no-flip
+toy_training_set "$PREP" "$DEMO"
 contains "holdout 2" "$OUT"
 
 FLAGS=(--data data --batch 2 --threads 2 --holdout-eval 2 --adv-start 2 --cyc-every 2 --eval-minutes 0.05
