@@ -54,10 +54,10 @@ run)
   gen=$(command -v ninja > /dev/null && echo Ninja || echo "Unix Makefiles")
   common=(-S . -G "$gen" -DVEIL_TRAINER_ONLY=ON -DCMAKE_BUILD_TYPE=Release -DVEIL_BUILD_TESTS=OFF)
   cmake "${common[@]}" -B /tmp/veil-build -DCMAKE_PREFIX_PATH="$torch_root/share/cmake;$dep/usr"
-  rm -f /tmp/veil-build/veil-train-gan  # a machine still warm keeps an earlier call's
+  rm -f /tmp/veil-build/tools/veil-train-gan  # a machine still warm keeps an earlier call's
   cmake --build /tmp/veil-build -j"$(nproc)" -- $([ "$gen" = Ninja ] && echo "-k 0" || echo -k) > /tmp/veil-make.log 2>&1 ||
     { grep -Ev '^\[[0-9]+/[0-9]+\] Building' /tmp/veil-make.log; exit 1; }
-  ldd /tmp/veil-build/veil-train-gan > /tmp/veil-ldd.txt
+  ldd /tmp/veil-build/tools/veil-train-gan > /tmp/veil-ldd.txt
   grep -E 'torch_cuda|sodium' /tmp/veil-ldd.txt || true
   grep -q libtorch_cuda /tmp/veil-ldd.txt || { echo "train_gpu: no libtorch_cuda linked"; exit 1; }
   wait "$unpack" || { cat /tmp/veil-unpack.log; exit 1; }
@@ -65,7 +65,7 @@ run)
   left=$((seconds - ($(date +%s) - t0) - 60))  # 60 s for the last evaluation, checkpoints and copies
   test "$left" -gt 30 || { echo "train_gpu: only $left s left to train"; exit 1; }
   echo "train_gpu: built and unpacked in $(($(date +%s) - t0)) s; training for $left s"
-  VEIL_FACE_API_DIR=$PWD/.gpu/face-api /tmp/veil-build/veil-train-gan --data /tmp/veil-data/utkface-v1 \
+  VEIL_FACE_API_DIR=$PWD/.gpu/face-api /tmp/veil-build/tools/veil-train-gan --data /tmp/veil-data/utkface-v1 \
     --out "$out" --resume-from models/train/gan-checkpoint.pt \
     --minutes "$(python3 -c "print($left / 60)")" "$@"
   split -b 15M -d "$out/ckpt.pt" "$out/ckpt.pt.part-" && rm "$out/ckpt.pt"

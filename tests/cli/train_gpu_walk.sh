@@ -16,7 +16,7 @@ export OMP_WAIT_POLICY=PASSIVE VEIL_TRAIN_DIR=$WORK/train
 # The trainer-only build: no OpenCV or protobuf anywhere in its compile commands.
 expect 0 cmake -S "$SRC" -B to -DVEIL_TRAINER_ONLY=ON -DCMAKE_BUILD_TYPE=Release
 expect 0 cmake --build to -j2
-TRAINER=$WORK/to/veil-train-gan
+TRAINER=$WORK/to/tools/veil-train-gan
 [ -x "$TRAINER" ] && PASSED=$((PASSED + 1)) || { echo "FAIL: no trainer-only program"; FAILED=$((FAILED + 1)); }
 [ -s to/compile_commands.json ] && ! grep -Eiq "opencv|protobuf|veil_proto" to/compile_commands.json \
   && PASSED=$((PASSED + 1)) \

@@ -1,8 +1,7 @@
 # The identity renderer (issue 4): attribute encoder E and generator G, inference only.
 # Included at the end of engine/CMakeLists.txt; training (discriminator, losses) is in engine/train/gan.
+# The networks themselves (attribute_encoder.cc, generator.cc) are in veil::engine_nets.
 target_sources(veil_engine PRIVATE
-  ${CMAKE_CURRENT_LIST_DIR}/attribute_encoder.cc
-  ${CMAKE_CURRENT_LIST_DIR}/generator.cc
   ${CMAKE_CURRENT_LIST_DIR}/generator_renderer.cc
   ${CMAKE_CURRENT_LIST_DIR}/steer.cc)
 
