@@ -49,9 +49,11 @@ const char* kUsage =
     "  Re-identification (rank 1 among all the originals evaluated) of anonymized and restored faces,\n"
     "  by the face-api recognizer and by a second one Veil never uses (human's FaceRes, when\n"
     "  tools/fetch_human.sh has fetched it; its same/different threshold is the equal-error point of\n"
-    "  same-face variants vs different faces of this very set). An informed attacker (knows Veil's\n"
-    "  models, not the key) learns a linear guess of the original from anonymized faces on the even\n"
-    "  faces (pairs under its own key B, and, stronger, pairs under the victims' key A) and\n"
+    "  same-face variants vs different faces of this very set; FaceRes also reads the true-code\n"
+    "  restore and G's plain reconstruction, to tell what G can draw from what restore reads back).\n"
+    "  An informed attacker (knows Veil's models, not the key) learns a linear guess of the original\n"
+    "  from anonymized faces on the even faces (pairs under its own key B, and, stronger, pairs under\n"
+    "  the victims' key A) and\n"
     "  re-identifies the odd ones (with --images, one person's photos can fall in both halves, which\n"
     "  flatters the attacker). The pipeline's identity check (PipelineParams::verify_distance):\n"
     "  how many faces it releases at the generator's gain, after a stronger push, or pixelates.\n"
@@ -347,8 +349,10 @@ int Eval(int argc, char** argv) {
   auto describe = [&](const std::vector<cv::Mat>& crops) { return (*rec)->DescribeAligned(crops); };
   const size_t batch = 8;
   std::vector<Descriptor> all_real, all_pseudo, all_pseudo_b, all_restored;
-  std::vector<engine::FaceResDescriptor> fr_orig, fr_anon, fr_rest, fr_wrong;
-  Dist fr_anon_d, fr_same_d, fr_diff_d, fr_rest_d, fr_wrong_d;
+  // FaceRes also reads the true-code restore and G's plain reconstruction: does G draw an identity
+  // that a recognizer it never trained against sees, even at best?
+  std::vector<engine::FaceResDescriptor> fr_orig, fr_anon, fr_rest, fr_wrong, fr_ceil, fr_recon;
+  Dist fr_anon_d, fr_same_d, fr_diff_d, fr_rest_d, fr_wrong_d, fr_ceil_d, fr_recon_d;
   for (size_t s = 0; s < faces->size(); s += batch) {
     std::vector<cv::Mat> crops;
     std::vector<Descriptor> z;
@@ -453,14 +457,18 @@ int Eval(int argc, char** argv) {
       auto fa = (*second)->Describe(*xa);
       auto fr = (*second)->Describe(*xr);
       auto fw = (*second)->Describe(*xw);
+      auto fc = (*second)->Describe(*xc);
+      auto f0 = (*second)->Describe(*xr0);
       auto fv = (*second)->Describe(variants);
-      for (const auto* r : {&fo, &fa, &fr, &fw, &fv})
+      for (const auto* r : {&fo, &fa, &fr, &fw, &fc, &f0, &fv})
         if (!r->ok()) return Fail(r->status());
       for (size_t j = 0; j < crops.size(); ++j) {
         fr_orig.push_back((*fo)[j]);
         fr_anon.push_back((*fa)[j]);
         fr_rest.push_back((*fr)[j]);
         fr_wrong.push_back((*fw)[j]);
+        fr_ceil.push_back((*fc)[j]);
+        fr_recon.push_back((*f0)[j]);
         for (int k = 0; k < 3; ++k) fr_same_d.v.push_back(engine::FaceResDistance((*fv)[3 * j + k], (*fo)[j]));
       }
     }
@@ -570,13 +578,17 @@ int Eval(int argc, char** argv) {
       fr_anon_d.v.push_back(engine::FaceResDistance(fr_anon[i], fr_orig[i]));
       fr_rest_d.v.push_back(engine::FaceResDistance(fr_rest[i], fr_orig[i]));
       fr_wrong_d.v.push_back(engine::FaceResDistance(fr_wrong[i], fr_orig[i]));
+      fr_ceil_d.v.push_back(engine::FaceResDistance(fr_ceil[i], fr_orig[i]));
+      fr_recon_d.v.push_back(engine::FaceResDistance(fr_recon[i], fr_orig[i]));
       for (size_t k = 1; k <= 3 && k < fr_orig.size(); ++k) {
         fr_diff_d.v.push_back(engine::FaceResDistance(fr_orig[i], fr_orig[(i + k * fr_orig.size() / 4 + 1) % fr_orig.size()]));
       }
     }
     fr_threshold = EqualErrorThreshold(fr_same_d.v, fr_diff_d.v, &fr_eer);
     reid["faceres"] = {{"anonymized", RankOneRate(fr_anon, fr_orig, engine::FaceResDistance)},
-                       {"restored", RankOneRate(fr_rest, fr_orig, engine::FaceResDistance)}};
+                       {"restored", RankOneRate(fr_rest, fr_orig, engine::FaceResDistance)},
+                       {"restored_with_true_code", RankOneRate(fr_ceil, fr_orig, engine::FaceResDistance)},
+                       {"reconstruction", RankOneRate(fr_recon, fr_orig, engine::FaceResDistance)}};
   }
   auto mean = [](const std::vector<double>& v) {
     double s = 0;
@@ -621,7 +633,9 @@ int Eval(int argc, char** argv) {
                          {"different_faces", fr_diff_d.Summary(fr_threshold, true)},
                          {"anonymized_vs_original", fr_anon_d.Summary(fr_threshold, true)},
                          {"keyed_restore_vs_original", fr_rest_d.Summary(fr_threshold, false)},
-                         {"wrong_key_restore_vs_original", fr_wrong_d.Summary(fr_threshold, true)}};
+                         {"wrong_key_restore_vs_original", fr_wrong_d.Summary(fr_threshold, true)},
+                         {"restore_with_true_code_vs_original", fr_ceil_d.Summary(fr_threshold, false)},
+                         {"reconstruction_vs_original", fr_recon_d.Summary(fr_threshold, false)}};
   } else {
     report["faceres"] = {{"missing", second_missing.empty() ? "too few faces" : second_missing}};
   }
@@ -685,12 +699,19 @@ int Eval(int argc, char** argv) {
     line("  anonymized vs original", f["anonymized_vs_original"]);
     line("  keyed restore vs original", f["keyed_restore_vs_original"]);
     line("  wrong-key restore vs original", f["wrong_key_restore_vs_original"]);
+    line("  true-code restore vs original", f["restore_with_true_code_vs_original"]);
+    line("  reconstruction vs original", f["reconstruction_vs_original"]);
   }
   std::printf("re-identified (rank 1 among %zu originals; chance %.1f %%): anonymized face-api %.1f %%",
               all_real.size(), 100.0 * reid["chance"].get<double>(), 100.0 * reid["face_api"]["anonymized"].get<double>());
   if (reid.contains("faceres")) std::printf(", FaceRes %.1f %%", 100.0 * reid["faceres"]["anonymized"].get<double>());
   std::printf("; restored face-api %.1f %%", 100.0 * reid["face_api"]["restored"].get<double>());
-  if (reid.contains("faceres")) std::printf(", FaceRes %.1f %%", 100.0 * reid["faceres"]["restored"].get<double>());
+  if (reid.contains("faceres")) {
+    std::printf(", FaceRes %.1f %% (with the true code %.1f %%, G's plain reconstruction %.1f %%)",
+                100.0 * reid["faceres"]["restored"].get<double>(),
+                100.0 * reid["faceres"]["restored_with_true_code"].get<double>(),
+                100.0 * reid["faceres"]["reconstruction"].get<double>());
+  }
   std::printf("\n");
   if (const auto& a = reid["informed_attacker"]; !a["own_key_pairs"].is_null()) {
     std::printf("informed attacker (knows the models; linear guess of the original learned on the other half; "
