@@ -4,11 +4,14 @@
 # device image). The trainer-only build (VEIL_TRAINER_ONLY) needs LibTorch and libsodium; the data
 # travels as a pack of the prepared set (veil-train-pack, engine/train/data/utk_pack.h).
 #
-#   bash tools/train_gpu.sh prepare [TRAIN_FACES] [QUALITY]
+#   bash tools/train_gpu.sh prepare [TRAIN_FACES] [QUALITY] [SEED]
 #       here, after a full build: fills .gpu/ (git-ignored) with a pack of the set ($VEIL_TRAIN_DIR/
 #       utkface-v1), the libsodium and nlohmann-json Debian packages and the recognizer's weights;
 #       with the working tree it must stay under the 64 MiB the tool carries (counted in file-system
-#       blocks): 7,000 faces at quality 92 make a 36 MB pack beside a 17 MiB tree
+#       blocks): 7,000 faces at quality 92 make a 36 MB pack beside a 17 MiB tree, a third of the
+#       train split. SEED picks which third; by default it comes from the SHA-256 of
+#       models/train/gan-checkpoint.pt, so each committed checkpoint trains on another draw and
+#       successive GPU runs cover the whole split instead of repeating one subset
 #   bash tools/train_gpu.sh run OUT SECONDS [veil-train-gan options]
 #       there, with .gpu carried: builds the trainer, unpacks the data, trains from
 #       models/train/gan-checkpoint.pt until SECONDS after the start (build time included), with
@@ -24,11 +27,12 @@ case "$cmd" in
 prepare)
   faces=${1:-7000}
   quality=${2:-92}
+  seed=${3:-$((16#$(sha256sum models/train/gan-checkpoint.pt | cut -c1-12)))}
   train_dir=${VEIL_TRAIN_DIR:-$HOME/.cache/veil/train}
   rm -rf .gpu
   mkdir -p .gpu/debs .gpu/face-api
   build/tools/veil-train-pack --data "$train_dir/utkface-v1" --out .gpu/pack --train "$faces" --holdout 100 \
-    --quality "$quality"
+    --quality "$quality" --seed "$seed"
   (cd .gpu/debs && apt-get download -q libsodium23 libsodium-dev nlohmann-json3-dev >/dev/null) ||
     { echo "train_gpu: cannot download the Debian packages" >&2; exit 1; }
   cp .cache/face-api/package/model/face_recognition_model* .gpu/face-api/

@@ -27,8 +27,16 @@ toy_training_set "$PREP" "$DEMO"
 # The pack: 3 of the train faces (never a held-out photo's copy) and the 2 held-out ones.
 expect 0 "$PACK" --data data --out pack --train 3 --holdout 2 --quality 95
 contains "3 train + 2 held-out faces" "$OUT"
-contains "5 quality 95" "$(cat pack/PACKED)"
+contains "5 quality 95 seed 1" "$(cat pack/PACKED)"
 expect 10 "$PACK" --data data --out pack --train 3   # an existing pack is never overwritten
+# The seed decides the draw: the same seed packs the same faces, another seed others.
+expect 0 "$PACK" --data data --out pack-again --train 3 --holdout 2 --quality 95
+expect 0 "$PACK" --data data --out pack-seed7 --train 3 --holdout 2 --quality 95 --seed 7
+cmp -s pack/index.tsv pack-again/index.tsv && cmp -s pack/crops.jpg.bin pack-again/crops.jpg.bin \
+  && PASSED=$((PASSED + 1)) || { echo "FAIL: one seed packed two different draws"; FAILED=$((FAILED + 1)); }
+! cmp -s pack/index.tsv pack-seed7/index.tsv && PASSED=$((PASSED + 1)) \
+  || { echo "FAIL: seeds 1 and 7 packed the same faces"; FAILED=$((FAILED + 1)); }
+contains "seed 7" "$(cat pack-seed7/PACKED)"
 # Asked for more train faces than there are, a pack holds every train face but no copy of a held-out
 # photo (the toy set holds each photo 4 times, under the prefixes 1_ to 4_).
 expect 0 "$PACK" --data data --out pack-all --train 100000 --holdout 2

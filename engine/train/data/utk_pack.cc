@@ -67,7 +67,8 @@ Status PackSubset(const PackOptions& o, PackStats* stats) {
   VEIL_RETURN_IF_ERROR(keys::WriteFileAtomic(o.out_dir + "/crops.offsets", offsets, false, 0644));
   st.bytes = text.size() + desc.size() + flip.size() + jpegs.size() + offsets.size();
   VEIL_RETURN_IF_ERROR(keys::WriteFileAtomic(
-      o.out_dir + "/PACKED", std::to_string(rows.size()) + " quality " + std::to_string(o.quality) + "\n", false, 0644));
+      o.out_dir + "/PACKED", std::to_string(rows.size()) + " quality " + std::to_string(o.quality) + " seed " + std::to_string(o.seed) + "\n",
+      false, 0644));
   if (stats) *stats = st;
   return Status::Ok();
 }

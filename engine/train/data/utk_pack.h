@@ -8,7 +8,7 @@
 //   crops.jpg.bin    the crops (128x128 BGR) as JPEGs of the given quality, one after the other
 //   crops.offsets    K + 1 uint64 LE: crop k is bytes [offsets[k], offsets[k + 1]) of crops.jpg.bin
 //                    (one file, not K: the 64 MiB counts file-system blocks)
-//   PACKED           written last: "K quality Q"
+//   PACKED           written last: "K quality Q seed S"
 // Train faces come only from UtkDataset::TrainIndices() (a held-out face's photo never travels as a
 // train face), drawn by a seeded shuffle; held-out faces are spread over the hold-out (for the
 // trainer's running metrics; the full hold-out stays for veil eval). Never write a pack into the
