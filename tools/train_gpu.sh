@@ -9,9 +9,9 @@
 #       utkface-v1), the libsodium and nlohmann-json Debian packages and the recognizer's weights;
 #       with the working tree it must stay under the 64 MiB the tool carries (counted in file-system
 #       blocks): 7,000 faces at quality 92 make a 36 MB pack beside a 17 MiB tree, a third of the
-#       train split. SEED picks which third; by default it comes from the SHA-256 of
-#       models/train/gan-checkpoint.pt, so each committed checkpoint trains on another draw and
-#       successive GPU runs cover the whole split instead of repeating one subset
+#       train split. SEED picks the random draw; by default it comes from the SHA-256 of
+#       models/train/gan-checkpoint.pt, so each committed checkpoint trains on another draw rather
+#       than the same faces again (draws overlap: three cover about 70 % of the split)
 #   bash tools/train_gpu.sh run OUT SECONDS [veil-train-gan options]
 #       there, with .gpu carried: builds the trainer, unpacks the data, trains from
 #       models/train/gan-checkpoint.pt until SECONDS after the start (build time included), with
@@ -76,7 +76,7 @@ run)
   ls -la "$out"
   ;;
 *)
-  sed -n 2,17p "$0" | grep "^#"
+  sed -n '2,/^set -euo/p' "$0" | grep "^#"
   exit 2
   ;;
 esac
