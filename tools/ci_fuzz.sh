@@ -36,11 +36,15 @@ for name in store_file store_body audit_log restore_request checkpoint sealed_pa
   mkdir -p "$corpus"
   [ -n "${seed[$name]}" ] && cp "${seed[$name]}" "$corpus/seed"
   echo "fuzz_$name: ${seconds}s"
+  rc=0
   (cd "$seeds" && "$build/tests/fuzz/fuzz_$name" -max_total_time="$seconds" -max_len=65536 -print_final_stats=1 \
-     "$corpus" 2>&1 | grep -E 'stat::number_of_executed_units|ERROR|SUMMARY' || true)
-  # libFuzzer writes crash-*/leak-*/timeout-* files next to where it runs on failure.
-  if ls "$seeds"/crash-* "$seeds"/leak-* "$seeds"/timeout-* >/dev/null 2>&1; then
-    echo "fuzz_$name found a failure:"; ls "$seeds"/crash-* "$seeds"/leak-* "$seeds"/timeout-* 2>/dev/null
+     "$corpus" > "$seeds/fuzz.log" 2>&1) || rc=$?
+  grep -E 'stat::number_of_executed_units|ERROR|SUMMARY' "$seeds/fuzz.log" || true
+  # libFuzzer exits non-zero and writes crash-*/leak-*/timeout-*/oom-* files where it runs on a
+  # failure; a fuzzer that does not start at all exits non-zero too.
+  if [ "$rc" -ne 0 ] || ls "$seeds"/crash-* "$seeds"/leak-* "$seeds"/timeout-* "$seeds"/oom-* >/dev/null 2>&1; then
+    echo "fuzz_$name failed (exit $rc):"; tail -n 20 "$seeds/fuzz.log"
+    ls "$seeds"/crash-* "$seeds"/leak-* "$seeds"/timeout-* "$seeds"/oom-* 2>/dev/null || true
     exit 1
   fi
 done

@@ -40,7 +40,7 @@ const char* kUsage =
     "  --replace pixelate|blur|solid|synthesized   how faces are replaced (default pixelate;\n"
     "                       synthesized: a keyed pseudonym face from Veil's identity models; while the\n"
     "                       shipped models miss the privacy targets it needs --experimental)\n"
-    "  --min-face N         faces narrower than N px are pixelated (default 24)\n"
+    "  --min-face N         faces under N px on the shorter side are pixelated (default 24)\n"
     "  --verify-distance D  synthesized faces are read back before release; one within D of the original\n"
     "                       (face-api distance) is pushed further, else pixelated (default 0.65; 0: off)\n"
     "  --max-turn T         synthesized faces turned further than T from frontal are pixelated: the\n"
@@ -98,10 +98,13 @@ StatusOr<std::vector<Job>> PlanJobs(const std::vector<std::string>& inputs, cons
     fs::path ip(in);
     if (!fs::exists(ip, ec)) return NotFoundError("no such file or folder: " + in);
     if (fs::is_directory(ip, ec)) {
+      // A folder that cannot be listed whole (an unreadable subfolder) stops the batch: a silently
+      // partial batch would leave faces unanonymized with exit code 0.
       std::vector<fs::path> files;
-      for (auto it = fs::recursive_directory_iterator(ip, fs::directory_options::skip_permission_denied, ec);
-           it != fs::recursive_directory_iterator(); it.increment(ec)) {
-        if (ec) break;
+      auto it = fs::recursive_directory_iterator(ip, ec);
+      if (ec) return IoError("cannot list " + in + ": " + ec.message());
+      for (; it != fs::recursive_directory_iterator(); it.increment(ec)) {
+        if (ec) return IoError("cannot list all of " + in + ": " + ec.message());
         if (it->is_directory() && fs::weakly_canonical(it->path(), ec) == out_abs) {
           it.disable_recursion_pending();  // never descend into our own output
           continue;
@@ -114,6 +117,12 @@ StatusOr<std::vector<Job>> PlanJobs(const std::vector<std::string>& inputs, cons
       const fs::path name = fs::weakly_canonical(ip, ec).filename();
       for (const auto& f : files) jobs.push_back({f, OutputPath(out / name / fs::relative(f, ip), format)});
     } else if (single_file) {
+      // A video becomes a video and a photo a photo: `restore` and `inspect` tell them apart by name.
+      const bool video_in = kVideoExt.count(Lower(ip.extension().string())) > 0;
+      if (video_in != (kVideoExt.count(Lower(out.extension().string())) > 0)) {
+        return InvalidArgumentError("-o " + out.string() + ": a " + (video_in ? "video" : "photo") + " is written to a " +
+                                    (video_in ? "video file (.mp4, .avi, .mkv)" : "photo file (.png, .jpg, ...)"));
+      }
       jobs.push_back({ip, OutputPath(out, format, /*named=*/true)});
     } else {
       jobs.push_back({ip, OutputPath(out / ip.filename(), format)});
@@ -169,10 +178,18 @@ Status KeepInStore(const StoreOptions& opts, const std::string& manifest_id, con
 StatusOr<bool> AlreadyDone(const Job& job) {
   const std::string out = job.output.string();
   if (!keys::PathExists(out)) return false;
-  if (keys::PathExists(out + ".veil")) return true;
-  if (!engine::IsVideoPath(out)) {
+  if (engine::IsVideoPath(out)) {
+    if (keys::PathExists(out + ".veil")) return true;
+  } else {
     auto bytes = keys::ReadFile(out, 256u << 20);
     if (bytes.ok() && engine::ExtractManifest(*bytes).ok()) return true;
+    // A sidecar counts only when it describes these very pixels.
+    auto sidecar = keys::ReadFile(out + ".veil", engine::kMaxManifestBytes);
+    auto manifest = sidecar.ok() ? engine::ParseManifest(*sidecar) : StatusOr<engine::Manifest>(sidecar.status());
+    engine::ImageLimits quiet;
+    quiet.silence_decoder_stderr = true;
+    auto image = bytes.ok() ? engine::DecodeImage(*bytes, quiet) : StatusOr<cv::Mat>(bytes.status());
+    if (manifest.ok() && image.ok() && manifest->output_pixels_sha256 == engine::PixelsSha256(*image)) return true;
   }
   return AlreadyExistsError(out + " exists and is not Veil's output (no manifest); not overwriting it");
 }
@@ -183,6 +200,7 @@ Status ProcessVideo(engine::Pipeline& pipeline, const keys::KeyHandle& key, cons
   fs::create_directories(job.output.parent_path().empty() ? fs::path(".") : job.output.parent_path(), ec);
   auto progress = [&](const engine::VideoProgress& p) {
     if (show_progress && p.frame % 10 == 0) {
+      const auto stderr_lock = engine::HoldStderr();
       std::fprintf(stderr, "\r  %s: frame %lld/%lld   ", job.input.filename().c_str(), static_cast<long long>(p.frame),
                    static_cast<long long>(p.frames));
     }
@@ -192,7 +210,10 @@ Status ProcessVideo(engine::Pipeline& pipeline, const keys::KeyHandle& key, cons
   options.cancelled = StopRequested;
   VideoOutputs outputs(opts, pipeline.params().payloads, job.output.string(), options);
   auto m = engine::AnonymizeVideo(pipeline, key, job.input.string(), job.output.string(), options);
-  if (show_progress) std::fprintf(stderr, "\n");
+  if (show_progress) {
+    const auto stderr_lock = engine::HoldStderr();
+    std::fprintf(stderr, "\n");
+  }
   if (!m.ok()) {
     outputs.CleanUp();
     return m.status();
@@ -320,6 +341,7 @@ int Anonymize(int argc, char** argv) {
                  : ProcessOne(pl, *key, job, opts, &result);
       }
       std::lock_guard<std::mutex> lock(mu);
+      const auto stderr_lock = engine::HoldStderr();  // another worker's decode may be silencing it
       if (skip) {
         ++skipped;
         entry["status"] = "skipped (output exists)";

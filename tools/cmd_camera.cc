@@ -203,6 +203,7 @@ int Camera(int argc, char** argv) {
     manifest_id = keys::ToHex(m->manifest_id);
   } else {
     for (cv::Mat frame; !end() && cap.read(frame);) {
+      engine::ToBgr(frame);  // as recording does: a camera may deliver grey or BGRA
       auto anon = (*pipeline)->AnonymizeFrame(frame, *key);
       if (!anon.ok()) return Fail(anon.status());
       if (!show(*anon)) break;

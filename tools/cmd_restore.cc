@@ -61,6 +61,24 @@ bool KeptInStore(const engine::Manifest& m) {
   return false;
 }
 
+// OpenCV throws for a format it cannot write; these two answer false instead.
+bool CanWriteImage(const std::string& path) {
+  if (fs::path(path).extension().empty()) return false;
+  try {
+    return cv::haveImageWriter(path);
+  } catch (const cv::Exception&) {
+    return false;
+  }
+}
+
+bool EncodeImage(const std::string& ext, const cv::Mat& image, std::vector<uchar>& buf) {
+  try {
+    return !ext.empty() && cv::imencode(ext, image, buf);
+  } catch (const cv::Exception&) {
+    return false;
+  }
+}
+
 StatusOr<engine::Manifest> LoadManifest(const std::string& input, const std::string& bytes,
                                         const std::optional<std::string>& manifest_path, const StoreOptions& opts) {
   VEIL_ASSIGN_OR_RETURN(ManifestBytes found, FindManifestBytes(input, bytes, manifest_path));
@@ -126,7 +144,6 @@ int RestoreVideo(const std::string& input, const std::string& copy, const std::s
   options.progress = progress;
   options.before_commit = record;
   options.cancelled = StopRequested;  // Ctrl-C: the audit log records a failed restore, nothing appears
-  StopOnSignal stop_on_signal;
   auto restored = engine::RestoreVideoFromPayloads(copy, manifest, grant, container, out, options);
   if (show) std::fprintf(stderr, "\n");
   // A failure after the success record (the final link) is recorded too.
@@ -175,6 +192,13 @@ int Restore(int argc, char** argv) {
   const bool video = engine::IsVideoPath(input);
   if (video && approximate) return Fail(InvalidArgumentError("videos restore from their sealed payloads only (no --approximate)"));
   if (video && !engine::IsVideoPath(*out)) return Fail(InvalidArgumentError("restore a video into a video file (.mkv: lossless)"));
+  if (!video && !CanWriteImage(*out)) {
+    return Fail(InvalidArgumentError("cannot write an image named '" + *out + "': use .png for an exact restore"));
+  }
+  // Ctrl-C or SIGTERM from here on: the restore stops at its next check (after the copy of a video,
+  // after the authorization, before the success record), logged as failed, with nothing written;
+  // after the success record the write completes. A second signal still ends the process at once.
+  StopOnSignal stop_on_signal;
   auto store = OpenStore(opts, keys::KeyStore::Access::kReadWrite);
   if (!store.ok()) return Fail(store.status());
   // From here on every attempt leaves an audit record, whatever stops it: an unreadable input or
@@ -199,6 +223,7 @@ int Restore(int argc, char** argv) {
     auto made = PrivateCopy::Make(input, *out);
     if (!made.ok()) return fail_logged(made.status().WithContext(input));
     copy = std::move(*made);
+    if (StopRequested()) return fail_logged(CancelledError("stopped before the authorization"));
   }
   digest = video ? copy->digest() : keys::Sha256(*bytes);
   auto request_bytes = keys::ReadFile(*request_path, 1u << 20);
@@ -210,6 +235,7 @@ int Restore(int argc, char** argv) {
   auto grant = (*store)->AuthorizeRestore(*request, Now(), digest);  // logged, granted or denied, with the file
   if (!grant.ok()) return Fail(grant.status());
 
+  if (StopRequested()) return fail_logged(CancelledError("stopped before anything was written"));
   if (!grant->Covers(digest)) {
     return fail_logged(PermissionDeniedError("the request does not name this image (SHA-256 " + keys::ToHex(digest) + ")"));
   }
@@ -230,7 +256,9 @@ int Restore(int argc, char** argv) {
   }
   bool payloads = false;
   for (const auto& f : manifest->faces) payloads |= !f.sealed_payload.empty();
-  if (!video && payloads && !LosslessImagePath(*out)) {
+  // An exact restore (sealed originals, or an image without faces) needs a lossless format.
+  const bool exact = payloads || (!approximate && manifest->faces.empty());
+  if (!video && exact && !LosslessImagePath(*out)) {
     return fail_logged(InvalidArgumentError("restore the sealed originals into a lossless image (.png, .bmp, .tif): " +
                                             *out + " would not give back the original pixels"));
   }
@@ -255,15 +283,9 @@ int Restore(int argc, char** argv) {
     restored = pipeline.ok() ? (*pipeline)->RestoreApproximate(*image, *manifest, *grant) : pipeline.status();
   }
   if (!restored.ok()) return fail_logged(restored.status());
-  const bool exact = payloads;
-  // From here a first Ctrl-C or SIGTERM no longer kills the process half-way through writing the
-  // original pixels: before the success record it stops the restore (logged, nothing written);
-  // after it the write completes. A second signal still ends it at once.
-  StopOnSignal stop_on_signal;
 
-  const std::string ext = fs::path(*out).extension().string();
   std::vector<uchar> buf;
-  if (ext.empty() || !cv::imencode(ext, restored->image, buf)) {
+  if (!EncodeImage(fs::path(*out).extension().string(), restored->image, buf)) {
     return fail_logged(InvalidArgumentError("cannot write '" + *out + "': use .png for an exact restore"));
   }
   if (StopRequested()) return fail_logged(CancelledError("stopped before anything was written"));

@@ -17,7 +17,11 @@ export VEIL_STORE="$demo/store" VEIL_ACTOR=demo
 "$veil" audit verify
 
 photo=$(ls "$repo"/.cache/face-api/package/demo/*.jpg 2>/dev/null | head -n 1 || true)
-if "$veil" help | grep -q '^  anonymize' && [ -n "$photo" ]; then
+if "$veil" help | grep -q '^  anonymize' && [ -z "$photo" ]; then
+  echo "demo.sh: no demo photo in $repo/.cache/face-api/package/demo (tools/setup.sh fetches it)" >&2
+  exit 1
+fi
+if "$veil" help | grep -q '^  anonymize'; then
   keyopt="--key-file $demo/store.key"
   export VEIL_PRINCIPAL_PASSPHRASE=demo-only
   for p in alice bob; do

@@ -85,12 +85,17 @@ StatusOr<cv::Size> PnmSize(const std::string& b) {
   return cv::Size(static_cast<int>(values[0]), static_cast<int>(values[1]));
 }
 
+std::mutex& StderrMutex() {
+  static std::mutex m;
+  return m;
+}
+
 // Points fd 2 at /dev/null for its lifetime (when enabled), one at a time.
 class StderrSilencer {
  public:
   explicit StderrSilencer(bool enabled) {
     if (!enabled) return;
-    mutex().lock();
+    StderrMutex().lock();
     std::fflush(stderr);
     saved_ = ::dup(2);
     const int null = ::open("/dev/null", O_WRONLY | O_CLOEXEC);
@@ -105,21 +110,19 @@ class StderrSilencer {
       ::dup2(saved_, 2);
       ::close(saved_);
     }
-    mutex().unlock();
+    StderrMutex().unlock();
   }
   StderrSilencer(const StderrSilencer&) = delete;
   StderrSilencer& operator=(const StderrSilencer&) = delete;
 
  private:
-  static std::mutex& mutex() {
-    static std::mutex m;
-    return m;
-  }
   int saved_ = -1;
   bool locked_ = false;
 };
 
 }  // namespace
+
+std::unique_lock<std::mutex> HoldStderr() { return std::unique_lock<std::mutex>(StderrMutex()); }
 
 StatusOr<cv::Size> PeekImageSize(const std::string& b) {
   if (b.empty()) return InvalidArgumentError("image is empty (0 bytes)");

@@ -200,6 +200,11 @@ Status CheckModelOptions(const ModelFileContents& model, const std::string& kind
       return InvalidArgumentError("model option " + k + "=" + it->second + " does not match this build (" + v + ")");
     }
   }
+  // An option this build does not know may change what the network computes: refuse it rather
+  // than render something else without a word.
+  for (const auto& [k, v] : model.options) {
+    if (!expected.count(k)) return InvalidArgumentError("model option " + k + "=" + v + " is unknown to this build");
+  }
   return Status::Ok();
 }
 

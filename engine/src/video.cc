@@ -40,12 +40,6 @@ bool UsableFrameSize(cv::Size size) {
   return size.width > 0 && size.height > 0 && static_cast<int64_t>(size.width) * size.height <= 50'000'000;
 }
 
-// Decoded frames as written: 8-bit BGR (a camera may deliver grey or BGRA).
-void ToBgr(cv::Mat& frame) {
-  if (frame.type() == CV_8UC1) cv::cvtColor(frame, frame, cv::COLOR_GRAY2BGR);
-  else if (frame.type() == CV_8UC4) cv::cvtColor(frame, frame, cv::COLOR_BGRA2BGR);
-}
-
 Status FsyncFile(const std::string& path) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return IoError("cannot open " + path);
@@ -92,6 +86,11 @@ bool IsVideoPath(const std::string& path) {
 }
 
 std::string VideoPayloadPath(const std::string& output) { return output + ".veilpay"; }
+
+void ToBgr(cv::Mat& frame) {
+  if (frame.type() == CV_8UC1) cv::cvtColor(frame, frame, cv::COLOR_GRAY2BGR);
+  else if (frame.type() == CV_8UC4) cv::cvtColor(frame, frame, cv::COLOR_BGRA2BGR);
+}
 
 StatusOr<std::string> VideoFramesSha256(const std::string& path, int64_t* frames, const std::function<bool()>& cancelled) {
   InitRuntimeOnce();  // FFmpeg's own log lines off

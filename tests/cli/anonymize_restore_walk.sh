@@ -90,6 +90,17 @@ for t in 1 3 5; do
   expect 0 env VEIL_THREADS=$t OMP_WAIT_POLICY=PASSIVE "$VEIL" anonymize in -o out-t$t --quiet
   same_as_out out-t$t "VEIL_THREADS=$t"
 done
+# The same for synthesized faces (E, F, G and the identity check, whose gain choice a last-bit
+# difference could flip): 1 or 3 threads, one worker or two, the same bytes.
+SYNTH="--replace synthesized --experimental --quiet"
+expect 0 env VEIL_THREADS=1 OMP_WAIT_POLICY=PASSIVE "$VEIL" anonymize in -o syn-t1 $SYNTH --jobs 1
+expect 0 env VEIL_THREADS=3 OMP_WAIT_POLICY=PASSIVE "$VEIL" anonymize in -o syn-t3 $SYNTH --jobs 1
+expect 0 env OMP_WAIT_POLICY=PASSIVE "$VEIL" anonymize in -o syn-j2 $SYNTH --jobs 2
+for d in syn-t3 syn-j2; do
+  cmp -s syn-t1/in/sample1.jpg $d/in/sample1.jpg && cmp -s syn-t1/in/sub/sample2.jpg $d/in/sub/sample2.jpg \
+    && PASSED=$((PASSED + 1)) || { echo "FAIL: synthesized output differs between syn-t1 and $d"; FAILED=$((FAILED + 1)); }
+done
+cmp -s syn-t1/in/sample1.jpg out/in/sample1.jpg && { echo "FAIL: synthesized = pixelated"; FAILED=$((FAILED + 1)); } || PASSED=$((PASSED + 1))
 expect 2 "$VEIL" anonymize in -o out4 --quiet --jobs 0
 expect 2 "$VEIL" anonymize in -o out4 --quiet --jobs many
 # Resume: finished files are skipped.
@@ -108,6 +119,8 @@ cmp -s a.png b.png && PASSED=$((PASSED + 1)) || { echo "FAIL: outputs differ bet
 expect 0 "$VEIL" anonymize in/sample1.jpg -o a.png    # never overwrites: an existing output is skipped
 contains "1 skipped" "$OUT"
 expect 2 "$VEIL" anonymize in/sample1.jpg -o in/sample1.jpg
+expect 2 "$VEIL" anonymize in/sample1.jpg -o photo.mp4   # a photo is not written under a video's name
+[ ! -e photo.mp4 ] && PASSED=$((PASSED + 1)) || { echo "FAIL: photo.mp4 was written"; FAILED=$((FAILED + 1)); }
 echo "someone else's file" > theirs.png                 # not Veil's output: refused, not skipped
 expect 10 "$VEIL" anonymize in/sample1.jpg -o theirs.png
 [ "$(cat theirs.png)" = "someone else's file" ] && PASSED=$((PASSED + 1)) || { echo "FAIL: theirs.png replaced"; FAILED=$((FAILED + 1)); }
@@ -121,6 +134,8 @@ expect 0 "$VEIL" request approve req --principal-key bob.key
 expect 3 "$VEIL" restore missing.png --request req -o r.png
 expect 2 "$VEIL" restore a.png --request req -o r.jpg      # lossy: would not give the pixels back
 [ ! -e r.jpg ] && PASSED=$((PASSED + 1)) || { echo "FAIL: a lossy restore was written"; FAILED=$((FAILED + 1)); }
+expect 2 "$VEIL" restore a.png --request req -o r.xyz      # a format OpenCV cannot write: refused, no crash
+[ ! -e r.xyz ] && PASSED=$((PASSED + 1)) || { echo "FAIL: r.xyz was written"; FAILED=$((FAILED + 1)); }
 expect 0 "$VEIL" restore a.png --request req -o r.png
 contains "restored 3 face(s)" "$OUT"
 expect 0 "$PIXELS" same r.png in/sample1.jpg                # bit for bit the photo as Veil read it
@@ -146,6 +161,11 @@ sys.exit(0 if any(want in json.dumps(r) and "denied" in json.dumps(r) for r in r
 
 # A sidecar manifest altered anywhere: refused (5 or 6), nothing written, the attempt on record.
 expect 0 "$VEIL" anonymize in/sample1.jpg -o c.png --manifest sidecar --quiet
+expect 0 "$VEIL" anonymize in/sample1.jpg -o c.png --manifest sidecar   # its own output: skipped
+contains "1 skipped" "$OUT"
+cp "$DEMO/sample2.jpg" foreign.png && cp c.png.veil foreign.png.veil    # someone else's file beside a sidecar
+expect 10 "$VEIL" anonymize in/sample1.jpg -o foreign.png --manifest sidecar --quiet
+cmp -s foreign.png "$DEMO/sample2.jpg" && PASSED=$((PASSED + 1)) || { echo "FAIL: foreign.png replaced"; FAILED=$((FAILED + 1)); }
 expect 0 "$VEIL" request create --requester op --case C-4 --purpose "test" --target-file c.png -o req4
 expect 0 "$VEIL" request approve req4 --principal-key alice.key
 expect 0 "$VEIL" request approve req4 --principal-key bob.key

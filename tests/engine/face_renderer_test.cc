@@ -222,6 +222,29 @@ TEST_CASE("a generator file carries its read-back noise ratio; without the optio
   }
 }
 
+TEST_CASE("an encoder or generator file with an option this build does not know is refused, not rendered without it") {
+  const ModelDir tmp("veil_unknown_option_test_");
+  auto r = FaceRenderer::CreateUntrained(8);
+  REQUIRE(r.ok());
+  FaceRendererSaveInfo info;
+  info.fp16 = false;
+  REQUIRE((*r)->Save(tmp.enc, (tmp.dir / "linked.veilmodel").string(), info).ok());
+  // Unlinked from its encoder (as files from before the link), so that only the option decides.
+  auto g = LoadModelFile((tmp.dir / "linked.veilmodel").string());
+  REQUIRE(g.ok());
+  g->info.erase("encoder_sha256");
+  REQUIRE(SaveModelFile(tmp.gen, *g, /*overwrite=*/false).ok());
+  REQUIRE(FaceRenderer::Create({.encoder_path = tmp.enc, .generator_path = tmp.gen}).ok());
+  auto e = FaceRenderer::Create(
+      {.encoder_path = WithOption(tmp.enc, (tmp.dir / "e4.veilmodel").string(), "dilation", "2"), .generator_path = tmp.gen});
+  CHECK(e.status().code() == StatusCode::kInvalidArgument);
+  CHECK(e.status().message().find("dilation=2 is unknown to this build") != std::string::npos);
+  auto gen = FaceRenderer::Create(
+      {.encoder_path = tmp.enc, .generator_path = WithOption(tmp.gen, (tmp.dir / "g4.veilmodel").string(), "style_mix", "1")});
+  CHECK(gen.status().code() == StatusCode::kInvalidArgument);
+  CHECK(gen.status().message().find("style_mix=1 is unknown to this build") != std::string::npos);
+}
+
 TEST_CASE("an encoder file's pool option narrows the attribute bottleneck; an unsupported pool is refused") {
   const ModelDir tmp("veil_pool_test_");
   const std::string &enc = tmp.enc, &gen = tmp.gen;

@@ -138,8 +138,20 @@ StatusOr<FlowKeys> MakeFlowKeys(const FlowOptions& options, const std::vector<co
   const int64_t k = static_cast<int64_t>(subkeys.size());
   const int64_t d = options.work_dim(), c = options.cond_dim(), r = options.reflections();
   torch::NoGradGuard no_grad;
-  torch::Tensor cond = torch::empty({k, c}, torch::kFloat32);
-  torch::Tensor v = torch::empty({k, std::max<int64_t>(r, 1), d}, torch::kFloat64);
+  torch::Tensor cond = torch::zeros({k, c}, torch::kFloat32);
+  torch::Tensor v = torch::zeros({k, std::max<int64_t>(r, 1), d}, torch::kFloat64);
+  // Every key-derived tensor named here is zeroed on every way out, failures included.
+  struct ZeroOnExit {
+    std::vector<torch::Tensor*> tensors;
+    ~ZeroOnExit() {
+      for (torch::Tensor* t : tensors) {
+        if (t->defined()) t->zero_();
+      }
+    }
+  };
+  torch::Tensor q, qv, delta, scale;
+  ZeroOnExit wipe{{&v, &q, &qv, &delta, &scale}};
+  ZeroOnExit wipe_cond_on_failure{{&cond}};
   for (int64_t i = 0; i < k; ++i) {
     VEIL_ASSIGN_OR_RETURN(keys::SecretBytes bytes,
                           IdentityFlow::ConditioningFrom(*subkeys[i], options.conditioning_bytes()));
@@ -150,22 +162,27 @@ StatusOr<FlowKeys> MakeFlowKeys(const FlowOptions& options, const std::vector<co
     for (int64_t j = 0; j < r * d; ++j) vp[j] = (static_cast<double>(b[c + j]) - 127.5) / 127.5;
   }
   // Q = H_1 H_2 ... H_r, H_j = I - 2 v_j v_j^T / |v_j|^2, in float64.
-  torch::Tensor q = torch::eye(d, torch::kFloat64).unsqueeze(0).repeat({k, 1, 1});
+  q = torch::eye(d, torch::kFloat64).unsqueeze(0).repeat({k, 1, 1});
   for (int64_t j = 0; j < r; ++j) {
-    torch::Tensor vj = v.select(1, j);                                  // [k, d]
-    torch::Tensor qv = torch::bmm(q, vj.unsqueeze(2));                  // [k, d, 1]
-    torch::Tensor scale = 2.0 / (vj * vj).sum(1).clamp_min(1e-12);      // [k]
-    q = q - scale.view({k, 1, 1}) * torch::bmm(qv, vj.unsqueeze(1));
+    torch::Tensor vj = v.select(1, j);                           // [k, d]
+    qv = torch::bmm(q, vj.unsqueeze(2));                         // [k, d, 1]
+    scale = 2.0 / (vj * vj).sum(1).clamp_min(1e-12);             // [k]
+    delta = torch::bmm(qv, vj.unsqueeze(1));
+    delta.mul_(scale.view({k, 1, 1}));
+    torch::Tensor next = q - delta;
+    q.zero_();  // the partial product, before it is freed
+    q = next;
   }
-  v.zero_();
   FlowKeys out;
   out.q = q.to(torch::kFloat32);
-  q.zero_();
   out.cond = cond;
+  wipe_cond_on_failure.tensors.clear();  // from here `out` (or `sel`) owns it; its Wipe() zeroes it
   if (!rows.empty()) {
     torch::Tensor idx = torch::tensor(rows, torch::kInt64);
-    if (idx.min().item<int64_t>() < 0 || idx.max().item<int64_t>() >= k)
+    if (idx.min().item<int64_t>() < 0 || idx.max().item<int64_t>() >= k) {
+      out.Wipe();
       return InvalidArgumentError("identity flow: key row index out of range");
+    }
     FlowKeys sel;
     sel.q = out.q.index_select(0, idx);
     sel.cond = out.cond.index_select(0, idx);
@@ -274,22 +291,24 @@ torch::Tensor FlowImpl::forward(const torch::Tensor& x, const FlowKeys& keys) {
   TORCH_CHECK(x.dim() == 2 && x.size(1) == options_.dim(), "flow input must be [B, dim]");
   auto [u, rest] = ToWork(x);
   u = torch::matmul(keys.q, u.unsqueeze(2)).squeeze(2);
-  const torch::Tensor e = Embed(keys);
+  torch::Tensor e = Embed(keys);
   for (size_t i = 0; i < couplings_.size(); ++i) {
     if (i > 0) u = torch::matmul(u, mix_[static_cast<int64_t>(i)].t());
     u = couplings_[i]->forward(u, e);
   }
+  if (!torch::GradMode::is_enabled()) e.zero_();  // the key embedding (training keeps it for backward)
   return FromWork(u, rest);
 }
 
 torch::Tensor FlowImpl::inverse(const torch::Tensor& y, const FlowKeys& keys) {
   TORCH_CHECK(y.dim() == 2 && y.size(1) == options_.dim(), "flow input must be [B, dim]");
   auto [u, rest] = ToWork(y);
-  const torch::Tensor e = Embed(keys);
+  torch::Tensor e = Embed(keys);
   for (size_t i = couplings_.size(); i-- > 0;) {
     u = couplings_[i]->inverse(u, e);
     if (i > 0) u = torch::matmul(u, mix_[static_cast<int64_t>(i)]);
   }
+  if (!torch::GradMode::is_enabled()) e.zero_();
   u = torch::matmul(keys.q.transpose(1, 2), u.unsqueeze(2)).squeeze(2);
   return FromWork(u, rest);
 }
@@ -382,9 +401,12 @@ class IdentityFlowImpl final : public IdentityFlow {
     try {
       c10::InferenceMode guard;
       VEIL_ASSIGN_OR_RETURN(identity::FlowKeys keys, identity::MakeFlowKeys(flow_->options(), {&key}));
+      struct WipeKeys {
+        identity::FlowKeys& k;
+        ~WipeKeys() { k.Wipe(); }  // also when the flow throws
+      } wipe{keys};
       const torch::Tensor x = ToTensor(codes);
       torch::Tensor y = inverse ? flow_->inverse(x, keys) : flow_->forward(x, keys);
-      keys.Wipe();
       return FromTensor(y);
     } catch (const std::exception& e) {
       return InternalError(std::string("identity flow failed: ") + e.what());

@@ -13,8 +13,9 @@
 //
 // The 32-byte subkey is expanded with keys::ExpandSecret under the context kFlowConditioningContext
 // into the flow's conditioning: a keyed orthogonal mixing (128 Householder reflections) and the
-// input of a learned key embedding that conditions every affine coupling layer. Key-derived values
-// live briefly in LibTorch tensors during a call and are zeroed afterwards.
+// input of a learned key embedding that conditions every affine coupling layer. The mixing, the
+// conditioning, the key embedding and the partial products of the mixing are zeroed after each call,
+// on failure too; the short-lived temporaries inside LibTorch's operators are not.
 // Not thread safe: one IdentityFlow per thread (loading is cheap: a few MB).
 #pragma once
 

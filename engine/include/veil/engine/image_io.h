@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <mutex>
 #include <string>
 
 #include <opencv2/core.hpp>
@@ -17,9 +18,13 @@ struct ImageLimits {
   size_t max_file_bytes = 256u << 20;   // encoded size
   // OpenCV and libpng print decoder errors on stderr themselves. When set, stderr (fd 2) is pointed
   // at /dev/null while decoding, so a bad image is reported only through the Status. Process-wide:
-  // meant for command-line programs, not for libraries with other threads writing to stderr.
+  // meant for command-line programs; one whose other threads write to stderr holds HoldStderr()
+  // around those writes, so that none is swallowed.
   bool silence_decoder_stderr = false;
 };
+
+// While the returned lock lives no decode has stderr silenced (and none starts silencing it).
+std::unique_lock<std::mutex> HoldStderr();
 
 // Width and height from a PNG, JPEG, BMP, WebP or PNM header; InvalidArgument when the bytes are
 // not one of these formats or the header is malformed.

@@ -67,7 +67,8 @@ struct PipelineParams {
   int tiny_input_size = 416;                            // tiny detector's input side (multiple of 32)
   float score_threshold = 0.5f;
   ReplaceMethod method = ReplaceMethod::kPixelate;      // kSynthesized needs the identity models
-  // Faces narrower than this (pixels) get `small_face_method` instead, and the manifest says so.
+  // Faces whose box is smaller than this (pixels) on its shorter side get `small_face_method`
+  // instead, and the manifest says so.
   int min_face_size = 24;
   ReplaceMethod small_face_method = ReplaceMethod::kPixelate;
   // Synthesized faces turned further from the camera than this get `small_face_method` instead

@@ -34,6 +34,9 @@ struct VideoProgress {
 // True for the extensions handled as video: .mp4 .m4v .mov .avi .mkv .webm
 bool IsVideoPath(const std::string& path);
 
+// A decoded frame as the pipeline takes it: grey or BGRA (some cameras) to 8-bit BGR, in place.
+void ToBgr(cv::Mat& frame);
+
 // The payload container's default place: "<output>.veilpay".
 std::string VideoPayloadPath(const std::string& output);
 
