@@ -219,9 +219,12 @@ StatusOr<float> Override(const std::string& option, const std::string& text, flo
   return static_cast<float>(v);
 }
 
-std::string FileSha256(const std::string& path) {
-  auto bytes = keys::ReadFile(path, 64u << 20);
-  return bytes.ok() ? keys::ToHex(keys::Sha256(*bytes)) : "";
+// The SHA-256 of the file the renderer loaded for `role` ("encoder" or "generator").
+std::string LoadedSha256(const engine::FaceRenderer& renderer, const std::string& role) {
+  for (const auto& m : renderer.models()) {
+    if (m.role == role) return m.sha256_hex;
+  }
+  return "";
 }
 
 struct Dist {
@@ -297,7 +300,7 @@ int Eval(int argc, char** argv) {
   // The pseudonym reader, as the pipeline picks it (PseudonymReader::LoadIfFor), or as --reader says.
   std::unique_ptr<engine::PseudonymReader> reader;
   if (reader_arg != "none") {
-    const std::string gen_sha = FileSha256(rp.generator_path.empty() ? engine::DefaultGeneratorModelPath() : rp.generator_path);
+    const std::string gen_sha = LoadedSha256(**renderer, "generator");
     const std::string path = !reader_arg.empty() ? reader_arg : engine::DefaultPseudonymReaderPath(rp.encoder_path);
     auto r = engine::PseudonymReader::LoadIfFor(path, gen_sha, "");
     if (!r.ok()) return Fail(r.status());
@@ -599,8 +602,8 @@ int Eval(int argc, char** argv) {
       {"faces", faces->size()},
       {"source", dataset ? *dataset + " (" + split + ")" : *images},
       {"models", {{"flow", (*flow)->model_id()}, {"flow_sha256", (*flow)->model_sha256()},
-                  {"encoder_sha256", FileSha256(rp.encoder_path.empty() ? engine::DefaultEncoderModelPath() : rp.encoder_path)},
-                  {"generator_sha256", FileSha256(rp.generator_path.empty() ? engine::DefaultGeneratorModelPath() : rp.generator_path)},
+                  {"encoder_sha256", LoadedSha256(**renderer, "encoder")},
+                  {"generator_sha256", LoadedSha256(**renderer, "generator")},
                   {"identity_gain", *gain},
                   {"readback_noise_ratio", reader && noise_arg.empty() ? reader->DenoiseRatio() : *noise_ratio},
                   {"read_back_by", reader ? reader->model_id() : std::string("recognizer")},

@@ -1,5 +1,6 @@
 #include "veil/engine/model_file.h"
 
+#include <cmath>
 #include <chrono>
 #include <cstring>
 
@@ -186,6 +187,15 @@ Status SaveModelFile(const std::string& path, const ModelFileContents& model, bo
   std::string bytes = SerializeModelFile(model);
   if (bytes.size() > kMaxModelFile) return ResourceExhaustedError("model file would exceed 64 MiB");
   return keys::WriteFileAtomic(path, bytes, overwrite, 0644);
+}
+
+Status CheckFiniteTensors(const ModelFileContents& model, const std::string& what) {
+  for (const auto& t : model.tensors) {
+    for (float v : t.values) {
+      if (!std::isfinite(v)) return InvalidArgumentError(what + ": tensor " + t.name + " has non-finite values");
+    }
+  }
+  return Status::Ok();
 }
 
 Status CheckModelOptions(const ModelFileContents& model, const std::string& kind,

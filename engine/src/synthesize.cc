@@ -13,11 +13,6 @@
 namespace veil::engine::internal {
 namespace {
 
-StatusOr<ModelRef> FileRef(const std::string& id, const std::string& role, const std::string& path) {
-  VEIL_ASSIGN_OR_RETURN(std::string bytes, keys::ReadFile(path, 64u << 20));
-  return ModelRef{id, role, keys::ToHex(keys::Sha256(bytes))};
-}
-
 // Per-channel mean and deviation of `src` moved to those of `ref`, inside the mask: the rendered
 // face takes the photo's lighting and white balance, so the blend shows no seam.
 cv::Mat MatchColours(const cv::Mat& src, const cv::Mat& ref, const cv::Mat& mask) {
@@ -80,11 +75,10 @@ StatusOr<std::unique_ptr<FaceSynthesizer>> FaceSynthesizer::Create(const Synthes
   fp.generator_path = gen;
   VEIL_ASSIGN_OR_RETURN(s->renderer_, FaceRenderer::Create(fp));
   s->models_.push_back({s->flow_->model_id(), "flow", s->flow_->model_sha256()});
-  VEIL_ASSIGN_OR_RETURN(ModelRef e, FileRef("veil-encoder-v1", "encoder", enc));
-  VEIL_ASSIGN_OR_RETURN(ModelRef g, FileRef("veil-generator-v1", "generator", gen));
-  s->models_.push_back(e);
-  s->models_.push_back(g);
-  s->generator_sha256_ = g.sha256_hex;
+  for (const ModelRef& m : s->renderer_->models()) {
+    s->models_.push_back(m);
+    if (m.role == "generator") s->generator_sha256_ = m.sha256_hex;
+  }
   s->face_api_dir_ = paths.models_dir;
   s->reader_path_ = paths.reader_path.empty() ? DefaultPseudonymReaderPath(enc) : paths.reader_path;
   s->reader_named_ = !paths.reader_path.empty();

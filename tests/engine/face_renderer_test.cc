@@ -245,6 +245,37 @@ TEST_CASE("an encoder or generator file with an option this build does not know 
   CHECK(gen.status().message().find("style_mix=1 is unknown to this build") != std::string::npos);
 }
 
+TEST_CASE("the renderer names the files it loaded (model id, SHA-256) and refuses a file with a non-finite weight") {
+  const ModelDir tmp("veil_loaded_refs_test_");
+  auto r = FaceRenderer::CreateUntrained(9);
+  REQUIRE(r.ok());
+  CHECK((*r)->models().empty());
+  FaceRendererSaveInfo info;
+  info.fp16 = false;
+  REQUIRE((*r)->Save(tmp.enc, tmp.gen, info).ok());
+  auto loaded = FaceRenderer::Create({.encoder_path = tmp.enc, .generator_path = tmp.gen});
+  REQUIRE(loaded.ok());
+  const auto refs = (*loaded)->models();
+  REQUIRE(refs.size() == 2);
+  CHECK(refs[0].role == "encoder");
+  CHECK(refs[0].id == LoadModelFile(tmp.enc)->model_id);
+  CHECK(refs[0].sha256_hex == LoadModelFile(tmp.enc)->sha256_hex);
+  CHECK(refs[1].role == "generator");
+  CHECK(refs[1].sha256_hex == LoadModelFile(tmp.gen)->sha256_hex);
+  CHECK(refs[0].sha256_hex != refs[1].sha256_hex);
+  // One weight of the generator made NaN (the file's hash is recomputed, so only the value is wrong).
+  auto g = LoadModelFile(tmp.gen);
+  REQUIRE(g.ok());
+  REQUIRE(!g->tensors.empty());
+  g->info.erase("encoder_sha256");
+  g->tensors[0].values[0] = std::nanf("");
+  const std::string bad = (tmp.dir / "nan.veilmodel").string();
+  REQUIRE(SaveModelFile(bad, *g, /*overwrite=*/false).ok());
+  auto refused = FaceRenderer::Create({.encoder_path = tmp.enc, .generator_path = bad});
+  CHECK(refused.status().code() == StatusCode::kInvalidArgument);
+  CHECK(refused.status().message().find("non-finite") != std::string::npos);
+}
+
 TEST_CASE("an encoder file's pool option narrows the attribute bottleneck; an unsupported pool is refused") {
   const ModelDir tmp("veil_pool_test_");
   const std::string &enc = tmp.enc, &gen = tmp.gen;

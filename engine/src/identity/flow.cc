@@ -323,9 +323,7 @@ class IdentityFlowImpl final : public IdentityFlow {
       : flow_(options), model_id_(model.model_id), sha_(model.sha256_hex), options_(model.options) {}
 
   Status Init(const ModelFileContents& model) {
-    for (const auto& t : model.tensors)
-      for (float v : t.values)
-        if (!std::isfinite(v)) return InvalidArgumentError("identity flow: tensor " + t.name + " has non-finite values");
+    VEIL_RETURN_IF_ERROR(CheckFiniteTensors(model, "identity flow"));
     VEIL_RETURN_IF_ERROR(LoadModuleTensors(*flow_, model));
     flow_->eval();
     // A flow over principal directions inverts only with an orthonormal basis and positive scales.

@@ -70,6 +70,7 @@ class FaceRendererImpl final : public FaceRenderer {
     encoder_->eval();
     VEIL_RETURN_IF_ERROR(CheckModelOptions(e, identity::kEncoderKind, encoder_->options.ToMap())
                              .WithContext("attribute encoder " + encoder_path));
+    VEIL_RETURN_IF_ERROR(CheckFiniteTensors(e, "attribute encoder " + encoder_path));
     VEIL_RETURN_IF_ERROR(LoadModuleTensors(*encoder_, e).WithContext("attribute encoder " + encoder_path));
     VEIL_ASSIGN_OR_RETURN(ModelFileContents g, LoadModelFile(generator_path));
     VEIL_ASSIGN_OR_RETURN(identity::GeneratorOptions go, identity::GeneratorOptions::FromMap(g.options));
@@ -77,12 +78,14 @@ class FaceRendererImpl final : public FaceRenderer {
     generator_->eval();
     VEIL_RETURN_IF_ERROR(CheckModelOptions(g, identity::kGeneratorKind, generator_->options.ToMap())
                              .WithContext("generator " + generator_path));
+    VEIL_RETURN_IF_ERROR(CheckFiniteTensors(g, "generator " + generator_path));
     VEIL_RETURN_IF_ERROR(LoadModuleTensors(*generator_, g).WithContext("generator " + generator_path));
     if (auto it = g.info.find(identity::kEncoderShaInfo); it != g.info.end() && it->second != e.sha256_hex) {
       return InvalidArgumentError("generator " + generator_path + " was trained with another encoder than " + encoder_path +
                                   " (its SHA-256 " + it->second.substr(0, 16) + "..., not " + e.sha256_hex.substr(0, 16) + "...)");
     }
     Measure();
+    models_ = {{e.model_id, "encoder", e.sha256_hex}, {g.model_id, "generator", g.sha256_hex}};
     return Status::Ok();
   }
 
@@ -136,12 +139,14 @@ class FaceRendererImpl final : public FaceRenderer {
   int64_t FlopsPerFace() const override { return flops_; }
   float IdentityGain() const override { return static_cast<float>(generator_->options.identity_gain()); }
   float ReadBackNoiseRatio() const override { return static_cast<float>(generator_->options.readback_noise_ratio()); }
+  std::vector<ModelRef> models() const override { return models_; }
 
  private:
   int max_batch_;
   mutable identity::AttributeEncoder encoder_;
   mutable identity::Generator generator_;
   int64_t flops_ = 0;
+  std::vector<ModelRef> models_;
 };
 
 }  // namespace

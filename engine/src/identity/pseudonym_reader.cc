@@ -69,9 +69,7 @@ class PseudonymReaderImpl final : public PseudonymReader {
     // face-api's recognizer gives the layout (names, shapes); the file's tensors replace its values.
     VEIL_ASSIGN_OR_RETURN(TfjsWeights w, TfjsWeights::Load(ResolveModelsDir(face_api_dir), "face_recognition_model", true));
     VEIL_RETURN_IF_ERROR(net_->LoadFrom(w));
-    for (const auto& t : model.tensors)
-      for (float v : t.values)
-        if (!std::isfinite(v)) return InvalidArgumentError("pseudonym reader: tensor " + t.name + " has non-finite values");
+    VEIL_RETURN_IF_ERROR(CheckFiniteTensors(model, "pseudonym reader"));
     VEIL_RETURN_IF_ERROR(LoadModuleTensors(*net_, model));
     net_->eval();
     model_id_ = model.model_id;

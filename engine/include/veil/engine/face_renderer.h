@@ -20,6 +20,7 @@
 
 #include <opencv2/core.hpp>
 
+#include "veil/engine/manifest.h"  // ModelRef
 #include "veil/engine/recognizer.h"
 #include "veil/engine/renderer_calibration.h"  // CheckIdentityGain, CheckReadBackNoiseRatio
 #include "veil/status.h"
@@ -72,6 +73,9 @@ class FaceRenderer {
   // ratio keyed restore denoises the read-back pseudonym with (IdentityFlow::Denoise) before
   // running the flow backwards.
   virtual float ReadBackNoiseRatio() const = 0;
+  // The two files as loaded, for manifests and reports: {model id, "encoder" | "generator", SHA-256
+  // of the file}, from the very bytes that were verified and parsed (empty for CreateUntrained).
+  virtual std::vector<ModelRef> models() const = 0;
 };
 
 // Identity steering. E's attribute map is not identity-free: the face read back from

@@ -41,8 +41,11 @@ StatusOr<ModelFileContents> ParseModelFile(const std::string& bytes);
 Status SaveModelFile(const std::string& path, const ModelFileContents& model, bool overwrite);
 std::string SerializeModelFile(const ModelFileContents& model);
 
-// InvalidArgument naming the first option whose value differs from `expected` (or is missing).
+// InvalidArgument naming the first option whose value differs from `expected` (or is missing),
+// or an option `expected` does not name.
 Status CheckModelOptions(const ModelFileContents& model, const std::string& kind,
                          const std::map<std::string, std::string>& expected);
+// InvalidArgument naming the first tensor with a NaN or an infinity; `what` heads the message.
+Status CheckFiniteTensors(const ModelFileContents& model, const std::string& what);
 
 }  // namespace veil::engine
