@@ -51,6 +51,13 @@ keys::SecretBytes EvalKey(int i) {
   return keys::SecretBytes::Copy(d.data(), 32);
 }
 
+// The stand-ins for real subkeys that training draws: derived from --seed, the step and the slot,
+// so that a run with the same seed draws the same keys (none of them ever protects anything).
+keys::SecretBytes TrainingKey(uint64_t seed, int64_t step, const std::string& slot) {
+  const std::string d = keys::Blake2b256("veil-flow-train-key-v1:" + std::to_string(seed) + ":" + std::to_string(step) + ":" + slot);
+  return keys::SecretBytes::Copy(d.data(), 32);
+}
+
 struct Dist {
   std::string name;
   std::vector<float> v;
@@ -444,8 +451,8 @@ Status TrainFlowImpl(const FlowTrainOptions& o) {
     std::vector<keys::SecretBytes> k1, k2;
     std::vector<const keys::SecretBytes*> p1, p2;
     for (int64_t gi = 0; gi < groups; ++gi) {
-      k1.push_back(keys::SecretBytes::Random(32));
-      k2.push_back(keys::SecretBytes::Random(32));
+      k1.push_back(TrainingKey(o.seed, step, "a" + std::to_string(gi)));
+      k2.push_back(TrainingKey(o.seed, step, "b" + std::to_string(gi)));
     }
     for (int64_t gi = 0; gi < groups; ++gi) p1.push_back(&k1[gi]), p2.push_back(&k2[gi]);
     VEIL_ASSIGN_OR_RETURN(FlowKeys K1, MakeFlowKeys(arch, p1, rows));
@@ -499,7 +506,7 @@ Status TrainFlowImpl(const FlowTrainOptions& o) {
     WipeOnExit wipe_kl(KL);  // after the backward pass, which still needs it
     if (o.w_lin > 0) {
       const int64_t nl = std::max<int64_t>(2 * 160, o.lin_batch);
-      keys::SecretBytes kl = keys::SecretBytes::Random(32);
+      keys::SecretBytes kl = TrainingKey(o.seed, step, "lin");
       VEIL_ASSIGN_OR_RETURN(KL, MakeFlowKeys(arch, {&kl}));  // one row: the flow broadcasts it over the batch
       const torch::Tensor zl = data.train.index_select(0, torch::randint(ntr, {nl}, torch::kInt64));
       torch::Tensor e = data.train.index_select(0, torch::randint(ntr, {nl}, torch::kInt64)) -
