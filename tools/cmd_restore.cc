@@ -199,15 +199,28 @@ int Restore(int argc, char** argv) {
   // after the authorization, before the success record), logged as failed, with nothing written;
   // after the success record the write completes. A second signal still ends the process at once.
   StopOnSignal stop_on_signal;
-  auto store = OpenStore(opts, keys::KeyStore::Access::kReadWrite);
-  if (!store.ok()) return Fail(store.status());
+  // The store (and its exclusive lock) is open while it is used. A video's long parts, the private
+  // copy and the restore itself, run with it closed, so other commands need not wait; it is opened
+  // again (the credential is read once) for the authorization and for each outcome record.
+  auto credential = StoreCredential(opts, false);
+  if (!credential.ok()) return Fail(credential.status());
+  std::unique_ptr<keys::KeyStore> store;
+  auto open_store = [&]() -> Status {
+    if (store) return Status::Ok();
+    auto opened = OpenStore(opts, *credential, keys::KeyStore::Access::kReadWrite);
+    if (!opened.ok()) return opened.status();
+    store = std::move(*opened);
+    return Status::Ok();
+  };
+  if (Status st = open_store(); !st.ok()) return Fail(st);  // a wrong credential fails here, before any work
   // From here on every attempt leaves an audit record, whatever stops it: an unreadable input or
   // request is logged as failed; the authorization logs its own decision.
   std::string digest;      // the input's SHA-256, once read
   std::string request_id;  // once the request parses
   auto log_outcome = [&](keys::AuditOutcome outcome, const std::string& reason, const std::string& keyring, uint32_t v) {
-    return (*store)->Log(keys::AuditAction::kRestorePerformed, outcome, request_id, reason,
-                         digest.empty() ? std::vector<std::string>{} : std::vector<std::string>{digest}, keyring, v);
+    VEIL_RETURN_IF_ERROR(open_store());
+    return store->Log(keys::AuditAction::kRestorePerformed, outcome, request_id, reason,
+                      digest.empty() ? std::vector<std::string>{} : std::vector<std::string>{digest}, keyring, v);
   };
   auto fail_logged = [&](const Status& st) {
     Status logged = log_outcome(keys::AuditOutcome::kFailed, st.message(), "", 0);
@@ -220,6 +233,7 @@ int Restore(int argc, char** argv) {
   }
   std::unique_ptr<PrivateCopy> copy;
   if (video) {
+    store.reset();  // not held during the copy
     auto made = PrivateCopy::Make(input, *out);
     if (!made.ok()) return fail_logged(made.status().WithContext(input));
     copy = std::move(*made);
@@ -232,7 +246,8 @@ int Restore(int argc, char** argv) {
   if (!request.ok()) return fail_logged(request.status().WithContext(*request_path));
   request_id = request->info().request_id_hex;
 
-  auto grant = (*store)->AuthorizeRestore(*request, Now(), digest);  // logged, granted or denied, with the file
+  if (Status st = open_store(); !st.ok()) return Fail(st);
+  auto grant = store->AuthorizeRestore(*request, Now(), digest);  // logged, granted or denied, with the file
   if (!grant.ok()) return Fail(grant.status());
 
   if (StopRequested()) return fail_logged(CancelledError("stopped before anything was written"));
@@ -267,6 +282,7 @@ int Restore(int argc, char** argv) {
     const std::string container = payloads_path             ? *payloads_path
                                   : KeptInStore(*manifest) ? StoreVideoPayloadPath(opts, manifest->manifest_id)
                                                            : engine::VideoPayloadPath(input);
+    store.reset();  // not held during the restore; its outcome record opens it again
     return RestoreVideo(input, copy->path(), container, *out, *manifest, *grant, json, log_outcome, fail_logged);
   }
   StatusOr<engine::RestoreOutput> restored = InternalError("no restore");

@@ -116,6 +116,11 @@ StatusOr<keys::Credential> PrincipalCredential(const StoreOptions& o, const std:
 
 StatusOr<std::unique_ptr<keys::KeyStore>> OpenStore(const StoreOptions& o, keys::KeyStore::Access access) {
   VEIL_ASSIGN_OR_RETURN(keys::Credential credential, StoreCredential(o, false));
+  return OpenStore(o, credential, access);
+}
+
+StatusOr<std::unique_ptr<keys::KeyStore>> OpenStore(const StoreOptions& o, const keys::Credential& credential,
+                                                    keys::KeyStore::Access access) {
   auto store = keys::KeyStore::Open(o.dir, credential, access, o.actor);
   if (store.ok()) {
     for (const std::string& notice : (*store)->notices()) std::fprintf(stderr, "veil: warning: %s\n", notice.c_str());

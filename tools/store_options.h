@@ -43,5 +43,8 @@ std::string StoreVideoPayloadPath(const StoreOptions& options, const std::string
 
 // Opens the store named by the options; prints what the open found and logged (warnings).
 StatusOr<std::unique_ptr<keys::KeyStore>> OpenStore(const StoreOptions& options, keys::KeyStore::Access access);
+// The same with a credential already read (a command that opens the store more than once asks once).
+StatusOr<std::unique_ptr<keys::KeyStore>> OpenStore(const StoreOptions& options, const keys::Credential& credential,
+                                                    keys::KeyStore::Access access);
 
 }  // namespace veil::cli

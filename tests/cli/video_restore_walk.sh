@@ -40,6 +40,9 @@ expect 2 "$VEIL" restore anon.mkv --request req -o back.mkv --approximate   # vi
 expect 0 "$VEIL" restore anon.mkv --request req -o back.mkv
 contains "(lossless: the original frames)" "$OUT"
 expect 0 "$FRAMES" same clip.avi back.mkv      # bit for bit
+# The store is closed while the video is restored and opened again for the success record.
+expect 0 "$VEIL" audit show --json
+contains "frame(s) of manifest" "$OUT"
 expect 10 "$VEIL" restore anon.mkv --request req -o back.mkv              # never overwrites
 contains "exists" "$ERR"
 
