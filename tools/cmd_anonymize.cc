@@ -104,14 +104,16 @@ StatusOr<std::vector<Job>> PlanJobs(const std::vector<std::string>& inputs, cons
       auto it = fs::recursive_directory_iterator(ip, ec);
       if (ec) return IoError("cannot list " + in + ": " + ec.message());
       for (; it != fs::recursive_directory_iterator(); it.increment(ec)) {
-        if (ec) return IoError("cannot list all of " + in + ": " + ec.message());
-        if (it->is_directory() && fs::weakly_canonical(it->path(), ec) == out_abs) {
+        std::error_code canon_ec;
+        if (it->is_directory() && fs::weakly_canonical(it->path(), canon_ec) == out_abs) {
           it.disable_recursion_pending();  // never descend into our own output
           continue;
         }
         const std::string ext = Lower(it->path().extension().string());
         if (it->is_regular_file() && (kImageExt.count(ext) || kVideoExt.count(ext))) files.push_back(it->path());
       }
+      // A failed step ends the iteration (it becomes the end iterator) with `ec` set.
+      if (ec) return IoError("cannot list all of " + in + ": " + ec.message());
       std::sort(files.begin(), files.end());
       // The folder's own name heads the mirrored tree, however it was spelled ("photos", "photos/", ".").
       const fs::path name = fs::weakly_canonical(ip, ec).filename();
@@ -179,7 +181,16 @@ StatusOr<bool> AlreadyDone(const Job& job) {
   const std::string out = job.output.string();
   if (!keys::PathExists(out)) return false;
   if (engine::IsVideoPath(out)) {
-    if (keys::PathExists(out + ".veil")) return true;
+    // Its sidecar counts only when it describes these very frames (decoded once more: a resumed
+    // batch re-reads each finished video, still far cheaper than anonymizing it again).
+    auto sidecar = keys::ReadFile(out + ".veil", engine::kMaxManifestBytes);
+    auto manifest = sidecar.ok() ? engine::ParseManifest(*sidecar) : StatusOr<engine::Manifest>(sidecar.status());
+    if (manifest.ok()) {
+      int64_t frames = 0;
+      auto sha = engine::VideoFramesSha256(out, &frames, StopRequested);
+      if (!sha.ok() && sha.status().code() == StatusCode::kCancelled) return sha.status();
+      if (sha.ok() && *sha == manifest->output_pixels_sha256) return true;
+    }
   } else {
     auto bytes = keys::ReadFile(out, 256u << 20);
     if (bytes.ok() && engine::ExtractManifest(*bytes).ok()) return true;

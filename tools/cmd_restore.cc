@@ -195,36 +195,44 @@ int Restore(int argc, char** argv) {
   if (!video && !CanWriteImage(*out)) {
     return Fail(InvalidArgumentError("cannot write an image named '" + *out + "': use .png for an exact restore"));
   }
-  // Ctrl-C or SIGTERM from here on: the restore stops at its next check (after the copy of a video,
-  // after the authorization, before the success record), logged as failed, with nothing written;
-  // after the success record the write completes. A second signal still ends the process at once.
-  StopOnSignal stop_on_signal;
   // The store (and its exclusive lock) is open while it is used. A video's long parts, the private
   // copy and the restore itself, run with it closed, so other commands need not wait; it is opened
   // again (the credential is read once) for the authorization and for each outcome record.
   auto credential = StoreCredential(opts, false);
   if (!credential.ok()) return Fail(credential.status());
   std::unique_ptr<keys::KeyStore> store;
-  auto open_store = [&]() -> Status {
-    if (store) return Status::Ok();
-    auto opened = OpenStore(opts, *credential, keys::KeyStore::Access::kReadWrite);
-    if (!opened.ok()) return opened.status();
-    store = std::move(*opened);
-    return Status::Ok();
+  // `attempts`: an outcome record waits up to 10 lock timeouts (10 min) for another user of the
+  // store, rather than leave a used grant without its outcome.
+  auto open_store = [&](int attempts = 1) -> Status {
+    Status st;
+    for (int i = 0; !store && i < attempts; ++i) {
+      auto opened = OpenStore(opts, *credential, keys::KeyStore::Access::kReadWrite);
+      if (opened.ok()) store = std::move(*opened);
+      else st = opened.status();
+      if (!opened.ok() && st.code() != StatusCode::kIoError) break;  // only a busy or unreachable store is retried
+    }
+    return store ? Status::Ok() : st;
   };
   if (Status st = open_store(); !st.ok()) return Fail(st);  // a wrong credential fails here, before any work
+  // Ctrl-C or SIGTERM from here on (not at the passphrase prompt above, which they end): the restore
+  // stops at its next check (after the copy of a video, before and after the authorization, before
+  // the success record), logged as failed, with nothing written; after the success record the write
+  // completes. A second signal still ends the process at once.
+  StopOnSignal stop_on_signal;
   // From here on every attempt leaves an audit record, whatever stops it: an unreadable input or
   // request is logged as failed; the authorization logs its own decision.
   std::string digest;      // the input's SHA-256, once read
   std::string request_id;  // once the request parses
   auto log_outcome = [&](keys::AuditOutcome outcome, const std::string& reason, const std::string& keyring, uint32_t v) {
-    VEIL_RETURN_IF_ERROR(open_store());
+    VEIL_RETURN_IF_ERROR(open_store(/*attempts=*/10));
     return store->Log(keys::AuditAction::kRestorePerformed, outcome, request_id, reason,
                       digest.empty() ? std::vector<std::string>{} : std::vector<std::string>{digest}, keyring, v);
   };
   auto fail_logged = [&](const Status& st) {
     Status logged = log_outcome(keys::AuditOutcome::kFailed, st.message(), "", 0);
-    return Fail(logged.ok() ? st : logged);
+    if (logged.ok()) return Fail(st);
+    // Both: the record that failed (its exit code) and what it was to record.
+    return Fail(Status(logged.code(), logged.message() + " (recording the failure: " + st.message() + ")"));
   };
   StatusOr<std::string> bytes = std::string();  // images: the file (videos are read frame by frame)
   if (!video) {
@@ -237,9 +245,9 @@ int Restore(int argc, char** argv) {
     auto made = PrivateCopy::Make(input, *out);
     if (!made.ok()) return fail_logged(made.status().WithContext(input));
     copy = std::move(*made);
-    if (StopRequested()) return fail_logged(CancelledError("stopped before the authorization"));
   }
   digest = video ? copy->digest() : keys::Sha256(*bytes);
+  if (StopRequested()) return fail_logged(CancelledError("stopped before the authorization"));
   auto request_bytes = keys::ReadFile(*request_path, 1u << 20);
   if (!request_bytes.ok()) return fail_logged(request_bytes.status());
   auto request = keys::RestoreRequest::Parse(*request_bytes);

@@ -199,7 +199,7 @@ Status CheckFiniteTensors(const ModelFileContents& model, const std::string& wha
 }
 
 Status CheckModelOptions(const ModelFileContents& model, const std::string& kind,
-                         const std::map<std::string, std::string>& expected) {
+                         const std::map<std::string, std::string>& expected, const std::set<std::string>& also_known) {
   if (model.kind != kind) {
     return InvalidArgumentError("model is a '" + model.kind + "', expected a '" + kind + "'");
   }
@@ -213,7 +213,7 @@ Status CheckModelOptions(const ModelFileContents& model, const std::string& kind
   // An option this build does not know may change what the network computes: refuse it rather
   // than render something else without a word.
   for (const auto& [k, v] : model.options) {
-    if (!expected.count(k)) return InvalidArgumentError("model option " + k + "=" + v + " is unknown to this build");
+    if (!expected.count(k) && !also_known.count(k)) return InvalidArgumentError("model option " + k + "=" + v + " is unknown to this build");
   }
   return Status::Ok();
 }

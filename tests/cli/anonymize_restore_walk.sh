@@ -101,6 +101,14 @@ for d in syn-t3 syn-j2; do
     && PASSED=$((PASSED + 1)) || { echo "FAIL: synthesized output differs between syn-t1 and $d"; FAILED=$((FAILED + 1)); }
 done
 cmp -s syn-t1/in/sample1.jpg out/in/sample1.jpg && { echo "FAIL: synthesized = pixelated"; FAILED=$((FAILED + 1)); } || PASSED=$((PASSED + 1))
+# A folder with an unreadable subfolder stops the batch (exit 4) rather than leaving its photos
+# unanonymized; root reads every folder, so this runs for other users only.
+if [ "$(id -u)" -ne 0 ]; then
+  mkdir -p locked/a locked/b && cp in/sample1.jpg locked/a/ && cp in/sample1.jpg locked/b/ && chmod 000 locked/a
+  expect 4 "$VEIL" anonymize locked -o locked-out --quiet
+  contains "cannot list all of locked" "$ERR"
+  chmod 755 locked/a
+fi
 expect 2 "$VEIL" anonymize in -o out4 --quiet --jobs 0
 expect 2 "$VEIL" anonymize in -o out4 --quiet --jobs many
 # Resume: finished files are skipped.

@@ -16,6 +16,11 @@ expect 0 "$VEIL" anonymize clip.avi -o anon.mkv --detector tiny --quiet
 [ -f anon.mkv ] && [ -f anon.mkv.veil ] && [ -f anon.mkv.veilpay ] && PASSED=$((PASSED + 1)) \
   || { echo "FAIL: no video, sidecar or payload container"; ls; FAILED=$((FAILED + 1)); }
 expect 1 "$FRAMES" same clip.avi anon.mkv      # the faces are gone
+expect 0 "$VEIL" anonymize clip.avi -o anon.mkv --detector tiny   # its own output, frames as its sidecar says: skipped
+contains "1 skipped" "$OUT"
+expect 0 "$FRAMES" make "$DEMO/sample2.jpg" foreign.avi 4        # someone else's video beside a copied sidecar
+cp anon.mkv.veil foreign.avi.veil
+expect 10 "$VEIL" anonymize clip.avi -o foreign.avi --detector tiny --quiet
 # inspect: the frames against the manifest (anon.mkv.veil), no key; other frames under that
 # manifest read as edited (14); an image's manifest for a video, or the reverse, is refused (2);
 # a damaged manifest is corrupt data (6).

@@ -243,6 +243,10 @@ TEST_CASE("an encoder or generator file with an option this build does not know 
       {.encoder_path = tmp.enc, .generator_path = WithOption(tmp.gen, (tmp.dir / "g4.veilmodel").string(), "style_mix", "1")});
   CHECK(gen.status().code() == StatusCode::kInvalidArgument);
   CHECK(gen.status().message().find("style_mix=1 is unknown to this build") != std::string::npos);
+  // Options the loader knows, stated at their defaults (which the writer leaves out), still load.
+  CHECK(FaceRenderer::Create({.encoder_path = WithOption(tmp.enc, (tmp.dir / "e5.veilmodel").string(), "pool", "1"),
+                              .generator_path = WithOption(tmp.gen, (tmp.dir / "g5.veilmodel").string(), "identity_gain", "1")})
+            .ok());
 }
 
 TEST_CASE("the renderer names the files it loaded (model id, SHA-256) and refuses a file with a non-finite weight") {

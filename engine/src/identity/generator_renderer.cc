@@ -68,7 +68,7 @@ class FaceRendererImpl final : public FaceRenderer {
     VEIL_ASSIGN_OR_RETURN(identity::AttributeEncoderOptions eo, identity::AttributeEncoderOptions::FromMap(e.options));
     encoder_ = identity::AttributeEncoder(eo);
     encoder_->eval();
-    VEIL_RETURN_IF_ERROR(CheckModelOptions(e, identity::kEncoderKind, encoder_->options.ToMap())
+    VEIL_RETURN_IF_ERROR(CheckModelOptions(e, identity::kEncoderKind, encoder_->options.ToMap(), {"pool"})
                              .WithContext("attribute encoder " + encoder_path));
     VEIL_RETURN_IF_ERROR(CheckFiniteTensors(e, "attribute encoder " + encoder_path));
     VEIL_RETURN_IF_ERROR(LoadModuleTensors(*encoder_, e).WithContext("attribute encoder " + encoder_path));
@@ -76,7 +76,8 @@ class FaceRendererImpl final : public FaceRenderer {
     VEIL_ASSIGN_OR_RETURN(identity::GeneratorOptions go, identity::GeneratorOptions::FromMap(g.options));
     generator_ = identity::Generator(go);
     generator_->eval();
-    VEIL_RETURN_IF_ERROR(CheckModelOptions(g, identity::kGeneratorKind, generator_->options.ToMap())
+    VEIL_RETURN_IF_ERROR(CheckModelOptions(g, identity::kGeneratorKind, generator_->options.ToMap(),
+                                           {"identity_gain", "readback_noise_ratio"})
                              .WithContext("generator " + generator_path));
     VEIL_RETURN_IF_ERROR(CheckFiniteTensors(g, "generator " + generator_path));
     VEIL_RETURN_IF_ERROR(LoadModuleTensors(*generator_, g).WithContext("generator " + generator_path));

@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -42,9 +43,11 @@ Status SaveModelFile(const std::string& path, const ModelFileContents& model, bo
 std::string SerializeModelFile(const ModelFileContents& model);
 
 // InvalidArgument naming the first option whose value differs from `expected` (or is missing),
-// or an option `expected` does not name.
+// or an option that neither `expected` nor `also_known` (options the loader reads, which `expected`
+// leaves out at their defaults) names.
 Status CheckModelOptions(const ModelFileContents& model, const std::string& kind,
-                         const std::map<std::string, std::string>& expected);
+                         const std::map<std::string, std::string>& expected,
+                         const std::set<std::string>& also_known = {});
 // InvalidArgument naming the first tensor with a NaN or an infinity; `what` heads the message.
 Status CheckFiniteTensors(const ModelFileContents& model, const std::string& what);
 
