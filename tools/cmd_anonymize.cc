@@ -180,11 +180,12 @@ Status KeepInStore(const StoreOptions& opts, const std::string& manifest_id, con
 StatusOr<bool> AlreadyDone(const Job& job) {
   const std::string out = job.output.string();
   if (!keys::PathExists(out)) return false;
+  // A sidecar counts only when it describes these very pixels or frames.
+  auto sidecar = keys::ReadFile(out + ".veil", engine::kMaxManifestBytes);
+  auto manifest = sidecar.ok() ? engine::ParseManifest(*sidecar) : StatusOr<engine::Manifest>(sidecar.status());
   if (engine::IsVideoPath(out)) {
-    // Its sidecar counts only when it describes these very frames (decoded once more: a resumed
-    // batch re-reads each finished video, still far cheaper than anonymizing it again).
-    auto sidecar = keys::ReadFile(out + ".veil", engine::kMaxManifestBytes);
-    auto manifest = sidecar.ok() ? engine::ParseManifest(*sidecar) : StatusOr<engine::Manifest>(sidecar.status());
+    // Decoded once more: a resumed batch re-reads each finished video, still far cheaper than
+    // anonymizing it again.
     if (manifest.ok()) {
       int64_t frames = 0;
       auto sha = engine::VideoFramesSha256(out, &frames, StopRequested);
@@ -194,9 +195,6 @@ StatusOr<bool> AlreadyDone(const Job& job) {
   } else {
     auto bytes = keys::ReadFile(out, 256u << 20);
     if (bytes.ok() && engine::ExtractManifest(*bytes).ok()) return true;
-    // A sidecar counts only when it describes these very pixels.
-    auto sidecar = keys::ReadFile(out + ".veil", engine::kMaxManifestBytes);
-    auto manifest = sidecar.ok() ? engine::ParseManifest(*sidecar) : StatusOr<engine::Manifest>(sidecar.status());
     engine::ImageLimits quiet;
     quiet.silence_decoder_stderr = true;
     auto image = bytes.ok() ? engine::DecodeImage(*bytes, quiet) : StatusOr<cv::Mat>(bytes.status());

@@ -399,10 +399,7 @@ class IdentityFlowImpl final : public IdentityFlow {
     try {
       c10::InferenceMode guard;
       VEIL_ASSIGN_OR_RETURN(identity::FlowKeys keys, identity::MakeFlowKeys(flow_->options(), {&key}));
-      struct WipeKeys {
-        identity::FlowKeys& k;
-        ~WipeKeys() { k.Wipe(); }  // also when the flow throws
-      } wipe{keys};
+      identity::WipeOnExit wipe(keys);  // also when the flow throws
       const torch::Tensor x = ToTensor(codes);
       torch::Tensor y = inverse ? flow_->inverse(x, keys) : flow_->forward(x, keys);
       return FromTensor(y);

@@ -66,6 +66,15 @@ struct FlowKeys {
   void Wipe();         // zeroes both
 };
 
+// Zeroes key material when it goes out of scope, on every path out (a throw included).
+struct WipeOnExit {
+  explicit WipeOnExit(FlowKeys& k) : keys(k) {}
+  ~WipeOnExit() { keys.Wipe(); }
+  WipeOnExit(const WipeOnExit&) = delete;
+  WipeOnExit& operator=(const WipeOnExit&) = delete;
+  FlowKeys& keys;
+};
+
 // Expands each 32-byte subkey (ExpandSecret, kFlowConditioningContext) into its conditioning.
 // `rows[i]` selects the key of batch row i (empty: one key per row, in order).
 StatusOr<FlowKeys> MakeFlowKeys(const FlowOptions& options, const std::vector<const keys::SecretBytes*>& subkeys,

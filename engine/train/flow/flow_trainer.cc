@@ -35,6 +35,7 @@ using engine::identity::Flow;
 using engine::identity::FlowKeys;
 using engine::identity::FlowOptions;
 using engine::identity::MakeFlowKeys;
+using engine::identity::WipeOnExit;
 
 constexpr int kEvalKeys = 100;  // hold-out codes are split into kEvalKeys groups sharing one key
 
@@ -110,15 +111,6 @@ double RankOne(const torch::Tensor& guesses, const torch::Tensor& originals) {
   const torch::Tensor nearest = std::get<1>(torch::cdist(guesses, originals).min(1));
   return nearest.eq(torch::arange(guesses.size(0), torch::kInt64)).to(torch::kFloat64).mean().item<double>();
 }
-
-// Zeroes a batch's key material when the step ends, on every path out of it.
-struct WipeOnExit {
-  explicit WipeOnExit(FlowKeys& k) : keys(k) {}
-  ~WipeOnExit() { keys.Wipe(); }
-  WipeOnExit(const WipeOnExit&) = delete;
-  WipeOnExit& operator=(const WipeOnExit&) = delete;
-  FlowKeys& keys;
-};
 
 using FlowFn = std::function<torch::Tensor(const torch::Tensor&, const keys::SecretBytes&, bool inverse)>;
 
