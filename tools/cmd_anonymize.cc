@@ -101,13 +101,21 @@ StatusOr<std::vector<Job>> PlanJobs(const std::vector<std::string>& inputs, cons
       // A folder that cannot be listed whole (an unreadable subfolder) stops the batch: a silently
       // partial batch would leave faces unanonymized with exit code 0.
       std::vector<fs::path> files;
+      // The folder's own name heads the mirrored tree, however it was spelled ("photos", "photos/", ".").
+      const fs::path name = fs::weakly_canonical(ip, ec).filename();
+      // Never descend into our own output: OUT, or the tree mirroring this folder (with `-o photos`
+      // for the folder photos, that is photos/photos, inside the input).
+      const fs::path tree_abs = fs::weakly_canonical(out / name, ec);
       auto it = fs::recursive_directory_iterator(ip, ec);
       if (ec) return IoError("cannot list " + in + ": " + ec.message());
       for (; it != fs::recursive_directory_iterator(); it.increment(ec)) {
         std::error_code canon_ec;
-        if (it->is_directory() && fs::weakly_canonical(it->path(), canon_ec) == out_abs) {
-          it.disable_recursion_pending();  // never descend into our own output
-          continue;
+        if (it->is_directory()) {
+          const fs::path here = fs::weakly_canonical(it->path(), canon_ec);
+          if (here == out_abs || here == tree_abs) {
+            it.disable_recursion_pending();
+            continue;
+          }
         }
         const std::string ext = Lower(it->path().extension().string());
         if (it->is_regular_file() && (kImageExt.count(ext) || kVideoExt.count(ext))) files.push_back(it->path());
@@ -115,8 +123,6 @@ StatusOr<std::vector<Job>> PlanJobs(const std::vector<std::string>& inputs, cons
       // A failed step ends the iteration (it becomes the end iterator) with `ec` set.
       if (ec) return IoError("cannot list all of " + in + ": " + ec.message());
       std::sort(files.begin(), files.end());
-      // The folder's own name heads the mirrored tree, however it was spelled ("photos", "photos/", ".").
-      const fs::path name = fs::weakly_canonical(ip, ec).filename();
       for (const auto& f : files) jobs.push_back({f, OutputPath(out / name / fs::relative(f, ip), format)});
     } else if (single_file) {
       // A video becomes a video and a photo a photo: `restore` and `inspect` tell them apart by name.
@@ -125,7 +131,17 @@ StatusOr<std::vector<Job>> PlanJobs(const std::vector<std::string>& inputs, cons
         return InvalidArgumentError("-o " + out.string() + ": a " + (video_in ? "video" : "photo") + " is written to a " +
                                     (video_in ? "video file (.mp4, .avi, .mkv)" : "photo file (.png, .jpg, ...)"));
       }
-      jobs.push_back({ip, OutputPath(out, format, /*named=*/true)});
+      // The file is written under the name given: a name Veil cannot write, or one that names
+      // another format than --format, is refused rather than silently renamed.
+      const std::string out_ext = Lower(out.extension().string());
+      if (!video_in && !kImageExt.count(out_ext)) {
+        return InvalidArgumentError("-o " + out.string() + ": Veil writes photos as .png, .jpg, .webp, .bmp or .tif");
+      }
+      const std::string same = out_ext == ".jpeg" ? ".jpg" : out_ext == ".tiff" ? ".tif" : out_ext;
+      if (!video_in && format != "auto" && same != "." + format) {
+        return InvalidArgumentError("-o " + out.string() + " names another format than --format " + format);
+      }
+      jobs.push_back({ip, video_in ? OutputPath(out, format, /*named=*/true) : out});
     } else {
       jobs.push_back({ip, OutputPath(out / ip.filename(), format)});
     }
@@ -375,8 +391,9 @@ int Anonymize(int argc, char** argv) {
         ++failed;
         entry["status"] = "error";
         entry["error"] = st.ToString();
-        if (!json) std::fprintf(stderr, "%sveil: %s: %s\n", isatty(2) && !quiet ? "\n" : "", job.input.c_str(),
-                                st.ToString().c_str());
+        // The file named once: most errors already name it.
+        const std::string where = st.message().find(job.input.string()) == std::string::npos ? job.input.string() + ": " : "";
+        if (!json) std::fprintf(stderr, "%sveil: %s%s\n", isatty(2) && !quiet ? "\n" : "", where.c_str(), st.ToString().c_str());
       }
       statuses[i] = st;
       entries[i] = std::move(entry);

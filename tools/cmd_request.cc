@@ -132,7 +132,15 @@ int Approve(Args& args) {
   if (!credential.ok()) return Fail(credential.status());
   auto key = keys::PrincipalKey::Load(*key_path, *credential);
   if (!key.ok()) return Fail(key.status());
-  request->Approve(*key, Now());
+  const int64_t now = Now();
+  // Online, the key store logs the refusal (RecordApproval); offline, it is refused here.
+  if (offline && now >= request->info().expires_unix) {
+    return Fail(DeadlineExceededError("the request expired at " + IsoTime(request->info().expires_unix) +
+                                      "; it can no longer be approved"));
+  }
+  bool again = false;  // a second approval by the same principal replaces the first (still one)
+  for (const auto& a : request->approvals()) again |= a.approver == key->name();
+  request->Approve(*key, now);
   if (!offline) {
     auto store = OpenStore(opts, KeyStore::Access::kReadWrite);
     if (!store.ok()) return Fail(store.status());
@@ -140,9 +148,9 @@ int Approve(Args& args) {
   }
   const std::string target = out ? *out : *path;
   if (Status st = keys::WriteFileAtomic(target, request->Serialize(), /*overwrite=*/!out, 0644); !st.ok()) return Fail(st);
-  std::printf("%s approved request %s (%zu approval%s now)\n", key->name().c_str(),
+  std::printf("%s approved request %s (%zu approval%s now%s)\n", key->name().c_str(),
               request->info().request_id_hex.c_str(), request->approvals().size(),
-              request->approvals().size() == 1 ? "" : "s");
+              request->approvals().size() == 1 ? "" : "s", again ? "; it replaces their earlier approval" : "");
   return 0;
 }
 

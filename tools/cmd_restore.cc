@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <memory>
+#include <optional>
 
 #include <unistd.h>
 
@@ -312,13 +313,6 @@ int Restore(int argc, char** argv) {
   if (!EncodeImage(fs::path(*out).extension().string(), restored->image, buf)) {
     return fail_logged(InvalidArgumentError("cannot write '" + *out + "': use .png for an exact restore"));
   }
-  if (StopRequested()) return fail_logged(CancelledError("stopped before anything was written"));
-  Status logged = log_outcome(keys::AuditOutcome::kSuccess,
-                              std::string(exact ? "restored " : "re-rendered (approximate) ") +
-                                  std::to_string(restored->faces_restored) + " face(s) of manifest " +
-                                  keys::ToHex(manifest->manifest_id),
-                              manifest->keyring, manifest->key_version);
-  if (!logged.ok()) return Fail(logged);  // fail closed: nothing written without its record
   std::string written(buf.begin(), buf.end());
   std::string sidecar;  // an approximate restore's manifest when the format cannot hold one
   if (!exact) {
@@ -341,12 +335,35 @@ int Restore(int argc, char** argv) {
     if (embedded.ok()) written = std::move(*embedded);
     else sidecar = said_bytes;
   }
-  // A failure after the success record (the write) is recorded too.
+  // Staged under temporary names first: the success record is written only once the bytes are on
+  // disk, and the files appear under their names only after it (a failure to write leaves a failed
+  // record, never a success without its output).
+  auto stage = [](const std::string& path, const std::string& contents) -> StatusOr<keys::PendingFile> {
+    VEIL_ASSIGN_OR_RETURN(keys::PendingFile file, keys::PendingFile::Create(path, 0600));
+    VEIL_RETURN_IF_ERROR(file.Append(contents).WithContext(path));
+    return file;
+  };
+  auto staged_image = stage(*out, written);
+  if (!staged_image.ok()) return fail_logged(staged_image.status());
+  std::optional<keys::PendingFile> staged_sidecar;
   if (!sidecar.empty()) {
-    if (Status st = keys::WriteFileAtomic(*out + ".veil", sidecar, false, 0600); !st.ok()) return fail_logged(st);
+    auto staged = stage(*out + ".veil", sidecar);
+    if (!staged.ok()) return fail_logged(staged.status());
+    staged_sidecar = std::move(*staged);
   }
-  if (Status st = keys::WriteFileAtomic(*out, written, false, 0600); !st.ok()) {
-    if (!sidecar.empty()) std::remove((*out + ".veil").c_str());  // no manifest without its image
+  if (StopRequested()) return fail_logged(CancelledError("stopped before anything was written"));
+  Status logged = log_outcome(keys::AuditOutcome::kSuccess,
+                              std::string(exact ? "restored " : "re-rendered (approximate) ") +
+                                  std::to_string(restored->faces_restored) + " face(s) of manifest " +
+                                  keys::ToHex(manifest->manifest_id),
+                              manifest->keyring, manifest->key_version);
+  if (!logged.ok()) return Fail(logged);  // fail closed: the staged files go with their destructors
+  // A failure after the success record (the renames) is recorded too.
+  if (staged_sidecar) {
+    if (Status st = staged_sidecar->Commit(*out + ".veil", false); !st.ok()) return fail_logged(st);
+  }
+  if (Status st = staged_image->Commit(*out, false); !st.ok()) {
+    if (staged_sidecar) std::remove((*out + ".veil").c_str());  // no manifest without its image
     return fail_logged(st);
   }
   if (json) {

@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 #include <opencv2/imgproc.hpp>
 
+#include "default_dirs.h"
 #include "nets/faceres_net.h"
 #include "veil/engine/runtime.h"
 #include "veil/engine/tfjs_weights.h"
@@ -90,10 +91,7 @@ class FaceResImpl final : public FaceResRecognizer {
 
 }  // namespace
 
-std::string DefaultHumanModelsDir() {
-  if (const char* env = std::getenv("VEIL_HUMAN_DIR"); env != nullptr && *env != '\0') return env;
-  return VEIL_HUMAN_MODELS_DIR;
-}
+std::string DefaultHumanModelsDir() { return internal::DefaultDataDir("VEIL_HUMAN_DIR", VEIL_HUMAN_MODELS_DIR, "human"); }
 
 StatusOr<std::unique_ptr<FaceResRecognizer>> FaceResRecognizer::Create(const FaceResParams& params) {
   InitRuntimeOnce();

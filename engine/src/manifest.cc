@@ -163,9 +163,7 @@ StatusOr<Manifest> ParseManifest(const std::string& bytes) {
   if (bytes.size() > kMaxManifestBytes) return ResourceExhaustedError("manifest is larger than 64 MiB");
   proto::Manifest p;
   if (!p.ParseFromString(bytes)) return DataLossError("manifest does not parse");
-  if (p.format_version() != kManifestVersion) {
-    return UnsupportedError("manifest format version " + std::to_string(p.format_version()) + " is not supported");
-  }
+  VEIL_RETURN_IF_ERROR(CheckFormatVersion("manifest", p.format_version(), kManifestVersion));
   if (p.manifest_id().size() != 16 || p.output_pixels_sha256().size() != 32) {
     return DataLossError("manifest ids or output hash are malformed");
   }

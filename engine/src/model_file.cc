@@ -87,9 +87,7 @@ StatusOr<ModelFileContents> ParseModelFile(const std::string& bytes) {
   if (bytes.size() < fixed) return DataLossError("model file is truncated");
   uint32_t version = 0;
   for (int i = 0; i < 4; ++i) version |= static_cast<uint32_t>(static_cast<unsigned char>(bytes[kMagic.size() + i])) << (8 * i);
-  if (version != kFormatVersion) {
-    return UnsupportedError("model file format version " + std::to_string(version) + " is not supported (expected 1)");
-  }
+  VEIL_RETURN_IF_ERROR(CheckFormatVersion("model file", version, kFormatVersion));
   std::string_view stored_hash(bytes.data() + kMagic.size() + 4, kHashBytes);
   std::string_view body(bytes.data() + fixed, bytes.size() - fixed);
   if (keys::Sha256(body) != stored_hash) return DataLossError("model file is corrupt (hash mismatch)");

@@ -70,10 +70,7 @@ StatusOr<PayloadContainerReader> PayloadContainerReader::Open(std::unique_ptr<st
   if (n > kMaxHeaderBytes || !r.Read(n, &header_bytes) || !header.ParseFromString(header_bytes)) {
     return DataLossError("the payload container's header is malformed");
   }
-  if (header.format_version() != kVersion) {
-    return UnsupportedError("payload container format version " + std::to_string(header.format_version()) +
-                            " is not supported");
-  }
+  VEIL_RETURN_IF_ERROR(CheckFormatVersion("payload container", header.format_version(), kVersion));
   if (header.container_id().size() != 16) return DataLossError("the payload container's id is malformed");
   r.id_ = header.container_id();
   return r;

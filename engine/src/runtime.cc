@@ -1,11 +1,14 @@
 #include "veil/engine/runtime.h"
 
+#include "default_dirs.h"
+
 #include <ATen/Parallel.h>
 #include <malloc.h>
 #include <sched.h>
 
 #include <algorithm>
 #include <cstdlib>
+#include <filesystem>
 #include <mutex>
 #include <optional>
 #include <thread>
@@ -31,10 +34,18 @@ std::optional<int> ThreadsFromEnv() {
 
 }  // namespace
 
-std::string DefaultModelsDir() {
-  if (const char* env = std::getenv("VEIL_FACE_API_DIR"); env != nullptr && *env != '\0') return env;
-  return VEIL_FACE_API_MODELS_DIR;
+namespace internal {
+
+std::string DefaultDataDir(const char* env_var, const std::string& in_tree, const std::string& installed_name) {
+  if (const char* env = std::getenv(env_var); env != nullptr && *env != '\0') return env;
+  std::error_code ec;
+  if (std::filesystem::is_directory(in_tree, ec)) return in_tree;
+  return std::string(VEIL_INSTALLED_DATA_DIR) + "/" + installed_name;
 }
+
+}  // namespace internal
+
+std::string DefaultModelsDir() { return internal::DefaultDataDir("VEIL_FACE_API_DIR", VEIL_FACE_API_MODELS_DIR, "face-api"); }
 
 std::string ResolveModelsDir(const std::string& models_dir) {
   return models_dir.empty() ? DefaultModelsDir() : models_dir;

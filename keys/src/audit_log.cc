@@ -92,9 +92,8 @@ Scan ScanLog(std::string_view bytes, std::string_view expected_pk, std::vector<A
     s.error = DataLossError("audit log header does not parse");
     return s;
   }
-  if (s.header.format_version() != kFormatVersion) {
-    s.error = UnsupportedError("audit log format version " + std::to_string(s.header.format_version()) +
-                               " is not supported");
+  if (Status st = CheckFormatVersion("audit log", s.header.format_version(), kFormatVersion); !st.ok()) {
+    s.error = st;
     return s;
   }
   const std::string& pk = s.header.log_public_key();
@@ -197,7 +196,7 @@ StatusOr<CheckpointInfo> ReadCheckpoint(const std::string& bytes, const std::str
   if (bytes.size() > 4096 || !sc.ParseFromString(bytes) || !cp.ParseFromString(sc.checkpoint())) {
     return DataLossError("checkpoint does not parse");
   }
-  if (cp.format_version() != kFormatVersion) return UnsupportedError("checkpoint format version not supported");
+  VEIL_RETURN_IF_ERROR(CheckFormatVersion("audit checkpoint", cp.format_version(), kFormatVersion));
   const std::string& pk = expected_public_key.empty() ? cp.log_public_key() : expected_public_key;
   if (cp.log_public_key() != pk) return UnauthenticatedError("checkpoint names a different log key");
   if (cp.head_hash().size() != 32 || !VerifySignature(kCheckpointDomain, sc.checkpoint(), sc.signature(), pk)) {

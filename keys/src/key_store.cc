@@ -784,6 +784,25 @@ StatusOr<RestoreRequest> KeyStore::CreateRequest(const RestoreRequestSpec& spec,
   return request;
 }
 
+namespace {
+
+// Why an approval does not count, or "" when it does: its signature (over the request and its
+// time) must verify, and it must be dated before the request expired. (An earlier date than the
+// request's own is an approver's clock running behind: it cannot predate the digest it signs.)
+std::string ApprovalProblem(const RestoreRequest& request, const RestoreRequest::Approval& a, const std::string& public_key) {
+  const auto& info = request.info();
+  if (VerifySignature(kApprovalDomain, ApprovalMessage(request.digest(), a.signed_unix), a.signature, public_key)) {
+    if (a.signed_unix >= info.expires_unix) return "approved after the request expired";
+    return "";
+  }
+  if (VerifySignature(kApprovalDomainV1, request.digest(), a.signature, public_key)) {
+    return "an approval by an older Veil, without a signed time: approve again";
+  }
+  return "bad signature";
+}
+
+}  // namespace
+
 Status KeyStore::RecordApproval(const RestoreRequest& request, const std::string& approver) {
   VEIL_RETURN_IF_ERROR(RequireWritable());
   const auto& info = request.info();
@@ -794,8 +813,10 @@ Status KeyStore::RecordApproval(const RestoreRequest& request, const std::string
     if (!p) verdict = PermissionDeniedError("'" + approver + "' is not a principal of this store");
     else if (p->revoked()) verdict = PermissionDeniedError("approver '" + approver + "' is revoked");
     else if (p->role() != proto::ROLE_APPROVER) verdict = PermissionDeniedError("'" + approver + "' is not an approver");
-    else if (!VerifySignature(kApprovalDomain, request.digest(), a.signature, p->public_key()))
-      verdict = PermissionDeniedError("approval by '" + approver + "' has an invalid signature");
+    else if (a.signed_unix >= info.expires_unix)
+      verdict = DeadlineExceededError("the request expired at " + IsoTimeUtc(info.expires_unix) + "; it can no longer be approved");
+    else if (std::string why = ApprovalProblem(request, a, p->public_key()); !why.empty())
+      verdict = PermissionDeniedError("approval by '" + approver + "' does not count: " + why);
     else verdict = Status::Ok();
   }
   VEIL_RETURN_IF_ERROR(Audit({approver, AuditAction::kRequestApproved, info.request_id_hex, {request.digest()},
@@ -830,8 +851,12 @@ StatusOr<RestoreGrant> KeyStore::AuthorizeRestore(const RestoreRequest& request,
     return Deny(request, file_sha256, PermissionDeniedError("the request's dates are not possible (created in the future, or valid for "
                                                "more than 366 days)"));
   }
+  if (!file_sha256.empty() &&
+      std::find(request.targets().begin(), request.targets().end(), file_sha256) == request.targets().end()) {
+    return Deny(request, file_sha256, PermissionDeniedError("the request does not name this file (SHA-256 " + ToHex(file_sha256) + ")"));
+  }
   if (now_unix >= info.expires_unix) {
-    return Deny(request, file_sha256, DeadlineExceededError("the request expired at unix time " + std::to_string(info.expires_unix)));
+    return Deny(request, file_sha256, DeadlineExceededError("the request expired at " + IsoTimeUtc(info.expires_unix)));
   }
   auto* ring = state_->FindKeyring(info.keyring);
   if (!ring) return Deny(request, file_sha256, NotFoundError("no keyring named '" + info.keyring + "'"));
@@ -854,7 +879,7 @@ StatusOr<RestoreGrant> KeyStore::AuthorizeRestore(const RestoreRequest& request,
     else if (p->role() != proto::ROLE_APPROVER) ignore(a.approver, "not an approver");
     else if (a.approver == info.requester) ignore(a.approver, "cannot approve own request");
     else if (std::find(valid.begin(), valid.end(), a.approver) != valid.end()) ignore(a.approver, "duplicate");
-    else if (!VerifySignature(kApprovalDomain, request.digest(), a.signature, p->public_key())) ignore(a.approver, "bad signature");
+    else if (std::string why = ApprovalProblem(request, a, p->public_key()); !why.empty()) ignore(a.approver, why);
     else valid.push_back(a.approver);
   }
   const uint32_t needed = ring->policy().required_approvals();

@@ -2,6 +2,8 @@
 
 #include <sodium.h>
 
+#include <ctime>
+
 #include "veil/keys/secret.h"
 #include "veil/proto/request.pb.h"
 
@@ -77,10 +79,7 @@ StatusOr<RestoreRequest> RestoreRequest::Parse(std::string_view bytes) {
   if (!s.ParseFromArray(bytes.data(), static_cast<int>(bytes.size())) || !r.ParseFromString(s.request())) {
     return DataLossError("restore request does not parse (corrupt or not a request file)");
   }
-  if (r.format_version() != kFormatVersion) {
-    return UnsupportedError("restore request format version " + std::to_string(r.format_version()) +
-                            " is not supported");
-  }
+  VEIL_RETURN_IF_ERROR(CheckFormatVersion("restore request", r.format_version(), kFormatVersion));
   if (r.request_id().size() != 16 || r.store_id().size() != 16) return DataLossError("restore request ids are malformed");
   VEIL_RETURN_IF_ERROR(CheckText("keyring", r.keyring(), true));
   VEIL_RETURN_IF_ERROR(CheckText("case id", r.case_id(), true));
@@ -124,6 +123,22 @@ void RestoreRequest::RefreshInfo() {
   for (const auto& a : approvals_) info_.approvals.push_back({a.approver, a.signed_unix});
 }
 
+std::string IsoTimeUtc(int64_t unix_seconds) {
+  std::time_t t = static_cast<std::time_t>(unix_seconds);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+std::string ApprovalMessage(std::string_view digest, int64_t signed_unix) {
+  std::string m(digest);
+  const auto t = static_cast<uint64_t>(signed_unix);
+  for (int i = 0; i < 8; ++i) m.push_back(static_cast<char>((t >> (8 * i)) & 0xff));
+  return m;
+}
+
 std::string RestoreRequest::Serialize() const {
   proto::SignedRestoreRequest s;
   s.set_request(request_bytes_);
@@ -138,7 +153,7 @@ std::string RestoreRequest::Serialize() const {
 }
 
 void RestoreRequest::Approve(const PrincipalKey& key, int64_t now_unix) {
-  Approval a{key.name(), key.Sign(kApprovalDomain, digest_), now_unix};
+  Approval a{key.name(), key.Sign(kApprovalDomain, ApprovalMessage(digest_, now_unix)), now_unix};
   for (auto& existing : approvals_) {
     if (existing.approver == a.approver) {
       existing = a;

@@ -38,10 +38,7 @@ StatusOr<SealedFile> ParseSealed(std::string_view bytes) {
   if (!f.header.ParseFromArray(bytes.data() + fixed, static_cast<int>(hlen))) {
     return DataLossError("sealed file header does not parse");
   }
-  if (f.header.format_version() != kSealFormatVersion) {
-    return UnsupportedError("sealed file format version " + std::to_string(f.header.format_version()) +
-                            " is not supported (this build reads version 1)");
-  }
+  VEIL_RETURN_IF_ERROR(CheckFormatVersion("sealed file", f.header.format_version(), kSealFormatVersion));
   const auto& kdf = f.header.kdf();
   if (kdf.kind() == proto::KdfParams::KIND_ARGON2ID) {
     if (kdf.salt().size() != crypto_pwhash_SALTBYTES || kdf.opslimit() < crypto_pwhash_OPSLIMIT_MIN ||

@@ -37,6 +37,13 @@ Status Status::WithContext(const std::string& context) const {
   return Status(code_, context + ": " + message_);
 }
 
+Status CheckFormatVersion(const std::string& what, uint64_t found, uint64_t current) {
+  if (found == current) return Status::Ok();
+  if (found == 0) return DataLossError(what + " has no format version: it is empty, damaged or not a Veil file");
+  return UnsupportedError(what + " format version " + std::to_string(found) + " is not supported (this build reads version " +
+                          std::to_string(current) + ")");
+}
+
 Status CheckInRange(double value, double lo, double hi, const std::string& what) {
   if (value >= lo && value <= hi) return Status::Ok();
   char range[64];

@@ -129,6 +129,15 @@ contains "1 skipped" "$OUT"
 expect 2 "$VEIL" anonymize in/sample1.jpg -o in/sample1.jpg
 expect 2 "$VEIL" anonymize in/sample1.jpg -o photo.mp4   # a photo is not written under a video's name
 [ ! -e photo.mp4 ] && PASSED=$((PASSED + 1)) || { echo "FAIL: photo.mp4 was written"; FAILED=$((FAILED + 1)); }
+expect 2 "$VEIL" anonymize in/sample1.jpg -o a.gif     # a name Veil cannot write: refused, not renamed
+[ ! -e a.gif ] && [ ! -e a.png.tmp ] && PASSED=$((PASSED + 1)) || { echo "FAIL: a.gif was written"; FAILED=$((FAILED + 1)); }
+expect 2 "$VEIL" anonymize in/sample1.jpg -o a.jpg --format png   # the name and --format disagree
+# A folder anonymized into itself (-o FOLDER): its tree FOLDER/FOLDER is not walked again.
+cp -r in self && expect 0 "$VEIL" anonymize self -o self --quiet
+expect 0 "$VEIL" anonymize self -o self --quiet
+contains "0 file(s)" "$OUT"
+contains "2 skipped" "$OUT"
+[ ! -e self/self/self ] && PASSED=$((PASSED + 1)) || { echo "FAIL: self/self/self was made"; FAILED=$((FAILED + 1)); }
 echo "someone else's file" > theirs.png                 # not Veil's output: refused, not skipped
 expect 10 "$VEIL" anonymize in/sample1.jpg -o theirs.png
 [ "$(cat theirs.png)" = "someone else's file" ] && PASSED=$((PASSED + 1)) || { echo "FAIL: theirs.png replaced"; FAILED=$((FAILED + 1)); }
@@ -144,6 +153,26 @@ expect 2 "$VEIL" restore a.png --request req -o r.jpg      # lossy: would not gi
 [ ! -e r.jpg ] && PASSED=$((PASSED + 1)) || { echo "FAIL: a lossy restore was written"; FAILED=$((FAILED + 1)); }
 expect 2 "$VEIL" restore a.png --request req -o r.xyz      # a format OpenCV cannot write: refused, no crash
 [ ! -e r.xyz ] && PASSED=$((PASSED + 1)) || { echo "FAIL: r.xyz was written"; FAILED=$((FAILED + 1)); }
+# An output that cannot be written: exit 4, and the record says failed, with no success before it.
+expect 4 "$VEIL" restore a.png --request req -o nodir/r.png
+expect 0 "$VEIL" audit show --json
+echo "$OUT" | python3 -c '
+import json, sys
+records = json.load(sys.stdin)
+records = records["records"] if isinstance(records, dict) else records
+last, before = json.dumps(records[-1]), json.dumps(records[-2])
+sys.exit(0 if "failed" in last and "nodir" in last and "restore-performed" not in before else 1)' \
+  && PASSED=$((PASSED + 1)) || { echo "FAIL: the unwritable restore left a success record"; FAILED=$((FAILED + 1)); }
+# Another file than the request names: denied by the authorization (7), on record as denied.
+expect 7 "$VEIL" restore out/in/sample1.jpg --request req -o r-other.png
+contains "does not name this file" "$ERR"
+expect 0 "$VEIL" audit show --json
+echo "$OUT" | python3 -c '
+import json, sys
+records = json.load(sys.stdin)
+records = records["records"] if isinstance(records, dict) else records
+sys.exit(0 if "denied" in json.dumps(records[-1]) else 1)' \
+  && PASSED=$((PASSED + 1)) || { echo "FAIL: the restore of another file was not denied on record"; FAILED=$((FAILED + 1)); }
 expect 0 "$VEIL" restore a.png --request req -o r.png
 contains "restored 3 face(s)" "$OUT"
 expect 0 "$PIXELS" same r.png in/sample1.jpg                # bit for bit the photo as Veil read it
@@ -155,6 +184,8 @@ expect 0 "$VEIL" request approve req5 --principal-key bob.key
 expect 0 "$VEIL" request show req5 --json
 req5_id=$(echo "$OUT" | python3 -c 'import json,sys; print(json.load(sys.stdin)["request_id"])')
 sleep 5
+expect 9 "$VEIL" request approve req5 --principal-key carol.key             # too late to approve: on record
+expect 9 "$VEIL" request approve req5 --principal-key carol.key --offline   # offline too
 expect 9 "$VEIL" restore a.png --request req5 -o r5.png
 contains "expired" "$ERR"
 [ ! -e r5.png ] && PASSED=$((PASSED + 1)) || { echo "FAIL: output written for an expired request"; FAILED=$((FAILED + 1)); }

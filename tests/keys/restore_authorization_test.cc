@@ -4,6 +4,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <functional>
 
 #include "test_util.h"
@@ -253,6 +254,65 @@ TEST_CASE("an expired request is refused with deadline exceeded") {
   CHECK(f.LastRecord().event.outcome == AuditOutcome::kDenied);
 }
 
+// The request file with approval `index`'s time set to `signed_unix`, as an attacker could edit it.
+RestoreRequest WithApprovalTime(const RestoreRequest& request, int index, int64_t signed_unix) {
+  proto::SignedRestoreRequest file;
+  REQUIRE(file.ParseFromString(request.Serialize()));
+  file.mutable_approvals(index)->set_signed_unix(signed_unix);
+  auto parsed = RestoreRequest::Parse(file.SerializeAsString());
+  REQUIRE(parsed.ok());
+  return std::move(parsed.value());
+}
+
+TEST_CASE("restore of a file the request does not name is denied, and the denial names the file") {
+  Fixture f;
+  auto req = f.Request();
+  req.Approve(f.alice, kNow);
+  req.Approve(f.bob, kNow);
+  auto grant = f.store->AuthorizeRestore(req, kNow + 1, Sha256("image three"));
+  CHECK(grant.status().code() == StatusCode::kPermissionDenied);
+  CHECK(grant.status().message().find("does not name this file") != std::string::npos);
+  const AuditEntry last = f.LastRecord();
+  CHECK(last.event.outcome == AuditOutcome::kDenied);
+  CHECK(std::find(last.event.target_digests.begin(), last.event.target_digests.end(), Sha256("image three")) != last.event.target_digests.end());
+  CHECK(f.store->AuthorizeRestore(req, kNow + 1, Sha256("image two")).ok());
+}
+
+TEST_CASE("an approval whose time was edited does not count: the signature covers the time") {
+  Fixture f;
+  auto req = f.Request();
+  req.Approve(f.alice, kNow + 10);
+  req.Approve(f.bob, kNow + 20);
+  REQUIRE(f.store->AuthorizeRestore(req, kNow + 30).ok());
+  auto edited = WithApprovalTime(req, 1, kNow + 25);
+  auto grant = f.store->AuthorizeRestore(edited, kNow + 30);
+  CHECK(grant.status().code() == StatusCode::kPermissionDenied);
+  CHECK(grant.status().message().find("bob: bad signature") != std::string::npos);
+  CHECK(f.LastRecord().event.outcome == AuditOutcome::kDenied);
+}
+
+TEST_CASE("an approval dated after the request expired does not count") {
+  Fixture f;
+  auto req = f.Request(0, 60);
+  req.Approve(f.alice, kNow);
+  req.Approve(f.bob, kNow + 60);  // signed at the moment the request expired
+  auto grant = f.store->AuthorizeRestore(req, kNow + 30);
+  CHECK(grant.status().code() == StatusCode::kPermissionDenied);
+  CHECK(grant.status().message().find("bob: approved after the request expired") != std::string::npos);
+  CHECK(f.store->RecordApproval(req, "bob").code() == StatusCode::kDeadlineExceeded);
+  CHECK(f.LastRecord().event.outcome == AuditOutcome::kDenied);
+}
+
+TEST_CASE("an approval signed the old way (the request alone, time unsigned) is not counted and says why") {
+  Fixture f;
+  auto req = f.Request();
+  req.Approve(f.alice, kNow);
+  auto old = WithApproval(req, "bob", f.bob.Sign(kApprovalDomainV1, req.digest()));
+  auto grant = f.store->AuthorizeRestore(old, kNow + 1);
+  CHECK(grant.status().code() == StatusCode::kPermissionDenied);
+  CHECK(grant.status().message().find("bob: an approval by an older Veil") != std::string::npos);
+}
+
 TEST_CASE("a revoked approver's signature does not count") {
   Fixture f;
   auto req = f.Request();
@@ -405,6 +465,21 @@ TEST_CASE("a request file round trips, and corrupt request files are refused") {
     if (parsed->digest() == req.digest()) continue;  // the flip hit the (unsigned) approval entry
     CHECK(f.store->AuthorizeRestore(*parsed, kNow).status().code() != StatusCode::kOk);
   }
+}
+
+TEST_CASE("an empty request file is corrupt (data loss), one from a newer Veil is unsupported") {
+  CHECK(RestoreRequest::Parse("").status().code() == StatusCode::kDataLoss);
+  Fixture f;
+  proto::SignedRestoreRequest file;
+  REQUIRE(file.ParseFromString(f.Request().Serialize()));
+  proto::RestoreRequest inner;
+  REQUIRE(inner.ParseFromString(file.request()));
+  for (auto [version, code] : {std::pair{0u, StatusCode::kDataLoss}, std::pair{2u, StatusCode::kUnsupported}}) {
+    inner.set_format_version(version);
+    file.set_request(inner.SerializeAsString());
+    CHECK(RestoreRequest::Parse(file.SerializeAsString()).status().code() == code);
+  }
+  CHECK(CheckFormatVersion("manifest", 1, 1).ok());
 }
 
 TEST_CASE("when the audit record cannot be written, no grant is released (fail closed)") {

@@ -3,6 +3,7 @@
 #include <cstring>
 #include <ctime>
 
+#include "default_dirs.h"
 #include "identity/renderer_files.h"
 #include "nets/module_io.h"
 #include "veil/engine/model_file.h"
@@ -51,10 +52,7 @@ torch::Tensor CropsToPixels(const std::vector<cv::Mat>& crops, size_t first, siz
 
 namespace {
 
-std::string ModelsDir() {
-  if (const char* env = std::getenv("VEIL_MODELS_DIR"); env != nullptr && *env != '\0') return env;
-  return VEIL_MODELS_DIR;
-}
+std::string ModelsDir() { return internal::DefaultDataDir("VEIL_MODELS_DIR", VEIL_MODELS_DIR, "models"); }
 
 class FaceRendererImpl final : public FaceRenderer {
  public:

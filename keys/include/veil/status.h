@@ -5,6 +5,7 @@
 // Messages are one line, say what to do, and never contain secret material.
 #pragma once
 
+#include <cstdint>
 #include <functional>
 #include <optional>
 #include <string>
@@ -90,6 +91,11 @@ class [[nodiscard]] StatusOr {
   Status status_;
   std::optional<T> value_;
 };
+
+// The format-version check of every Veil file format, the one wording for all: Ok when `found` is
+// `current`; Unsupported when it is newer (written by a newer Veil: exit 11); DataLoss when it is
+// 0, which no Veil writes (an empty, truncated or foreign file: exit 6). `what`: "manifest", ...
+Status CheckFormatVersion(const std::string& what, uint64_t found, uint64_t current);
 
 // InvalidArgument "<what> must be a number in [lo, hi]" unless lo <= value <= hi (NaN never is):
 // the one wording for options and model-file values alike.

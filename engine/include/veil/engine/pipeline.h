@@ -1,9 +1,10 @@
 // The anonymization pipeline: detect -> replace every face -> encode -> seal the originals ->
 // manifest; and its inverse for authorized restores.
 //
-//   veil::engine::PipelineParams params;                    // defaults documented below
-//   params.method = veil::engine::ReplaceMethod::kPixelate;
-//   auto pipeline = veil::engine::Pipeline::Create(params);
+//   veil::PipelineParams params;                            // defaults documented below (also
+//                                                           // veil::engine::PipelineParams)
+//   params.method = veil::ReplaceMethod::kPixelate;
+//   auto pipeline = veil::Pipeline::Create(params);
 //   auto key = store->KeyForNewWork("default", "anonymize");  // keys::KeyHandle, logged
 //   auto out = (*pipeline)->AnonymizeImage(bgr, *key, ".png");  // bytes with the manifest embedded
 //
@@ -188,3 +189,10 @@ StatusOr<RestoreOutput> RestoreFromPayloads(const cv::Mat& decoded, const Manife
 std::string PayloadAssociatedData(const Manifest& manifest, uint32_t face_index);
 
 }  // namespace veil::engine
+
+// The pipeline's names at the top level, as applications spell them: veil::Pipeline.
+namespace veil {
+using engine::Pipeline;
+using engine::PipelineParams;
+using engine::ReplaceMethod;
+}  // namespace veil

@@ -188,7 +188,8 @@ class KeyStore {
   // Checks the request (this store, unexpired, m valid signatures of distinct unrevoked approvers
   // other than the requester, enabled key) and logs the decision, granted or denied with the
   // reason. The grant is released only after its record is durable. `file_sha256` (raw 32 bytes,
-  // optional): the file the caller means to restore, named in a denial's record too.
+  // optional): the file the caller means to restore, named in a denial's record too; a request
+  // that does not name it is denied (PermissionDenied).
   StatusOr<RestoreGrant> AuthorizeRestore(const RestoreRequest& request, int64_t now_unix,
                                           const std::string& file_sha256 = {});
 

@@ -13,10 +13,21 @@
 
 namespace veil::keys {
 
-inline constexpr std::string_view kApprovalDomain = "veil-approval-v1";
+// An approval signs the request's digest and its own time (ApprovalMessage). Approvals made before
+// 2026-12-06 (domain "veil-approval-v1") signed the digest alone, so their time could be changed
+// at will; they are no longer counted, and the approver is asked to approve again.
+inline constexpr std::string_view kApprovalDomain = "veil-approval-v2";
+inline constexpr std::string_view kApprovalDomainV1 = "veil-approval-v1";
 inline constexpr std::string_view kRequestIssuedDomain = "veil-request-issued-v1";
 // The longest a request may stay valid, from its creation.
 inline constexpr int64_t kMaxRequestLifetimeSeconds = 366 * 86400;
+
+// What an approval signs after its domain: the request's digest, then its time (signed_unix) as
+// 8 bytes little-endian.
+std::string ApprovalMessage(std::string_view digest, int64_t signed_unix);
+
+// "2026-12-06T04:10:00Z": a unix time as people read it in messages (requests' dates, the log).
+std::string IsoTimeUtc(int64_t unix_seconds);
 
 struct RestoreRequestSpec {
   std::string keyring;
@@ -71,7 +82,9 @@ class RestoreRequest {
   // The key store's signature over digest() (see request.proto); empty on a request it did not make.
   const std::string& issuer_signature() const { return issuer_signature_; }
 
-  // Signs the request with the approver's key; replaces an earlier approval by the same name.
+  // Signs the request and `now_unix` with the approver's key; replaces an earlier approval by the
+  // same name. Callers refuse to approve a request that has expired (the key store ignores an
+  // approval dated at or after the request's expiry).
   void Approve(const PrincipalKey& key, int64_t now_unix);
 
  private:
