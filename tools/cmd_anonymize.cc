@@ -102,20 +102,21 @@ StatusOr<std::vector<Job>> PlanJobs(const std::vector<std::string>& inputs, cons
       // partial batch would leave faces unanonymized with exit code 0.
       std::vector<fs::path> files;
       // The folder's own name heads the mirrored tree, however it was spelled ("photos", "photos/", ".").
-      const fs::path name = fs::weakly_canonical(ip, ec).filename();
-      // Never descend into our own output: OUT, or the tree mirroring this folder (with `-o photos`
-      // for the folder photos, that is photos/photos, inside the input).
-      const fs::path tree_abs = fs::weakly_canonical(out / name, ec);
+      const fs::path ip_abs = fs::weakly_canonical(ip, ec);
+      const fs::path name = ip_abs.filename();
+      // `-o photos` for the folder photos would put the tree at photos/photos, inside the input,
+      // where a second run could not tell it from a subfolder of originals: refused.
+      if (ip_abs == out_abs) {
+        return InvalidArgumentError("-o " + out.string() + " is the input folder " + in +
+                                    " itself; write the tree elsewhere (for example -o " + (fs::path(in) / "anonymized").string() + ")");
+      }
       auto it = fs::recursive_directory_iterator(ip, ec);
       if (ec) return IoError("cannot list " + in + ": " + ec.message());
       for (; it != fs::recursive_directory_iterator(); it.increment(ec)) {
         std::error_code canon_ec;
-        if (it->is_directory()) {
-          const fs::path here = fs::weakly_canonical(it->path(), canon_ec);
-          if (here == out_abs || here == tree_abs) {
-            it.disable_recursion_pending();
-            continue;
-          }
+        if (it->is_directory() && fs::weakly_canonical(it->path(), canon_ec) == out_abs) {
+          it.disable_recursion_pending();  // never descend into our own output
+          continue;
         }
         const std::string ext = Lower(it->path().extension().string());
         if (it->is_regular_file() && (kImageExt.count(ext) || kVideoExt.count(ext))) files.push_back(it->path());
@@ -137,8 +138,8 @@ StatusOr<std::vector<Job>> PlanJobs(const std::vector<std::string>& inputs, cons
       if (!video_in && !kImageExt.count(out_ext)) {
         return InvalidArgumentError("-o " + out.string() + ": Veil writes photos as .png, .jpg, .webp, .bmp or .tif");
       }
-      const std::string same = out_ext == ".jpeg" ? ".jpg" : out_ext == ".tiff" ? ".tif" : out_ext;
-      if (!video_in && format != "auto" && same != "." + format) {
+      auto canonical = [](const std::string& ext) { return ext == ".jpeg" ? ".jpg" : ext == ".tiff" ? ".tif" : ext; };
+      if (!video_in && format != "auto" && canonical(out_ext) != canonical("." + format)) {
         return InvalidArgumentError("-o " + out.string() + " names another format than --format " + format);
       }
       jobs.push_back({ip, video_in ? OutputPath(out, format, /*named=*/true) : out});
@@ -392,7 +393,7 @@ int Anonymize(int argc, char** argv) {
         entry["status"] = "error";
         entry["error"] = st.ToString();
         // The file named once: most errors already name it.
-        const std::string where = st.message().find(job.input.string()) == std::string::npos ? job.input.string() + ": " : "";
+        const std::string where = st.message().rfind(job.input.string() + ":", 0) == 0 ? "" : job.input.string() + ": ";
         if (!json) std::fprintf(stderr, "%sveil: %s%s\n", isatty(2) && !quiet ? "\n" : "", where.c_str(), st.ToString().c_str());
       }
       statuses[i] = st;

@@ -335,19 +335,14 @@ int Restore(int argc, char** argv) {
     if (embedded.ok()) written = std::move(*embedded);
     else sidecar = said_bytes;
   }
-  // Staged under temporary names first: the success record is written only once the bytes are on
-  // disk, and the files appear under their names only after it (a failure to write leaves a failed
-  // record, never a success without its output).
-  auto stage = [](const std::string& path, const std::string& contents) -> StatusOr<keys::PendingFile> {
-    VEIL_ASSIGN_OR_RETURN(keys::PendingFile file, keys::PendingFile::Create(path, 0600));
-    VEIL_RETURN_IF_ERROR(file.Append(contents).WithContext(path));
-    return file;
-  };
-  auto staged_image = stage(*out, written);
+  // The output files are opened (empty, under temporary names) before the success record: an
+  // output that cannot be created leaves a failed record, never a success without its output. The
+  // restored pixels are written only after the record, and appear under their names last.
+  auto staged_image = keys::PendingFile::Create(*out, 0600);
   if (!staged_image.ok()) return fail_logged(staged_image.status());
   std::optional<keys::PendingFile> staged_sidecar;
   if (!sidecar.empty()) {
-    auto staged = stage(*out + ".veil", sidecar);
+    auto staged = keys::PendingFile::Create(*out + ".veil", 0600);
     if (!staged.ok()) return fail_logged(staged.status());
     staged_sidecar = std::move(*staged);
   }
@@ -357,14 +352,22 @@ int Restore(int argc, char** argv) {
                                   std::to_string(restored->faces_restored) + " face(s) of manifest " +
                                   keys::ToHex(manifest->manifest_id),
                               manifest->keyring, manifest->key_version);
-  if (!logged.ok()) return Fail(logged);  // fail closed: the staged files go with their destructors
-  // A failure after the success record (the renames) is recorded too.
+  if (!logged.ok()) return Fail(logged);  // fail closed: the empty temporary files go with their destructors
+  // A failure after the success record (a full disk, the renames) is recorded too; a sidecar is never
+  // left without its image.
   if (staged_sidecar) {
-    if (Status st = staged_sidecar->Commit(*out + ".veil", false); !st.ok()) return fail_logged(st);
+    Status st = staged_sidecar->Append(sidecar);
+    if (st.ok()) st = staged_sidecar->Commit(*out + ".veil", false);
+    if (!st.ok()) {
+      if (keys::PathExists(*out + ".veil")) std::remove((*out + ".veil").c_str());
+      return fail_logged(st.WithContext(*out + ".veil"));
+    }
   }
-  if (Status st = staged_image->Commit(*out, false); !st.ok()) {
-    if (staged_sidecar) std::remove((*out + ".veil").c_str());  // no manifest without its image
-    return fail_logged(st);
+  Status st = staged_image->Append(written);
+  if (st.ok()) st = staged_image->Commit(*out, false);
+  if (!st.ok()) {
+    if (staged_sidecar && !keys::PathExists(*out)) std::remove((*out + ".veil").c_str());
+    return fail_logged(st.WithContext(*out));
   }
   if (json) {
     PrintJson({{"output", *out}, {"exact", exact}, {"faces_restored", restored->faces_restored},

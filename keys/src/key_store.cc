@@ -786,13 +786,15 @@ StatusOr<RestoreRequest> KeyStore::CreateRequest(const RestoreRequestSpec& spec,
 
 namespace {
 
+constexpr std::string_view kApprovedLate = "approved after the request expired";
+
 // Why an approval does not count, or "" when it does: its signature (over the request and its
 // time) must verify, and it must be dated before the request expired. (An earlier date than the
 // request's own is an approver's clock running behind: it cannot predate the digest it signs.)
 std::string ApprovalProblem(const RestoreRequest& request, const RestoreRequest::Approval& a, const std::string& public_key) {
   const auto& info = request.info();
   if (VerifySignature(kApprovalDomain, ApprovalMessage(request.digest(), a.signed_unix), a.signature, public_key)) {
-    if (a.signed_unix >= info.expires_unix) return "approved after the request expired";
+    if (a.signed_unix >= info.expires_unix) return std::string(kApprovedLate);
     return "";
   }
   if (VerifySignature(kApprovalDomainV1, request.digest(), a.signature, public_key)) {
@@ -813,9 +815,9 @@ Status KeyStore::RecordApproval(const RestoreRequest& request, const std::string
     if (!p) verdict = PermissionDeniedError("'" + approver + "' is not a principal of this store");
     else if (p->revoked()) verdict = PermissionDeniedError("approver '" + approver + "' is revoked");
     else if (p->role() != proto::ROLE_APPROVER) verdict = PermissionDeniedError("'" + approver + "' is not an approver");
-    else if (a.signed_unix >= info.expires_unix)
+    else if (std::string why = ApprovalProblem(request, a, p->public_key()); why == kApprovedLate)
       verdict = DeadlineExceededError("the request expired at " + IsoTimeUtc(info.expires_unix) + "; it can no longer be approved");
-    else if (std::string why = ApprovalProblem(request, a, p->public_key()); !why.empty())
+    else if (!why.empty())
       verdict = PermissionDeniedError("approval by '" + approver + "' does not count: " + why);
     else verdict = Status::Ok();
   }

@@ -1,8 +1,10 @@
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <filesystem>
 
+#include "default_dirs.h"
 #include "veil/engine/model_file.h"
 
 using namespace veil;
@@ -78,4 +80,20 @@ TEST_CASE("saving never replaces a model file unless asked to") {
   CHECK(loaded->tensors.size() == 2);
   CHECK(LoadModelFile((dir / "missing").string()).status().code() == StatusCode::kNotFound);
   std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("model folders: the environment first, then the checkout's folder while it exists, else the installed copy") {
+  namespace fs = std::filesystem;
+  const char* var = "VEIL_TEST_MODEL_FOLDER";
+  const std::string here = fs::temp_directory_path().string();
+  ::setenv(var, "/from/the/environment", 1);
+  CHECK(internal::DefaultDataDir(var, here, "face-api") == "/from/the/environment");
+  ::unsetenv(var);
+  CHECK(internal::DefaultDataDir(var, here, "face-api") == here);
+  const std::string installed = internal::DefaultDataDir(var, "/no/such/checkout/models", "face-api");
+  CHECK(installed.size() > std::string("/share/veil/face-api").size());
+  CHECK(installed.compare(installed.size() - 20, 20, "/share/veil/face-api") == 0);
+  ::setenv(var, "", 1);  // empty: as if unset
+  CHECK(internal::DefaultDataDir(var, "/no/such/checkout/models", "models") == installed.substr(0, installed.size() - 8) + "models");
+  ::unsetenv(var);
 }
