@@ -128,13 +128,13 @@ StatusOr<std::vector<Job>> PlanJobs(const std::vector<std::string>& inputs, cons
     } else if (single_file) {
       // A video becomes a video and a photo a photo: `restore` and `inspect` tell them apart by name.
       const bool video_in = kVideoExt.count(Lower(ip.extension().string())) > 0;
-      if (video_in != (kVideoExt.count(Lower(out.extension().string())) > 0)) {
+      const std::string out_ext = Lower(out.extension().string());
+      if (video_in != (kVideoExt.count(out_ext) > 0)) {
         return InvalidArgumentError("-o " + out.string() + ": a " + (video_in ? "video" : "photo") + " is written to a " +
                                     (video_in ? "video file (.mp4, .avi, .mkv)" : "photo file (.png, .jpg, ...)"));
       }
       // The file is written under the name given: a name Veil cannot write, or one that names
       // another format than --format, is refused rather than silently renamed.
-      const std::string out_ext = Lower(out.extension().string());
       if (!video_in && !kImageExt.count(out_ext)) {
         return InvalidArgumentError("-o " + out.string() + ": Veil writes photos as .png, .jpg, .webp, .bmp or .tif");
       }

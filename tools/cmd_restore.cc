@@ -256,13 +256,11 @@ int Restore(int argc, char** argv) {
   request_id = request->info().request_id_hex;
 
   if (Status st = open_store(); !st.ok()) return Fail(st);
-  auto grant = store->AuthorizeRestore(*request, Now(), digest);  // logged, granted or denied, with the file
+  // Logged, granted or denied, with the file; denied when the request does not name this file.
+  auto grant = store->AuthorizeRestore(*request, Now(), digest);
   if (!grant.ok()) return Fail(grant.status());
 
   if (StopRequested()) return fail_logged(CancelledError("stopped before anything was written"));
-  if (!grant->Covers(digest)) {
-    return fail_logged(PermissionDeniedError("the request does not name this image (SHA-256 " + keys::ToHex(digest) + ")"));
-  }
   // Decoded only now: an undecodable or edited image is refused with an audit record too.
   StatusOr<cv::Mat> image = cv::Mat();
   if (!video) {
@@ -354,19 +352,19 @@ int Restore(int argc, char** argv) {
                               manifest->keyring, manifest->key_version);
   if (!logged.ok()) return Fail(logged);  // fail closed: the empty temporary files go with their destructors
   // A failure after the success record (a full disk, the renames) is recorded too; a sidecar is never
-  // left without its image.
+  // left without its image, and only files this restore put in place are removed.
   if (staged_sidecar) {
     Status st = staged_sidecar->Append(sidecar);
     if (st.ok()) st = staged_sidecar->Commit(*out + ".veil", false);
     if (!st.ok()) {
-      if (keys::PathExists(*out + ".veil")) std::remove((*out + ".veil").c_str());
+      if (staged_sidecar->committed()) std::remove((*out + ".veil").c_str());
       return fail_logged(st.WithContext(*out + ".veil"));
     }
   }
   Status st = staged_image->Append(written);
   if (st.ok()) st = staged_image->Commit(*out, false);
   if (!st.ok()) {
-    if (staged_sidecar && !keys::PathExists(*out)) std::remove((*out + ".veil").c_str());
+    if (staged_sidecar && !staged_image->committed()) std::remove((*out + ".veil").c_str());
     return fail_logged(st.WithContext(*out));
   }
   if (json) {

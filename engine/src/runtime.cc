@@ -1,7 +1,5 @@
 #include "veil/engine/runtime.h"
 
-#include "default_dirs.h"
-
 #include <ATen/Parallel.h>
 #include <malloc.h>
 #include <sched.h>
@@ -12,6 +10,8 @@
 #include <mutex>
 #include <optional>
 #include <thread>
+
+#include "default_dirs.h"
 
 namespace veil::engine {
 namespace {

@@ -786,21 +786,20 @@ StatusOr<RestoreRequest> KeyStore::CreateRequest(const RestoreRequestSpec& spec,
 
 namespace {
 
-constexpr std::string_view kApprovedLate = "approved after the request expired";
-
-// Why an approval does not count, or "" when it does: its signature (over the request and its
-// time) must verify, and it must be dated before the request expired. (An earlier date than the
-// request's own is an approver's clock running behind: it cannot predate the digest it signs.)
-std::string ApprovalProblem(const RestoreRequest& request, const RestoreRequest::Approval& a, const std::string& public_key) {
+// Whether an approval counts: its signature (over the request and its time) must verify
+// (PermissionDenied, with why), and it must be dated before the request expired (DeadlineExceeded).
+// An earlier date than the request's own is an approver's clock running behind: it cannot predate
+// the digest it signs.
+Status CheckApproval(const RestoreRequest& request, const RestoreRequest::Approval& a, const std::string& public_key) {
   const auto& info = request.info();
   if (VerifySignature(kApprovalDomain, ApprovalMessage(request.digest(), a.signed_unix), a.signature, public_key)) {
-    if (a.signed_unix >= info.expires_unix) return std::string(kApprovedLate);
-    return "";
+    if (a.signed_unix >= info.expires_unix) return DeadlineExceededError("approved after the request expired");
+    return Status::Ok();
   }
   if (VerifySignature(kApprovalDomainV1, request.digest(), a.signature, public_key)) {
-    return "an approval by an older Veil, without a signed time: approve again";
+    return PermissionDeniedError("an approval by an older Veil, without a signed time: approve again");
   }
-  return "bad signature";
+  return PermissionDeniedError("bad signature");
 }
 
 }  // namespace
@@ -815,10 +814,10 @@ Status KeyStore::RecordApproval(const RestoreRequest& request, const std::string
     if (!p) verdict = PermissionDeniedError("'" + approver + "' is not a principal of this store");
     else if (p->revoked()) verdict = PermissionDeniedError("approver '" + approver + "' is revoked");
     else if (p->role() != proto::ROLE_APPROVER) verdict = PermissionDeniedError("'" + approver + "' is not an approver");
-    else if (std::string why = ApprovalProblem(request, a, p->public_key()); why == kApprovedLate)
+    else if (Status why = CheckApproval(request, a, p->public_key()); why.code() == StatusCode::kDeadlineExceeded)
       verdict = DeadlineExceededError("the request expired at " + IsoTimeUtc(info.expires_unix) + "; it can no longer be approved");
-    else if (!why.empty())
-      verdict = PermissionDeniedError("approval by '" + approver + "' does not count: " + why);
+    else if (!why.ok())
+      verdict = Status(why.code(), "approval by '" + approver + "' does not count: " + why.message());
     else verdict = Status::Ok();
   }
   VEIL_RETURN_IF_ERROR(Audit({approver, AuditAction::kRequestApproved, info.request_id_hex, {request.digest()},
@@ -881,7 +880,7 @@ StatusOr<RestoreGrant> KeyStore::AuthorizeRestore(const RestoreRequest& request,
     else if (p->role() != proto::ROLE_APPROVER) ignore(a.approver, "not an approver");
     else if (a.approver == info.requester) ignore(a.approver, "cannot approve own request");
     else if (std::find(valid.begin(), valid.end(), a.approver) != valid.end()) ignore(a.approver, "duplicate");
-    else if (std::string why = ApprovalProblem(request, a, p->public_key()); !why.empty()) ignore(a.approver, why);
+    else if (Status why = CheckApproval(request, a, p->public_key()); !why.ok()) ignore(a.approver, why.message());
     else valid.push_back(a.approver);
   }
   const uint32_t needed = ring->policy().required_approvals();

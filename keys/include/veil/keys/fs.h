@@ -52,6 +52,9 @@ class PendingFile {
   // (AlreadyExists); overwrite=true replaces one atomically.
   Status Commit(const std::string& path, bool overwrite);
   const std::string& temp_path() const { return tmp_; }
+  // True once the file stands under its final name (Commit may still fail after that, when the
+  // folder's fsync does).
+  bool committed() const { return committed_; }
 
  private:
   PendingFile(std::string tmp, int fd) : tmp_(std::move(tmp)), fd_(fd) {}
