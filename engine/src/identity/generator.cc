@@ -107,6 +107,33 @@ torch::Tensor ModulatedConv2dImpl::forward(const torch::Tensor& x, const torch::
   return options.activate() ? ScaledLeakyRelu(y) : y;
 }
 
+ModulatedConv2dImpl::Folded ModulatedConv2dImpl::Fold(const torch::Tensor& w) {
+  TORCH_CHECK(w.dim() == 2 && w.size(0) == 1 && w.size(1) == options.style_dim(), "ModulatedConv2d::Fold: expected 1 x ",
+              options.style_dim(), ", got ", w.sizes());
+  const int64_t k = options.kernel(), in = options.in(), out = options.out();
+  const torch::Tensor style = affine_->forward(w).view({1, in});
+  // leaky_relu(a y) = a leaky_relu(y) for a > 0: the activation's gain moves into the conv.
+  const double gain = options.activate() ? std::sqrt(2.0) : 1.0;
+  // One out x in factor (scale, style, demodulation, gain), then one pass over the weight.
+  torch::Tensor factor = style * (gain / std::sqrt(double(in * k * k)));  // 1 x in
+  if (options.demodulate()) {
+    const torch::Tensor energy = torch::mm(style.pow(2), weight_.pow(2).sum({2, 3}).t()) * (1.0 / double(in * k * k));
+    factor = factor * torch::rsqrt(energy + 1e-8).view({out, 1});  // out x in
+  } else {
+    factor = factor.expand({out, in});
+  }
+  torch::Tensor weight = torch::empty_like(weight_, at::MemoryFormat::ChannelsLast);
+  torch::mul_out(weight, weight_, factor.reshape({out, in, 1, 1}));
+  return {weight, (options.activate() ? bias_ * gain : bias_).contiguous(), options.stride(), (k - 1) / 2,
+          options.activate()};
+}
+
+torch::Tensor ModulatedConv2dImpl::Apply(const torch::Tensor& x, const Folded& f) {
+  torch::Tensor y = torch::conv2d(x, f.weight, f.bias, f.stride, f.padding);
+  if (f.activate) torch::leaky_relu_(y, 0.2);
+  return y;
+}
+
 // ---------------------------------------------------------------------------------------------
 
 std::map<std::string, std::string> GeneratorOptions::ToMap() const {
@@ -194,6 +221,36 @@ torch::Tensor GeneratorImpl::forward(const torch::Tensor& attr, const torch::Ten
   rgb = Upsample2x(rgb) + rgb64_->forward(h64, w);
   torch::Tensor h128 = b128_->forward(Upsample2x(reduce128_->forward(h64, w)), w);
   return Upsample2x(rgb) + rgb128_->forward(h128, w);
+}
+
+GeneratorImpl::Folded GeneratorImpl::Fold(const torch::Tensor& id) {
+  TORCH_CHECK(id.dim() == 2 && id.size(0) == 1 && id.size(1) == options.id_dim(), "Generator::Fold: identity must be 1 x ",
+              options.id_dim(), ", got ", id.sizes());
+  const torch::Tensor w = mapping_->forward(id);
+  Folded f;
+  for (ModulatedConv2d* m : {&b32a_, &down16_, &b16_, &up16_, &b32b_, &rgb32_, &reduce64_, &b64_, &rgb64_, &reduce128_,
+                             &b128_, &rgb128_}) {
+    f.convs.push_back((*m)->Fold(w));
+  }
+  return f;
+}
+
+torch::Tensor GeneratorImpl::Infer(const torch::Tensor& attr, const Folded& f) {
+  TORCH_CHECK(attr.dim() == 4 && attr.size(0) == 1 && attr.size(1) == options.attr_channels() && attr.size(2) == 32 &&
+                  attr.size(3) == 32,
+              "Generator::Infer: attribute map must be 1 x ", options.attr_channels(), " x 32 x 32, got ", attr.sizes());
+  TORCH_CHECK(f.convs.size() == 12, "Generator::Infer: folded weights of another generator");
+  const auto& c = f.convs;
+  auto apply = [](const torch::Tensor& x, const ModulatedConv2dImpl::Folded& conv) { return ModulatedConv2dImpl::Apply(x, conv); };
+  // Channels-last: oneDNN's convolutions run the thin 64- and 128-pixel layers 2-3x faster so.
+  torch::Tensor h32 = apply(in32_->forward(attr).contiguous(at::MemoryFormat::ChannelsLast), c[0]);
+  torch::Tensor h16 = apply(apply(h32, c[1]), c[2]);
+  h32 = apply((h32 + Upsample2x(apply(h16, c[3]))) * (1.0 / std::sqrt(2.0)), c[4]);
+  torch::Tensor rgb = apply(h32, c[5]);
+  torch::Tensor h64 = apply(Upsample2x(apply(h32, c[6])), c[7]);
+  rgb = Upsample2x(rgb) + apply(h64, c[8]);
+  torch::Tensor h128 = apply(Upsample2x(apply(h64, c[9])), c[10]);
+  return (Upsample2x(rgb) + apply(h128, c[11])).contiguous();
 }
 
 int64_t MeasureMacsPerFace(AttributeEncoderImpl& encoder, GeneratorImpl& generator) {

@@ -66,6 +66,15 @@ class GeneratorImpl : public torch::nn::Module {
   // attr: N x attr_channels x 32 x 32; id: N x id_dim (any scale). Returns N x 3 x 128 x 128
   // (BGR, about [-1, 1], not clamped).
   torch::Tensor forward(const torch::Tensor& attr, const torch::Tensor& id);
+  // The same function for inference (no autograd), one face at a time, in two steps: Fold turns an
+  // identity (1 x id_dim) into every conv's weights with its style, demodulation and activation
+  // gain folded in (ModulatedConv2d::Fold); Infer renders an attribute map (1 x attr_channels x
+  // 32 x 32) with them. A stream renders one identity frame after frame: its Folded is reused.
+  struct Folded {
+    std::vector<ModulatedConv2dImpl::Folded> convs;
+  };
+  Folded Fold(const torch::Tensor& id);
+  torch::Tensor Infer(const torch::Tensor& attr, const Folded& folded);
   GeneratorOptions options;
 
  private:

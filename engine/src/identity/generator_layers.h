@@ -91,6 +91,16 @@ class ModulatedConv2dImpl : public torch::nn::Module {
  public:
   explicit ModulatedConv2dImpl(const ModulatedConv2dOptions& options);
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& w);
+  // Inference form for one sample: the style of `w` (1 x style_dim), the demodulation and the
+  // activation's gain folded into one conv weight and bias, then Apply. The same function as
+  // forward to float rounding; not differentiable.
+  struct Folded {
+    torch::Tensor weight, bias;
+    int64_t stride = 1, padding = 0;
+    bool activate = true;
+  };
+  Folded Fold(const torch::Tensor& w);
+  static torch::Tensor Apply(const torch::Tensor& x, const Folded& f);
   ModulatedConv2dOptions options;
 
  private:

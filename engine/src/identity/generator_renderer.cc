@@ -2,6 +2,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <ctime>
+#include <list>
 
 #include "default_dirs.h"
 #include "identity/renderer_files.h"
@@ -73,6 +74,7 @@ class FaceRendererImpl final : public FaceRenderer {
     VEIL_ASSIGN_OR_RETURN(ModelFileContents g, LoadModelFile(generator_path));
     VEIL_ASSIGN_OR_RETURN(identity::GeneratorOptions go, identity::GeneratorOptions::FromMap(g.options));
     generator_ = identity::Generator(go);
+    folded_.clear();
     generator_->eval();
     VEIL_RETURN_IF_ERROR(CheckModelOptions(g, identity::kGeneratorKind, generator_->options.ToMap(),
                                            {"identity_gain", "readback_noise_ratio"})
@@ -108,12 +110,13 @@ class FaceRendererImpl final : public FaceRenderer {
       const size_t batch = static_cast<size_t>(max_batch_);
       for (size_t start = 0; start < crops.size(); start += batch) {
         const int64_t n = static_cast<int64_t>(std::min(crops.size(), start + batch) - start);
-        torch::Tensor z = torch::empty({n, 128}, torch::kFloat32);
-        for (int64_t i = 0; i < n; ++i) {
-          std::memcpy(z[i].data_ptr<float>(), identities[start + i].data(), sizeof(float) * 128);
-        }
         const torch::Tensor xf = identity::PixelsToUnit(identity::CropsToPixels(crops, start, static_cast<size_t>(n), kCropSize));
-        const torch::Tensor y = identity::UnitToPixels(generator_->forward(encoder_->forward(xf), z));
+        const torch::Tensor attr = encoder_->forward(xf.contiguous(at::MemoryFormat::ChannelsLast));
+        std::vector<torch::Tensor> faces;
+        for (int64_t i = 0; i < n; ++i) {
+          faces.push_back(generator_->Infer(attr.narrow(0, i, 1), FoldedFor(identities[start + static_cast<size_t>(i)])));
+        }
+        const torch::Tensor y = identity::UnitToPixels(torch::cat(faces));
         for (int64_t i = 0; i < n; ++i) {
           cv::Mat m(kCropSize, kCropSize, CV_8UC3);
           std::memcpy(m.data, y[i].data_ptr<uint8_t>(), kCropSize * kCropSize * 3);
@@ -135,6 +138,21 @@ class FaceRendererImpl final : public FaceRenderer {
     }
   }
 
+  // G's weights folded for `identity`: computed once and kept for the last kFoldedCached
+  // identities (a stream renders the same pseudonym frame after frame; ~4 MB each).
+  const identity::GeneratorImpl::Folded& FoldedFor(const Descriptor& identity) {
+    for (auto it = folded_.begin(); it != folded_.end(); ++it) {
+      if (it->first == identity) {
+        folded_.splice(folded_.begin(), folded_, it);
+        return folded_.front().second;
+      }
+    }
+    torch::Tensor z = torch::from_blob(const_cast<float*>(identity.data()), {1, 128}, torch::kFloat32).clone();
+    folded_.emplace_front(identity, generator_->Fold(z));
+    if (folded_.size() > kFoldedCached) folded_.pop_back();
+    return folded_.front().second;
+  }
+
   int64_t FlopsPerFace() const override { return flops_; }
   float IdentityGain() const override { return static_cast<float>(generator_->options.identity_gain()); }
   float ReadBackNoiseRatio() const override { return static_cast<float>(generator_->options.readback_noise_ratio()); }
@@ -144,6 +162,8 @@ class FaceRendererImpl final : public FaceRenderer {
   int max_batch_;
   mutable identity::AttributeEncoder encoder_;
   mutable identity::Generator generator_;
+  static constexpr size_t kFoldedCached = 4;
+  std::list<std::pair<Descriptor, identity::GeneratorImpl::Folded>> folded_;  // most recent first
   int64_t flops_ = 0;
   std::vector<ModelRef> models_;
 };

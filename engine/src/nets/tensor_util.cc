@@ -80,7 +80,8 @@ torch::Tensor ToNchw(const std::vector<const float*>& images, int64_t size, cons
     std::memcpy(batch[i].data_ptr<float>(), images[i], sizeof(float) * size * size * 3);
   }
   torch::Tensor m = torch::tensor({mean[0], mean[1], mean[2]}, torch::kFloat32);
-  return ((batch - m) / divisor).permute({0, 3, 1, 2}).contiguous();
+  // Channels-last memory (the NHWC data as it is): oneDNN runs these networks about 1.5-2x faster so.
+  return ((batch - m) / divisor).permute({0, 3, 1, 2}).contiguous(at::MemoryFormat::ChannelsLast);
 }
 
 }  // namespace veil::engine::nets

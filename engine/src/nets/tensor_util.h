@@ -50,7 +50,8 @@ torch::Tensor MaxPool(const torch::Tensor& x, int64_t k, int64_t stride);
 // TF maxPool(x, k, stride, 'same'): pads with -inf.
 torch::Tensor MaxPoolSame(const torch::Tensor& x, int64_t k, int64_t stride);
 
-// NHWC float image data (0..255, RGB) -> NCHW, minus a per-channel mean, divided by `divisor`.
+// NHWC float image data (0..255, RGB) -> N x 3 x H x W (channels-last in memory), minus a
+// per-channel mean, divided by `divisor`.
 torch::Tensor ToNchw(const std::vector<const float*>& images, int64_t size, const float mean[3], float divisor);
 
 }  // namespace veil::engine::nets

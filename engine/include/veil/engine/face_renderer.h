@@ -9,6 +9,8 @@
 // image of one). The attribute encoder E keeps pose, expression, lighting, skin tone, hair and
 // background of the crop; the generator G draws the face of the given identity. No noise inputs:
 // the same crop and identity give the same bits (for the same batch size and thread count).
+// G runs one face at a time with its weights folded for that identity (style, demodulation),
+// kept for the last few identities: a stream's pseudonym costs the fold once, not every frame.
 // Render is not thread safe. The networks: engine/src/identity/; training: engine/train/gan/.
 #pragma once
 
@@ -31,7 +33,7 @@ struct FaceRendererParams {
   // Empty: $VEIL_MODELS_DIR/<file>, else <repo>/models/<file> (set at build time).
   std::string encoder_path;    // default file: veil-encoder-v1.veilmodel
   std::string generator_path;  // default file: veil-generator-v1.veilmodel
-  int max_batch = 8;           // crops per forward pass
+  int max_batch = 8;           // crops per forward pass of E
 };
 
 struct FaceRendererSaveInfo {
