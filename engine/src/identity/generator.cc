@@ -20,8 +20,8 @@ void MacCounter::Add(int64_t macs) {
   if (g_counter != nullptr) g_counter->macs_ += macs;
 }
 
-torch::Tensor PixelsToUnit(const torch::Tensor& nhwc_u8) {
-  return nhwc_u8.permute({0, 3, 1, 2}).to(torch::kFloat32).div(127.5).sub(1.0).contiguous();
+torch::Tensor PixelsToUnit(const torch::Tensor& nhwc_u8, at::MemoryFormat format) {
+  return nhwc_u8.permute({0, 3, 1, 2}).to(torch::kFloat32).div(127.5).sub(1.0).contiguous(format);
 }
 
 torch::Tensor UnitToPixels(const torch::Tensor& nchw) {
@@ -124,8 +124,7 @@ ModulatedConv2dImpl::Folded ModulatedConv2dImpl::Fold(const torch::Tensor& w) {
   }
   torch::Tensor weight = torch::empty_like(weight_, at::MemoryFormat::ChannelsLast);
   torch::mul_out(weight, weight_, factor.reshape({out, in, 1, 1}));
-  return {weight, (options.activate() ? bias_ * gain : bias_).contiguous(), options.stride(), (k - 1) / 2,
-          options.activate()};
+  return {weight, options.activate() ? bias_ * gain : bias_.clone(), options.stride(), (k - 1) / 2, options.activate()};
 }
 
 torch::Tensor ModulatedConv2dImpl::Apply(const torch::Tensor& x, const Folded& f) {

@@ -20,7 +20,8 @@
 namespace veil::engine::identity {
 
 // E's and G's pixel convention: N x H x W x 3 uint8 BGR <-> N x 3 x H x W float BGR in [-1, 1].
-torch::Tensor PixelsToUnit(const torch::Tensor& nhwc_u8);
+// `format`: the memory layout of the result (channels-last keeps the pixels' own order: no copy).
+torch::Tensor PixelsToUnit(const torch::Tensor& nhwc_u8, at::MemoryFormat format = at::MemoryFormat::Contiguous);
 // Clamps to [-1, 1] and rounds to the nearest 8-bit value (on the tensor's device).
 torch::Tensor UnitToPixels(const torch::Tensor& nchw);
 
@@ -70,6 +71,7 @@ class GeneratorImpl : public torch::nn::Module {
   // identity (1 x id_dim) into every conv's weights with its style, demodulation and activation
   // gain folded in (ModulatedConv2d::Fold); Infer renders an attribute map (1 x attr_channels x
   // 32 x 32) with them. A stream renders one identity frame after frame: its Folded is reused.
+  // Inference only: call under torch::NoGradGuard or c10::InferenceMode.
   struct Folded {
     std::vector<ModulatedConv2dImpl::Folded> convs;
   };

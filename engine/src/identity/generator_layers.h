@@ -93,7 +93,8 @@ class ModulatedConv2dImpl : public torch::nn::Module {
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& w);
   // Inference form for one sample: the style of `w` (1 x style_dim), the demodulation and the
   // activation's gain folded into one conv weight and bias, then Apply. The same function as
-  // forward to float rounding; not differentiable.
+  // forward to float rounding; not differentiable: call both under torch::NoGradGuard or
+  // c10::InferenceMode (Fold throws on weights that require grad otherwise).
   struct Folded {
     torch::Tensor weight, bias;
     int64_t stride = 1, padding = 0;

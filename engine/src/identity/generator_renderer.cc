@@ -110,8 +110,8 @@ class FaceRendererImpl final : public FaceRenderer {
       const size_t batch = static_cast<size_t>(max_batch_);
       for (size_t start = 0; start < crops.size(); start += batch) {
         const int64_t n = static_cast<int64_t>(std::min(crops.size(), start + batch) - start);
-        const torch::Tensor xf = identity::PixelsToUnit(identity::CropsToPixels(crops, start, static_cast<size_t>(n), kCropSize));
-        const torch::Tensor attr = encoder_->forward(xf.contiguous(at::MemoryFormat::ChannelsLast));
+        const torch::Tensor attr = encoder_->forward(identity::PixelsToUnit(
+            identity::CropsToPixels(crops, start, static_cast<size_t>(n), kCropSize), at::MemoryFormat::ChannelsLast));
         std::vector<torch::Tensor> faces;
         for (int64_t i = 0; i < n; ++i) {
           faces.push_back(generator_->Infer(attr.narrow(0, i, 1), FoldedFor(identities[start + static_cast<size_t>(i)])));
