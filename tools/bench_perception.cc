@@ -135,6 +135,7 @@ int Verification(const std::string& dir, int count, engine::Recognizer& rec) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  cli::KeepFreedHeapForReuse();
   cli::Args args(argc - 1, argv + 1, {});
   const std::string models = args.GetOr("--models", "");
   const std::string photo = args.GetOr("--image", engine::DefaultModelsDir() + "/../demo/sample1.jpg");

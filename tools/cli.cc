@@ -4,6 +4,9 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 #include "veil/keys/fs.h"
 
@@ -142,6 +145,13 @@ int Fail(const Status& status) {
 
 Status WriteFileAtomic(const std::string& path, const std::string& bytes, bool overwrite) {
   return veil::keys::WriteFileAtomic(path, bytes, overwrite, 0644);
+}
+
+void KeepFreedHeapForReuse() {
+#ifdef __GLIBC__
+  mallopt(M_MMAP_THRESHOLD, 32 << 20);   // glibc's largest: blocks below come from the heap...
+  mallopt(M_TRIM_THRESHOLD, 512 << 20);  // ...whose free top is kept up to 512 MiB
+#endif
 }
 
 }  // namespace veil::cli

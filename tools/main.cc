@@ -8,6 +8,7 @@
 #include <opencv2/core/utils/logger.hpp>
 #endif
 
+#include "cli.h"
 #include "commands.h"
 
 namespace {
@@ -46,6 +47,7 @@ int main(int argc, char** argv) {
   // Only this program prints; protobuf's own log lines on malformed input would duplicate (and
   // garble) the one-line errors the commands give.
   google::protobuf::SetLogHandler(nullptr);
+  veil::cli::KeepFreedHeapForReuse();
 #ifdef VEIL_HAVE_ENGINE
   // Likewise OpenCV's warnings about undecodable files (the commands report those themselves).
   cv::utils::logging::setLogLevel(cv::utils::logging::LOG_LEVEL_ERROR);

@@ -18,6 +18,7 @@
 
 int main(int argc, char** argv) {
   using namespace veil;
+  cli::KeepFreedHeapForReuse();
   cli::Args args(argc - 1, argv + 1, {"--resume", "--no-id-augment", "--help"});
   if (!args.parse_status().ok()) return cli::Fail(args.parse_status());
   if (args.Flag("--help")) {
