@@ -204,22 +204,33 @@ GeneratorImpl::GeneratorImpl(const GeneratorOptions& o) : options(o) {
   rgb128_ = register_module("rgb128", ModulatedConv2d(mod(o.ch128(), 3, 1).demodulate(false).activate(false)));
 }
 
-torch::Tensor GeneratorImpl::forward(const torch::Tensor& attr, const torch::Tensor& id) {
+void GeneratorImpl::CheckAttr(const torch::Tensor& attr) const {
   TORCH_CHECK(attr.dim() == 4 && attr.size(1) == options.attr_channels() && attr.size(2) == 32 && attr.size(3) == 32,
               "Generator: attribute map must be N x ", options.attr_channels(), " x 32 x 32, got ", attr.sizes());
+}
+
+std::array<ModulatedConv2d*, GeneratorImpl::kConvs> GeneratorImpl::Convs() {
+  return {&b32a_, &down16_, &b16_, &up16_, &b32b_, &rgb32_, &reduce64_, &b64_, &rgb64_, &reduce128_, &b128_, &rgb128_};
+}
+
+torch::Tensor GeneratorImpl::Decode(torch::Tensor h32, const ConvFn& conv) {
+  h32 = conv(kB32a, h32);
+  torch::Tensor h16 = conv(kB16, conv(kDown16, h32));
+  h32 = conv(kB32b, (h32 + Upsample2x(conv(kUp16, h16))) * (1.0 / std::sqrt(2.0)));
+  torch::Tensor rgb = conv(kRgb32, h32);
+  torch::Tensor h64 = conv(kB64, Upsample2x(conv(kReduce64, h32)));
+  rgb = Upsample2x(rgb) + conv(kRgb64, h64);
+  torch::Tensor h128 = conv(kB128, Upsample2x(conv(kReduce128, h64)));
+  return Upsample2x(rgb) + conv(kRgb128, h128);
+}
+
+torch::Tensor GeneratorImpl::forward(const torch::Tensor& attr, const torch::Tensor& id) {
+  CheckAttr(attr);
   TORCH_CHECK(id.dim() == 2 && id.size(0) == attr.size(0) && id.size(1) == options.id_dim(),
               "Generator: identity must be N x ", options.id_dim(), ", got ", id.sizes());
   const torch::Tensor w = mapping_->forward(id);
-  const double inv_sqrt2 = 1.0 / std::sqrt(2.0);
-  torch::Tensor h32 = b32a_->forward(in32_->forward(attr), w);
-  torch::Tensor h16 = b16_->forward(down16_->forward(h32, w), w);
-  h32 = (h32 + Upsample2x(up16_->forward(h16, w))) * inv_sqrt2;
-  h32 = b32b_->forward(h32, w);
-  torch::Tensor rgb = rgb32_->forward(h32, w);
-  torch::Tensor h64 = b64_->forward(Upsample2x(reduce64_->forward(h32, w)), w);
-  rgb = Upsample2x(rgb) + rgb64_->forward(h64, w);
-  torch::Tensor h128 = b128_->forward(Upsample2x(reduce128_->forward(h64, w)), w);
-  return Upsample2x(rgb) + rgb128_->forward(h128, w);
+  const auto convs = Convs();
+  return Decode(in32_->forward(attr), [&](int i, const torch::Tensor& x) { return (*convs[i])->forward(x, w); });
 }
 
 GeneratorImpl::Folded GeneratorImpl::Fold(const torch::Tensor& id) {
@@ -227,29 +238,18 @@ GeneratorImpl::Folded GeneratorImpl::Fold(const torch::Tensor& id) {
               options.id_dim(), ", got ", id.sizes());
   const torch::Tensor w = mapping_->forward(id);
   Folded f;
-  for (ModulatedConv2d* m : {&b32a_, &down16_, &b16_, &up16_, &b32b_, &rgb32_, &reduce64_, &b64_, &rgb64_, &reduce128_,
-                             &b128_, &rgb128_}) {
-    f.convs.push_back((*m)->Fold(w));
-  }
+  for (ModulatedConv2d* m : Convs()) f.convs.push_back((*m)->Fold(w));
   return f;
 }
 
 torch::Tensor GeneratorImpl::Infer(const torch::Tensor& attr, const Folded& f) {
-  TORCH_CHECK(attr.dim() == 4 && attr.size(0) == 1 && attr.size(1) == options.attr_channels() && attr.size(2) == 32 &&
-                  attr.size(3) == 32,
-              "Generator::Infer: attribute map must be 1 x ", options.attr_channels(), " x 32 x 32, got ", attr.sizes());
-  TORCH_CHECK(f.convs.size() == 12, "Generator::Infer: folded weights of another generator");
-  const auto& c = f.convs;
-  auto apply = [](const torch::Tensor& x, const ModulatedConv2dImpl::Folded& conv) { return ModulatedConv2dImpl::Apply(x, conv); };
+  CheckAttr(attr);
+  TORCH_CHECK(attr.size(0) == 1, "Generator::Infer: one face at a time, got ", attr.size(0));
+  TORCH_CHECK(f.convs.size() == kConvs, "Generator::Infer: folded weights of another generator");
   // Channels-last: oneDNN's convolutions run the thin 64- and 128-pixel layers 2-3x faster so.
-  torch::Tensor h32 = apply(in32_->forward(attr).contiguous(at::MemoryFormat::ChannelsLast), c[0]);
-  torch::Tensor h16 = apply(apply(h32, c[1]), c[2]);
-  h32 = apply((h32 + Upsample2x(apply(h16, c[3]))) * (1.0 / std::sqrt(2.0)), c[4]);
-  torch::Tensor rgb = apply(h32, c[5]);
-  torch::Tensor h64 = apply(Upsample2x(apply(h32, c[6])), c[7]);
-  rgb = Upsample2x(rgb) + apply(h64, c[8]);
-  torch::Tensor h128 = apply(Upsample2x(apply(h64, c[9])), c[10]);
-  return (Upsample2x(rgb) + apply(h128, c[11])).contiguous();
+  return Decode(in32_->forward(attr).contiguous(at::MemoryFormat::ChannelsLast),
+                [&](int i, const torch::Tensor& x) { return ModulatedConv2dImpl::Apply(x, f.convs[i]); })
+      .contiguous();
 }
 
 int64_t MeasureMacsPerFace(AttributeEncoderImpl& encoder, GeneratorImpl& generator) {

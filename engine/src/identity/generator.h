@@ -9,6 +9,8 @@
 // Register names are checkpoint and model-file keys: do not rename.
 #pragma once
 
+#include <array>
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -80,6 +82,14 @@ class GeneratorImpl : public torch::nn::Module {
   GeneratorOptions options;
 
  private:
+  // The decoder's modulated convs, in the order Convs() lists them and Folded holds them.
+  enum Conv { kB32a, kDown16, kB16, kUp16, kB32b, kRgb32, kReduce64, kB64, kRgb64, kReduce128, kB128, kRgb128, kConvs };
+  std::array<ModulatedConv2d*, kConvs> Convs();
+  // The decoder's graph from the 32x32 map, once for both forms: `conv(i, x)` applies conv i.
+  using ConvFn = std::function<torch::Tensor(int, const torch::Tensor&)>;
+  static torch::Tensor Decode(torch::Tensor h32, const ConvFn& conv);
+  void CheckAttr(const torch::Tensor& attr) const;
+
   MappingNetwork mapping_{nullptr};
   EqualConv2d in32_{nullptr};
   ModulatedConv2d b32a_{nullptr}, down16_{nullptr}, b16_{nullptr}, up16_{nullptr}, b32b_{nullptr};
