@@ -19,7 +19,7 @@
 int main(int argc, char** argv) {
   using namespace veil;
   cli::KeepFreedHeapForReuse();
-  cli::Args args(argc - 1, argv + 1, {"--resume", "--no-id-augment", "--help"});
+  cli::Args args(argc - 1, argv + 1, {"--resume", "--no-id-augment", "--bf16", "--help"});
   if (!args.parse_status().ok()) return cli::Fail(args.parse_status());
   if (args.Flag("--help")) {
     std::puts(
@@ -28,7 +28,7 @@ int main(int argc, char** argv) {
         "                      [--eval-minutes M] [--holdout-eval N] [--w-rec W] [--w-id W] [--w-attr W]\n"
         "                      [--w-cyc W] [--w-adv W] [--lr-g LR] [--lr-d LR] [--adv-start STEP]\n"
         "                      [--cyc-every K] [--threads N] [--w-away W] [--away-margin D]\n"
-        "                      [--no-id-augment] [--attr-pool 1|2|4] [--w-chroma W] [--ema-kimg K]\n"
+        "                      [--no-id-augment] [--attr-pool 1|2|4] [--w-chroma W] [--ema-kimg K] [--bf16]\n"
         "                      [--identity-gain G] [--readback-noise-ratio R] (both written into the\n"
         "                      exported generator; calibrate them with veil eval)");
     return 0;
@@ -38,6 +38,7 @@ int main(int argc, char** argv) {
   o.out_dir = args.GetOr("--out", train::DefaultTrainDir() + "/gan");
   o.resume = args.Flag("--resume");
   o.id_augment = !args.Flag("--no-id-augment");
+  o.bf16 = args.Flag("--bf16");
   o.resume_from = args.GetOr("--resume-from", "");
   o.export_dir = args.GetOr("--export", "");
   args.Read("--batch", &o.batch, 2, 4096);

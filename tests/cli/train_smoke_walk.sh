@@ -61,6 +61,17 @@ cp out/train/gan-checkpoint.pt damaged.pt && flip_byte damaged.pt 2000
 expect 6 "$VEIL" "${FLAGS[@]}" --out gan3 --minutes 0.05 --resume-from damaged.pt
 contains "corrupt" "$ERR"
 
+# --bf16: the forward passes under bfloat16 autocast, where the CPU computes bfloat16 in hardware;
+# elsewhere it is refused (bfloat16 would be emulated, slower than float32).
+if grep -qwE 'amx_bf16|avx512_bf16' /proc/cpuinfo; then
+  expect 0 "$VEIL" "${FLAGS[@]}" --out gan5 --minutes 0.05 --resume-from out/train/gan-checkpoint.pt --bf16
+  contains "device cpu, bfloat16 autocast" "$OUT"
+  contains "checkpoint at step" "$OUT$ERR"
+else
+  expect 8 "$VEIL" "${FLAGS[@]}" --out gan5 --minutes 0.05 --bf16
+  contains "--bf16 needs a CPU with AMX or AVX512-BF16" "$ERR"
+fi
+
 # The exported files are model files the engine loads and renders with. The flow defaults to the
 # file next to the encoder, as in the pipeline: none there yet, so it is named.
 expect 3 "$VEIL_BIN" eval --images "$DEMO" --limit 2 --encoder out/veil-encoder-v1.veilmodel \

@@ -230,7 +230,11 @@ torch::Tensor GeneratorImpl::forward(const torch::Tensor& attr, const torch::Ten
               "Generator: identity must be N x ", options.id_dim(), ", got ", id.sizes());
   const torch::Tensor w = mapping_->forward(id);
   const auto convs = Convs();
-  return Decode(in32_->forward(attr), [&](int i, const torch::Tensor& x) { return (*convs[i])->forward(x, w); });
+  torch::Tensor h = in32_->forward(attr);
+  // On the CPU channels-last, as Infer: oneDNN runs the convolutions and their gradients faster so
+  // (a GAN training step on 2 cores 0.76 -> 0.60 s with the trainer's channels-last batches).
+  if (h.is_cpu()) h = h.contiguous(at::MemoryFormat::ChannelsLast);
+  return Decode(h, [&](int i, const torch::Tensor& x) { return (*convs[i])->forward(x, w); });
 }
 
 GeneratorImpl::Folded GeneratorImpl::Fold(const torch::Tensor& id) {

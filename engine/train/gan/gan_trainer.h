@@ -47,6 +47,7 @@ struct GanTrainOptions {
   double identity_gain = 1;    // written into the exported generator (calibrate it with veil eval)
   double readback_noise_ratio = 0;  // likewise (IdentityFlow::Denoise before keyed restore)
   uint64_t seed = 20261123;
+  bool bf16 = false;           // CPU only: bfloat16 autocast for the forward passes (CpuBf16Autocast)
   int threads = 0;             // LibTorch intra-op threads; 0: one per core (1 avoids stalls on a busy machine)
   double checkpoint_minutes = 5;
   double eval_minutes = 5;     // holdout metrics + preview
