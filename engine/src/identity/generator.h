@@ -24,6 +24,9 @@ namespace veil::engine::identity {
 // E's and G's pixel convention: N x H x W x 3 uint8 BGR <-> N x 3 x H x W float BGR in [-1, 1].
 // `format`: the memory layout of the result (channels-last keeps the pixels' own order: no copy).
 torch::Tensor PixelsToUnit(const torch::Tensor& nhwc_u8, at::MemoryFormat format = at::MemoryFormat::Contiguous);
+// On the CPU channels-last (oneDNN runs the convolutions and their gradients faster so: a GAN
+// training step on 2 cores 0.76 -> 0.60 s, 2026-12-06); elsewhere contiguous NCHW.
+torch::Tensor OnCpuChannelsLast(const torch::Tensor& x);
 // Clamps to [-1, 1] and rounds to the nearest 8-bit value (on the tensor's device).
 torch::Tensor UnitToPixels(const torch::Tensor& nchw);
 

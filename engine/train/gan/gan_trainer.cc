@@ -61,12 +61,6 @@ void SetLr(torch::optim::Adam& opt, double lr) {
   for (auto& g : opt.param_groups()) static_cast<torch::optim::AdamOptions&>(g.options()).lr(lr);
 }
 
-// On the CPU, images go through the networks channels-last: oneDNN runs their convolutions and
-// the gradients faster so (a step on 2 cores 0.76 -> 0.60 s, 2026-12-06). CUDA keeps NCHW.
-torch::Tensor OnCpuChannelsLast(const torch::Tensor& x) {
-  return x.is_cpu() ? x.contiguous(at::MemoryFormat::ChannelsLast) : x.contiguous();
-}
-
 // BGR [-1, 1] at 128 -> the recognizer's input through random nuisances that a real change of
 // identity survives and a pixel-level adversarial pattern does not: a similarity transform per
 // sample (scale 1 +- 8 %, shift +- 3 % of the side, border padding), a low-pass (down to a random
@@ -92,7 +86,7 @@ torch::Tensor AugmentedRecognizerInput(const torch::Tensor& bgr) {
                             .align_corners(false));
   const torch::Tensor luma = (x.select(1, 0) * 0.114 + x.select(1, 1) * 0.587 + x.select(1, 2) * 0.299).unsqueeze(1);
   const torch::Tensor grey = torch::rand({n, 1, 1, 1}, opt).lt(0.5).to(x.scalar_type());
-  return OnCpuChannelsLast(engine::nets::RecognizerInputFromBgr(x * (1 - grey) + luma.expand_as(x) * grey));
+  return engine::identity::OnCpuChannelsLast(engine::nets::RecognizerInputFromBgr(x * (1 - grey) + luma.expand_as(x) * grey));
 }
 
 // A fixed robust view for the metrics: grey, through a 64 px copy, at 150. A swap that moved the
@@ -161,7 +155,8 @@ class Trainer {
     engine::InitRuntimeOnce();
     if (o_.threads > 0) torch::set_num_threads(o_.threads);
     torch::manual_seed(o_.seed);
-    if (o_.bf16 && device_.is_cpu() && !CpuHasBf16()) {
+    bf16_ = o_.bf16 && device_.is_cpu();
+    if (bf16_ && !CpuHasBf16()) {
       return FailedPreconditionError("--bf16 needs a CPU with AMX or AVX512-BF16 (not in /proc/cpuinfo's flags here); "
                                      "without it bfloat16 is emulated and slower than float32");
     }
@@ -204,7 +199,7 @@ class Trainer {
     if (ec) return IoError("cannot create " + o_.out_dir + ": " + ec.message());
     std::printf("veil-train-gan: device %s (%d threads), %zu train faces (%zu left out: the same photo as a held-out "
                 "face) / %zu holdout, batch %d, E+G %.3f GFLOP per face\n",
-                device_.is_cuda() ? "cuda" : o_.bf16 ? "cpu, bfloat16 autocast" : "cpu", torch::get_num_threads(),
+                device_.is_cuda() ? "cuda" : bf16_ ? "cpu, bfloat16 autocast" : "cpu", torch::get_num_threads(),
                 train_.size(), twins, holdout.size(),
                 o_.batch, 2e-9 * engine::identity::MeasureMacsPerFace(*E_, *G_));
     return Status::Ok();
@@ -260,7 +255,7 @@ class Trainer {
       ++step_;
       last_batch_ = o_.batch;
       last_cuda_ = device_.is_cuda();
-      last_bf16_ = o_.bf16 && device_.is_cpu();
+      last_bf16_ = bf16_;
       if (sums.n >= o_.log_every) {
         const double dt = Seconds(last_log) / sums.n;
         train_seconds_ += Seconds(last_log);
@@ -310,7 +305,7 @@ class Trainer {
     for (int64_t i = 0; i < n; ++i) {
       if (flip[i]) x.select(0, i).copy_(x.select(0, i).flip({2}));
     }
-    x = OnCpuChannelsLast(x);
+    x = engine::identity::OnCpuChannelsLast(x);
     z = zc.to(device_);
   }
 
@@ -345,7 +340,7 @@ class Trainer {
     SetLr(*opt_d_, o_.lr_d * warm);
 
     // --bf16: the forward passes in bfloat16; the R1 penalty and both backward passes paused.
-    CpuBf16Autocast autocast(o_.bf16 && device_.is_cpu());
+    CpuBf16Autocast autocast(bf16_);
     const torch::Tensor a = E_->forward(x);
     const torch::Tensor rec = G_->forward(a, zx);
     const torch::Tensor swp = G_->forward(a, zy);
@@ -815,6 +810,7 @@ class Trainer {
   int64_t last_batch_ = 0;  // WriteLastRun; 0: unknown
   bool last_cuda_ = false;
   bool last_bf16_ = false;
+  bool bf16_ = false;  // --bf16 on a CPU run (Init)
   Metrics last_metrics_;
   torch::Tensor code_center_;  // 1 x 128, the train codes' mean
   std::ofstream log_;
