@@ -28,7 +28,8 @@ int main(int argc, char** argv) {
         "                      [--eval-minutes M] [--holdout-eval N] [--w-rec W] [--w-id W] [--w-attr W]\n"
         "                      [--w-cyc W] [--w-adv W] [--lr-g LR] [--lr-d LR] [--adv-start STEP]\n"
         "                      [--cyc-every K] [--threads N] [--w-away W] [--away-margin D]\n"
-        "                      [--no-id-augment] [--attr-pool 1|2|4] [--w-chroma W] [--ema-kimg K] [--bf16]\n"
+        "                      [--no-id-augment] [--attr-pool 1|2|4] [--w-chroma W] [--w-perc W]\n"
+        "                      [--ema-kimg K] [--bf16]\n"
         "                      [--identity-gain G] [--readback-noise-ratio R] (both written into the\n"
         "                      exported generator; calibrate them with veil eval)");
     return 0;
@@ -59,6 +60,7 @@ int main(int argc, char** argv) {
                         {"lr-g", &o.lr_g},             {"lr-d", &o.lr_d},
                         {"w-away", &o.w_away},         {"away-margin", &o.away_margin},
                         {"w-chroma", &o.w_chroma},     {"ema-kimg", &o.ema_kimg},
+                        {"w-perc", &o.w_perc},
                         {"identity-gain", &o.identity_gain}, {"readback-noise-ratio", &o.readback_noise_ratio}};
   for (const Real& r : reals) args.Read(std::string("--") + r.name, r.target, 0, 1e9);
   if (Status st = args.Finish(); !st.ok()) return cli::Fail(st);

@@ -1,5 +1,7 @@
 #include "nets/face_recognition_net.h"
 
+#include <iterator>
+
 namespace veil::engine::nets {
 namespace {
 struct Block {
@@ -78,6 +80,20 @@ torch::Tensor FaceRecognitionNetImpl::forward(const torch::Tensor& x) const {
   out = MaxPool(out, 3, 2);
   for (const Block& b : kBlocks) out = b.down ? ResidualDown(out, b.name) : Residual(out, b.name);
   return torch::mm(out.mean({2, 3}), P("fc"));
+}
+
+std::vector<torch::Tensor> FaceRecognitionNetImpl::Features(const torch::Tensor& x, int count) const {
+  std::vector<torch::Tensor> features;
+  if (count <= 0) return features;
+  torch::Tensor out = ConvLayer(x, "conv32_down", 2, true, false);
+  features.push_back(out);
+  out = MaxPool(out, 3, 2);
+  const size_t n = std::size(kBlocks);
+  for (size_t i = 0; i < n && static_cast<int>(features.size()) < count; ++i) {
+    out = kBlocks[i].down ? ResidualDown(out, kBlocks[i].name) : Residual(out, kBlocks[i].name);
+    if (i + 1 == n || kBlocks[i + 1].down) features.push_back(out);  // the end of a stage
+  }
+  return features;
 }
 
 }  // namespace veil::engine::nets

@@ -13,6 +13,10 @@ class FaceRecognitionNetImpl : public TfjsNetBase {
 
   Status LoadFrom(TfjsWeights& weights);
   torch::Tensor forward(const torch::Tensor& x) const;
+  // The activations after the first convolution and then after each residual stage, the first
+  // `count` of them (at most 6): 32 x 72^2, 32 x 35^2, 64 x 17^2, 128 x 8^2, 256 x 4^2, 256 x 2^2
+  // for a 150 input. Stops after the last one asked for (the GAN trainer's perceptual distance).
+  std::vector<torch::Tensor> Features(const torch::Tensor& x, int count) const;
 
  private:
   Status TakeConvLayer(TfjsWeights& w, const std::string& name, int64_t k, int64_t in, int64_t out);

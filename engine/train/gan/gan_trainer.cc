@@ -112,6 +112,21 @@ torch::Tensor CenteredCosineLoss(const torch::Tensor& a, const torch::Tensor& b,
 
 torch::Tensor Distances(const torch::Tensor& a, const torch::Tensor& b) { return (a - b).pow(2).sum(1).sqrt(); }
 
+// How many of the recognizer's feature maps the perceptual distance compares (gan_trainer.h: P).
+constexpr int kPerceptualMaps = 4;
+
+// P: per map, the channel vectors at each position scaled to unit length, the squared difference
+// summed over channels and averaged over positions and the batch; then averaged over the maps.
+torch::Tensor PerceptualDistance(const std::vector<torch::Tensor>& a, const std::vector<torch::Tensor>& b) {
+  auto unit = [](const torch::Tensor& f) {
+    const torch::Tensor f32 = f.to(torch::kFloat32);
+    return f32 / (f32.pow(2).sum(1, true).sqrt() + 1e-6);
+  };
+  torch::Tensor sum = torch::zeros({}, a.front().options().dtype(torch::kFloat32));
+  for (size_t i = 0; i < a.size(); ++i) sum = sum + (unit(a[i]) - unit(b[i])).pow(2).sum(1).mean();
+  return sum / static_cast<double>(a.size());
+}
+
 // Mean SSIM per image (Gaussian window 11, sigma 1.5, per channel), inputs in [0, 1].
 torch::Tensor Ssim(const torch::Tensor& a, const torch::Tensor& b) {
   torch::Tensor g = torch::arange(11, a.options()).sub(5.0).pow(2).div(-2.0 * 1.5 * 1.5).exp();
@@ -140,7 +155,7 @@ struct Metrics {
 
 struct LossSums {
   double d = 0, d_real = 0, d_fake = 0, r1 = 0, adv = 0, rec = 0, id_rec = 0, id_swap = 0, attr = 0, cyc = 0, away = 0;
-  double chroma = 0;
+  double chroma = 0, perc = 0;
   int n = 0, n_r1 = 0, n_cyc = 0, n_d = 0;
 };
 
@@ -261,9 +276,10 @@ class Trainer {
         train_seconds_ += Seconds(last_log);
         last_log = Clock::now();
         WriteLogRow(sums, dt, nullptr);
-        std::printf("step %lld  %.2fs/step  rec %.4f  id %.3f/%.3f  away %.3f  attr %.4f  chroma %.4f  cyc %.4f  adv %.3f  d %.3f\n",
+        std::printf("step %lld  %.2fs/step  rec %.4f  id %.3f/%.3f  away %.3f  attr %.4f  chroma %.4f  perc %.4f  cyc %.4f  adv %.3f  d %.3f\n",
                     static_cast<long long>(step_), dt, sums.rec / sums.n, sums.id_rec / sums.n, sums.id_swap / sums.n,
-                    sums.away / sums.n, sums.attr / sums.n, sums.chroma / sums.n, sums.cyc / std::max(1, sums.n_cyc),
+                    sums.away / sums.n, sums.attr / sums.n, sums.chroma / sums.n, sums.perc / sums.n,
+                    sums.cyc / std::max(1, sums.n_cyc),
                     sums.adv / std::max(1, sums.n_d), sums.d / std::max(1, sums.n_d));
         std::fflush(stdout);
         sums = LossSums();
@@ -404,8 +420,20 @@ class Trainer {
       ++s.n_cyc;
     }
     Mark("attr+cyc");
+    torch::Tensor perc = torch::zeros({}, x.options());
+    if (o_.w_perc > 0) {
+      std::vector<torch::Tensor> fx;
+      {
+        torch::NoGradGuard no_grad;
+        fx = recognizer_->Features(engine::identity::OnCpuChannelsLast(engine::nets::RecognizerInputFromBgr(x)), kPerceptualMaps);
+      }
+      perc = PerceptualDistance(
+          recognizer_->Features(engine::identity::OnCpuChannelsLast(engine::nets::RecognizerInputFromBgr(rec)), kPerceptualMaps), fx);
+      Mark("perceptual");
+    }
     const torch::Tensor g_loss = o_.w_rec * rec_l1 + o_.w_id * (id_rec + id_swap) + o_.w_away * away +
-                                 o_.w_attr * attr + o_.w_cyc * cyc + o_.w_adv * adv + o_.w_chroma * chroma;
+                                 o_.w_attr * attr + o_.w_cyc * cyc + o_.w_adv * adv + o_.w_chroma * chroma +
+                                 o_.w_perc * perc;
     autocast.Pause();
     g_loss.backward();
     Mark("G bwd");
@@ -419,6 +447,7 @@ class Trainer {
     s.attr += attr.item<double>();
     s.away += away.item<double>();
     s.chroma += chroma.item<double>();
+    s.perc += perc.item<double>();
     ++s.n;
   }
 
@@ -523,7 +552,7 @@ class Trainer {
         "\tattr\tcyc_l1\teval_psnr\teval_ssim\teval_d_rec\teval_d_swap_target\teval_d_swap_orig"
         "\teval_swap_over_0.6\teval_d_pair\teval_d_baseline\tg_away\teval_d_swap_orig_lowgrey\teval_d_lowgrey_baseline"
         "\tg_chroma\teval_raw_psnr\teval_raw_ssim\teval_raw_d_rec\teval_raw_d_swap_target\teval_raw_d_swap_orig"
-        "\teval_raw_swap_over_0.6\tema_kimg",
+        "\teval_raw_swap_over_0.6\tema_kimg\tg_perc",
         log_);
   }
 
@@ -557,7 +586,7 @@ class Trainer {
     } else {
       log_ << "\t\t\t\t\t\t";
     }
-    log_ << '\t' << o_.ema_kimg << '\n';
+    log_ << '\t' << o_.ema_kimg << '\t' << avg(s.perc, s.n) << '\n';
     log_.flush();
   }
 

@@ -11,6 +11,10 @@
 //     + w_attr * mean((E(swp) - a)^2)                          attribute consistency
 //     + w_cyc * L1(G(E(swp), z_x), x)  (on half the batch)     cycle: what restore relies on
 //     + w_adv * softplus(-D(rec|swp))                           realism
+//     + w_perc * P(rec, x)                                      perceptual: fine texture, not only L1's mean
+// P: an LPIPS-style distance without learned weights on the frozen R's first four feature maps
+// (after its first convolution and its 32-, 64- and 128-channel stages; each map's channel vectors
+// scaled to unit length, squared differences summed over channels, averaged over positions and maps).
 // R = the dlib ResNet-34 descriptor (engine/src/nets/face_recognition_net), frozen, on the output
 // resized 128 -> 150 (the 128 crop is a scaled 150 recognizer chip). R~: the same on a randomly
 // rescaled (+-8 %), shifted (+-3 %), low-passed (a 56-100 px copy) and, half the time, grey output
@@ -57,6 +61,7 @@ struct GanTrainOptions {
   double w_rec = 10, w_id = 5, w_attr = 1, w_cyc = 5, w_adv = 0.3;
   double w_away = 0;           // hinge pushing swaps away from the original identity
   double w_chroma = 0;         // per-pixel chroma L1 of swaps to the input (keeps skin tone, no fringes)
+  double w_perc = 0;           // perceptual distance of reconstructions to the input (P above)
   double away_margin = 0.75;   // descriptor distance the hinge asks for (0.6 is the 'same person' line)
   bool id_augment = true;      // random rescale + shift before R in the identity losses
   int adv_start_step = 0;      // D and the adversarial term start here (reconstruction first)
