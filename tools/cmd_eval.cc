@@ -14,6 +14,7 @@
 #include "cli.h"
 #include "commands.h"
 #include "eval_attack.h"
+#include "eval_detail.h"
 #include "output.h"
 #include "veil/engine/aligner.h"
 #include "veil/engine/face_detector.h"
@@ -170,17 +171,6 @@ double Ssim(const cv::Mat& a8, const cv::Mat& b8) {
   cv::divide(num, den, map);
   cv::Scalar m = cv::mean(map);
   return (m[0] + m[1] + m[2]) / 3.0;
-}
-
-// The fine detail of a crop's face: the mean squared Laplacian of its grey levels over the central
-// 5/8 of the crop. A blurred render has less of it than the photo it stands for; reported as the
-// ratio of the renders' mean to the originals' (1: as much detail as the photos).
-double DetailEnergy(const cv::Mat& bgr) {
-  const int m = bgr.cols * 3 / 16;
-  cv::Mat grey, lap;
-  cv::cvtColor(bgr(cv::Rect(m, m, bgr.cols - 2 * m, bgr.rows - 2 * m)), grey, cv::COLOR_BGR2GRAY);
-  cv::Laplacian(grey, lap, CV_64F);
-  return cv::mean(lap.mul(lap))[0];
 }
 
 // Fraction of queries whose nearest gallery item is their own (queries[i] belongs to gallery[i]).

@@ -24,10 +24,18 @@ FLAGS=(--data data --batch 2 --threads 2 --holdout-eval 2 --adv-start 2 --cyc-ev
        --checkpoint-minutes 0.05)
 expect 0 "$VEIL" "${FLAGS[@]}" --out gan --minutes 0.15 --w-perc 1
 contains "checkpoint at step" "$OUT$ERR"
-# The perceptual term (the recognizer's feature maps of reconstruction and input) is logged, > 0.
-perc=$(awk -F'\t' '/^step\t/ { for (i = 1; i <= NF; i++) if ($i == "g_perc") c = i; next } c && $c != "" { v = $c } END { print v }' gan/log.tsv)
-awk -v v="${perc:-0}" 'BEGIN { exit !(v > 0) }' && PASSED=$((PASSED + 1)) \
-  || { echo "FAIL: no perceptual loss in the log (g_perc: '$perc')"; FAILED=$((FAILED + 1)); }
+# The last value a column of the log took (empty when never logged).
+last_logged() {
+  awk -F'\t' -v name="$1" '/^step\t/ { for (i = 1; i <= NF; i++) if ($i == name) c = i; next } c && $c != "" { v = $c } END { print v }' gan/log.tsv
+}
+# The perceptual term (the recognizer's feature maps of reconstruction and input) is logged, > 0;
+# so is the hold-out fine detail of reconstructions and swaps (renders' over originals').
+for column in g_perc eval_detail_rec eval_detail_swap; do
+  v=$(last_logged $column)
+  awk -v v="${v:-0}" 'BEGIN { exit !(v > 0) }' && PASSED=$((PASSED + 1)) \
+    || { echo "FAIL: $column not logged or not > 0: '$v'"; FAILED=$((FAILED + 1)); }
+done
+contains "detail rec " "$OUT"
 # The toy set holds each photo 4 times: the copies of the 2 held-out ones are left out of training.
 echo "$OUT" | grep -Eq "train faces \(([2-9]|[1-9][0-9]+) left out: the same photo as a held-out face\)" \
   && PASSED=$((PASSED + 1)) || { echo "FAIL: held-out photos' copies trained on"; FAILED=$((FAILED + 1)); }
@@ -39,13 +47,13 @@ contains "raw weights:" "$OUT"
 
 # Resumed where it stopped, then exported. The log's header is made that of a trainer that logged
 # fewer columns: the resumed run writes its own header again before its rows.
-sed -i '1s/\tg_perc$//' gan/log.tsv
+sed -i '1s/\teval_detail_rec\teval_detail_swap$//' gan/log.tsv
 expect 0 "$VEIL" "${FLAGS[@]}" --out gan --minutes 0.1 --resume --export out
 contains "resumed from" "$OUT$ERR"
 last=$(tail -n 1 gan/log.tsv | cut -f1)
 [ "${last:-0}" -gt "${first:-0}" ] && PASSED=$((PASSED + 1)) \
   || { echo "FAIL: the resumed run did not go on from step $first (last $last)"; FAILED=$((FAILED + 1)); }
-[ "$(grep -c '^step' gan/log.tsv)" = 2 ] && [ "$(grep '^step' gan/log.tsv | tail -n 1 | awk -F'\t' '{print $NF}')" = g_perc ] \
+[ "$(grep -c '^step' gan/log.tsv)" = 2 ] && [ "$(grep '^step' gan/log.tsv | tail -n 1 | awk -F'\t' '{print $NF}')" = eval_detail_swap ] \
   && PASSED=$((PASSED + 1)) || { echo "FAIL: the resumed log's header: $(grep '^step' gan/log.tsv)"; FAILED=$((FAILED + 1)); }
 # Every row of the resumed run has its header's columns, and its evaluations measure the raw weights too.
 bad=$(awk -F'\t' '/^step\t/ { n = NF; h++; next } h == 2 && NF != n' gan/log.tsv)

@@ -18,6 +18,7 @@
 #include "data/utk_dataset.h"
 #include "gan/discriminator.h"
 #include "identity/attribute_encoder.h"
+#include "identity/fine_detail.h"
 #include "identity/generator.h"
 #include "nets/face_recognition_net.h"
 #include "veil/engine/runtime.h"
@@ -151,6 +152,9 @@ struct Metrics {
   double psnr = 0, ssim = 0, id_rec = 0, swap_to_target = 0, swap_to_orig = 0, pair = 0, baseline = 0;
   double swap_over_06 = 0;  // fraction of swaps farther than 0.6 from the original
   double swap_orig_lowgrey = 0, baseline_lowgrey = 0;  // the same distances through LowGreyRecognizerInput
+  // Fine detail (FineDetailEnergy) of the reconstructions and of the swaps over the originals' (1: as
+  // sharp as the photos); veil eval's detail_vs_original on these crops.
+  double detail_rec = 0, detail_swap = 0;
 };
 
 struct LossSums {
@@ -457,10 +461,11 @@ class Trainer {
     const bool average = Averaging();
     const Metrics m = Measure(ShippedE(), ShippedG(), preview);
     std::printf("eval step %lld%s: PSNR %.2f dB  SSIM %.4f  d(rec,x) %.3f  d(swap,target) %.3f  d(swap,orig) %.3f "
-                "(>0.6: %.0f%%)  d(pair) %.3f  d(R(x128),x) %.3f  grey-64: d(swap,orig) %.3f d(x,x) %.3f\n",
+                "(>0.6: %.0f%%)  d(pair) %.3f  d(R(x128),x) %.3f  grey-64: d(swap,orig) %.3f d(x,x) %.3f  "
+                "detail rec %.3f swap %.3f\n",
                 static_cast<long long>(step_), average ? " (averaged weights)" : "", m.psnr, m.ssim, m.id_rec,
                 m.swap_to_target, m.swap_to_orig, 100 * m.swap_over_06, m.pair, m.baseline, m.swap_orig_lowgrey,
-                m.baseline_lowgrey);
+                m.baseline_lowgrey, m.detail_rec, m.detail_swap);
     Metrics raw;
     if (average) {
       raw = Measure(*E_, *G_, false);
@@ -497,7 +502,7 @@ class Trainer {
     const size_t n = eval_.size();
     const int64_t chunk = 16;
     double psnr = 0, ssim = 0, id_rec = 0, to_target = 0, to_orig = 0, pair = 0, base = 0, over = 0;
-    double orig_lg = 0, base_lg = 0;
+    double orig_lg = 0, base_lg = 0, detail_x = 0, detail_rec = 0, detail_swap = 0;
     std::vector<torch::Tensor> rows;  // preview: original | reconstruction | swap | swapped back
     for (size_t start = 0; start < n; start += chunk) {
       std::vector<size_t> idx, partner;
@@ -512,11 +517,15 @@ class Trainer {
       const torch::Tensor rec = G.forward(a, zx).clamp(-1, 1);
       const torch::Tensor swp = G.forward(a, zy).clamp(-1, 1);
       const torch::Tensor cyc = G.forward(E.forward(swp), zx).clamp(-1, 1);
-      // PSNR on 8-bit images, as a viewer sees them.
-      const torch::Tensor xq = ToUint8Image(x).to(torch::kFloat32), rq = ToUint8Image(rec).to(torch::kFloat32);
+      // PSNR, SSIM and fine detail on 8-bit images, as a viewer sees them.
+      const torch::Tensor xu = ToUint8Image(x), ru = ToUint8Image(rec);
+      const torch::Tensor xq = xu.to(torch::kFloat32), rq = ru.to(torch::kFloat32);
       const torch::Tensor mse = (xq - rq).pow(2).mean({1, 2, 3}).clamp_min(1e-10);
       psnr += (10.0 * torch::log10(255.0 * 255.0 / mse)).sum().item<double>();
       ssim += Ssim(xq.permute({0, 3, 1, 2}) / 255.0, rq.permute({0, 3, 1, 2}) / 255.0).sum().item<double>();
+      detail_x += engine::identity::FineDetailEnergy(xu).sum().item<double>();
+      detail_rec += engine::identity::FineDetailEnergy(ru).sum().item<double>();
+      detail_swap += engine::identity::FineDetailEnergy(ToUint8Image(swp)).sum().item<double>();
       const torch::Tensor d_rec = recognizer_->forward(engine::nets::RecognizerInputFromBgr(rec));
       const torch::Tensor d_swp = recognizer_->forward(engine::nets::RecognizerInputFromBgr(swp));
       const torch::Tensor d_x = recognizer_->forward(engine::nets::RecognizerInputFromBgr(x));
@@ -539,6 +548,7 @@ class Trainer {
     const double dn = static_cast<double>(n);
     m = {psnr / dn, ssim / dn, id_rec / dn, to_target / dn, to_orig / dn, pair / dn, base / dn, over / dn,
          orig_lg / dn, base_lg / dn};
+    if (detail_x > 0) m.detail_rec = detail_rec / detail_x, m.detail_swap = detail_swap / detail_x;
     if (preview && !rows.empty()) WritePreview(torch::cat(rows, 0).contiguous());
     return m;
   }
@@ -552,7 +562,7 @@ class Trainer {
         "\tattr\tcyc_l1\teval_psnr\teval_ssim\teval_d_rec\teval_d_swap_target\teval_d_swap_orig"
         "\teval_swap_over_0.6\teval_d_pair\teval_d_baseline\tg_away\teval_d_swap_orig_lowgrey\teval_d_lowgrey_baseline"
         "\tg_chroma\teval_raw_psnr\teval_raw_ssim\teval_raw_d_rec\teval_raw_d_swap_target\teval_raw_d_swap_orig"
-        "\teval_raw_swap_over_0.6\tema_kimg\tg_perc",
+        "\teval_raw_swap_over_0.6\tema_kimg\tg_perc\teval_detail_rec\teval_detail_swap",
         log_);
   }
 
@@ -586,7 +596,10 @@ class Trainer {
     } else {
       log_ << "\t\t\t\t\t\t";
     }
-    log_ << '\t' << o_.ema_kimg << '\t' << avg(s.perc, s.n) << '\n';
+    log_ << '\t' << o_.ema_kimg << '\t' << avg(s.perc, s.n);
+    if (m != nullptr) log_ << '\t' << m->detail_rec << '\t' << m->detail_swap;
+    else log_ << "\t\t";
+    log_ << '\n';
     log_.flush();
   }
 
@@ -800,6 +813,8 @@ class Trainer {
                  {"holdout_d_rec", num(last_metrics_.id_rec)},
                  {"holdout_d_swap_target", num(last_metrics_.swap_to_target)},
                  {"holdout_d_swap_orig", num(last_metrics_.swap_to_orig)},
+                 {"holdout_detail_rec", num(last_metrics_.detail_rec)},
+                 {"holdout_detail_swap", num(last_metrics_.detail_swap)},
                  {"license", "weights trained on UTKFace: non-commercial research use only"}};
     VEIL_RETURN_IF_ERROR(engine::CheckIdentityGain(o_.identity_gain, "--identity-gain"));
     VEIL_RETURN_IF_ERROR(engine::CheckReadBackNoiseRatio(o_.readback_noise_ratio, "--readback-noise-ratio"));
