@@ -518,14 +518,14 @@ class Trainer {
       const torch::Tensor swp = G.forward(a, zy).clamp(-1, 1);
       const torch::Tensor cyc = G.forward(E.forward(swp), zx).clamp(-1, 1);
       // PSNR, SSIM and fine detail on 8-bit images, as a viewer sees them.
-      const torch::Tensor xu = ToUint8Image(x), ru = ToUint8Image(rec);
+      const torch::Tensor xu = ToUint8Image(x), ru = ToUint8Image(rec), su = ToUint8Image(swp);
       const torch::Tensor xq = xu.to(torch::kFloat32), rq = ru.to(torch::kFloat32);
       const torch::Tensor mse = (xq - rq).pow(2).mean({1, 2, 3}).clamp_min(1e-10);
       psnr += (10.0 * torch::log10(255.0 * 255.0 / mse)).sum().item<double>();
       ssim += Ssim(xq.permute({0, 3, 1, 2}) / 255.0, rq.permute({0, 3, 1, 2}) / 255.0).sum().item<double>();
       detail_x += engine::identity::FineDetailEnergy(xu).sum().item<double>();
       detail_rec += engine::identity::FineDetailEnergy(ru).sum().item<double>();
-      detail_swap += engine::identity::FineDetailEnergy(ToUint8Image(swp)).sum().item<double>();
+      detail_swap += engine::identity::FineDetailEnergy(su).sum().item<double>();
       const torch::Tensor d_rec = recognizer_->forward(engine::nets::RecognizerInputFromBgr(rec));
       const torch::Tensor d_swp = recognizer_->forward(engine::nets::RecognizerInputFromBgr(swp));
       const torch::Tensor d_x = recognizer_->forward(engine::nets::RecognizerInputFromBgr(x));
@@ -541,7 +541,7 @@ class Trainer {
       orig_lg += Distances(lg_swp, lg_x).sum().item<double>();
       base_lg += Distances(lg_x, zx).sum().item<double>();
       if (preview && start == 0) {
-        const torch::Tensor row = torch::cat({ToUint8Image(x), ToUint8Image(rec), ToUint8Image(swp), ToUint8Image(cyc)}, 2);
+        const torch::Tensor row = torch::cat({xu, ru, su, ToUint8Image(cyc)}, 2);
         for (int64_t i = 0; i < std::min<int64_t>(8, x.size(0)); ++i) rows.push_back(row[i]);
       }
     }
