@@ -29,7 +29,8 @@ int main(int argc, char** argv) {
         "                      [--w-cyc W] [--w-adv W] [--lr-g LR] [--lr-d LR] [--adv-start STEP]\n"
         "                      [--cyc-every K] [--threads N] [--w-away W] [--away-margin D]\n"
         "                      [--no-id-augment] [--attr-pool 1|2|4] [--w-chroma W] [--w-perc W]\n"
-        "                      [--ema-kimg K] [--bf16]\n"
+        "                      [--ema-kimg K] [--bf16] [--g-ch64 N] [--g-ch128 N] (G's widths; a\n"
+        "                      compact checkpoint is widened to them)\n"
         "                      [--identity-gain G] [--readback-noise-ratio R] (both written into the\n"
         "                      exported generator; calibrate them with veil eval)");
     return 0;
@@ -49,6 +50,8 @@ int main(int argc, char** argv) {
   args.Read("--cyc-every", &o.cyc_every, 0, 1000);
   args.Read("--threads", &o.threads, 0, 1024);
   args.Read("--attr-pool", &o.attr_pool, 0, 4);
+  args.Read("--g-ch64", &o.g_ch64, 0, 1024);
+  args.Read("--g-ch128", &o.g_ch128, 0, 1024);
   struct Real {
     const char* name;
     double* target;

@@ -69,6 +69,27 @@ contains "resumed averaged weights from the compact checkpoint at step $last" "$
 tail -c +45 out/train/gan-checkpoint.pt > legacy.pt
 expect 0 "$VEIL" "${FLAGS[@]}" --out gan4 --minutes 0 --resume-from legacy.pt
 contains "resumed averaged weights from the compact checkpoint at step $last" "$OUT"
+# A wider G (--g-ch64/--g-ch128) starts from the compact checkpoint's faces: its first evaluation
+# is the narrow one's. It trains on and keeps its widths on --resume; narrowing a checkpoint's G and
+# widening a full checkpoint (optimizer state) are refused.
+narrow_eval=$(echo "$OUT" | grep -o 'PSNR [0-9.]* dB  SSIM [0-9.]*' | head -n 1)
+expect 0 "$VEIL" "${FLAGS[@]}" --out gan6 --minutes 0 --resume-from out/train/gan-checkpoint.pt --g-ch64 56 --g-ch128 28
+contains "G widened from ch64/ch128 48/24 to 56/28" "$OUT"
+[ -n "$narrow_eval" ] && contains "$narrow_eval" "$OUT"
+expect 0 "$VEIL" "${FLAGS[@]}" --out gan6 --minutes 0.05 --resume-from out/train/gan-checkpoint.pt --g-ch64 56 --g-ch128 28
+contains "checkpoint at step" "$OUT$ERR"
+expect 0 "$VEIL" "${FLAGS[@]}" --out gan6 --minutes 0 --resume --export out6
+contains "resumed from" "$OUT$ERR"
+# The exported generator file's options (a protobuf map entry: key, then value) say the widths.
+python3 - out6/veil-generator-v1.veilmodel <<'PY' && PASSED=$((PASSED + 1)) || { echo "FAIL: the exported G is not 56/28 wide"; FAILED=$((FAILED + 1)); }
+import sys
+d = open(sys.argv[1], "rb").read()
+sys.exit(0 if b"\x04ch64\x12\x0256" in d and b"\x05ch128\x12\x0228" in d else 1)
+PY
+expect 2 "$VEIL" "${FLAGS[@]}" --out gan6 --minutes 0 --resume --g-ch64 64
+contains "a full checkpoint cannot be widened" "$ERR"
+expect 2 "$VEIL" "${FLAGS[@]}" --out gan7 --minutes 0 --resume-from gan6/gan-checkpoint.pt --g-ch128 24
+contains "cannot narrow the checkpoint's generator (ch64/ch128 56/28)" "$ERR"
 cp out/train/gan-checkpoint.pt damaged.pt && flip_byte damaged.pt 2000
 expect 6 "$VEIL" "${FLAGS[@]}" --out gan3 --minutes 0.05 --resume-from damaged.pt
 contains "corrupt" "$ERR"

@@ -10,6 +10,9 @@
 
 #include <opencv2/core.hpp>
 
+#include "identity/generator_widen.h"
+#include "identity/renderer_files.h"
+#include "nets/module_io.h"
 #include "veil/engine/face_renderer.h"
 #include "veil/engine/model_file.h"
 
@@ -356,6 +359,47 @@ TEST_CASE("the shipped encoder and generator load and render deterministically")
   REQUIRE(b.ok());
   for (size_t i = 0; i < a->size(); ++i) CHECK(SameBits(a->at(i), b->at(i)));
   CHECK((*r)->FlopsPerFace() <= 1'800'000'000);
+}
+
+TEST_CASE("a generator file may be wider than the defaults (a G widened in training) up to the FLOP budget") {
+  const ModelDir tmp("veil_width_test_");
+  auto r = FaceRenderer::CreateUntrained(10);
+  REQUIRE(r.ok());
+  FaceRendererSaveInfo info;
+  info.fp16 = false;
+  REQUIRE((*r)->Save(tmp.enc, tmp.gen, info).ok());
+  auto narrow = FaceRenderer::Create({.encoder_path = tmp.enc, .generator_path = tmp.gen});
+  REQUIRE(narrow.ok());
+  // The same file with its 64- and 128-pixel stages widened the way the trainer widens them.
+  identity::Generator small, wide(identity::GeneratorOptions().ch64(64).ch128(32));
+  REQUIRE(LoadModuleTensors(*small, *LoadModelFile(tmp.gen)).ok());
+  REQUIRE(identity::WidenGenerator(*small, *wide).ok());
+  identity::AttributeEncoder encoder;
+  REQUIRE(LoadModuleTensors(*encoder, *LoadModelFile(tmp.enc)).ok());
+  const std::string wide_enc = (tmp.dir / "e6.veilmodel").string(), wide_gen = (tmp.dir / "wide.veilmodel").string();
+  REQUIRE(identity::SaveRendererModels(*encoder, *wide, wide_enc, wide_gen, info).ok());
+  auto widened = FaceRenderer::Create({.encoder_path = wide_enc, .generator_path = wide_gen});
+  REQUIRE(widened.ok());
+  CHECK((*widened)->FlopsPerFace() > (*narrow)->FlopsPerFace());
+  CHECK((*widened)->FlopsPerFace() <= 1'800'000'000);  // E + G within the budget, as above
+  // It renders what the narrow file renders, to float rounding (the 8-bit pixels within 1).
+  const auto crops = RandomCrops(2, 6);
+  const auto codes = RandomCodes(2, 7);
+  auto a = (*narrow)->Render(crops, codes);
+  auto b = (*widened)->Render(crops, codes);
+  REQUIRE(a.ok());
+  REQUIRE(b.ok());
+  for (size_t i = 0; i < a->size(); ++i) CHECK(cv::norm(a->at(i), b->at(i), cv::NORM_INF) <= 1.0);
+  // Wider than the budget, or not a width: refused.
+  const std::vector<std::pair<std::string, std::string>> bad_widths = {
+      {"ch64", "96"}, {"ch128", "48"}, {"ch64", "6"}, {"ch128", "32x"}};
+  for (const auto& [key, bad] : bad_widths) {
+    CAPTURE(bad);
+    auto refused = FaceRenderer::Create(
+        {.encoder_path = wide_enc, .generator_path = WithOption(wide_gen, (tmp.dir / "gbad.veilmodel").string(), key, bad)});
+    CHECK(refused.status().code() == StatusCode::kInvalidArgument);
+    CHECK(refused.status().message().find(key + "=" + bad + " is not a width") != std::string::npos);
+  }
 }
 
 }  // namespace

@@ -1,5 +1,6 @@
 #include "identity/generator.h"
 
+#include <charconv>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -167,6 +168,23 @@ std::map<std::string, std::string> GeneratorOptions::ToMap() const {
 
 StatusOr<GeneratorOptions> GeneratorOptions::FromMap(const std::map<std::string, std::string>& m) {
   GeneratorOptions o;
+  // The widths of the 64x64 and 128x128 stages: a file may be wider than the defaults (a G widened
+  // in training), up to 64 and 32, the widest pair within the 2 GFLOP budget of E + F + G.
+  auto width = [&m](const char* key, int64_t fallback, int64_t most) -> StatusOr<int64_t> {
+    const auto it = m.find(key);
+    if (it == m.end()) return fallback;
+    int64_t v = 0;
+    const char* end = it->second.data() + it->second.size();
+    const auto [ptr, ec] = std::from_chars(it->second.data(), end, v);
+    if (ec != std::errc() || ptr != end || v < 8 || v > most) {
+      return InvalidArgumentError("generator option " + std::string(key) + "=" + it->second + " is not a width in 8.." +
+                                  std::to_string(most));
+    }
+    return v;
+  };
+  VEIL_ASSIGN_OR_RETURN(const int64_t ch64, width("ch64", o.ch64(), 64));
+  VEIL_ASSIGN_OR_RETURN(const int64_t ch128, width("ch128", o.ch128(), 32));
+  o.ch64(ch64).ch128(ch128);
   if (auto it = m.find("identity_gain"); it != m.end()) {
     VEIL_ASSIGN_OR_RETURN(double g, ParseNumber(it->second, "generator option " + it->first, CheckIdentityGain));
     o.identity_gain(g);

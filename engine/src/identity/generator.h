@@ -52,7 +52,8 @@ struct GeneratorOptions {
   // not 0 (files written before they existed).
   std::map<std::string, std::string> ToMap() const;
   // Defaults overridden by the keys of `m` that are not architecture (identity_gain,
-  // readback_noise_ratio).
+  // readback_noise_ratio) and by the widths ch64 (8..64) and ch128 (8..32), which a file may raise
+  // up to the FLOP budget; InvalidArgument for a value out of range.
   static StatusOr<GeneratorOptions> FromMap(const std::map<std::string, std::string>& m);
 };
 

@@ -20,6 +20,7 @@
 #include "identity/attribute_encoder.h"
 #include "identity/fine_detail.h"
 #include "identity/generator.h"
+#include "identity/generator_widen.h"
 #include "nets/face_recognition_net.h"
 #include "veil/engine/runtime.h"
 #include "veil/engine/tfjs_weights.h"
@@ -38,6 +39,7 @@ namespace {
 namespace fs = std::filesystem;
 using engine::identity::AttributeEncoder;
 using engine::identity::Generator;
+using engine::identity::GeneratorOptions;
 using Clock = std::chrono::steady_clock;
 
 [[maybe_unused]] constexpr const char* kNoExport =
@@ -180,6 +182,7 @@ class Trainer {
                                      "without it bfloat16 is emulated and slower than float32");
     }
     if (o_.bf16 && device_.is_cuda()) std::printf("veil-train-gan: --bf16 applies to CPU runs; this CUDA run stays float32\n");
+    VEIL_RETURN_IF_ERROR(ChooseGeneratorWidths());
     VEIL_ASSIGN_OR_RETURN(auto w, engine::TfjsWeights::Load(engine::ResolveModelsDir(""), "face_recognition_model", true));
     VEIL_RETURN_IF_ERROR(recognizer_->LoadFrom(w));
     recognizer_->eval();
@@ -224,19 +227,56 @@ class Trainer {
     return Status::Ok();
   }
 
-  Status Restore() {
+  // The checkpoint this run starts from: out_dir/ckpt.pt with --resume when it exists, else
+  // --resume-from; empty for a new run.
+  StatusOr<std::string> StartCheckpoint() const {
     const std::string full = (fs::path(o_.out_dir) / "ckpt.pt").string();
-    if (o_.resume && fs::exists(full)) return LoadFull(full);
-    if (!o_.resume_from.empty()) {
-      if (!fs::exists(o_.resume_from)) return NotFoundError("no checkpoint at " + o_.resume_from);
+    if (o_.resume && fs::exists(full)) return full;
+    if (o_.resume_from.empty()) return std::string();
+    if (!fs::exists(o_.resume_from)) return NotFoundError("no checkpoint at " + o_.resume_from);
+    return o_.resume_from;
+  }
+
+  // G's widths: --g-ch64 / --g-ch128 when given, else the checkpoint's. Called before anything is
+  // built from G. A compact checkpoint narrower than asked is widened when loaded (LoadCompact); a
+  // full one cannot be (its Adam state has the old shapes) and a narrower G is refused.
+  Status ChooseGeneratorWidths() {
+    VEIL_ASSIGN_OR_RETURN(const std::string path, StartCheckpoint());
+    if (!path.empty()) {
       torch::serialize::InputArchive ar;
-      VEIL_RETURN_IF_ERROR(LoadArchive(o_.resume_from, device_, ar, "checkpoint"));
-      torch::Tensor tag;
-      if (ar.try_read("compact_format", tag, /*is_buffer=*/true)) return LoadCompact(ar);
-      return LoadFull(o_.resume_from);
+      VEIL_RETURN_IF_ERROR(LoadArchive(path, device_, ar, "checkpoint"));
+      torch::Tensor t;
+      ckpt_compact_ = ar.try_read("compact_format", t, /*is_buffer=*/true);
+      ckpt_widths_ = ReadWidths(ar);
     }
-    if (o_.resume) std::printf("veil-train-gan: no %s yet, starting fresh\n", full.c_str());
+    const std::pair<int64_t, int64_t> want{o_.g_ch64 > 0 ? o_.g_ch64 : ckpt_widths_.first,
+                                           o_.g_ch128 > 0 ? o_.g_ch128 : ckpt_widths_.second};
+    const std::string from = std::to_string(ckpt_widths_.first) + "/" + std::to_string(ckpt_widths_.second);
+    if (!path.empty() && (want.first < ckpt_widths_.first || want.second < ckpt_widths_.second)) {
+      return InvalidArgumentError("--g-ch64/--g-ch128 cannot narrow the checkpoint's generator (ch64/ch128 " + from + ")");
+    }
+    if (want != ckpt_widths_ && !path.empty() && !ckpt_compact_) {
+      return InvalidArgumentError("a full checkpoint cannot be widened (its optimizer state has the old shapes): "
+                                  "start from its compact gan-checkpoint.pt with --resume-from");
+    }
+    if (want != std::make_pair(G_->options.ch64(), G_->options.ch128())) {
+      const GeneratorOptions g = GeneratorOptions(G_->options).ch64(want.first).ch128(want.second);
+      G_ = Generator(g);
+      G_ema_ = Generator(g);
+    }
     return Status::Ok();
+  }
+
+  Status Restore() {
+    VEIL_ASSIGN_OR_RETURN(const std::string path, StartCheckpoint());
+    if (path.empty()) {
+      if (o_.resume) std::printf("veil-train-gan: no %s/ckpt.pt yet, starting fresh\n", o_.out_dir.c_str());
+      return Status::Ok();
+    }
+    if (!ckpt_compact_) return LoadFull(path);
+    torch::serialize::InputArchive ar;
+    VEIL_RETURN_IF_ERROR(LoadArchive(path, device_, ar, "checkpoint"));
+    return LoadCompact(ar);
   }
 
   // E's bottleneck: the option when given, else the checkpoint's.
@@ -620,6 +660,7 @@ class Trainer {
       ar.write("step", torch::tensor(step_), true);
       ar.write("train_seconds", torch::tensor(train_seconds_, torch::kFloat64), true);
       ar.write("attr_pool", torch::tensor(E_->options.pool()), true);
+      WriteWidths(ar);
       WriteLastRun(ar);
       const std::string path = (fs::path(o_.out_dir) / "ckpt.pt").string();
       VEIL_RETURN_IF_ERROR(SaveArchiveDurably(ar, path, "checkpoint"));
@@ -644,6 +685,17 @@ class Trainer {
   static int64_t ReadPool(torch::serialize::InputArchive& ar) {
     torch::Tensor t;
     return ar.try_read("attr_pool", t, /*is_buffer=*/true) ? t.item<int64_t>() : 1;
+  }
+
+  // G's ch64 and ch128, written since --g-ch64/--g-ch128 exist; older checkpoints have 48 and 24.
+  void WriteWidths(torch::serialize::OutputArchive& ar) const {
+    ar.write("g_ch64", torch::tensor(G_->options.ch64()), true);
+    ar.write("g_ch128", torch::tensor(G_->options.ch128()), true);
+  }
+  static std::pair<int64_t, int64_t> ReadWidths(torch::serialize::InputArchive& ar) {
+    torch::Tensor a, b;
+    if (ar.try_read("g_ch64", a, true) && ar.try_read("g_ch128", b, true)) return {a.item<int64_t>(), b.item<int64_t>()};
+    return {48, 24};
   }
 
   // The batch and device of the run that last trained these weights: what the export reports, also
@@ -711,6 +763,7 @@ class Trainer {
     ar.write("step", torch::tensor(step_), true);
     ar.write("train_seconds", torch::tensor(train_seconds_, torch::kFloat64), true);
     ar.write("attr_pool", torch::tensor(E_->options.pool()), true);
+    WriteWidths(ar);
     WriteLastRun(ar);
     ar.write("averaged_weights", torch::tensor(int64_t{Averaging() ? 1 : 0}), true);
     std::pair<const char*, torch::nn::Module*> mods[] = {{"E", &ShippedE()}, {"G", &ShippedG()}, {"D", D_.ptr().get()}};
@@ -731,7 +784,11 @@ class Trainer {
     train_seconds_ = ReadTrainSeconds(ar);
     ReadLastRun(ar);
     ckpt_pool_ = ReadPool(ar);
-    std::pair<const char*, torch::nn::Module*> mods[] = {{"E", E_.ptr().get()}, {"G", G_.ptr().get()}, {"D", D_.ptr().get()}};
+    // A narrower G is read as it was saved, then widened into G_.
+    const bool widen = ckpt_widths_ != std::make_pair(G_->options.ch64(), G_->options.ch128());
+    Generator saved_g = G_;
+    if (widen) saved_g = Generator(GeneratorOptions(G_->options).ch64(ckpt_widths_.first).ch128(ckpt_widths_.second));
+    std::pair<const char*, torch::nn::Module*> mods[] = {{"E", E_.ptr().get()}, {"G", saved_g.ptr().get()}, {"D", D_.ptr().get()}};
     for (auto& [name, mod] : mods) {
       auto ts = AllTensors(*mod);
       torch::Tensor count;
@@ -748,6 +805,12 @@ class Trainer {
         }
         ts[i].copy_(v.to(ts[i].device(), ts[i].scalar_type()));
       }
+    }
+    if (widen) {
+      VEIL_RETURN_IF_ERROR(engine::identity::WidenGenerator(*saved_g, *G_));
+      std::printf("veil-train-gan: G widened from ch64/ch128 %lld/%lld to %lld/%lld (the same faces; new channels start "
+                  "from zero weights)\n", static_cast<long long>(ckpt_widths_.first), static_cast<long long>(ckpt_widths_.second),
+                  static_cast<long long>(G_->options.ch64()), static_cast<long long>(G_->options.ch128()));
     }
     warm_from_ = step_;  // fresh Adam state: warm up again
     torch::Tensor averaged;  // absent in checkpoints written before the average
@@ -849,6 +912,9 @@ class Trainer {
   std::vector<size_t> train_, eval_;
   int64_t step_ = 0;
   int64_t ckpt_pool_ = 1;  // E's bottleneck in the checkpoint resumed from
+  // G's ch64 and ch128 in the checkpoint resumed from (the defaults for a new run), and its kind.
+  std::pair<int64_t, int64_t> ckpt_widths_{GeneratorOptions().ch64(), GeneratorOptions().ch128()};
+  bool ckpt_compact_ = false;
   int64_t warm_from_ = 0;
   double train_seconds_ = 0;
   int64_t last_batch_ = 0;  // WriteLastRun; 0: unknown

@@ -45,6 +45,10 @@ struct GanTrainOptions {
   int batch = 8;
   int attr_pool = 0;           // E's bottleneck (AttributeEncoderOptions::pool): 1, 2 or 4; 0: the
                                // checkpoint's (1 for a new run). Parameter-free: a run may change it.
+  // G's widths at 64x64 and 128x128 (GeneratorOptions ch64, ch128); 0: the checkpoint's (48 and 24
+  // for a new run). Wider than a compact checkpoint's: its G is widened (WidenGenerator: the same
+  // faces, new channels starting from zero weights); a full checkpoint or a narrower G is refused.
+  int g_ch64 = 0, g_ch128 = 0;
   bool resume = false;         // continue from out_dir/ckpt.pt when it exists
   std::string resume_from;     // a full ckpt.pt or a compact gan-checkpoint.pt to start from
   std::string export_dir;      // when set: at the end write the model files + compact checkpoint here
