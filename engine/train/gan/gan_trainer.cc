@@ -238,16 +238,17 @@ class Trainer {
   }
 
   // G's widths: --g-ch64 / --g-ch128 when given, else the checkpoint's. Called before anything is
-  // built from G. A compact checkpoint narrower than asked is widened when loaded (LoadCompact); a
-  // full one cannot be (its Adam state has the old shapes) and a narrower G is refused.
+  // built from G; reads the start checkpoint (start_ar_), which Restore then loads. A compact
+  // checkpoint narrower than asked is widened when loaded (LoadCompact); a full one cannot be (its
+  // Adam state has the old shapes) and a narrower G is refused.
   Status ChooseGeneratorWidths() {
-    VEIL_ASSIGN_OR_RETURN(const std::string path, StartCheckpoint());
+    VEIL_ASSIGN_OR_RETURN(start_path_, StartCheckpoint());
+    const std::string& path = start_path_;
     if (!path.empty()) {
-      torch::serialize::InputArchive ar;
-      VEIL_RETURN_IF_ERROR(LoadArchive(path, device_, ar, "checkpoint"));
+      VEIL_RETURN_IF_ERROR(LoadArchive(path, device_, start_ar_, "checkpoint"));
       torch::Tensor t;
-      ckpt_compact_ = ar.try_read("compact_format", t, /*is_buffer=*/true);
-      ckpt_widths_ = ReadWidths(ar);
+      ckpt_compact_ = start_ar_.try_read("compact_format", t, /*is_buffer=*/true);
+      ckpt_widths_ = ReadWidths(start_ar_);
     }
     const std::pair<int64_t, int64_t> want{o_.g_ch64 > 0 ? o_.g_ch64 : ckpt_widths_.first,
                                            o_.g_ch128 > 0 ? o_.g_ch128 : ckpt_widths_.second};
@@ -267,16 +268,15 @@ class Trainer {
     return Status::Ok();
   }
 
+  // Loads the start checkpoint that ChooseGeneratorWidths read, then lets its tensors go.
   Status Restore() {
-    VEIL_ASSIGN_OR_RETURN(const std::string path, StartCheckpoint());
-    if (path.empty()) {
+    if (start_path_.empty()) {
       if (o_.resume) std::printf("veil-train-gan: no %s/ckpt.pt yet, starting fresh\n", o_.out_dir.c_str());
       return Status::Ok();
     }
-    if (!ckpt_compact_) return LoadFull(path);
-    torch::serialize::InputArchive ar;
-    VEIL_RETURN_IF_ERROR(LoadArchive(path, device_, ar, "checkpoint"));
-    return LoadCompact(ar);
+    const Status st = ckpt_compact_ ? LoadCompact(start_ar_) : LoadFull(start_ar_, start_path_);
+    start_ar_ = torch::serialize::InputArchive();
+    return st;
   }
 
   // E's bottleneck: the option when given, else the checkpoint's.
@@ -820,10 +820,8 @@ class Trainer {
     return Status::Ok();
   }
 
-  Status LoadFull(const std::string& path) {
+  Status LoadFull(torch::serialize::InputArchive& ar, const std::string& path) {
     try {
-      torch::serialize::InputArchive ar;
-      VEIL_RETURN_IF_ERROR(LoadArchive(path, device_, ar, "checkpoint"));
       ReadModule(ar, "E", *E_);
       ReadModule(ar, "G", *G_);
       ReadModule(ar, "D", *D_);
@@ -915,6 +913,8 @@ class Trainer {
   // G's ch64 and ch128 in the checkpoint resumed from (the defaults for a new run), and its kind.
   std::pair<int64_t, int64_t> ckpt_widths_{GeneratorOptions().ch64(), GeneratorOptions().ch128()};
   bool ckpt_compact_ = false;
+  std::string start_path_;                   // StartCheckpoint(), empty for a new run
+  torch::serialize::InputArchive start_ar_;  // its contents, from ChooseGeneratorWidths until Restore
   int64_t warm_from_ = 0;
   double train_seconds_ = 0;
   int64_t last_batch_ = 0;  // WriteLastRun; 0: unknown
