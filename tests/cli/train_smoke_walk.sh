@@ -75,7 +75,8 @@ contains "resumed averaged weights from the compact checkpoint at step $last" "$
 narrow_eval=$(echo "$OUT" | grep -o 'PSNR [0-9.]* dB  SSIM [0-9.]*' | head -n 1)
 expect 0 "$VEIL" "${FLAGS[@]}" --out gan6 --minutes 0 --resume-from out/train/gan-checkpoint.pt --g-ch64 56 --g-ch128 28
 contains "G widened from ch64/ch128 48/24 to 56/28" "$OUT"
-[ -n "$narrow_eval" ] && contains "$narrow_eval" "$OUT"
+[ -n "$narrow_eval" ] && contains "$narrow_eval" "$OUT" \
+  || { echo "FAIL: no evaluation line from the narrow checkpoint to compare with"; FAILED=$((FAILED + 1)); }
 expect 0 "$VEIL" "${FLAGS[@]}" --out gan6 --minutes 0.05 --resume-from out/train/gan-checkpoint.pt --g-ch64 56 --g-ch128 28
 contains "checkpoint at step" "$OUT$ERR"
 expect 0 "$VEIL" "${FLAGS[@]}" --out gan6 --minutes 0 --resume --export out6
