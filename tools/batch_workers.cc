@@ -30,12 +30,9 @@ StatusOr<size_t> ParseJobs(const std::string& value) {
     if (const size_t avail = AvailableMemory(); avail > 0) n = std::min(n, std::max<size_t>(1, avail / kWorkerBytes));
     return std::clamp<size_t>(n, 1, 64);
   }
-  char* end = nullptr;
-  const long long n = std::strtoll(value.c_str(), &end, 10);
-  if (value.empty() || *end != '\0' || n < 1 || n > 64) {
-    return InvalidArgumentError("option --jobs must be auto or a number in [1, 64]");
-  }
-  return static_cast<size_t>(n);
+  auto n = ParseInteger(value, "option --jobs", 1, 64);
+  if (!n.ok()) return InvalidArgumentError("option --jobs must be auto or a whole number in [1, 64]");
+  return static_cast<size_t>(*n);
 }
 
 StatusOr<std::vector<std::unique_ptr<engine::Pipeline>>> MakeWorkerPipelines(std::unique_ptr<engine::Pipeline> first,

@@ -64,14 +64,8 @@ std::string Args::GetOr(const std::string& name, const std::string& fallback) {
 StatusOr<long long> Args::GetInt(const std::string& name, long long fallback, long long lo, long long hi) {
   auto v = Get(name);
   if (!v) return fallback;
-  char* end = nullptr;
-  errno = 0;
-  long long x = std::strtoll(v->c_str(), &end, 10);
-  if (v->empty() || *end != '\0' || errno != 0 || x < lo || x > hi) {
-    return InvalidArgumentError("option " + name + " must be an integer from " + std::to_string(lo) + " to " +
-                                std::to_string(hi));
-  }
-  return x;
+  VEIL_ASSIGN_OR_RETURN(int64_t x, ParseInteger(*v, "option " + name, lo, hi));
+  return static_cast<long long>(x);
 }
 
 StatusOr<double> Args::GetNumber(const std::string& name, double fallback, double lo, double hi) {

@@ -1,5 +1,7 @@
 #include "veil/status.h"
 
+#include <cctype>
+#include <cerrno>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -58,6 +60,17 @@ StatusOr<double> ParseNumber(const std::string& text, const std::string& what,
   if (text.empty() || *end != '\0') x = std::nan("");
   if (Status st = check(x, what); !st.ok()) return st;
   return x;
+}
+
+StatusOr<int64_t> ParseInteger(const std::string& text, const std::string& what, int64_t lo, int64_t hi) {
+  char* end = nullptr;
+  errno = 0;
+  const long long x = std::strtoll(text.c_str(), &end, 10);
+  const bool digits = !text.empty() && std::isspace(static_cast<unsigned char>(text[0])) == 0;
+  if (!digits || *end != '\0' || errno != 0 || x < lo || x > hi) {
+    return InvalidArgumentError(what + " must be a whole number in [" + std::to_string(lo) + ", " + std::to_string(hi) + "]");
+  }
+  return static_cast<int64_t>(x);
 }
 
 }  // namespace veil

@@ -81,12 +81,7 @@ StatusOr<FlowOptions> FlowOptions::FromMap(const std::map<std::string, std::stri
   };
   auto integer = [&](const std::string& k, int64_t lo, int64_t hi) -> StatusOr<int64_t> {
     VEIL_ASSIGN_OR_RETURN(std::string v, get(k));
-    char* end = nullptr;
-    errno = 0;
-    const long long x = std::strtoll(v.c_str(), &end, 10);
-    if (v.empty() || *end != '\0' || errno != 0 || x < lo || x > hi)
-      return InvalidArgumentError("identity flow: option " + k + "=" + v + " out of range");
-    return static_cast<int64_t>(x);
+    return ParseInteger(v, "identity flow: option " + k, lo, hi);
   };
   auto real = [&](const std::string& k, double lo, double hi) -> StatusOr<double> {
     VEIL_ASSIGN_OR_RETURN(std::string v, get(k));

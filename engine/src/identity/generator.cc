@@ -172,12 +172,7 @@ StatusOr<GeneratorOptions> GeneratorOptions::FromMap(const std::map<std::string,
   auto width = [&m](const char* key, int64_t fallback, int64_t most) -> StatusOr<int64_t> {
     const auto it = m.find(key);
     if (it == m.end()) return fallback;
-    auto check = [most](double x, const std::string& what) {
-      if (x != std::floor(x)) return InvalidArgumentError(what + " must be a whole number in [8, " + std::to_string(most) + "]");
-      return CheckInRange(x, 8, static_cast<double>(most), what);
-    };
-    VEIL_ASSIGN_OR_RETURN(double v, ParseNumber(it->second, "generator option " + it->first, check));
-    return static_cast<int64_t>(v);
+    return ParseInteger(it->second, "generator option " + it->first, 8, most);
   };
   VEIL_ASSIGN_OR_RETURN(const int64_t ch64, width("ch64", o.ch64(), 64));
   VEIL_ASSIGN_OR_RETURN(const int64_t ch128, width("ch128", o.ch128(), 32));

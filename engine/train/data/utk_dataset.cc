@@ -25,12 +25,9 @@ struct UtkDataset::Mapping {
 namespace {
 
 bool ParseInt(const std::string& s, int* out) {
-  if (s.empty()) return false;
-  char* end = nullptr;
-  errno = 0;
-  const long v = std::strtol(s.c_str(), &end, 10);
-  if (errno != 0 || end == s.c_str() || *end != '\0' || v < -1 || v > 1'000'000'000) return false;
-  *out = static_cast<int>(v);
+  auto v = ParseInteger(s, "field", -1, 1'000'000'000);
+  if (!v.ok()) return false;
+  *out = static_cast<int>(*v);
   return true;
 }
 

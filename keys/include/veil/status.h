@@ -106,6 +106,11 @@ Status CheckInRange(double value, double lo, double hi, const std::string& what)
 StatusOr<double> ParseNumber(const std::string& text, const std::string& what,
                              const std::function<Status(double value, const std::string& what)>& check);
 
+// Parses the decimal integer `text` (an optional sign and digits, nothing else) within [lo, hi];
+// InvalidArgument "<what> must be a whole number in [lo, hi]" otherwise, the one wording for
+// integer options and model-file values alike.
+StatusOr<int64_t> ParseInteger(const std::string& text, const std::string& what, int64_t lo, int64_t hi);
+
 }  // namespace veil
 
 // Returns early with the status when it is not OK.
