@@ -7,6 +7,8 @@
 //                   [--margin-far 0.8] [--margin-near 0.4] [--w-mmd 20] [--w-near 2] [--w-nn 2]
 //                   [--w-lin 0] [--margin-lin 0.6] [--lin-read-error 0.4] [--lin-batch 512] [--inv-gain 1.1]
 //   veil-train-flow --eval models/veil-flow-v1.veilmodel [--data DIR]
+//   veil-train-flow --pseudonyms models/veil-flow-v1.veilmodel [--data DIR]   (DIR/pseudonyms.f32, for
+//                   veil-train-gan --flow-swaps: engine/train/flow/pseudonym_table.h)
 //
 // Training resumes from WORK/ckpt.pt when it exists (written every --checkpoint-seconds, default
 // 180); losses and metrics go to WORK/log.tsv and stderr. Keep WORK outside the repository.
@@ -17,6 +19,7 @@
 #include "cli.h"
 #include "data/utk_dataset.h"
 #include "flow/flow_trainer.h"
+#include "flow/pseudonym_table.h"
 
 int main(int argc, char** argv) {
   using namespace veil;
@@ -37,7 +40,10 @@ int main(int argc, char** argv) {
         "                       original, fitted on half of lin-batch pairs under one key, is kept margin-lin\n"
         "                       away on the other half, while the keyed inverse of the same read error stays\n"
         "                       within inv-gain times it)\n"
-        "       veil-train-flow --eval MODEL_FILE [--data DIR]");
+        "       veil-train-flow --eval MODEL_FILE [--data DIR]\n"
+        "       veil-train-flow --pseudonyms MODEL_FILE [--data DIR] (writes DIR/pseudonyms.f32: every\n"
+        "                       face's code through MODEL_FILE under 8 training keys, for veil-train-gan\n"
+        "                       --flow-swaps)");
     return 0;
   }
   auto log = [](const std::string& line) {
@@ -49,6 +55,11 @@ int main(int argc, char** argv) {
   if (auto eval = args.Get("--eval")) {
     if (Status st = args.Finish(); !st.ok()) return cli::Fail(st);
     if (Status st = train::EvaluateFlowFile(*eval, o.data_dir, log); !st.ok()) return cli::Fail(st);
+    return 0;
+  }
+  if (auto model = args.Get("--pseudonyms")) {
+    if (Status st = args.Finish(); !st.ok()) return cli::Fail(st);
+    if (Status st = train::WritePseudonymTable(*model, o.data_dir, log); !st.ok()) return cli::Fail(st);
     return 0;
   }
   o.work_dir = args.GetOr("--work", train::DefaultTrainDir() + "/flow");

@@ -31,6 +31,8 @@ int main(int argc, char** argv) {
         "                      [--no-id-augment] [--attr-pool 1|2|4] [--w-chroma W] [--w-perc W]\n"
         "                      [--ema-kimg K] [--bf16] [--g-ch64 N] [--g-ch128 N] (G's widths; a\n"
         "                      compact checkpoint is widened to them)\n"
+        "                      [--flow-swaps F] (share 0..1 of swaps aimed at the face's own pseudonym:\n"
+        "                      needs DATA/pseudonyms.f32, from veil-train-flow --pseudonyms FLOW_MODEL)\n"
         "                      [--identity-gain G] [--readback-noise-ratio R] (both written into the\n"
         "                      exported generator; calibrate them with veil eval)");
     return 0;
@@ -52,6 +54,7 @@ int main(int argc, char** argv) {
   args.Read("--attr-pool", &o.attr_pool, 0, 4);
   args.Read("--g-ch64", &o.g_ch64, 0, 1024);
   args.Read("--g-ch128", &o.g_ch128, 0, 1024);
+  args.Read("--flow-swaps", &o.flow_swaps, 0, 1);
   struct Real {
     const char* name;
     double* target;

@@ -8,7 +8,8 @@
 #       here, after a full build: fills .gpu/ (git-ignored) with a pack of the set ($VEIL_TRAIN_DIR/
 #       utkface-v1), the libsodium and nlohmann-json Debian packages and the recognizer's weights;
 #       with the working tree it must stay under the 64 MiB the tool carries (counted in file-system
-#       blocks): 7,000 faces at quality 92 make a 36 MB pack beside a 17 MiB tree, a third of the
+#       blocks): 6,500 faces at quality 92 with one key's rows of the set's pseudonym table (for
+#       --flow-swaps) make a 37 MB pack beside a 17 MiB tree, 60 MiB in all, over a quarter of the
 #       train split. SEED picks the random draw; by default it comes from the SHA-256 of
 #       models/train/gan-checkpoint.pt, so each committed checkpoint trains on another draw rather
 #       than the same faces again (draws overlap: three cover about 70 % of the split)
@@ -25,14 +26,14 @@ shift || true
 
 case "$cmd" in
 prepare)
-  faces=${1:-7000}
+  faces=${1:-6500}
   quality=${2:-92}
   seed=${3:-$((16#$(sha256sum models/train/gan-checkpoint.pt | cut -c1-12)))}
   train_dir=${VEIL_TRAIN_DIR:-$HOME/.cache/veil/train}
   rm -rf .gpu
   mkdir -p .gpu/debs .gpu/face-api
   build/tools/veil-train-pack --data "$train_dir/utkface-v1" --out .gpu/pack --train "$faces" --holdout 100 \
-    --quality "$quality" --seed "$seed"
+    --quality "$quality" --seed "$seed" --pseudonym-keys 1
   (cd .gpu/debs && apt-get download -q libsodium23 libsodium-dev nlohmann-json3-dev >/dev/null) ||
     { echo "train_gpu: cannot download the Debian packages" >&2; exit 1; }
   cp .cache/face-api/package/model/face_recognition_model* .gpu/face-api/

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Turns a pack written by veil-train-pack (layout: engine/train/data/utk_pack.h) back into a prepared
 set that the trainers open (engine/train/data/utk_dataset.h): crops128.u8, desc.f32, desc_flip.f32
-when packed, index.tsv and DONE (written last). For a machine without OpenCV's C++ library but with
+and the pseudonym table (pseudonyms.f32, .txt) when packed, index.tsv and DONE (written last). For a machine without OpenCV's C++ library but with
 Python's cv2, as the GPU image (tools/train_gpu.sh).
 
 usage: train_unpack.py PACK OUT      (OUT must not exist; it is written as OUT.tmp, then renamed)
@@ -35,7 +35,7 @@ def main(pack, out):
             sys.exit(f"train_unpack: crop {i} is missing or not {SIDE}x{SIDE} colour")
         crops[i] = img
     crops.tofile(os.path.join(tmp, "crops128.u8"))
-    for name in ("index.tsv", "desc.f32", "desc_flip.f32"):
+    for name in ("index.tsv", "desc.f32", "desc_flip.f32", "pseudonyms.f32", "pseudonyms.txt"):
         if os.path.exists(os.path.join(pack, name)):
             shutil.copyfile(os.path.join(pack, name), os.path.join(tmp, name))
     with open(os.path.join(tmp, "DONE"), "w") as f:

@@ -24,6 +24,16 @@ TRAINER=$WORK/to/tools/veil-train-gan
 
 toy_training_set "$PREP" "$DEMO"
 
+# A pseudonym table for the set (random rows stand in for veil-train-flow --pseudonyms, which needs
+# the full build): the pack carries its first 2 keys' rows, and the trainer-only program aims swaps
+# at them (--flow-swaps).
+expect 0 python3 - data <<'PY'
+import random, struct, sys
+n = int(open(f"{sys.argv[1]}/DONE").read())
+random.seed(1)
+open(f"{sys.argv[1]}/pseudonyms.f32", "wb").write(struct.pack(f"<{n * 8 * 128}f", *(random.gauss(0, 0.1) for _ in range(n * 8 * 128))))
+open(f"{sys.argv[1]}/pseudonyms.txt", "w").write("model_id test\n")
+PY
 # The pack: 3 of the train faces (never a held-out photo's copy) and the 2 held-out ones.
 expect 0 "$PACK" --data data --out pack --train 3 --holdout 2 --quality 95
 contains "3 train + 2 held-out faces" "$OUT"
@@ -72,14 +82,18 @@ for k, name in enumerate(pnames):
     swapped = np.abs(pcrops[k][..., ::-1] - crops[i]).mean()
     assert err < 3 and err < swapped, (name, err, swapped)
     assert (pdesc[k] == desc[i]).all(), name
+    table = np.fromfile(f"{sys.argv[1]}/pseudonyms.f32", "<f4").reshape(len(names), 8, 128)
+    packed = np.fromfile(f"{sys.argv[2]}/pseudonyms.f32", "<f4").reshape(len(pnames), 2, 128)
+    assert (packed[k] == table[i, :2]).all(), name
 print("crops within", max(np.abs(pcrops[k] - crops[names.index(n)]).mean() for k, n in enumerate(pnames)))
 PY
 
 # The trainer-only program trains on the unpacked set: checkpoints, log, a PPM preview; no export.
 FLAGS=(--batch 2 --threads 2 --holdout-eval 2 --adv-start 2 --cyc-every 2 --eval-minutes 0.05 --checkpoint-minutes 0.05)
 expect 0 env VEIL_FACE_API_DIR="$SRC/.cache/face-api/package/model" "$TRAINER" --data unpacked --out gan \
-  --minutes 0.1 "${FLAGS[@]}"
+  --minutes 0.1 "${FLAGS[@]}" --flow-swaps 0.5
 contains "device cpu" "$OUT"
+contains "d(swap to own pseudonym, pseudonym) " "$OUT"
 contains "3 train faces" "$OUT"
 [ -s gan/ckpt.pt ] && [ -s gan/gan-checkpoint.pt ] && [ -s gan/log.tsv ] && PASSED=$((PASSED + 1)) \
   || { echo "FAIL: the trainer-only program wrote no checkpoints or log"; FAILED=$((FAILED + 1)); }

@@ -24,9 +24,9 @@ FLAGS=(--data data --batch 2 --threads 2 --holdout-eval 2 --adv-start 2 --cyc-ev
        --checkpoint-minutes 0.05)
 expect 0 "$VEIL" "${FLAGS[@]}" --out gan --minutes 0.15 --w-perc 1
 contains "checkpoint at step" "$OUT$ERR"
-# The last value a column of the log took (empty when never logged).
+# The last value a column of the log (gan/log.tsv, or the second argument) took; empty when never logged.
 last_logged() {
-  awk -F'\t' -v name="$1" '/^step\t/ { for (i = 1; i <= NF; i++) if ($i == name) c = i; next } c && $c != "" { v = $c } END { print v }' gan/log.tsv
+  awk -F'\t' -v name="$1" '/^step\t/ { for (i = 1; i <= NF; i++) if ($i == name) c = i; next } c && $c != "" { v = $c } END { print v }' "${2:-gan/log.tsv}"
 }
 # The perceptual term (the recognizer's feature maps of reconstruction and input) is logged, > 0;
 # so is the hold-out fine detail of reconstructions and swaps (renders' over originals').
@@ -47,13 +47,13 @@ contains "raw weights:" "$OUT"
 
 # Resumed where it stopped, then exported. The log's header is made that of a trainer that logged
 # fewer columns: the resumed run writes its own header again before its rows.
-sed -i '1s/\teval_detail_rec\teval_detail_swap$//' gan/log.tsv
+sed -i '1s/\teval_detail_rec\teval_detail_swap\teval_d_pseudonym_target$//' gan/log.tsv
 expect 0 "$VEIL" "${FLAGS[@]}" --out gan --minutes 0.1 --resume --export out
 contains "resumed from" "$OUT$ERR"
 last=$(tail -n 1 gan/log.tsv | cut -f1)
 [ "${last:-0}" -gt "${first:-0}" ] && PASSED=$((PASSED + 1)) \
   || { echo "FAIL: the resumed run did not go on from step $first (last $last)"; FAILED=$((FAILED + 1)); }
-[ "$(grep -c '^step' gan/log.tsv)" = 2 ] && [ "$(grep '^step' gan/log.tsv | tail -n 1 | awk -F'\t' '{print $NF}')" = eval_detail_swap ] \
+[ "$(grep -c '^step' gan/log.tsv)" = 2 ] && [ "$(grep '^step' gan/log.tsv | tail -n 1 | awk -F'\t' '{print $NF}')" = eval_d_pseudonym_target ] \
   && PASSED=$((PASSED + 1)) || { echo "FAIL: the resumed log's header: $(grep '^step' gan/log.tsv)"; FAILED=$((FAILED + 1)); }
 # Every row of the resumed run has its header's columns, and its evaluations measure the raw weights too.
 bad=$(awk -F'\t' '/^step\t/ { n = NF; h++; next } h == 2 && NF != n' gan/log.tsv)
@@ -105,6 +105,33 @@ else
   expect 8 "$VEIL" "${FLAGS[@]}" --out gan5 --minutes 0.05 --bf16
   contains "--bf16 needs a CPU with AMX or AVX512-BF16" "$ERR"
 fi
+
+# The pseudonym table: every face's code through the shipped flow under 8 training keys, the same
+# bytes every time. With it a run aims a share of its swaps at the faces' own pseudonyms (refused
+# without it) and its evaluations report how far the swaps read back from those pseudonyms.
+expect 8 "$VEIL" "${FLAGS[@]}" --out gan8 --minutes 0 --resume-from out/train/gan-checkpoint.pt --flow-swaps 0.5
+contains "--flow-swaps needs the data set's pseudonym table" "$ERR"
+expect 0 "$FLOW_TRAINER" --pseudonyms "$FLOW" --data data
+contains "pseudonyms.f32 ($(cat data/DONE) faces x 8 keys) from veil-flow-v1" "$ERR"
+[ "$(stat -c %s data/pseudonyms.f32)" = $(( $(cat data/DONE) * 8 * 128 * 4 )) ] && PASSED=$((PASSED + 1)) \
+  || { echo "FAIL: the pseudonym table's size"; FAILED=$((FAILED + 1)); }
+contains "model_sha256 $(sha256sum "$FLOW" | cut -d' ' -f1)" "$(cat data/pseudonyms.txt)"
+cp data/pseudonyms.f32 pseudonyms-first.f32
+expect 0 "$FLOW_TRAINER" --pseudonyms "$FLOW" --data data
+cmp -s data/pseudonyms.f32 pseudonyms-first.f32 && PASSED=$((PASSED + 1)) \
+  || { echo "FAIL: the pseudonym table differs on a second run"; FAILED=$((FAILED + 1)); }
+expect 0 "$VEIL" "${FLAGS[@]}" --out gan8 --minutes 0.05 --resume-from out/train/gan-checkpoint.pt --flow-swaps 0.5
+contains "d(swap to own pseudonym, pseudonym) " "$OUT"
+v=$(last_logged eval_d_pseudonym_target gan8/log.tsv)
+awk -v v="${v:-0}" 'BEGIN { exit !(v > 0) }' && PASSED=$((PASSED + 1)) \
+  || { echo "FAIL: eval_d_pseudonym_target not logged or not > 0: '$v'"; FAILED=$((FAILED + 1)); }
+expect 2 "$VEIL" "${FLAGS[@]}" --out gan8 --minutes 0 --resume --flow-swaps 1.5
+contains "option --flow-swaps must be a number in [0, 1]" "$ERR"
+# A truncated table is refused when the data set is opened.
+head -c 4096 pseudonyms-first.f32 > data/pseudonyms.f32
+expect 6 "$VEIL" "${FLAGS[@]}" --out gan8 --minutes 0 --resume
+contains "pseudonyms.f32 has 4096 bytes, not 1 to 8 times" "$ERR"
+rm data/pseudonyms.f32
 
 # The exported files are model files the engine loads and renders with. The flow defaults to the
 # file next to the encoder, as in the pipeline: none there yet, so it is named.

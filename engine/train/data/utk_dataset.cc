@@ -136,6 +136,20 @@ StatusOr<UtkDataset> UtkDataset::Open(const std::string& dir) {
   p = nullptr;
   VEIL_RETURN_IF_ERROR(map("desc_flip.f32", sizeof(float) * kUtkDescriptorDim, true, &p));
   ds.flip_ = static_cast<const float*>(p);
+  // The pseudonym table holds K keys' rows per face, K from its size.
+  const size_t per_key = sizeof(float) * kUtkDescriptorDim * static_cast<size_t>(n);
+  if (std::error_code size_ec; fs::exists(dir + "/pseudonyms.f32", size_ec)) {
+    const uintmax_t bytes = fs::file_size(dir + "/pseudonyms.f32", size_ec);
+    if (size_ec || bytes % per_key != 0 || bytes / per_key < 1 || bytes / per_key > kUtkPseudonymKeys) {
+      return DataLossError(dir + "/pseudonyms.f32 has " + (size_ec ? std::string("unknown") : std::to_string(bytes)) +
+                           " bytes, not 1 to " + std::to_string(kUtkPseudonymKeys) + " times " + std::to_string(per_key));
+    }
+    const int keys = static_cast<int>(bytes / per_key);
+    p = nullptr;
+    VEIL_RETURN_IF_ERROR(map("pseudonyms.f32", sizeof(float) * kUtkDescriptorDim * static_cast<size_t>(keys), false, &p));
+    ds.pseudonyms_ = static_cast<const float*>(p);
+    ds.pseudonym_keys_ = keys;
+  }
   return ds;
 }
 
@@ -181,6 +195,12 @@ const float* UtkDataset::descriptor(size_t i) const {
 const float* UtkDataset::descriptor_flip(size_t i) const {
   (void)records_.at(i);
   return flip_ == nullptr ? nullptr : flip_ + i * kUtkDescriptorDim;
+}
+
+const float* UtkDataset::pseudonym(size_t i, int key) const {
+  (void)records_.at(i);
+  if (pseudonyms_ == nullptr || key < 0 || key >= pseudonym_keys_) return nullptr;
+  return pseudonyms_ + (i * static_cast<size_t>(pseudonym_keys_) + static_cast<size_t>(key)) * kUtkDescriptorDim;
 }
 
 const float* UtkDataset::landmarks(size_t i) const {

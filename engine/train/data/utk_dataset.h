@@ -15,6 +15,11 @@
 //   desc_flip.f32  (optional) the same for the horizontally flipped 150 chip: a same-face pair.
 //   landmarks.f32  (optional) N x 68 x 2 float32 LE, landmarks in 128-crop pixel coordinates
 //                  (no trainer needs them; a packed subset, veil-train-pack, leaves them out).
+//   pseudonyms.f32 (optional) N x K x 128 float32 LE, K in 1..kUtkPseudonymKeys: each face's code
+//                  through a flow model file under K fixed training keys (`veil-train-flow
+//                  --pseudonyms FILE` writes all 8 and records the model's id and SHA-256 in
+//                  pseudonyms.txt; a pack keeps fewer): the identities the generator is asked to
+//                  draw at inference (veil-train-gan --flow-swaps).
 //   DONE           written last; holds N. A folder without it is incomplete and refused.
 // The files are memory-mapped read-only; the dataset is immutable and safe to read from many threads.
 #pragma once
@@ -32,6 +37,7 @@ namespace veil::train {
 inline constexpr int kUtkCropSize = 128;
 inline constexpr int kUtkDescriptorDim = 128;
 inline constexpr int kUtkLandmarks = 68;
+inline constexpr int kUtkPseudonymKeys = 8;
 inline constexpr const char* kUtkSetName = "utkface-v1";
 
 enum class Split { kTrain, kHoldout };
@@ -83,6 +89,11 @@ class UtkDataset {
   bool has_flip() const { return flip_ != nullptr; }
   // 68 (x, y) pairs in 128-crop pixels; nullptr when landmarks.f32 is absent.
   const float* landmarks(size_t i) const;
+  // Face i's pseudonym under training key `key` (0..pseudonym_keys()-1), 128 floats; nullptr when
+  // pseudonyms.f32 is absent or holds fewer keys.
+  const float* pseudonym(size_t i, int key) const;
+  bool has_pseudonyms() const { return pseudonyms_ != nullptr; }
+  int pseudonym_keys() const { return pseudonym_keys_; }
   const std::string& dir() const { return dir_; }
 
  private:
@@ -96,6 +107,8 @@ class UtkDataset {
   const float* desc_ = nullptr;
   const float* flip_ = nullptr;
   const float* landmarks_ = nullptr;
+  const float* pseudonyms_ = nullptr;
+  int pseudonym_keys_ = 0;
 };
 
 }  // namespace veil::train

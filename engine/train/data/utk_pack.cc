@@ -18,6 +18,9 @@ Status PackSubset(const PackOptions& o, PackStats* stats) {
   namespace fs = std::filesystem;
   if (o.train < 1 || o.holdout < 2) return InvalidArgumentError("a pack needs at least 1 train and 2 held-out faces");
   if (o.quality < 50 || o.quality > 100) return InvalidArgumentError("--quality must be in [50, 100]");
+  if (o.pseudonym_keys < 0 || o.pseudonym_keys > kUtkPseudonymKeys) {
+    return InvalidArgumentError("--pseudonym-keys must be in [0, " + std::to_string(kUtkPseudonymKeys) + "]");
+  }
   static_assert(std::endian::native == std::endian::little, "the pack's offsets are written as little-endian");
   std::error_code ec;
   if (fs::exists(o.out_dir, ec) && !fs::is_empty(o.out_dir, ec)) return AlreadyExistsError(o.out_dir + " is not empty");
@@ -43,7 +46,8 @@ Status PackSubset(const PackOptions& o, PackStats* stats) {
   PackStats st;
   std::ostringstream index;
   index << "idx\tfile\tsplit\tage\tgender\trace\n";
-  std::string desc, flip, jpegs, offsets(sizeof(uint64_t), '\0');
+  const int pseudonym_keys = std::min(o.pseudonym_keys, ds.pseudonym_keys());
+  std::string desc, flip, pseudonyms, jpegs, offsets(sizeof(uint64_t), '\0');
   for (size_t k = 0; k < rows.size(); ++k) {
     const size_t i = rows[k];
     const UtkRecord& r = ds.record(i);
@@ -52,6 +56,8 @@ Status PackSubset(const PackOptions& o, PackStats* stats) {
     (r.split == Split::kHoldout ? st.holdout : st.train) += 1;
     desc.append(reinterpret_cast<const char*>(ds.descriptor(i)), sizeof(float) * kUtkDescriptorDim);
     if (ds.has_flip()) flip.append(reinterpret_cast<const char*>(ds.descriptor_flip(i)), sizeof(float) * kUtkDescriptorDim);
+    for (int key = 0; key < pseudonym_keys; ++key)
+      pseudonyms.append(reinterpret_cast<const char*>(ds.pseudonym(i, key)), sizeof(float) * kUtkDescriptorDim);
     const cv::Mat crop(kUtkCropSize, kUtkCropSize, CV_8UC3, const_cast<uint8_t*>(ds.crop_data(i)));
     std::vector<uchar> jpg;
     if (!cv::imencode(".jpg", crop, jpg, {cv::IMWRITE_JPEG_QUALITY, o.quality})) return InternalError("JPEG encoding failed");
@@ -63,9 +69,15 @@ Status PackSubset(const PackOptions& o, PackStats* stats) {
   VEIL_RETURN_IF_ERROR(keys::WriteFileAtomic(o.out_dir + "/index.tsv", text, false, 0644));
   VEIL_RETURN_IF_ERROR(keys::WriteFileAtomic(o.out_dir + "/desc.f32", desc, false, 0644));
   if (!flip.empty()) VEIL_RETURN_IF_ERROR(keys::WriteFileAtomic(o.out_dir + "/desc_flip.f32", flip, false, 0644));
+  std::string pseudonym_info;
+  if (!pseudonyms.empty()) {
+    VEIL_ASSIGN_OR_RETURN(pseudonym_info, keys::ReadFile(o.data_dir + "/pseudonyms.txt", 1 << 16));
+    VEIL_RETURN_IF_ERROR(keys::WriteFileAtomic(o.out_dir + "/pseudonyms.txt", pseudonym_info, false, 0644));
+    VEIL_RETURN_IF_ERROR(keys::WriteFileAtomic(o.out_dir + "/pseudonyms.f32", pseudonyms, false, 0644));
+  }
   VEIL_RETURN_IF_ERROR(keys::WriteFileAtomic(o.out_dir + "/crops.jpg.bin", jpegs, false, 0644));
   VEIL_RETURN_IF_ERROR(keys::WriteFileAtomic(o.out_dir + "/crops.offsets", offsets, false, 0644));
-  st.bytes = text.size() + desc.size() + flip.size() + jpegs.size() + offsets.size();
+  st.bytes = text.size() + desc.size() + flip.size() + pseudonym_info.size() + pseudonyms.size() + jpegs.size() + offsets.size();
   VEIL_RETURN_IF_ERROR(keys::WriteFileAtomic(
       o.out_dir + "/PACKED", std::to_string(rows.size()) + " quality " + std::to_string(o.quality) + " seed " + std::to_string(o.seed) + "\n",
       false, 0644));

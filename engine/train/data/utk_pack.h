@@ -5,6 +5,8 @@
 //   index.tsv        the subset's rows, idx renumbered 0..K-1 (file names, split and labels as in
 //                    the set, in the set's order)
 //   desc.f32         their descriptors (desc_flip.f32 too when the set has it)
+//   pseudonyms.f32   when the set has a pseudonym table: its rows for the first pseudonym_keys keys
+//                    (pseudonyms.txt, the flow model it came from, beside it)
 //   crops.jpg.bin    the crops (128x128 BGR) as JPEGs of the given quality, one after the other
 //   crops.offsets    K + 1 uint64 LE: crop k is bytes [offsets[k], offsets[k + 1]) of crops.jpg.bin
 //                    (one file, not K: the 64 MiB counts file-system blocks)
@@ -30,6 +32,7 @@ struct PackOptions {
   int holdout = 100;      // held-out faces
   int quality = 92;       // JPEG quality of the crops (4:2:0 chroma, OpenCV's default)
   uint64_t seed = 1;
+  int pseudonym_keys = 2;  // keys of the set's pseudonym table packed (each 512 bytes a face); 0: none
 };
 
 struct PackStats {

@@ -157,6 +157,9 @@ struct Metrics {
   // Fine detail (FineDetailEnergy) of the reconstructions and of the swaps over the originals' (1: as
   // sharp as the photos); veil eval's detail_vs_original on these crops.
   double detail_rec = 0, detail_swap = 0;
+  // A swap aimed at the face's own pseudonym (pseudonyms.f32, key 0; unsteered): read-back distance
+  // to that pseudonym. NaN without the table.
+  double pseudo_to_target = 0;
 };
 
 struct LossSums {
@@ -377,6 +380,22 @@ class Trainer {
     mark_ = Clock::now();
   }
 
+  // z_y with a flow_swaps share of its rows replaced by the face's own pseudonym under a random
+  // training key: G learns to draw the codes the flow makes, not only other real faces' codes.
+  torch::Tensor WithPseudonyms(const torch::Tensor& zy, const std::vector<size_t>& idx, std::mt19937_64& rng) {
+    const int64_t n = static_cast<int64_t>(idx.size());
+    torch::Tensor p = torch::zeros({n, 128}, torch::kFloat32);
+    torch::Tensor use = torch::zeros({n, 1}, torch::kBool);
+    std::bernoulli_distribution pick(o_.flow_swaps);
+    std::uniform_int_distribution<int> key(0, data_.pseudonym_keys() - 1);
+    for (int64_t i = 0; i < n; ++i) {
+      if (!pick(rng)) continue;
+      std::memcpy(p[i].data_ptr<float>(), data_.pseudonym(idx[static_cast<size_t>(i)], key(rng)), sizeof(float) * 128);
+      use[i][0] = true;
+    }
+    return torch::where(use.to(device_), p.to(device_), zy);
+  }
+
   static torch::Tensor Chroma(const torch::Tensor& bgr) {
     const torch::Tensor g = bgr.slice(1, 1, 2);
     return torch::cat({bgr.slice(1, 0, 1) - g, bgr.slice(1, 2, 3) - g}, 1);
@@ -394,7 +413,8 @@ class Trainer {
     }
     torch::Tensor x, zx;
     MakeBatch(idx, flip, x, zx);
-    const torch::Tensor zy = zx.roll(1, 0);
+    torch::Tensor zy = zx.roll(1, 0);
+    if (o_.flow_swaps > 0) zy = WithPseudonyms(zy, idx, rng);
     const double warm = o_.warmup_steps > 0 ? std::min(1.0, double(step_ - warm_from_ + 1) / o_.warmup_steps) : 1.0;
     SetLr(*opt_g_, o_.lr_g * warm);
     SetLr(*opt_d_, o_.lr_d * warm);
@@ -502,10 +522,12 @@ class Trainer {
     const Metrics m = Measure(ShippedE(), ShippedG(), preview);
     std::printf("eval step %lld%s: PSNR %.2f dB  SSIM %.4f  d(rec,x) %.3f  d(swap,target) %.3f  d(swap,orig) %.3f "
                 "(>0.6: %.0f%%)  d(pair) %.3f  d(R(x128),x) %.3f  grey-64: d(swap,orig) %.3f d(x,x) %.3f  "
-                "detail rec %.3f swap %.3f\n",
+                "detail rec %.3f swap %.3f",
                 static_cast<long long>(step_), average ? " (averaged weights)" : "", m.psnr, m.ssim, m.id_rec,
                 m.swap_to_target, m.swap_to_orig, 100 * m.swap_over_06, m.pair, m.baseline, m.swap_orig_lowgrey,
                 m.baseline_lowgrey, m.detail_rec, m.detail_swap);
+    if (!std::isnan(m.pseudo_to_target)) std::printf("  d(swap to own pseudonym, pseudonym) %.3f", m.pseudo_to_target);
+    std::printf("\n");
     Metrics raw;
     if (average) {
       raw = Measure(*E_, *G_, false);
@@ -542,7 +564,7 @@ class Trainer {
     const size_t n = eval_.size();
     const int64_t chunk = 16;
     double psnr = 0, ssim = 0, id_rec = 0, to_target = 0, to_orig = 0, pair = 0, base = 0, over = 0;
-    double orig_lg = 0, base_lg = 0, detail_x = 0, detail_rec = 0, detail_swap = 0;
+    double orig_lg = 0, base_lg = 0, detail_x = 0, detail_rec = 0, detail_swap = 0, to_pseudonym = 0;
     std::vector<torch::Tensor> rows;  // preview: original | reconstruction | swap | swapped back
     for (size_t start = 0; start < n; start += chunk) {
       std::vector<size_t> idx, partner;
@@ -557,6 +579,14 @@ class Trainer {
       const torch::Tensor rec = G.forward(a, zx).clamp(-1, 1);
       const torch::Tensor swp = G.forward(a, zy).clamp(-1, 1);
       const torch::Tensor cyc = G.forward(E.forward(swp), zx).clamp(-1, 1);
+      if (data_.has_pseudonyms()) {
+        torch::Tensor zp = torch::empty({static_cast<int64_t>(idx.size()), 128}, torch::kFloat32);
+        for (size_t i = 0; i < idx.size(); ++i)
+          std::memcpy(zp[static_cast<int64_t>(i)].data_ptr<float>(), data_.pseudonym(idx[i], 0), sizeof(float) * 128);
+        zp = zp.to(device_);
+        const torch::Tensor anon = G.forward(a, zp).clamp(-1, 1);
+        to_pseudonym += Distances(recognizer_->forward(engine::nets::RecognizerInputFromBgr(anon)), zp).sum().item<double>();
+      }
       // PSNR, SSIM and fine detail on 8-bit images, as a viewer sees them.
       const torch::Tensor xu = ToUint8Image(x), ru = ToUint8Image(rec), su = ToUint8Image(swp);
       const torch::Tensor xq = xu.to(torch::kFloat32), rq = ru.to(torch::kFloat32);
@@ -589,6 +619,7 @@ class Trainer {
     m = {psnr / dn, ssim / dn, id_rec / dn, to_target / dn, to_orig / dn, pair / dn, base / dn, over / dn,
          orig_lg / dn, base_lg / dn};
     if (detail_x > 0) m.detail_rec = detail_rec / detail_x, m.detail_swap = detail_swap / detail_x;
+    m.pseudo_to_target = data_.has_pseudonyms() ? to_pseudonym / dn : std::nan("");
     if (preview && !rows.empty()) WritePreview(torch::cat(rows, 0).contiguous());
     return m;
   }
@@ -602,7 +633,7 @@ class Trainer {
         "\tattr\tcyc_l1\teval_psnr\teval_ssim\teval_d_rec\teval_d_swap_target\teval_d_swap_orig"
         "\teval_swap_over_0.6\teval_d_pair\teval_d_baseline\tg_away\teval_d_swap_orig_lowgrey\teval_d_lowgrey_baseline"
         "\tg_chroma\teval_raw_psnr\teval_raw_ssim\teval_raw_d_rec\teval_raw_d_swap_target\teval_raw_d_swap_orig"
-        "\teval_raw_swap_over_0.6\tema_kimg\tg_perc\teval_detail_rec\teval_detail_swap",
+        "\teval_raw_swap_over_0.6\tema_kimg\tg_perc\teval_detail_rec\teval_detail_swap\teval_d_pseudonym_target",
         log_);
   }
 
@@ -639,6 +670,8 @@ class Trainer {
     log_ << '\t' << o_.ema_kimg << '\t' << avg(s.perc, s.n);
     if (m != nullptr) log_ << '\t' << m->detail_rec << '\t' << m->detail_swap;
     else log_ << "\t\t";
+    log_ << '\t';
+    if (m != nullptr && !std::isnan(m->pseudo_to_target)) log_ << m->pseudo_to_target;
     log_ << '\n';
     log_.flush();
   }
@@ -936,7 +969,13 @@ Status RunGanTraining(const GanTrainOptions& options) {
 #if VEIL_TRAINER_ONLY
   if (!options.export_dir.empty()) return FailedPreconditionError(kNoExport);
 #endif
+  if (!(options.flow_swaps >= 0 && options.flow_swaps <= 1)) return InvalidArgumentError("--flow-swaps must be a number in [0, 1]");
   VEIL_ASSIGN_OR_RETURN(UtkDataset data, UtkDataset::Open(options.data_dir));
+  if (options.flow_swaps > 0 && !data.has_pseudonyms()) {
+    return FailedPreconditionError("--flow-swaps needs the data set's pseudonym table (" + options.data_dir +
+                                   "/pseudonyms.f32): make it with veil-train-flow --pseudonyms FLOW_MODEL --data " +
+                                   options.data_dir);
+  }
   try {
     Trainer t(options, std::move(data));
     VEIL_RETURN_IF_ERROR(t.Init());

@@ -2,7 +2,8 @@
 // `veil-train-gan`. No LibTorch in this header.
 //
 // Each step, on a batch x with descriptors z_x (precomputed, desc.f32) and swapped identities z_y
-// (the batch rolled by one):
+// (the batch rolled by one; with flow_swaps > 0 that share of the z_y are instead the face's own
+// pseudonym under a training key, pseudonyms.f32, i.e. what anonymization asks G to draw):
 //   a = E(x); rec = G(a, z_x); swp = G(a, z_y)
 //   D:  softplus(-D(x)) + softplus(D(rec|swp)) [+ lazy R1 on reals every r1_every steps]
 //   G:  w_rec * L1(rec, x)                                    reconstruction
@@ -67,6 +68,7 @@ struct GanTrainOptions {
   double w_chroma = 0;         // per-pixel chroma L1 of swaps to the input (keeps skin tone, no fringes)
   double w_perc = 0;           // perceptual distance of reconstructions to the input (P above)
   double away_margin = 0.75;   // descriptor distance the hinge asks for (0.6 is the 'same person' line)
+  double flow_swaps = 0;       // share of swaps aimed at the face's own pseudonym (needs pseudonyms.f32)
   bool id_augment = true;      // random rescale + shift before R in the identity losses
   int adv_start_step = 0;      // D and the adversarial term start here (reconstruction first)
   int cyc_every = 1;           // the cycle term every k steps (it costs a third E + G pass)
