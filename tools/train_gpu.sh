@@ -18,7 +18,7 @@
 #       models/train/gan-checkpoint.pt until SECONDS after the start (build time included), with
 #       OUT as the trainer's --out: the compact checkpoint, the log, the preview, and the full
 #       checkpoint cut into 15 MB parts at the end (cat OUT/ckpt.pt.part-* > ckpt.pt)
-# Back here, export and measure as for a CPU run (models/README.md, "Reproduce / continue").
+# Back here, export and measure as for a CPU run (models/README.md, "Continue training").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cmd=${1:-}

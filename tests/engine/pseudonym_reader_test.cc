@@ -1,7 +1,7 @@
 // The pseudonym reader (keyed restore's read-back): its model file, its input convention, and the
 // pipeline's rule that a reader serves only the generator it was trained for. The reader here is
 // face-api's recognizer written as a reader file (no fine-tuning): these tests check the machinery;
-// the trained reader's numbers are in models/README.md.
+// the trained reader's numbers are in models/keyed-restore-limits.md (point 2).
 // (DOCTEST_CHECK: LibTorch, included for the reader file writer, defines its own CHECK.)
 #include <doctest/doctest.h>
 

@@ -45,7 +45,7 @@ using Clock = std::chrono::steady_clock;
 [[maybe_unused]] constexpr const char* kNoExport =
     "this trainer-only build writes checkpoints only; export them with a full build: veil-train-gan "
     "--minutes 0 --resume-from CHECKPOINT --export DIR and the run's --ema-kimg, --identity-gain and "
-    "--readback-noise-ratio (models/README.md, \"Reproduce / continue\")";
+    "--readback-noise-ratio (models/README.md, \"Continue training\")";
 
 double Seconds(Clock::time_point since) { return std::chrono::duration<double>(Clock::now() - since).count(); }
 
