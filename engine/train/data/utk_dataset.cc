@@ -138,8 +138,9 @@ StatusOr<UtkDataset> UtkDataset::Open(const std::string& dir) {
   ds.flip_ = static_cast<const float*>(p);
   // The pseudonym table holds K keys' rows per face, K from its size.
   const size_t per_key = sizeof(float) * kUtkDescriptorDim * static_cast<size_t>(n);
-  if (std::error_code size_ec; fs::exists(dir + "/pseudonyms.f32", size_ec)) {
-    const uintmax_t bytes = fs::file_size(dir + "/pseudonyms.f32", size_ec);
+  std::error_code size_ec;
+  const uintmax_t bytes = fs::file_size(dir + "/pseudonyms.f32", size_ec);
+  if (size_ec != std::errc::no_such_file_or_directory) {
     if (size_ec || bytes % per_key != 0 || bytes / per_key < 1 || bytes / per_key > kUtkPseudonymKeys) {
       return DataLossError(dir + "/pseudonyms.f32 has " + (size_ec ? std::string("unknown") : std::to_string(bytes)) +
                            " bytes, not 1 to " + std::to_string(kUtkPseudonymKeys) + " times " + std::to_string(per_key));

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <filesystem>
 #include <vector>
 
 #include "data/utk_dataset.h"
@@ -42,8 +43,13 @@ Status WritePseudonymTable(const std::string& model_path, const std::string& dat
   const std::string info = "model_id " + flow->model_id() + "\nmodel_sha256 " + flow->model_sha256() + "\nkeys " +
                            std::to_string(kUtkPseudonymKeys) + " BLAKE2b-256(\"" + kKeyLabel + "\" k)\nfaces " +
                            std::to_string(n) + "\n";
-  VEIL_RETURN_IF_ERROR(keys::WriteFileAtomic(data_dir + "/pseudonyms.txt", info, /*overwrite=*/true, 0644));
+  // The label goes first and comes back last: a run cut off in between leaves a table without a
+  // label, never a label that names this model beside an older model's table.
+  std::error_code ec;
+  std::filesystem::remove(data_dir + "/pseudonyms.txt", ec);
+  if (ec) return IoError("cannot remove " + data_dir + "/pseudonyms.txt: " + ec.message());
   VEIL_RETURN_IF_ERROR(keys::WriteFileAtomic(data_dir + "/pseudonyms.f32", table, /*overwrite=*/true, 0644));
+  VEIL_RETURN_IF_ERROR(keys::WriteFileAtomic(data_dir + "/pseudonyms.txt", info, /*overwrite=*/true, 0644));
   if (log) log("wrote " + data_dir + "/pseudonyms.f32 (" + std::to_string(n) + " faces x " + std::to_string(kUtkPseudonymKeys) + " keys) from " + flow->model_id());
   return Status::Ok();
 }

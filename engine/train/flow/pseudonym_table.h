@@ -11,8 +11,9 @@
 
 namespace veil::train {
 
-// Writes DATA_DIR/pseudonyms.f32 (temporary file, fsync, rename; an older table is replaced) and
-// DATA_DIR/pseudonyms.txt (the model's id and SHA-256, the key derivation). The keys are
+// Writes DATA_DIR/pseudonyms.f32 (temporary file, fsync, rename; an older table is replaced), then
+// DATA_DIR/pseudonyms.txt (the model's id and SHA-256, the key derivation), which is removed before
+// the table is written, so that it names the table's model or is absent. The keys are
 // BLAKE2b("veil-gan-pseudonym-key-v1:" k), k = 0..7: stand-ins that protect nothing. Deterministic:
 // the same codes and model file give the same bytes.
 Status WritePseudonymTable(const std::string& model_path, const std::string& data_dir,
