@@ -29,9 +29,9 @@ printf 'VEILPAY\n\x14\x00\x00\x00\x08\x01\x12\x10ABCDEFGHIJKLMNOP\x0b\x00\x00\x0
 declare -A seed=(
   [store_file]="$seeds/store/keystore.veil" [store_body]="" [audit_log]="$seeds/store/audit.log"
   [restore_request]="$seeds/req" [checkpoint]="$seeds/cp" [sealed_payload]="" [manifest]="$repo/tests/fuzz/seeds/manifest.png"
-  [payload_container]="$seeds/payloads.veilpay"
+  [payload_container]="$seeds/payloads.veilpay" [image_containers]="$repo/tests/fuzz/seeds/manifest.png"
 )
-for name in store_file store_body audit_log restore_request checkpoint sealed_payload manifest payload_container; do
+for name in store_file store_body audit_log restore_request checkpoint sealed_payload manifest payload_container image_containers; do
   corpus="$repo/tests/fuzz/corpus-$name"
   mkdir -p "$corpus"
   [ -n "${seed[$name]}" ] && cp "${seed[$name]}" "$corpus/seed"

@@ -132,8 +132,24 @@ int RunSubcommands(const char* usage, int argc, char** argv, std::initializer_li
   return Fail(InvalidArgumentError(std::string("unknown subcommand '") + argv[0] + "'"));
 }
 
+std::string OneLine(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  for (size_t i = 0; i < text.size(); ++i) {
+    const auto c = static_cast<unsigned char>(text[i]);
+    if (c == 0xC2 && i + 1 < text.size() && static_cast<unsigned char>(text[i + 1]) >= 0x80 &&
+        static_cast<unsigned char>(text[i + 1]) <= 0x9F) {
+      out += '?';  // U+0080..U+009F
+      ++i;
+    } else {
+      out += c < 0x20 || c == 0x7F ? '?' : static_cast<char>(c);
+    }
+  }
+  return out;
+}
+
 int Fail(const Status& status) {
-  std::fprintf(stderr, "veil: %s\n", status.ToString().c_str());
+  std::fprintf(stderr, "veil: %s\n", OneLine(status.ToString()).c_str());
   return static_cast<int>(status.code());
 }
 

@@ -9,6 +9,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "veil/status.h"
@@ -71,6 +72,9 @@ int RunSubcommands(const char* usage, int argc, char** argv, std::initializer_li
 
 // Prints "veil: <message>" on one line to stderr and returns the status code as exit code.
 int Fail(const Status& status);
+// `text` (an error naming a file, say) safe for one line of a terminal: control characters (C0,
+// DEL, C1 as UTF-8) become '?', so a file name cannot add lines or move the cursor.
+std::string OneLine(std::string_view text);
 
 // Programs that run the networks call this first: glibc's malloc then keeps freed blocks of up to
 // 32 MiB for reuse instead of handing them back to the kernel and faulting fresh pages in for the

@@ -110,21 +110,42 @@ StatusOr<std::vector<Job>> PlanJobs(const std::vector<std::string>& inputs, cons
         return InvalidArgumentError("-o " + out.string() + " is the input folder " + in +
                                     " itself; write the tree elsewhere (for example -o " + (fs::path(in) / "anonymized").string() + ")");
       }
+      // `-o` the folder's parent would mirror the tree onto the input folder itself.
+      if (fs::weakly_canonical(out_abs / name, ec) == ip_abs) {
+        return InvalidArgumentError("-o " + out.string() + " would write the tree of " + in + " into " + in +
+                                    " itself; write it elsewhere");
+      }
       auto it = fs::recursive_directory_iterator(ip, ec);
       if (ec) return IoError("cannot list " + in + ": " + ec.message());
       for (; it != fs::recursive_directory_iterator(); it.increment(ec)) {
-        std::error_code canon_ec;
-        if (it->is_directory() && fs::weakly_canonical(it->path(), canon_ec) == out_abs) {
-          it.disable_recursion_pending();  // never descend into our own output
+        // Links: a linked photo or video is anonymized where the link stands in the tree; a linked
+        // folder is refused (it would be skipped: its faces left as they are, with exit code 0).
+        std::error_code entry_ec;
+        const bool link = it->is_symlink(entry_ec);
+        const bool dir = it->is_directory(entry_ec);
+        if (dir && link) {
+          return InvalidArgumentError(it->path().string() + " is a link to a folder, which Veil does not follow "
+                                      "inside an input folder; give that folder as an input of its own");
+        }
+        if (dir) {
+          std::error_code canon_ec;
+          if (fs::weakly_canonical(it->path(), canon_ec) == out_abs) it.disable_recursion_pending();  // never our own output
           continue;
         }
         const std::string ext = Lower(it->path().extension().string());
-        if (it->is_regular_file() && (kImageExt.count(ext) || kVideoExt.count(ext))) files.push_back(it->path());
+        if (!kImageExt.count(ext) && !kVideoExt.count(ext)) continue;
+        entry_ec.clear();
+        if (it->is_regular_file(entry_ec)) {
+          files.push_back(it->path());
+        } else if (entry_ec) {  // a broken or looping link, an unreadable entry
+          return IoError("cannot read " + it->path().string() + ": " + entry_ec.message());
+        }
       }
       // A failed step ends the iteration (it becomes the end iterator) with `ec` set.
       if (ec) return IoError("cannot list all of " + in + ": " + ec.message());
       std::sort(files.begin(), files.end());
-      for (const auto& f : files) jobs.push_back({f, OutputPath(out / name / fs::relative(f, ip), format)});
+      // The path below the folder as listed (a link keeps its own name and place in the tree).
+      for (const auto& f : files) jobs.push_back({f, OutputPath(out / name / f.lexically_relative(ip), format)});
     } else if (single_file) {
       // A video becomes a video and a photo a photo: `restore` and `inspect` tell them apart by name.
       const bool video_in = kVideoExt.count(Lower(ip.extension().string())) > 0;
@@ -193,8 +214,9 @@ Status KeepInStore(const StoreOptions& opts, const std::string& manifest_id, con
 }
 
 // A resumed batch skips a job whose output exists and is Veil's (its manifest embedded or beside
-// it); anything else under that name is refused, never counted as done or replaced.
-StatusOr<bool> AlreadyDone(const Job& job) {
+// it, describing its pixels; for a photo, made of this very input with this key); anything else
+// under that name is refused, never counted as done or replaced.
+StatusOr<bool> AlreadyDone(const Job& job, const keys::KeyHandle& key) {
   const std::string out = job.output.string();
   if (!keys::PathExists(out)) return false;
   // A sidecar counts only when it describes these very pixels or frames.
@@ -211,11 +233,19 @@ StatusOr<bool> AlreadyDone(const Job& job) {
     }
   } else {
     auto bytes = keys::ReadFile(out, 256u << 20);
-    if (bytes.ok() && engine::ExtractManifest(*bytes).ok()) return true;
+    if (bytes.ok()) {
+      if (auto embedded = engine::ExtractManifest(*bytes); embedded.ok()) manifest = engine::ParseManifest(*embedded);
+    }
     engine::ImageLimits quiet;
     quiet.silence_decoder_stderr = true;
     auto image = bytes.ok() ? engine::DecodeImage(*bytes, quiet) : StatusOr<cv::Mat>(bytes.status());
-    if (manifest.ok() && image.ok() && manifest->output_pixels_sha256 == engine::PixelsSha256(*image)) return true;
+    if (manifest.ok() && image.ok() && manifest->output_pixels_sha256 == engine::PixelsSha256(*image)) {
+      // Veil's finished output; of this input? (the input as anonymizing reads it, oriented)
+      VEIL_ASSIGN_OR_RETURN(cv::Mat input, engine::ReadImage(job.input.string(), quiet));
+      if (engine::ImageManifestIsFor(*manifest, input, key)) return true;
+      return AlreadyExistsError(out + " exists and was made from another version of " + job.input.string() +
+                                " or with another key; not overwriting it");
+    }
   }
   return AlreadyExistsError(out + " exists and is not Veil's output (no manifest); not overwriting it");
 }
@@ -227,7 +257,7 @@ Status ProcessVideo(engine::Pipeline& pipeline, const keys::KeyHandle& key, cons
   auto progress = [&](const engine::VideoProgress& p) {
     if (show_progress && p.frame % 10 == 0) {
       const auto stderr_lock = engine::HoldStderr();
-      std::fprintf(stderr, "\r  %s: frame %lld/%lld   ", job.input.filename().c_str(), static_cast<long long>(p.frame),
+      std::fprintf(stderr, "\r  %s: frame %lld/%lld   ", OneLine(job.input.filename().string()).c_str(), static_cast<long long>(p.frame),
                    static_cast<long long>(p.frames));
     }
   };
@@ -260,12 +290,17 @@ Status ProcessOne(engine::Pipeline& pipeline, const keys::KeyHandle& key, const 
   if (pipeline.params().payloads == PayloadLocation::kKeyStore) {
     VEIL_RETURN_IF_ERROR(KeepInStore(opts, result->manifest.manifest_id, result->store_manifest_bytes));
   }
+  bool sidecar_created = false;
   if (pipeline.params().placement == ManifestPlacement::kSidecar) {
     // An identical sidecar is an earlier run's, stopped just before its image appeared.
-    VEIL_RETURN_IF_ERROR(keys::WriteNewFileOrSame(job.output.string() + ".veil", result->manifest_bytes, 0644));
+    VEIL_RETURN_IF_ERROR(keys::WriteNewFileOrSame(job.output.string() + ".veil", result->manifest_bytes, 0644, &sidecar_created));
   }
   // The image last: its presence marks the job as done for a resumed batch.
-  return keys::WriteFileAtomic(job.output.string(), result->image_bytes, false, 0644);
+  Status written = keys::WriteFileAtomic(job.output.string(), result->image_bytes, false, 0644);
+  // A sidecar this call put there goes with its failed image (a re-run with other options would
+  // find it in the way).
+  if (!written.ok() && sidecar_created) ::unlink((job.output.string() + ".veil").c_str());
+  return written;
 }
 
 int Anonymize(int argc, char** argv) {
@@ -357,7 +392,7 @@ int Anonymize(int argc, char** argv) {
       nlohmann::json entry = {{"input", job.input.string()}, {"output", job.output.string()}};
       engine::AnonymizeOutput result;
       Status st;
-      StatusOr<bool> done_before = AlreadyDone(job);
+      StatusOr<bool> done_before = AlreadyDone(job, *key);
       const bool skip = done_before.ok() && *done_before;
       if (!done_before.ok()) {
         st = done_before.status();
@@ -394,7 +429,7 @@ int Anonymize(int argc, char** argv) {
         entry["error"] = st.ToString();
         // The file named once: most errors already name it.
         const std::string where = st.message().rfind(job.input.string() + ":", 0) == 0 ? "" : job.input.string() + ": ";
-        if (!json) std::fprintf(stderr, "%sveil: %s%s\n", isatty(2) && !quiet ? "\n" : "", where.c_str(), st.ToString().c_str());
+        if (!json) std::fprintf(stderr, "%sveil: %s\n", isatty(2) && !quiet ? "\n" : "", OneLine(where + st.ToString()).c_str());
       }
       statuses[i] = st;
       entries[i] = std::move(entry);

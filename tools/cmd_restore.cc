@@ -98,6 +98,21 @@ StatusOr<engine::Manifest> LoadManifest(const std::string& input, const std::str
   return stored;
 }
 
+// FailedPrecondition unless `keyring` version `version` exists and is enabled (a restore's success
+// record is written only then).
+Status KeyStillEnabled(const keys::KeyStore& store, const std::string& keyring, uint32_t version) {
+  for (const auto& k : store.Info().keyrings) {
+    if (k.name != keyring) continue;
+    for (const auto& v : k.versions) {
+      if (v.version != version) continue;
+      if (v.status == keys::KeyStatus::kEnabled) return Status::Ok();
+      return FailedPreconditionError("key " + keyring + " version " + std::to_string(version) + " was " +
+                                     keys::KeyStatusName(v.status) + " during the restore");
+    }
+  }
+  return FailedPreconditionError("key " + keyring + " version " + std::to_string(version) + " is no longer in the key store");
+}
+
 // A private folder (0700) next to the output for the copy of a video being restored; removed with
 // the object. The copy is what gets hashed, authorized and decoded: swapping the file named on the
 // command line after the check changes nothing.
@@ -226,6 +241,9 @@ int Restore(int argc, char** argv) {
   std::string request_id;  // once the request parses
   auto log_outcome = [&](keys::AuditOutcome outcome, const std::string& reason, const std::string& keyring, uint32_t v) {
     VEIL_RETURN_IF_ERROR(open_store(/*attempts=*/10));
+    // A video restores with the store closed: a key disabled or destroyed meanwhile stops it here,
+    // before its success record, and nothing appears.
+    if (outcome == keys::AuditOutcome::kSuccess) VEIL_RETURN_IF_ERROR(KeyStillEnabled(*store, keyring, v));
     return store->Log(keys::AuditAction::kRestorePerformed, outcome, request_id, reason,
                       digest.empty() ? std::vector<std::string>{} : std::vector<std::string>{digest}, keyring, v);
   };

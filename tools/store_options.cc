@@ -3,6 +3,7 @@
 #include <termios.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -13,13 +14,16 @@
 namespace veil::cli {
 namespace {
 
-StatusOr<keys::SecretBytes> FromText(std::string* text, const std::string& source) {
-  while (!text->empty() && (text->back() == '\n' || text->back() == '\r')) text->pop_back();
-  if (text->empty()) {
+// The passphrase is the first `length` bytes of `text` without trailing line ends; all of `text`
+// is wiped, whatever it holds after them.
+StatusOr<keys::SecretBytes> FromText(std::string* text, size_t length, const std::string& source) {
+  length = std::min(length, text->size());
+  while (length > 0 && ((*text)[length - 1] == '\n' || (*text)[length - 1] == '\r')) --length;
+  if (length == 0) {
     keys::WipeString(text);
     return InvalidArgumentError("the passphrase from " + source + " is empty");
   }
-  keys::SecretBytes s = keys::SecretBytes::Copy(text->data(), text->size());
+  keys::SecretBytes s = keys::SecretBytes::Copy(text->data(), length);
   keys::WipeString(text);
   return s;
 }
@@ -28,12 +32,8 @@ StatusOr<keys::SecretBytes> ReadPassphraseFile(const std::string& path) {
   auto bytes = keys::ReadFile(path, 4096);
   if (!bytes.ok()) return bytes.status().WithContext("reading passphrase file");
   std::string text = std::move(bytes.value());
-  if (auto nl = text.find('\n'); nl != std::string::npos) {
-    std::string rest = text.substr(nl);
-    keys::WipeString(&rest);
-    text.resize(nl);
-  }
-  return FromText(&text, "file " + path);
+  const size_t first_line = text.find('\n');  // npos: the whole file
+  return FromText(&text, first_line, "file " + path);
 }
 
 StatusOr<keys::SecretBytes> Prompt(const std::string& question) {
@@ -67,7 +67,7 @@ StatusOr<keys::SecretBytes> Passphrase(const std::optional<std::string>& file, c
   if (file) return ReadPassphraseFile(*file);
   if (const char* e = std::getenv(env)) {
     std::string text = e;
-    return FromText(&text, std::string("$") + env);
+    return FromText(&text, text.size(), std::string("$") + env);
   }
   VEIL_ASSIGN_OR_RETURN(keys::SecretBytes first, Prompt("Passphrase for " + what + ": "));
   if (confirm) {

@@ -11,6 +11,7 @@
 #include <mutex>
 #include <opencv2/imgcodecs.hpp>
 
+#include "image_containers.h"
 #include "veil/keys/fs.h"
 
 namespace veil::engine {
@@ -168,14 +169,10 @@ StatusOr<cv::Mat> DecodeImage(const std::string& bytes, const ImageLimits& limit
                                   ", over the limit of " + std::to_string(limits.max_pixels) + " pixels / " +
                                   std::to_string(limits.max_side) + " per side");
   }
-  if (static_cast<uint8_t>(bytes[0]) == 0xFF) {
-    // libjpeg decodes a truncated JPEG silently (grey at the bottom): insist on the end marker.
-    const size_t tail = bytes.size() > 4096 ? bytes.size() - 4096 : 0;
-    if (bytes.find("\xFF\xD9", tail) == std::string::npos) {
-      return InvalidArgumentError("JPEG is truncated (no end-of-image marker)");
-    }
+  if (static_cast<uint8_t>(bytes[0]) == 0xFF && !internal::JpegReachesEnd(bytes)) {
+    return InvalidArgumentError("JPEG is truncated (no end-of-image marker)");
   }
-  if (bytes.compare(0, 4, "\x89PNG") == 0 && bytes.find("IEND", bytes.size() > 64 ? bytes.size() - 64 : 0) == std::string::npos) {
+  if (bytes.compare(0, 4, "\x89PNG") == 0 && !internal::PngReachesEnd(bytes)) {
     return InvalidArgumentError("PNG is truncated (no IEND chunk)");
   }
   // OpenCV's own OPENCV_IO_MAX_IMAGE_PIXELS (read once when the library loads, default 2^30) stays
@@ -192,6 +189,14 @@ StatusOr<cv::Mat> DecodeImage(const std::string& bytes, const ImageLimits& limit
   // IMREAD_COLOR applies the EXIF orientation, which may swap width and height.
   if (image.size() != size && image.size() != cv::Size(size.height, size.width)) {
     return InvalidArgumentError("decoded image size differs from its header");
+  }
+  // ...except a WebP's: applied here, as OpenCV does for the others (EXIF's eight cases).
+  if (bytes.compare(0, 4, "RIFF") == 0) {
+    const int orientation = internal::WebpExifOrientation(bytes);
+    if (orientation >= 5) cv::transpose(image, image);
+    if (orientation == 2 || orientation == 6) cv::flip(image, image, 1);
+    if (orientation == 3 || orientation == 7) cv::flip(image, image, -1);
+    if (orientation == 4 || orientation == 8) cv::flip(image, image, 0);
   }
   return image;
 }

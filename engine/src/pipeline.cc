@@ -56,6 +56,16 @@ std::string ImageScopeId(const keys::SecretBytes& manifest_key, const std::strin
                                      .view(keys::SecretAccess::Get())));
 }
 
+// An image manifest's id: from the input and the output pixels, keyed like the scope id above.
+std::string ImageManifestId(const keys::SecretBytes& manifest_key, const std::string& input_digest,
+                            const std::string& output_pixels_sha256) {
+  return std::string(keys::ExpandSecret(manifest_key,
+                                        "veil-manifest-id-v2:" + keys::ToHex(input_digest) + ":" +
+                                            keys::ToHex(output_pixels_sha256),
+                                        16)
+                         .view(keys::SecretAccess::Get()));
+}
+
 class PipelineImpl final : public Pipeline {
  public:
   PipelineImpl(PipelineParams params, std::unique_ptr<FaceDetector> detector,
@@ -110,11 +120,7 @@ class PipelineImpl final : public Pipeline {
     m.output_pixels_sha256 = PixelsSha256(decoded);
     // From the input and the output: one photo anonymized twice with other options (format,
     // replacement) gets two ids, so neither run's payloads kept by the key store replace the other's.
-    m.manifest_id = std::string(keys::ExpandSecret(manifest_key,
-                                                   "veil-manifest-id-v2:" + keys::ToHex(input_digest) + ":" +
-                                                       keys::ToHex(m.output_pixels_sha256),
-                                                   16)
-                                    .view(keys::SecretAccess::Get()));
+    m.manifest_id = ImageManifestId(manifest_key, input_digest, m.output_pixels_sha256);
 
     std::vector<std::string> pngs(m.faces.size());
     if (params_.payloads != PayloadLocation::kNone) {
@@ -524,6 +530,12 @@ StatusOr<std::unique_ptr<Pipeline>> Pipeline::Create(const PipelineParams& param
   return std::unique_ptr<Pipeline>(new PipelineImpl(params, std::move(detector), std::move(synth)));
 }
 
+bool ImageManifestIsFor(const Manifest& manifest, const cv::Mat& input_bgr, const keys::KeyHandle& key) {
+  if (manifest.frames != 0 || input_bgr.empty()) return false;
+  return manifest.manifest_id ==
+         ImageManifestId(ManifestKey(key), PixelsSha256(input_bgr), manifest.output_pixels_sha256);
+}
+
 StatusOr<RestoreOutput> RestoreFromPayloads(const cv::Mat& decoded, const Manifest& manifest,
                                             const keys::RestoreGrant& grant) {
   const bool sealed = !manifest.manifest_seal.empty();
@@ -540,16 +552,17 @@ StatusOr<RestoreOutput> RestoreFromPayloads(const cv::Mat& decoded, const Manife
   if (sealed) {
     VEIL_RETURN_IF_ERROR(internal::VerifyManifestSeal(manifest, *key));
     VEIL_RETURN_IF_ERROR(internal::RequireKeptPayloads(manifest));
+  } else if (!any_payload) {
+    // Neither a seal nor a sealed original: nothing proves the manifest, and an "exact restore" by
+    // it would be the anonymized image relabelled (every manifest Veil writes is sealed).
+    return DataLossError("the manifest has no seal and no sealed originals: nothing in it can be checked "
+                         "(its seal taken away, or not written by Veil)");
   }
   if (!PixelsMatchManifest(decoded, manifest)) {
     return EditedError("the image was edited after anonymization (its pixels do not match its manifest)");
   }
   RestoreOutput out;
   out.image = decoded.clone();
-  if (!key) {  // an older manifest without payloads: nothing to check or open
-    out.faces_without_payload = static_cast<int>(manifest.faces.size());
-    return out;
-  }
   // The seal verified, or the key check matched: a payload that does not open was altered.
   const bool key_proven = sealed || internal::KeyConfirmed(manifest, *key);
   for (const auto& f : manifest.faces) {

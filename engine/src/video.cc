@@ -12,7 +12,6 @@
 #include <filesystem>
 #include <map>
 #include <optional>
-#include <random>
 
 #include <opencv2/imgproc.hpp>
 #include <opencv2/videoio.hpp>
@@ -400,19 +399,26 @@ VideoFileWriter::VideoFileWriter(std::string output, double fps, unsigned mode)
   fourcc_ = avi   ? cv::VideoWriter::fourcc('M', 'J', 'P', 'G')
             : mkv ? cv::VideoWriter::fourcc('F', 'F', 'V', '1')
                   : cv::VideoWriter::fourcc('m', 'p', '4', 'v');
-  tmp_ = output_ + ".tmp." + std::to_string(::getpid()) + "." + std::to_string(std::random_device{}()) +
-         (avi ? ".avi" : mkv ? ".mkv" : ".mp4");
+  suffix_ = avi ? ".avi" : mkv ? ".mkv" : ".mp4";
 }
 
 VideoFileWriter::~VideoFileWriter() {
   if (writer_ && !closed_) writer_->release();
-  ::unlink(tmp_.c_str());
+  if (!tmp_.empty()) ::unlink(tmp_.c_str());
+  if (!dir_.empty()) ::rmdir(dir_.c_str());
 }
 
 Status VideoFileWriter::Write(const cv::Mat& frame) {
   if (!writer_) {
     if (frame.empty() || frame.type() != CV_8UC3) return InvalidArgumentError("a video frame must be 8-bit BGR");
     size_ = frame.size();
+    // FFmpeg creates the file with the default mode: it is made inside a folder of its own (0700)
+    // next to the output, so nobody else can open it before the chmod below.
+    const auto parent = std::filesystem::path(output_).parent_path();
+    std::string tmpl = ((parent.empty() ? std::filesystem::path(".") : parent) / ".veil-video-XXXXXX").string();
+    if (::mkdtemp(tmpl.data()) == nullptr) return IoError("cannot create a private folder next to " + output_);
+    dir_ = tmpl;
+    tmp_ = (std::filesystem::path(dir_) / ("video" + suffix_)).string();
     writer_ = std::make_unique<cv::VideoWriter>(tmp_, fourcc_, fps_, size_);
     if (!writer_->isOpened()) return IoError("cannot write a video to " + tmp_ + " (codec unavailable?)");
     ::chmod(tmp_.c_str(), mode_);
@@ -437,12 +443,10 @@ Status VideoFileWriter::Commit() {
   if (frames_ == 0) return FailedPreconditionError("no frames to write to " + output_);
   VEIL_RETURN_IF_ERROR(Close());
   VEIL_RETURN_IF_ERROR(FsyncFile(tmp_));
-  if (::link(tmp_.c_str(), output_.c_str()) != 0) {
-    const int e = errno;
-    if (e == EEXIST) return AlreadyExistsError(output_ + " exists; not overwriting it");
-    return IoError("cannot create " + output_ + ": " + std::strerror(e));
-  }
-  ::unlink(tmp_.c_str());
+  VEIL_RETURN_IF_ERROR(keys::MoveNoReplace(tmp_, output_));
+  tmp_.clear();
+  ::rmdir(dir_.c_str());
+  dir_.clear();
   auto parent = std::filesystem::path(output_).parent_path();
   return keys::FsyncDir(parent.empty() ? "." : parent.string());
 }

@@ -137,6 +137,7 @@ StatusOr<std::string> ReadFile(const std::string& path, size_t max_bytes) {
       if (errno == EINTR) continue;
       int e = errno;
       ::close(fd);
+      WipeString(&out);  // a key file or passphrase read in part is not left in freed memory
       return IoError("cannot read " + path + ": " + ErrnoText(e));
     }
     if (r == 0) break;
@@ -175,7 +176,8 @@ PendingFile::PendingFile(PendingFile&& other) noexcept
 
 PendingFile& PendingFile::operator=(PendingFile&& other) noexcept {
   if (this != &other) {
-    this->~PendingFile();
+    if (fd_ >= 0) ::close(fd_);  // what the destructor does, without ending tmp_'s lifetime
+    if (!committed_) ::unlink(tmp_.c_str());
     tmp_ = std::move(other.tmp_);
     fd_ = std::exchange(other.fd_, -1);
     committed_ = std::exchange(other.committed_, true);
@@ -203,15 +205,24 @@ Status PendingFile::Commit(const std::string& path, bool overwrite) {
   if (overwrite) {
     if (::rename(tmp_.c_str(), path.c_str()) != 0) return IoError("cannot rename onto " + path + ": " + ErrnoText(errno));
   } else {
-    // link() fails if the target appeared meanwhile: never replaces a file.
-    if (::link(tmp_.c_str(), path.c_str()) != 0) {
-      return errno == EEXIST ? AlreadyExistsError(path + " exists; not overwriting it")
-                             : IoError("cannot create " + path + ": " + ErrnoText(errno));
-    }
-    ::unlink(tmp_.c_str());
+    VEIL_RETURN_IF_ERROR(MoveNoReplace(tmp_, path));
   }
   committed_ = true;
   return FsyncDir(ParentDir(path));
+}
+
+Status MoveNoReplace(const std::string& from, const std::string& to) {
+  // link() fails if the target appeared meanwhile: never replaces a file.
+  if (::link(from.c_str(), to.c_str()) == 0) {
+    ::unlink(from.c_str());
+    return Status::Ok();
+  }
+  int e = errno;
+  if (e == EPERM || e == EOPNOTSUPP || e == ENOSYS) {  // no hard links here
+    if (::renameat2(AT_FDCWD, from.c_str(), AT_FDCWD, to.c_str(), RENAME_NOREPLACE) == 0) return Status::Ok();
+    e = errno;
+  }
+  return e == EEXIST ? AlreadyExistsError(to + " exists; not overwriting it") : IoError("cannot create " + to + ": " + ErrnoText(e));
 }
 
 Status WriteFileAtomic(const std::string& path, const std::string& bytes, bool overwrite, unsigned mode) {

@@ -142,6 +142,30 @@ contains "2 skipped" "$OUT"
 echo "someone else's file" > theirs.png                 # not Veil's output: refused, not skipped
 expect 10 "$VEIL" anonymize in/sample1.jpg -o theirs.png
 [ "$(cat theirs.png)" = "someone else's file" ] && PASSED=$((PASSED + 1)) || { echo "FAIL: theirs.png replaced"; FAILED=$((FAILED + 1)); }
+# Veil's output of another photo (or of an older version of this one) is not this job done.
+expect 10 "$VEIL" anonymize in/sub/sample2.jpg -o a.png
+contains "made from another version" "$ERR"
+# The folder's parent as -o would mirror the tree onto the input folder itself: refused.
+mkdir -p nest && cp -r in nest/photos && expect 2 "$VEIL" anonymize nest/photos -o nest --quiet
+[ "$(find nest -name '*.png' | wc -l)" -eq 0 ] && PASSED=$((PASSED + 1)) || { echo "FAIL: written into the input folder"; FAILED=$((FAILED + 1)); }
+# Links inside an input folder: a linked photo is anonymized where the link stands (never outside
+# -o); a linked folder or a looping link is refused with one line, not a crash or a silent skip.
+mkdir -p linked/deep/er && cp "$DEMO/sample2.jpg" linked/deep/er/target.jpg && mkdir links
+ln -s ../linked/deep/er/target.jpg links/photo.jpg
+expect 0 "$VEIL" anonymize links -o links-out --quiet
+[ "$(find links-out -type f)" = "links-out/links/photo.jpg" ] && [ "$(find . -name 'target.*' | wc -l)" -eq 1 ] &&
+  PASSED=$((PASSED + 1)) || { echo "FAIL: a linked photo was written outside its tree"; find . -name 'target.*'; FAILED=$((FAILED + 1)); }
+ln -s ../linked links/folder && expect 2 "$VEIL" anonymize links -o links-out2 --quiet && rm links/folder
+contains "link to a folder" "$ERR"
+ln -s loop.jpg links/loop.jpg && expect 4 "$VEIL" anonymize links -o links-out3 --quiet
+[ "$(echo "$ERR" | wc -l)" -eq 1 ] && PASSED=$((PASSED + 1)) || { echo "FAIL: not one line: $ERR"; FAILED=$((FAILED + 1)); }
+rm links/loop.jpg
+# A file name with a line break and an escape: the error stays one line, without control characters.
+bad=$(printf 'in\nveil: ok\033[2J.jpg') && printf 'not a photo' > "$bad"
+expect 2 "$VEIL" anonymize "$bad" -o bad-name.png --quiet
+[ "$(echo "$ERR" | wc -l)" -eq 1 ] && ! printf '%s' "$ERR" | grep -q $'\033' && PASSED=$((PASSED + 1)) ||
+  { echo "FAIL: control characters in the error: $ERR"; FAILED=$((FAILED + 1)); }
+rm -f "$bad"
 
 # Restore needs m-of-n approvals; every attempt is logged.
 expect 0 "$VEIL" request create --requester op --case C-1 --purpose "test" --target-file a.png -o req

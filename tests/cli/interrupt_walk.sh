@@ -40,7 +40,7 @@ stopped() {
     || { echo "FAIL: '$*' stopped by $sig exited $got, expected $want"; echo "  $ERR"; FAILED=$((FAILED + 1)); }
 }
 no_leftovers() {  # FOLDER: no temporary files anywhere below
-  local left; left=$(find "$1" -name '*.tmp*' -o -name '.veil-tmp*' | head -5)
+  local left; left=$(find "$1" -name '*.tmp*' -o -name '.veil-tmp*' -o -name '.veil-video-*' | head -5)
   [ -z "$left" ] && PASSED=$((PASSED + 1)) || { echo "FAIL: left behind: $left"; FAILED=$((FAILED + 1)); }
 }
 
@@ -48,7 +48,7 @@ no_leftovers() {  # FOLDER: no temporary files anywhere below
 # after its first frame), then the same command on a short clip runs to the end.
 expect 0 "$FRAMES" make "$DEMO/sample1.jpg" long.avi 600
 expect 0 "$FRAMES" make "$DEMO/sample1.jpg" clip.avi 150
-stopped INT 13 'long.mkv.tmp.*' "$VEIL" anonymize long.avi -o long.mkv --detector tiny --quiet
+stopped INT 13 '.veil-video-*/video.mkv' "$VEIL" anonymize long.avi -o long.mkv --detector tiny --quiet
 contains "interrupted" "$ERR"
 [ ! -e long.mkv ] && [ ! -e long.mkv.veil ] && [ ! -e long.mkv.veilpay ] && PASSED=$((PASSED + 1)) \
   || { echo "FAIL: a stopped video job left files: $(ls)"; FAILED=$((FAILED + 1)); }
@@ -87,7 +87,7 @@ expect 0 "$VEIL" anonymize photos -o out --manifest sidecar --quiet
 [ -f out/photos/p01.jpg ] && PASSED=$((PASSED + 1)) || { echo "FAIL: p01 not redone"; FAILED=$((FAILED + 1)); }
 
 # A headless camera recording is stopped with Ctrl-C: what was recorded is kept, exit 0.
-stopped INT 0 'rec.avi.tmp.*' "$VEIL" camera --input long.avi -o rec.avi --no-preview
+stopped INT 0 '.veil-video-*/video.avi' "$VEIL" camera --input long.avi -o rec.avi --no-preview
 contains "stopped by a signal" "$OUT"
 n=$("$FRAMES" count rec.avi)
 [ "${n:-0}" -gt 0 ] && [ "${n:-0}" -lt 600 ] && PASSED=$((PASSED + 1)) \

@@ -90,10 +90,32 @@ expect 0 "$FRAMES" same clip.avi kept-back.mkv
 expect 0 "$VEIL" audit show --json
 contains '"failed"' "$OUT"
 # No private copies or temporary videos are left behind.
-leftovers=$(ls -A | grep -E '^\.veil-restore-|\.tmp\.' || true)
+leftovers=$(ls -A | grep -E '^\.veil-(restore|video)-|\.tmp\.' || true)
 [ -z "$leftovers" ] && PASSED=$((PASSED + 1)) || { echo "FAIL: left behind: $leftovers"; FAILED=$((FAILED + 1)); }
 # Two inputs that would write the same output are refused before any work.
 cp clip.avi clip2.avi && mkdir -p two && cp clip.avi two/a.mov && cp clip.avi two/a.mp4
 expect 2 "$VEIL" anonymize two -o two-out --quiet
+# A key disabled while a video restores (the store is not locked meanwhile) stops the restore
+# before its success record (exit 8): no video appears, and the log says it failed.
+expect 0 "$FRAMES" make "$DEMO/sample1.jpg" long.avi 300
+expect 0 "$VEIL" anonymize long.avi -o long.mkv --detector tiny --quiet
+expect 0 "$VEIL" request create --requester op --case V-3 --purpose "test" --target-file long.mkv -o req3
+expect 0 "$VEIL" request approve req3 --principal-key alice.key
+expect 0 "$VEIL" request approve req3 --principal-key bob.key
+"$VEIL" restore long.mkv --request req3 -o long-back.mkv >"$WORK/.out" 2>"$WORK/.err" &
+pid=$!
+for _ in $(seq 1200); do compgen -G '.veil-video-*/video.mkv' >/dev/null || ! kill -0 $pid 2>/dev/null && break; sleep 0.1; done
+# The restored frames are written where no other user can open them.
+[ "$(stat -c %a .veil-video-*)" = 700 ] && PASSED=$((PASSED + 1)) || { echo "FAIL: the restore's folder is not private"; FAILED=$((FAILED + 1)); }
+expect 0 "$VEIL" keys disable --keyring default --version 1
+wait $pid; got=$?
+[ "$got" -eq 8 ] && [ ! -e long-back.mkv ] && PASSED=$((PASSED + 1)) \
+  || { echo "FAIL: a restore went on after its key was disabled: exit $got, $(cat "$WORK/.err")"; FAILED=$((FAILED + 1)); }
+contains "was disabled during the restore" "$(cat "$WORK/.err")"
+expect 0 "$VEIL" audit show --json
+contains "was disabled during the restore" "$OUT"
+expect 0 "$VEIL" keys enable --keyring default --version 1
+leftovers=$(ls -A | grep -E '^\.veil-(restore|video)-|\.tmp\.' || true)
+[ -z "$leftovers" ] && PASSED=$((PASSED + 1)) || { echo "FAIL: left behind: $leftovers"; FAILED=$((FAILED + 1)); }
 expect 0 "$VEIL" audit verify
 finish

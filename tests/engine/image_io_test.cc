@@ -3,6 +3,7 @@
 #include <doctest/doctest.h>
 
 #include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
 
 #include "test_support.h"
 #include "veil/engine/face_detector.h"
@@ -52,6 +53,9 @@ TEST_CASE("empty, non-image, truncated and missing inputs give clear errors") {
   const std::string png = Encode(cv::Mat(64, 64, CV_8UC3, cv::Scalar(1, 2, 3)), ".png");
   CHECK(DecodeImage(png.substr(0, png.size() / 2)).status().code() == StatusCode::kInvalidArgument);
   CHECK(DecodeImage(PngHeader(64, 64)).status().code() == StatusCode::kInvalidArgument);
+  // Cut inside the last scan or just before the end marker: refused (libjpeg would fill in grey).
+  CHECK(DecodeImage(jpeg.substr(0, jpeg.size() - 2)).status().code() == StatusCode::kInvalidArgument);
+  CHECK(DecodeImage(png.substr(0, png.size() - 4)).status().code() == StatusCode::kInvalidArgument);
   CHECK(ReadImage("/nonexistent/photo.jpg").status().code() == StatusCode::kNotFound);
   CHECK(ReadImage("/tmp").status().code() == StatusCode::kInvalidArgument);
 }
@@ -77,6 +81,62 @@ TEST_CASE("corrupted PNG, JPEG, BMP, WebP and TIFF bytes never crash the decoder
       }
     }
   }
+}
+
+TEST_CASE("bytes after a complete JPEG or PNG (a phone's motion-photo video) do not make it truncated") {
+  const cv::Mat image(48, 64, CV_8UC3, cv::Scalar(40, 90, 160));
+  std::string trailer(64 * 1024, '\0');
+  for (size_t i = 0; i < trailer.size(); ++i) trailer[i] = static_cast<char>((i * 131) % 251);  // no end marker at its end
+  for (const char* ext : {".jpg", ".png"}) {
+    const std::string plain = Encode(image, ext);
+    auto with_video = DecodeImage(plain + trailer);
+    REQUIRE_MESSAGE(with_video.ok(), ext, ": ", with_video.status().ToString());
+    CHECK(cv::norm(*with_video, *DecodeImage(plain), cv::NORM_INF) == 0);
+  }
+  // A progressive JPEG (several scans with tables between them) is read to its end marker too.
+  std::vector<uchar> progressive;
+  REQUIRE(cv::imencode(".jpg", image, progressive, {cv::IMWRITE_JPEG_PROGRESSIVE, 1}));
+  CHECK(DecodeImage(std::string(progressive.begin(), progressive.end()) + trailer).ok());
+  CHECK(DecodeImage(std::string(progressive.begin(), progressive.end() - 2)).status().code() == StatusCode::kInvalidArgument);
+}
+
+// `webp` (a simple lossless file, one VP8L chunk) in the extended format, with an EXIF chunk that
+// holds `orientation` (big-endian TIFF, as phones write it).
+std::string WebpWithOrientation(const std::string& webp, int w, int h, uint16_t orientation) {
+  auto le = [](uint32_t v, int n) {
+    std::string s;
+    for (int i = 0; i < n; ++i) s.push_back(static_cast<char>((v >> (8 * i)) & 0xFF));
+    return s;
+  };
+  std::string exif = std::string("MM\0\x2a\0\0\0\x08", 8) + std::string("\0\x01", 2) +       // header, IFD0: one entry
+                     std::string("\x01\x12\0\x03\0\0\0\x01", 8) +                           // Orientation, SHORT, 1
+                     std::string(1, '\0') + std::string(1, static_cast<char>(orientation)) +       // its value
+                     std::string(2, '\0') + std::string(4, '\0');                                 // padding, no next IFD
+  std::string chunks = "VP8X" + le(10, 4) + std::string(1, '\x08') + std::string(3, '\0') + le(w - 1, 3) + le(h - 1, 3);
+  chunks += webp.substr(12);  // the VP8L chunk
+  chunks += "EXIF" + le(static_cast<uint32_t>(exif.size()), 4) + exif;
+  return "RIFF" + le(static_cast<uint32_t>(4 + chunks.size()), 4) + "WEBP" + chunks;
+}
+
+TEST_CASE("a WebP's EXIF orientation is applied, as a JPEG's is") {
+  cv::Mat image(30, 50, CV_8UC3, cv::Scalar(0, 0, 0));
+  cv::rectangle(image, cv::Rect(0, 0, 10, 5), cv::Scalar(255, 255, 255), cv::FILLED);  // a corner marks the top left
+  std::vector<uchar> buf;
+  REQUIRE(cv::imencode(".webp", image, buf, {cv::IMWRITE_WEBP_QUALITY, 101}));
+  const std::string webp(buf.begin(), buf.end());
+  REQUIRE(webp.compare(12, 4, "VP8L") == 0);
+  auto upright = DecodeImage(WebpWithOrientation(webp, 50, 30, 1));
+  REQUIRE_MESSAGE(upright.ok(), upright.status().ToString());
+  CHECK(cv::norm(*upright, image, cv::NORM_INF) == 0);
+  auto turned = DecodeImage(WebpWithOrientation(webp, 50, 30, 6));  // "rotate 90 degrees clockwise to view"
+  REQUIRE(turned.ok());
+  cv::Mat expected;
+  cv::rotate(image, expected, cv::ROTATE_90_CLOCKWISE);
+  CHECK(cv::norm(*turned, expected, cv::NORM_INF) == 0);
+  auto mirrored = DecodeImage(WebpWithOrientation(webp, 50, 30, 2));
+  REQUIRE(mirrored.ok());
+  cv::flip(image, expected, 1);
+  CHECK(cv::norm(*mirrored, expected, cv::NORM_INF) == 0);
 }
 
 TEST_CASE("a valid image decodes to 8-bit BGR of its header's size") {

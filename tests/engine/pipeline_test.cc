@@ -218,6 +218,14 @@ TEST_CASE("restore refuses a sealed image manifest with a face record dropped, e
   Manifest unproven = stripped;
   unproven.key_check.clear();
   CHECK(code(unproven) == StatusCode::kUnauthenticated);
+  // A forged manifest that lists no face (or no payload) and carries no seal: its pixel hash can be
+  // computed from the shared image, but it must not pass the anonymized image off as the original.
+  Manifest forged = stripped;
+  forged.faces.clear();
+  CHECK(code(forged) == StatusCode::kDataLoss);
+  Manifest forged_faces = stripped;
+  for (auto& f : forged_faces.faces) f.sealed_payload.clear();
+  CHECK(code(forged_faces) == StatusCode::kDataLoss);
   CHECK(code(m) == StatusCode::kOk);
 }
 

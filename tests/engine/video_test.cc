@@ -88,9 +88,12 @@ std::unique_ptr<Pipeline> MakePipeline() {
   return std::move(pipeline.value());
 }
 
-// No temporary file (a video, container or sidecar being written) is left anywhere below `dir`.
+// No temporary file or folder (a video, container or sidecar being written) is left below `dir`.
 void CheckNoTemporaryFiles(const fs::path& dir) {
-  for (const auto& e : fs::recursive_directory_iterator(dir)) CHECK(e.path().string().find(".tmp.") == std::string::npos);
+  for (const auto& e : fs::recursive_directory_iterator(dir)) {
+    CHECK(e.path().string().find(".tmp.") == std::string::npos);
+    CHECK(e.path().string().find(".veil-video-") == std::string::npos);
+  }
 }
 
 }  // namespace
@@ -541,6 +544,10 @@ TEST_CASE("a video file writer shows nothing under its name until Commit and nev
     REQUIRE(abandoned.Write(frame).ok());
     CHECK(fs::exists(abandoned.temp_path()));
     CHECK_FALSE(fs::exists(path));
+    // The file being written sits in a folder only its owner can enter, whatever its own mode.
+    const auto folder = fs::path(abandoned.temp_path()).parent_path();
+    CHECK(folder.parent_path() == ws.dir);
+    CHECK((fs::status(folder).permissions() & (fs::perms::group_all | fs::perms::others_all)) == fs::perms::none);
   }
   CheckNoTemporaryFiles(ws.dir);
   {

@@ -121,6 +121,18 @@ TEST_CASE("a pending file appears only when committed, never replaces a file unl
   }
   CHECK(*ReadFile(dir / "out") == "second");
   CHECK(listing() == std::vector<std::string>{"out"});
+  {
+    auto first = PendingFile::Create(dir / "out");
+    auto second = PendingFile::Create(dir / "out");
+    REQUIRE(first.ok());
+    REQUIRE(second.ok());
+    const std::string second_temp = second->temp_path();
+    *first = std::move(*second);  // the first one's temporary file goes; the second one's lives on in it
+    CHECK(first->temp_path() == second_temp);
+    CHECK(listing().size() == 2);
+    REQUIRE(first->Append("moved").ok());
+  }
+  CHECK(listing() == std::vector<std::string>{"out"});
 }
 
 TEST_CASE("writing a new file accepts an identical file already there and refuses a different one") {

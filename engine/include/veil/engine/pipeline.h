@@ -182,8 +182,14 @@ class Pipeline {
 // the manifest was altered), checks that `decoded` is exactly the output the manifest describes
 // (Edited "edited after anonymization"), then opens each payload (DataLoss when one was altered).
 // Manifests without a key check (before 2026-12-02) get Unauthenticated for wrong key and alteration.
+// A manifest with neither a seal nor a sealed original proves nothing: DataLoss.
 StatusOr<RestoreOutput> RestoreFromPayloads(const cv::Mat& decoded, const Manifest& manifest,
                                             const keys::RestoreGrant& grant);
+
+// True when `manifest` is the one AnonymizeImage wrote for the decoded input `input_bgr` with `key`
+// (its id names both and the output pixels it describes): how a resumed batch tells its own
+// finished output from one made of an older version of the input, or with another key.
+bool ImageManifestIsFor(const Manifest& manifest, const cv::Mat& input_bgr, const keys::KeyHandle& key);
 
 // The associated data that binds a face's payload to its manifest and output.
 std::string PayloadAssociatedData(const Manifest& manifest, uint32_t face_index);

@@ -129,10 +129,12 @@ StatusOr<VideoRestoreOutput> RestoreVideoFromPayloads(const std::string& input, 
                                                       const std::string& payload_container, const std::string& output,
                                                       const VideoRestoreOptions& options = {});
 
-// A video written frame by frame to a temporary file beside `output` (codec from the extension, as
-// for AnonymizeVideo); it appears under `output` only on Commit (fsync, link: never over an
-// existing file). The destructor removes an uncommitted temporary file: a failed or stopped
-// recording leaves nothing under a real name. The frame size is fixed by the first frame.
+// A video written frame by frame to a temporary file in a private folder (0700) beside `output`
+// (codec from the extension, as for AnonymizeVideo), so that no other user can open it while it is
+// written, whatever FFmpeg's mode; it appears under `output` with `mode` only on Commit (fsync,
+// link: never over an existing file). The destructor removes an uncommitted temporary file and its
+// folder: a failed or stopped recording leaves nothing under a real name (a killed process leaves
+// the private folder). The frame size is fixed by the first frame.
 class VideoFileWriter {
  public:
   VideoFileWriter(std::string output, double fps, unsigned mode = 0644);
@@ -149,7 +151,8 @@ class VideoFileWriter {
   Status Commit();
 
  private:
-  std::string output_, tmp_;
+  std::string output_, suffix_;
+  std::string dir_, tmp_;  // a private folder (0700) beside output_ and the file in it, from the first frame
   double fps_;
   unsigned mode_;
   int fourcc_ = 0;

@@ -63,6 +63,11 @@ class PendingFile {
   bool committed_ = false;
 };
 
+// Gives the file `from` the name `to` in the same folder, never replacing a file there
+// (AlreadyExists): a hard link, then `from` removed; on a file system without hard links (FAT,
+// exFAT) an atomic rename that refuses an existing target. Not durable until FsyncDir.
+Status MoveNoReplace(const std::string& from, const std::string& to);
+
 // fsync() of a folder, making a rename or a new file in it durable.
 Status FsyncDir(const std::string& dir);
 
