@@ -34,9 +34,10 @@ using engine::PayloadLocation;
 const char* kUsage =
     "usage: veil anonymize INPUT... -o OUT [OPTIONS]\n"
     "  INPUT        image or video files, or folders (recursive; the output tree mirrors them)\n"
-    "  -o OUT       output file (one input file) or folder; existing Veil outputs (with a manifest)\n"
-    "               are skipped, so a killed batch resumes; any other file there is refused (exit 10);\n"
-    "               inputs are never overwritten\n"
+    "  -o OUT       output file (one input file) or folder; Veil's outputs already there (a photo's:\n"
+    "               of that photo under this key) are skipped, so a killed batch resumes; any other\n"
+    "               file there is refused (exit 10); inputs are never overwritten. In folders, a linked\n"
+    "               photo or video is written where the link stands; a link to a folder is refused\n"
     "  --replace pixelate|blur|solid|synthesized   how faces are replaced (default pixelate;\n"
     "                       synthesized: a keyed pseudonym face from Veil's identity models; while the\n"
     "                       shipped models miss the privacy targets it needs --experimental)\n"

@@ -123,7 +123,7 @@ StatusOr<std::unique_ptr<keys::KeyStore>> OpenStore(const StoreOptions& o, const
                                                     keys::KeyStore::Access access) {
   auto store = keys::KeyStore::Open(o.dir, credential, access, o.actor);
   if (store.ok()) {
-    for (const std::string& notice : (*store)->notices()) std::fprintf(stderr, "veil: warning: %s\n", notice.c_str());
+    for (const std::string& notice : (*store)->notices()) std::fprintf(stderr, "veil: warning: %s\n", OneLine(notice).c_str());
   }
   return store;
 }

@@ -9,7 +9,10 @@ bool JpegReachesEnd(const std::string& b) {
   const auto at = [&](size_t i) { return static_cast<uint8_t>(b[i]); };
   size_t i = 2;  // after SOI
   while (i + 1 < b.size()) {
-    if (at(i) != 0xFF) return false;
+    if (at(i) != 0xFF) {  // extraneous bytes before a marker: libjpeg skips them with a warning
+      ++i;
+      continue;
+    }
     while (i + 1 < b.size() && at(i + 1) == 0xFF) ++i;  // fill bytes
     if (i + 1 >= b.size()) return false;
     const uint8_t marker = at(i + 1);

@@ -552,17 +552,22 @@ StatusOr<RestoreOutput> RestoreFromPayloads(const cv::Mat& decoded, const Manife
   if (sealed) {
     VEIL_RETURN_IF_ERROR(internal::VerifyManifestSeal(manifest, *key));
     VEIL_RETURN_IF_ERROR(internal::RequireKeptPayloads(manifest));
-  } else if (!any_payload) {
-    // Neither a seal nor a sealed original: nothing proves the manifest, and an "exact restore" by
-    // it would be the anonymized image relabelled (every manifest Veil writes is sealed).
-    return DataLossError("the manifest has no seal and no sealed originals: nothing in it can be checked "
-                         "(its seal taken away, or not written by Veil)");
+  } else if (!any_payload && manifest.faces.empty()) {
+    // No seal and no face: nothing proves the manifest, and an "exact restore" by it would be the
+    // anonymized image relabelled. (Veil has sealed every manifest since 2026-12-01; an older image
+    // without faces is its own original and needs no restore.)
+    return DataLossError("the manifest has no seal and lists no face: nothing in it can be checked (its seal "
+                         "taken away, or an image from before 2026-12-01 without faces, which needs no restore)");
   }
   if (!PixelsMatchManifest(decoded, manifest)) {
     return EditedError("the image was edited after anonymization (its pixels do not match its manifest)");
   }
   RestoreOutput out;
   out.image = decoded.clone();
+  if (!key) {  // an older manifest whose faces have no payloads: nothing to open (the caller refuses)
+    out.faces_without_payload = static_cast<int>(manifest.faces.size());
+    return out;
+  }
   // The seal verified, or the key check matched: a payload that does not open was altered.
   const bool key_proven = sealed || internal::KeyConfirmed(manifest, *key);
   for (const auto& f : manifest.faces) {

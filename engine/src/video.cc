@@ -416,7 +416,9 @@ Status VideoFileWriter::Write(const cv::Mat& frame) {
     // next to the output, so nobody else can open it before the chmod below.
     const auto parent = std::filesystem::path(output_).parent_path();
     std::string tmpl = ((parent.empty() ? std::filesystem::path(".") : parent) / ".veil-video-XXXXXX").string();
-    if (::mkdtemp(tmpl.data()) == nullptr) return IoError("cannot create a private folder next to " + output_);
+    if (::mkdtemp(tmpl.data()) == nullptr) {
+      return IoError("cannot create a private folder next to " + output_ + ": " + std::strerror(errno));
+    }
     dir_ = tmpl;
     tmp_ = (std::filesystem::path(dir_) / ("video" + suffix_)).string();
     writer_ = std::make_unique<cv::VideoWriter>(tmp_, fourcc_, fps_, size_);

@@ -145,9 +145,11 @@ expect 10 "$VEIL" anonymize in/sample1.jpg -o theirs.png
 # Veil's output of another photo (or of an older version of this one) is not this job done.
 expect 10 "$VEIL" anonymize in/sub/sample2.jpg -o a.png
 contains "made from another version" "$ERR"
-# The folder's parent as -o would mirror the tree onto the input folder itself: refused.
-mkdir -p nest && cp -r in nest/photos && expect 2 "$VEIL" anonymize nest/photos -o nest --quiet
-[ "$(find nest -name '*.png' | wc -l)" -eq 0 ] && PASSED=$((PASSED + 1)) || { echo "FAIL: written into the input folder"; FAILED=$((FAILED + 1)); }
+# The folder's parent as -o would mirror the tree onto the input folder itself (a BMP's output,
+# p.png, among the originals): refused.
+expect 0 "$VEIL" anonymize in/sample1.jpg -o nest-src.bmp --manifest sidecar --quiet
+mkdir -p nest/photos && cp nest-src.bmp nest/photos/p.bmp && expect 2 "$VEIL" anonymize nest/photos -o nest --quiet
+[ "$(ls nest/photos)" = "p.bmp" ] && PASSED=$((PASSED + 1)) || { echo "FAIL: written into the input folder: $(ls nest/photos)"; FAILED=$((FAILED + 1)); }
 # Links inside an input folder: a linked photo is anonymized where the link stands (never outside
 # -o); a linked folder or a looping link is refused with one line, not a crash or a silent skip.
 mkdir -p linked/deep/er && cp "$DEMO/sample2.jpg" linked/deep/er/target.jpg && mkdir links

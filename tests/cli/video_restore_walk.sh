@@ -102,7 +102,7 @@ expect 0 "$VEIL" anonymize long.avi -o long.mkv --detector tiny --quiet
 expect 0 "$VEIL" request create --requester op --case V-3 --purpose "test" --target-file long.mkv -o req3
 expect 0 "$VEIL" request approve req3 --principal-key alice.key
 expect 0 "$VEIL" request approve req3 --principal-key bob.key
-"$VEIL" restore long.mkv --request req3 -o long-back.mkv >"$WORK/.out" 2>"$WORK/.err" &
+"$VEIL" restore long.mkv --request req3 -o long-back.mkv >"$WORK/.rout" 2>"$WORK/.rerr" &
 pid=$!
 for _ in $(seq 1200); do compgen -G '.veil-video-*/video.mkv' >/dev/null || ! kill -0 $pid 2>/dev/null && break; sleep 0.1; done
 # The restored frames are written where no other user can open them.
@@ -110,8 +110,8 @@ for _ in $(seq 1200); do compgen -G '.veil-video-*/video.mkv' >/dev/null || ! ki
 expect 0 "$VEIL" keys disable --keyring default --version 1
 wait $pid; got=$?
 [ "$got" -eq 8 ] && [ ! -e long-back.mkv ] && PASSED=$((PASSED + 1)) \
-  || { echo "FAIL: a restore went on after its key was disabled: exit $got, $(cat "$WORK/.err")"; FAILED=$((FAILED + 1)); }
-contains "was disabled during the restore" "$(cat "$WORK/.err")"
+  || { echo "FAIL: a restore went on after its key was disabled: exit $got, $(cat "$WORK/.rerr")"; FAILED=$((FAILED + 1)); }
+contains "was disabled during the restore" "$(cat "$WORK/.rerr")"
 expect 0 "$VEIL" audit show --json
 contains "was disabled during the restore" "$OUT"
 expect 0 "$VEIL" keys enable --keyring default --version 1

@@ -218,14 +218,19 @@ TEST_CASE("restore refuses a sealed image manifest with a face record dropped, e
   Manifest unproven = stripped;
   unproven.key_check.clear();
   CHECK(code(unproven) == StatusCode::kUnauthenticated);
-  // A forged manifest that lists no face (or no payload) and carries no seal: its pixel hash can be
-  // computed from the shared image, but it must not pass the anonymized image off as the original.
+  // A forged manifest that lists no face and carries no seal: its pixel hash can be computed from
+  // the shared image, but it must not pass the anonymized image off as the original.
   Manifest forged = stripped;
   forged.faces.clear();
   CHECK(code(forged) == StatusCode::kDataLoss);
+  // Faces without payloads and no seal: nothing is restored, and each face says so (veil restore
+  // then refuses: "the image holds no sealed originals").
   Manifest forged_faces = stripped;
   for (auto& f : forged_faces.faces) f.sealed_payload.clear();
-  CHECK(code(forged_faces) == StatusCode::kDataLoss);
+  auto none = RestoreFromPayloads(anonymized, forged_faces, s.Grant(out->image_bytes));
+  REQUIRE(none.ok());
+  CHECK(none->faces_restored == 0);
+  CHECK(none->faces_without_payload == 3);
   CHECK(code(m) == StatusCode::kOk);
 }
 

@@ -182,7 +182,7 @@ class Pipeline {
 // the manifest was altered), checks that `decoded` is exactly the output the manifest describes
 // (Edited "edited after anonymization"), then opens each payload (DataLoss when one was altered).
 // Manifests without a key check (before 2026-12-02) get Unauthenticated for wrong key and alteration.
-// A manifest with neither a seal nor a sealed original proves nothing: DataLoss.
+// A manifest with no seal, no sealed original and no face proves nothing: DataLoss.
 StatusOr<RestoreOutput> RestoreFromPayloads(const cv::Mat& decoded, const Manifest& manifest,
                                             const keys::RestoreGrant& grant);
 

@@ -63,7 +63,7 @@ class PendingFile {
   bool committed_ = false;
 };
 
-// Gives the file `from` the name `to` in the same folder, never replacing a file there
+// Gives the file `from` the name `to` on the same file system, never replacing a file there
 // (AlreadyExists): a hard link, then `from` removed; on a file system without hard links (FAT,
 // exFAT) an atomic rename that refuses an existing target. Not durable until FsyncDir.
 Status MoveNoReplace(const std::string& from, const std::string& to);
