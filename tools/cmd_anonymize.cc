@@ -34,8 +34,8 @@ using engine::PayloadLocation;
 const char* kUsage =
     "usage: veil anonymize INPUT... -o OUT [OPTIONS]\n"
     "  INPUT        image or video files, or folders (recursive; the output tree mirrors them)\n"
-    "  -o OUT       output file (one input file) or folder; Veil's outputs already there (a photo's:\n"
-    "               of that photo under this key) are skipped, so a killed batch resumes; any other\n"
+    "  -o OUT       output file (one input file) or folder; Veil's outputs already there (of that very\n"
+    "               photo or video under this key) are skipped, so a killed batch resumes; any other\n"
     "               file there is refused (exit 10); inputs are never overwritten. In folders, a linked\n"
     "               photo or video is written where the link stands; a link to a folder is refused\n"
     "  --replace pixelate|blur|solid|synthesized   how faces are replaced (default pixelate;\n"
@@ -215,7 +215,7 @@ Status KeepInStore(const StoreOptions& opts, const std::string& manifest_id, con
 }
 
 // A resumed batch skips a job whose output exists and is Veil's (its manifest embedded or beside
-// it, describing its pixels; for a photo, made of this very input with this key); anything else
+// it, describing its pixels, made of this very input with this key); anything else
 // under that name is refused, never counted as done or replaced.
 StatusOr<bool> AlreadyDone(const Job& job, const keys::KeyHandle& key) {
   const std::string out = job.output.string();
@@ -224,13 +224,22 @@ StatusOr<bool> AlreadyDone(const Job& job, const keys::KeyHandle& key) {
   auto sidecar = keys::ReadFile(out + ".veil", engine::kMaxManifestBytes);
   auto manifest = sidecar.ok() ? engine::ParseManifest(*sidecar) : StatusOr<engine::Manifest>(sidecar.status());
   if (engine::IsVideoPath(out)) {
-    // Decoded once more: a resumed batch re-reads each finished video, still far cheaper than
-    // anonymizing it again.
     if (manifest.ok()) {
+      // Of this input with this key? (the input file's hash against the manifest's id: cheap)
+      VEIL_ASSIGN_OR_RETURN(bool for_input, engine::VideoManifestIsFor(*manifest, job.input.string(), key));
+      if (!for_input) {
+        return AlreadyExistsError(out + " exists and is not Veil's output of this version of " + job.input.string() +
+                                  " under this key; not overwriting it");
+      }
+      // Decoded once more: a resumed batch re-reads each finished video, still far cheaper than
+      // anonymizing it again.
       int64_t frames = 0;
       auto sha = engine::VideoFramesSha256(out, &frames, StopRequested);
       if (!sha.ok() && sha.status().code() == StatusCode::kCancelled) return sha.status();
       if (sha.ok() && *sha == manifest->output_pixels_sha256) return true;
+      if (!sha.ok()) return AlreadyExistsError(out + " exists and cannot be checked (" + sha.status().message() + "); not overwriting it");
+      return AlreadyExistsError(out + " exists, but its frames are not those its manifest (" + out +
+                                ".veil) describes: edited, cut short or replaced; not overwriting it");
     }
   } else {
     auto bytes = keys::ReadFile(out, 256u << 20);

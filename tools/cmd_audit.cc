@@ -18,13 +18,15 @@ const char* kUsage =
     "  show   [--json] [--public-key HEX]        verify, then list every record\n"
     "  verify [--checkpoint FILE] [--public-key HEX] [--json]\n"
     "         check every hash link and signature (no passphrase needed); with a checkpoint, also\n"
-    "         that no record it covered was removed or rewritten\n"
+    "         that no record it covered was removed or rewritten; always against the store's\n"
+    "         head file (audit.log.head, rewritten after every append) when there is one\n"
     "  checkpoint -o FILE                        export a signed checkpoint for outside witnesses (logged)\n"
     "The log key is taken from --public-key, else from the key store's clear header (--store DIR).\n";
 
 struct VerifyInputs {
   std::string log_path;
   keys::AuditVerifyOptions options;
+  Status head_read;  // a head file there that is no head file: the verification fails, after listing
 };
 
 StatusOr<VerifyInputs> ReadVerifyInputs(const StoreOptions& opts, const std::optional<std::string>& public_hex,
@@ -42,7 +44,19 @@ StatusOr<VerifyInputs> ReadVerifyInputs(const StoreOptions& opts, const std::opt
   if (checkpoint_path) {
     VEIL_ASSIGN_OR_RETURN(in.options.checkpoint, keys::ReadFile(*checkpoint_path, 4096));
   }
+  // The store's head file, read before the log: an append writes the log first, so the head read
+  // here never covers more than the log read after it.
+  auto head = keys::ReadAuditHeadFile(opts.dir + "/" + KeyStore::kAuditHeadFile);
+  if (head.ok()) in.options.head = std::move(*head);
+  else in.head_read = head.status();
   return in;
+}
+
+// VerifyAuditLog, failing also for a damaged head file (the records that verified still listed).
+StatusOr<keys::AuditLogSummary> VerifyLog(const VerifyInputs& in, std::vector<keys::AuditEntry>* entries = nullptr) {
+  auto summary = keys::VerifyAuditLog(in.log_path, in.options, entries);
+  if (summary.ok() && !in.head_read.ok()) return in.head_read;
+  return summary;
 }
 
 int Show(Args& args) {
@@ -53,7 +67,7 @@ int Show(Args& args) {
   auto in = ReadVerifyInputs(opts, public_hex, std::nullopt);
   if (!in.ok()) return Fail(in.status());
   std::vector<keys::AuditEntry> entries;
-  auto summary = keys::VerifyAuditLog(in->log_path, in->options, &entries);
+  auto summary = VerifyLog(*in, &entries);
   if (json) {
     nlohmann::json doc = nlohmann::json::array();
     for (const auto& e : entries) {
@@ -96,15 +110,16 @@ int Verify(Args& args) {
   if (Status st = args.Finish(); !st.ok()) return Fail(st);
   auto in = ReadVerifyInputs(opts, public_hex, checkpoint);
   if (!in.ok()) return Fail(in.status());
-  auto s = keys::VerifyAuditLog(in->log_path, in->options);
+  auto s = VerifyLog(*in);
   if (json) {
-    nlohmann::json doc = {{"valid", s.ok()}};
+    nlohmann::json doc = {{"valid", s.ok()}, {"head_file", !in->options.head.empty() || !in->head_read.ok()}};
     if (s.ok()) {
       doc["records"] = s->record_count;
       doc["head_hash"] = s->head_hash_hex;
       doc["public_key"] = s->public_key_hex;
       doc["store_id"] = s->store_id_hex;
       if (checkpoint) doc["checkpoint_records"] = s->checkpoint_count;
+      if (!in->options.head.empty()) doc["head_file_records"] = s->head_count;
     } else {
       doc["error"] = s.status().message();
     }
@@ -116,6 +131,12 @@ int Verify(Args& args) {
                 static_cast<unsigned long long>(s->record_count), s->head_hash_hex.c_str());
     if (checkpoint) {
       std::printf("it extends the checkpoint of %llu records\n", static_cast<unsigned long long>(s->checkpoint_count));
+    }
+    if (!in->options.head.empty()) {
+      std::printf("it extends the store's head file (%s, %llu records)\n", KeyStore::kAuditHeadFile,
+                  static_cast<unsigned long long>(s->head_count));
+    } else {
+      std::printf("no head file (%s): records cut from the log's end would not show here\n", KeyStore::kAuditHeadFile);
     }
   }
   return 0;

@@ -130,6 +130,13 @@ keys::SecretBytes ManifestKey(const keys::KeyHandle& key) {
   return key.DeriveSubkey(keys::KeyPurpose::kManifest, keys::ScopeKind::kDeployment, "");
 }
 
+std::string DeriveManifestId(const keys::SecretBytes& manifest_key, const std::string& kind,
+                             const std::string& input_digest, const std::string& output_pixels_sha256) {
+  return std::string(
+      keys::ExpandSecret(manifest_key, kind + ":" + keys::ToHex(input_digest) + ":" + keys::ToHex(output_pixels_sha256), 16)
+          .view(keys::SecretAccess::Get()));
+}
+
 StatusOr<std::string> RegionPng(const cv::Mat& bgr, const cv::Rect& region) {
   if (region.area() == 0) return std::string();
   if ((region & cv::Rect(0, 0, bgr.cols, bgr.rows)) != region) return InternalError("a face region leaves the image");

@@ -20,6 +20,13 @@ namespace veil::engine::internal {
 // The key's manifest subkey (deployment-wide): scope, manifest and container ids are derived from it.
 keys::SecretBytes ManifestKey(const keys::KeyHandle& key);
 
+// A manifest's 16-byte id, keyed by `manifest_key` (ManifestKey) over its kind ("veil-manifest-id-v2"
+// for images, "veil-video-manifest-id-v2" for video files), the input's digest and the output
+// pixels' SHA-256: the same input and key give the same id, and only the key's holder can tell
+// which input an id names.
+std::string DeriveManifestId(const keys::SecretBytes& manifest_key, const std::string& kind,
+                             const std::string& input_digest, const std::string& output_pixels_sha256);
+
 // The region of `bgr` as PNG bytes (lossless), or an empty string for an empty region.
 StatusOr<std::string> RegionPng(const cv::Mat& bgr, const cv::Rect& region);
 

@@ -22,6 +22,7 @@ namespace veil::engine {
 namespace {
 
 using internal::Clock;
+using internal::DeriveManifestId;
 using internal::ManifestKey;
 using internal::MsSince;
 
@@ -59,11 +60,7 @@ std::string ImageScopeId(const keys::SecretBytes& manifest_key, const std::strin
 // An image manifest's id: from the input and the output pixels, keyed like the scope id above.
 std::string ImageManifestId(const keys::SecretBytes& manifest_key, const std::string& input_digest,
                             const std::string& output_pixels_sha256) {
-  return std::string(keys::ExpandSecret(manifest_key,
-                                        "veil-manifest-id-v2:" + keys::ToHex(input_digest) + ":" +
-                                            keys::ToHex(output_pixels_sha256),
-                                        16)
-                         .view(keys::SecretAccess::Get()));
+  return DeriveManifestId(manifest_key, "veil-manifest-id-v2", input_digest, output_pixels_sha256);
 }
 
 class PipelineImpl final : public Pipeline {

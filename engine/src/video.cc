@@ -4,9 +4,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <cerrno>
-#include <cstring>
-
 #include <algorithm>
 #include <cctype>
 #include <filesystem>
@@ -107,6 +104,13 @@ StatusOr<std::string> VideoFramesSha256(const std::string& path, int64_t* frames
 }
 
 namespace {
+
+// A video file's manifest id: from the input file's SHA-256 and the output frames' digest, keyed (the
+// same input and key give the same manifest). `manifest_key`: internal::ManifestKey.
+std::string VideoManifestId(const keys::SecretBytes& manifest_key, const std::string& input_digest,
+                            const std::string& output_pixels_sha256) {
+  return internal::DeriveManifestId(manifest_key, "veil-video-manifest-id-v2", input_digest, output_pixels_sha256);
+}
 
 // What differs between a video file and a live stream around the shared frame loop.
 struct FrameLoop {
@@ -219,12 +223,11 @@ StatusOr<Manifest> AnonymizeFrames(Pipeline& pipeline, const keys::KeyHandle& ke
   if (written != n) return IoError("the written video has " + std::to_string(written) + " of " + std::to_string(n) + " frames");
   m.frames = static_cast<uint32_t>(n);
   // From the output (and a live stream's nonce): the same input and key give the same manifest.
-  m.manifest_id = std::string(keys::ExpandSecret(manifest_key,
-                                                 live ? "veil-stream-manifest-id-v1:" + keys::ToHex(nonce) + ":" + keys::ToHex(m.output_pixels_sha256)
-                                                      : "veil-video-manifest-id-v2:" + keys::ToHex(loop.input_digest) + ":" +
-                                                            keys::ToHex(m.output_pixels_sha256),
-                                                 16)
-                                  .view(keys::SecretAccess::Get()));
+  m.manifest_id =
+      live ? std::string(keys::ExpandSecret(manifest_key,
+                                            "veil-stream-manifest-id-v1:" + keys::ToHex(nonce) + ":" + keys::ToHex(m.output_pixels_sha256), 16)
+                             .view(keys::SecretAccess::Get()))
+           : VideoManifestId(manifest_key, loop.input_digest, m.output_pixels_sha256);
   if (SerializeManifest(m).size() > kMaxManifestBytes) {
     return ResourceExhaustedError("the manifest of " + loop.label + " would exceed " + std::to_string(kMaxManifestBytes >> 20) +
                                   " MiB (about 500,000 face records): split the video");
@@ -269,6 +272,12 @@ StatusOr<Manifest> AnonymizeVideo(Pipeline& pipeline, const keys::KeyHandle& key
   VEIL_RETURN_IF_ERROR(CheckEvenFrameSize(src.size, input));
   VEIL_ASSIGN_OR_RETURN(loop.input_digest, keys::Sha256File(input));
   return AnonymizeFrames(pipeline, key, src.cap, loop, output, options);
+}
+
+StatusOr<bool> VideoManifestIsFor(const Manifest& manifest, const std::string& input, const keys::KeyHandle& key) {
+  if (manifest.frames == 0) return false;
+  VEIL_ASSIGN_OR_RETURN(std::string input_digest, keys::Sha256File(input));
+  return manifest.manifest_id == VideoManifestId(internal::ManifestKey(key), input_digest, manifest.output_pixels_sha256);
 }
 
 StatusOr<Manifest> RecordStream(Pipeline& pipeline, const keys::KeyHandle& key, cv::VideoCapture& source,
@@ -414,12 +423,7 @@ Status VideoFileWriter::Write(const cv::Mat& frame) {
     size_ = frame.size();
     // FFmpeg creates the file with the default mode: it is made inside a folder of its own (0700)
     // next to the output, so nobody else can open it before the chmod below.
-    const auto parent = std::filesystem::path(output_).parent_path();
-    std::string tmpl = ((parent.empty() ? std::filesystem::path(".") : parent) / ".veil-video-XXXXXX").string();
-    if (::mkdtemp(tmpl.data()) == nullptr) {
-      return IoError("cannot create a private folder next to " + output_ + ": " + std::strerror(errno));
-    }
-    dir_ = tmpl;
+    VEIL_ASSIGN_OR_RETURN(dir_, keys::MakePrivateFolderBeside(output_, ".veil-video-"));
     tmp_ = (std::filesystem::path(dir_) / ("video" + suffix_)).string();
     writer_ = std::make_unique<cv::VideoWriter>(tmp_, fourcc_, fps_, size_);
     if (!writer_->isOpened()) return IoError("cannot write a video to " + tmp_ + " (codec unavailable?)");

@@ -1,10 +1,12 @@
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <sodium.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <chrono>
 #include <cstring>
+#include <filesystem>
 
 #include "audit_writer.h"
 #include "veil/keys/fs.h"
@@ -211,6 +213,54 @@ StatusOr<CheckpointInfo> ReadCheckpoint(const std::string& bytes, const std::str
   return info;
 }
 
+namespace {
+
+// The number of records the signed checkpoint `bytes` covers, once the scanned log is shown to
+// extend it (DataLoss otherwise). `what` names the checkpoint in messages.
+StatusOr<uint64_t> CheckExtends(const Scan& s, const std::string& bytes, const std::string& what) {
+  auto read = ReadCheckpoint(bytes, s.header.log_public_key());
+  if (!read.ok()) return read.status().WithContext(what);
+  const CheckpointInfo& cp = *read;
+  if (cp.store_id_hex != ToHex(s.header.store_id())) return DataLossError(what + " belongs to another key store");
+  const uint64_t records = s.chain.size() - 1;
+  if (cp.record_count > records) {
+    return DataLossError("audit log has " + std::to_string(records) + " records but " + what + " saw " +
+                         std::to_string(cp.record_count) + ": records were removed (the log was cut short)");
+  }
+  if (ToHex(s.chain[cp.record_count]) != cp.head_hash_hex) {
+    return DataLossError("audit log does not extend " + what + ": records before " + std::to_string(cp.record_count) +
+                         " were rewritten");
+  }
+  return cp.record_count;
+}
+
+// CheckExtends for the store's own head file: one signed by another log key is tampering with the
+// store's folder (DataLoss), not a checkpoint that names another log.
+StatusOr<uint64_t> CheckExtendsHead(const Scan& s, const std::string& bytes, const std::string& what) {
+  auto covered = CheckExtends(s, bytes, what);
+  const StatusCode code = covered.status().code();
+  if (code == StatusCode::kUnauthenticated || code == StatusCode::kUnsupported) return DataLossError(covered.status().message());
+  return covered;
+}
+
+}  // namespace
+
+StatusOr<std::string> ReadAuditHeadFile(const std::string& path) {
+  struct stat st {};
+  if (::lstat(path.c_str(), &st) != 0) {
+    if (errno == ENOENT) return std::string();
+    return IoError("audit head file " + path + " cannot be read: " + std::strerror(errno));
+  }
+  if (!S_ISREG(st.st_mode)) return DataLossError("audit head file " + path + " is not a regular file");
+  if (st.st_size == 0 || st.st_size > 4096) {
+    return DataLossError("audit head file " + path + " is damaged (" + std::to_string(st.st_size) + " bytes)");
+  }
+  auto bytes = ReadFile(path, 4096);
+  if (!bytes.ok()) return IoError("audit head file " + path + " cannot be read: " + bytes.status().message());
+  if (bytes->empty()) return DataLossError("audit head file " + path + " is damaged (0 bytes)");
+  return bytes;
+}
+
 StatusOr<AuditLogSummary> VerifyAuditLog(const std::string& path, const AuditVerifyOptions& options,
                                          std::vector<AuditEntry>* entries) {
   VEIL_ASSIGN_OR_RETURN(std::string bytes, ReadFile(path, 1u << 30));
@@ -231,17 +281,10 @@ StatusOr<AuditLogSummary> VerifyAuditLogBytes(std::string_view bytes, const Audi
   sum.record_count = s.chain.size() - 1;
   sum.head_hash_hex = ToHex(s.chain.back());
   if (!options.checkpoint.empty()) {
-    VEIL_ASSIGN_OR_RETURN(CheckpointInfo cp, ReadCheckpoint(options.checkpoint, s.header.log_public_key()));
-    if (cp.store_id_hex != sum.store_id_hex) return DataLossError("checkpoint belongs to another key store");
-    if (cp.record_count > sum.record_count) {
-      return DataLossError("audit log has " + std::to_string(sum.record_count) + " records but the checkpoint saw " +
-                           std::to_string(cp.record_count) + ": records were removed");
-    }
-    if (ToHex(s.chain[cp.record_count]) != cp.head_hash_hex) {
-      return DataLossError("audit log does not extend the checkpoint: records before " +
-                           std::to_string(cp.record_count) + " were rewritten");
-    }
-    sum.checkpoint_count = cp.record_count;
+    VEIL_ASSIGN_OR_RETURN(sum.checkpoint_count, CheckExtends(s, options.checkpoint, "the checkpoint"));
+  }
+  if (!options.head.empty()) {
+    VEIL_ASSIGN_OR_RETURN(sum.head_count, CheckExtendsHead(s, options.head, "its head file"));
   }
   return sum;
 }
@@ -273,7 +316,23 @@ StatusOr<std::unique_ptr<AuditWriter>> AuditWriter::Open(const std::string& path
   if (!s.error.ok()) return s.error.WithContext("audit log " + path + " failed verification; refusing to append");
   if (s.header.store_id() != store_id) return DataLossError("audit log " + path + " belongs to another key store");
 
+  // The head file: the signed checkpoint written after every append. The log must extend it (a log
+  // cut back after its last append shows here); a missing one is put on record by FinishOpen.
+  const std::string head_path = HeadPath(path);
+  const std::string head_name = std::filesystem::path(head_path).filename().string();
+  const std::string way_out = " (a file-level backup put back? put its " + head_name + " back with its audit log; or move " +
+                              head_name + " aside, keeping it as evidence: its absence is then logged)";
+  auto head_bytes = ReadAuditHeadFile(head_path);
+  if (!head_bytes.ok()) return Status(head_bytes.status().code(), head_bytes.status().message() + way_out);
+  if (!head_bytes->empty()) {
+    auto covered = CheckExtendsHead(s, *head_bytes, "its head file (" + head_name + ")");
+    if (!covered.ok()) {
+      return Status(covered.status().code(), "audit log " + path + ": " + covered.status().message() + "; refusing to append" + way_out);
+    }
+  }
+
   std::unique_ptr<AuditWriter> w(new AuditWriter());
+  w->head_missing_ = head_bytes->empty();  // set first: no append writes a head until FinishOpen
   w->path_ = path;
   w->store_id_ = store_id;
   w->public_key_ = pk;
@@ -397,6 +456,55 @@ Status AuditWriter::Append(const AuditEvent& event) {
   size_ += frame.size();
   head_ = hash;
   ++count_;
+  // Best effort: the record is durable already, and a head file left behind (a full disk) only
+  // covers fewer records, never more; the next append writes it again. None while a missing head
+  // file is still to be logged (FinishOpen): a head written first would hide that it was missing.
+  if (!head_missing_) (void)WriteHead();
+  return Status::Ok();
+}
+
+Status AuditWriter::WriteHead() const {
+  const std::string head = HeadPath(path_);
+  VEIL_ASSIGN_OR_RETURN(PendingFile file, PendingFile::Create(head, 0600));
+  VEIL_RETURN_IF_ERROR(file.Append(MakeCheckpoint()));
+  // A head written by another user (root running a restore) gets the log's owner, as the log keeps
+  // its own: set on the new file before it takes the name, never through a path.
+  VEIL_RETURN_IF_ERROR(file.SetOwnerLike(fd_));
+  return file.Commit(head, /*overwrite=*/true);
+}
+
+Status AuditWriter::FinishOpen(std::string* notice, bool new_log) {
+  const std::string head_path = HeadPath(path_);
+  const std::string name = std::filesystem::path(head_path).filename().string();
+  // Head files left by an append killed while writing one (under the lock, nobody else writes them).
+  std::error_code ec;
+  const auto folder = std::filesystem::path(head_path).parent_path();
+  for (std::filesystem::directory_iterator it(folder.empty() ? "." : folder, ec), end; !ec && it != end; it.increment(ec)) {
+    std::error_code ignored;
+    if (it->path().filename().string().rfind(name + ".tmp.", 0) == 0) std::filesystem::remove(it->path(), ignored);
+  }
+  if (!head_missing_) return Status::Ok();
+  if (auto probe = PendingFile::Create(head_path, 0600); !probe.ok()) {
+    // Nothing logged (a record per open would say the same again while the folder stays
+    // unwritable), and no head is written by appends meanwhile: the next open tries again.
+    if (notice) *notice = "the audit log's head file (" + name + ") cannot be written (" + probe.status().message() +
+                          "): records cut from the log's end will not show";
+    return Status::Ok();
+  }
+  head_missing_ = false;
+  if (new_log) return WriteHead();  // nothing was there to check
+  // Removing the head file would let the log's last records be cut unseen: its absence is logged
+  // before a head is written again (a crash in between logs it twice, never not at all; a log last
+  // written by a Veil from before head files gets this record once).
+  AuditEvent e;
+  e.actor = "veil";
+  e.action = AuditAction::kLogRecovered;
+  e.target = name;
+  e.outcome = AuditOutcome::kSuccess;
+  e.reason = "the audit head file was missing (removed, or the log was last written by a Veil without head files): "
+             "whether records after " + std::to_string(verified_) + " were cut before this open cannot be checked";
+  VEIL_RETURN_IF_ERROR(Append(e));
+  if (notice) *notice = "the audit log's head file (" + name + ") was missing: logged; records cut from the log's end before now cannot be told";
   return Status::Ok();
 }
 

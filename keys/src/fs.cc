@@ -7,6 +7,7 @@
 
 #include <cerrno>
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <random>
@@ -148,6 +149,13 @@ StatusOr<std::string> ReadFile(const std::string& path, size_t max_bytes) {
   return out;
 }
 
+StatusOr<std::string> MakePrivateFolderBeside(const std::string& near, const std::string& prefix) {
+  const std::filesystem::path parent = std::filesystem::path(near).parent_path();
+  std::string tmpl = ((parent.empty() ? std::filesystem::path(".") : parent) / (prefix + "XXXXXX")).string();
+  if (::mkdtemp(tmpl.data()) == nullptr) return IoError("cannot create a private folder next to " + near + ": " + ErrnoText(errno));
+  return tmpl;
+}
+
 Status FsyncDir(const std::string& dir) {
   int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (fd < 0) return IoError("cannot open folder " + dir + ": " + ErrnoText(errno));
@@ -176,8 +184,7 @@ PendingFile::PendingFile(PendingFile&& other) noexcept
 
 PendingFile& PendingFile::operator=(PendingFile&& other) noexcept {
   if (this != &other) {
-    if (fd_ >= 0) ::close(fd_);  // what the destructor does, without ending tmp_'s lifetime
-    if (!committed_) ::unlink(tmp_.c_str());
+    Discard();
     tmp_ = std::move(other.tmp_);
     fd_ = std::exchange(other.fd_, -1);
     committed_ = std::exchange(other.committed_, true);
@@ -185,15 +192,28 @@ PendingFile& PendingFile::operator=(PendingFile&& other) noexcept {
   return *this;
 }
 
-PendingFile::~PendingFile() {
-  if (fd_ >= 0) ::close(fd_);
+PendingFile::~PendingFile() { Discard(); }
+
+void PendingFile::Discard() {
+  if (fd_ >= 0) ::close(std::exchange(fd_, -1));
   if (!committed_) ::unlink(tmp_.c_str());
+  committed_ = true;  // nothing left to remove
 }
 
 Status PendingFile::Append(std::string_view bytes) {
   if (fd_ < 0) return FailedPreconditionError("the file " + tmp_ + " is closed");
   Status st = WriteAll(fd_, bytes.data(), bytes.size());
   return st.ok() ? st : st.WithContext(tmp_);
+}
+
+Status PendingFile::SetOwnerLike(int like_fd) {
+  if (fd_ < 0) return FailedPreconditionError("the file " + tmp_ + " is closed");
+  if (::geteuid() != 0) return Status::Ok();
+  struct stat like {}, mine {};
+  if (::fstat(like_fd, &like) != 0 || ::fstat(fd_, &mine) != 0) return IoError("cannot stat " + tmp_ + ": " + ErrnoText(errno));
+  if (like.st_uid == mine.st_uid && like.st_gid == mine.st_gid) return Status::Ok();
+  if (::fchown(fd_, like.st_uid, like.st_gid) != 0) return IoError("cannot set the owner of " + tmp_ + ": " + ErrnoText(errno));
+  return Status::Ok();
 }
 
 Status PendingFile::Commit(const std::string& path, bool overwrite) {

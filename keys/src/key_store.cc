@@ -328,8 +328,8 @@ StatusOr<std::unique_ptr<KeyStore>> KeyStore::Create(const std::string& dir, con
   st->access = Access::kReadWrite;
   VEIL_ASSIGN_OR_RETURN(FileLock lock, FileLock::Acquire(Join(dir, kLockFile), FileLock::Mode::kExclusive));
   st->lock.emplace(std::move(lock));
-  if (PathExists(Join(dir, kStoreFile)) || PathExists(Join(dir, kAuditFile))) {
-    return AlreadyExistsError(dir + " already holds a key store or an audit log");
+  for (const char* name : {kStoreFile, kAuditFile, kAuditHeadFile}) {
+    if (PathExists(Join(dir, name))) return AlreadyExistsError(dir + " already holds a key store or its audit log (" + name + ")");
   }
   std::string store_id(16, '\0');
   randombytes_buf(store_id.data(), store_id.size());
@@ -350,6 +350,7 @@ StatusOr<std::unique_ptr<KeyStore>> KeyStore::Create(const std::string& dir, con
 
   VEIL_RETURN_IF_ERROR(internal::AuditWriter::Create(Join(dir, kAuditFile), store_id, pk));
   VEIL_ASSIGN_OR_RETURN(st->audit, internal::AuditWriter::Open(Join(dir, kAuditFile), store_id, st->log_secret));
+  VEIL_RETURN_IF_ERROR(st->audit->FinishOpen(nullptr, /*new_log=*/true));  // the new log's head file
   std::unique_ptr<KeyStore> store(new KeyStore(std::move(st)));
   AuditEvent created{actor, AuditAction::kStoreCreated, ToHex(store_id), {}, AuditOutcome::kSuccess, "", "", 0};
   VEIL_RETURN_IF_ERROR(store->Audit(created));
@@ -388,6 +389,9 @@ StatusOr<std::unique_ptr<KeyStore>> KeyStore::Open(const std::string& dir, const
                            ": the log was cut short");
     }
     if (saved_at > 0) VEIL_RETURN_IF_ERROR(CheckStoreHoldsItsChanges(*st, since_save));
+    std::string head_notice;  // a missing head file, logged only now that the open is accepted
+    VEIL_RETURN_IF_ERROR(st->audit->FinishOpen(&head_notice));
+    if (!head_notice.empty()) st->notices.push_back(head_notice);
   }
   return std::unique_ptr<KeyStore>(new KeyStore(std::move(st)));
 }
@@ -503,6 +507,7 @@ Status KeyStore::RecoverFromBackup(const std::string& dir, const Credential& cre
                          "; it is older than the generation before the store file's: put the newest keystore.veil "
                          "back, or add --accept-loss to use it and log those changes as lost");
   }
+  VEIL_RETURN_IF_ERROR((*writer)->FinishOpen(nullptr));  // a missing head file is logged (the record says so)
   // The lost changes are accounted for first, so that a recovery cut short by a crash and run again
   // finds nothing missing.
   const std::string lost_reason = options.accept_loss ? "accepted as lost: the key store continues from " + what
@@ -574,10 +579,20 @@ Status KeyStore::Save(bool keep_previous) {
   Status st;
   if (!keep_previous) st = RemoveOlderGenerations(s.dir);
   if (keep_previous && PathExists(path)) {
-    // Keep the previous version as the last-known-good backup (a hard link: atomic, no copy).
+    // Keep the previous version as the last-known-good backup (a hard link: atomic, no copy; a copy
+    // where the file system has no hard links, FAT or exFAT, which has no file owners either).
     const std::string bak_tmp = Join(s.dir, kBackupFile) + ".tmp";
     ::unlink(bak_tmp.c_str());
-    if (::link(path.c_str(), bak_tmp.c_str()) != 0 || ::rename(bak_tmp.c_str(), Join(s.dir, kBackupFile).c_str()) != 0) {
+    if (::link(path.c_str(), bak_tmp.c_str()) != 0) {
+      const int e = errno;
+      if (e == EPERM || e == EOPNOTSUPP || e == ENOSYS) {
+        auto previous = ReadFile(path);
+        st = previous.ok() ? WriteFileAtomic(Join(s.dir, kBackupFile), *previous, /*overwrite=*/true) : previous.status();
+        if (!st.ok()) st = st.WithContext("cannot keep a backup of the key store");
+      } else {
+        st = IoError(std::string("cannot keep a backup of the key store: ") + std::strerror(e));
+      }
+    } else if (::rename(bak_tmp.c_str(), Join(s.dir, kBackupFile).c_str()) != 0) {
       st = IoError(std::string("cannot keep a backup of the key store: ") + std::strerror(errno));
     }
   }
@@ -930,6 +945,20 @@ Status KeyStore::Log(AuditAction action, AuditOutcome outcome, const std::string
   // records them.
   if (internal::ChangesStore(action) || action == AuditAction::kLogRecovered || action == AuditAction::kStoreCreated) {
     return InvalidArgumentError(std::string("'") + AuditActionName(action) + "' is recorded by the key store itself");
+  }
+  // A restore is recorded as done only while the key it used is enabled: one that ran with the store
+  // closed (a video) fails here when its key was disabled or destroyed meanwhile.
+  if (action == AuditAction::kRestorePerformed && outcome == AuditOutcome::kSuccess) {
+    if (keyring.empty()) return InvalidArgumentError("a restore's success record must name the keyring and version it used");
+    const proto::Keyring* ring = state_->FindKeyring(keyring);
+    if (!ring) return FailedPreconditionError("the key store has no keyring '" + keyring + "'");
+    const auto& versions = ring->versions();
+    auto v = std::find_if(versions.begin(), versions.end(), [&](const auto& kv) { return kv.version() == version; });
+    if (v == versions.end()) return FailedPreconditionError("keyring '" + keyring + "' has no version " + std::to_string(version));
+    if (v->status() != proto::KEY_STATUS_ENABLED) {
+      return FailedPreconditionError("key " + KeyLabel(keyring, version) + " was " +
+                                     KeyStatusName(static_cast<KeyStatus>(v->status())) + " during the restore");
+    }
   }
   return Audit({"", action, target, digests, outcome, reason, keyring, version});
 }

@@ -37,6 +37,25 @@ expect 6 "$VEIL" audit verify
 expect 6 "$VEIL" keys rotate
 cp audit.good store/audit.log
 expect 0 "$VEIL" audit verify
+contains "it extends the store's head file" "$OUT"
+# Records cut from the log's end, after the store's last change (a checkpoint's export is logged
+# and changes nothing in the store file): the head file shows it to verify (6) and to writers (6).
+expect 0 "$VEIL" audit checkpoint -o cp-cut
+cp store/audit.log audit.longer
+cp audit.good store/audit.log
+expect 6 "$VEIL" audit verify
+contains "cut short" "$ERR"
+expect 6 "$VEIL" keys rotate
+cp audit.longer store/audit.log
+expect 0 "$VEIL" audit verify
+# An emptied head file is damage: show still lists the records, and both fail (6).
+cp store/audit.log.head head.good
+: > store/audit.log.head
+expect 6 "$VEIL" audit show
+contains "store-created" "$OUT"
+expect 6 "$VEIL" audit verify --json
+contains '"valid": false' "$OUT"
+cp head.good store/audit.log.head
 
 # Tampered store: 6 with a pointer to the backup, then recovered.
 expect 0 "$VEIL" keys rotate

@@ -21,6 +21,11 @@ contains "1 skipped" "$OUT"
 expect 0 "$FRAMES" make "$DEMO/sample2.jpg" foreign.avi 4        # someone else's video beside a copied sidecar
 cp anon.mkv.veil foreign.avi.veil
 expect 10 "$VEIL" anonymize clip.avi -o foreign.avi --detector tiny --quiet
+contains "its frames are not those its manifest (foreign.avi.veil) describes" "$ERR"
+# Veil's finished output of another video (or of an edited clip.avi) is not this job's: refused.
+expect 0 "$FRAMES" make "$DEMO/sample2.jpg" clip2.avi 4
+expect 10 "$VEIL" anonymize clip2.avi -o anon.mkv --detector tiny --quiet
+contains "is not Veil's output of this version of clip2.avi under this key" "$ERR"
 # inspect: the frames against the manifest (anon.mkv.veil), no key; other frames under that
 # manifest read as edited (14); an image's manifest for a video, or the reverse, is refused (2);
 # a damaged manifest is corrupt data (6).

@@ -264,6 +264,30 @@ TEST_CASE("a video anonymized without payloads gets the same manifest on every r
   CHECK(SerializeManifest(*first) == SerializeManifest(*second));
 }
 
+TEST_CASE("a video's manifest names its input file and key: another file of the same frames or another key is not its input") {
+  testing::TestStore s('i');
+  testing::TestStore other('j');
+  Workspace ws;
+  const std::string clip = MakeClip(ws.dir, 2);
+  const std::string twin = (ws.dir / "twin.avi").string();  // the same frames, other bytes
+  fs::copy_file(clip, twin);
+  { std::ofstream(twin, std::ios::app | std::ios::binary) << "trailing bytes no decoder reads"; }
+  auto m = AnonymizeVideo(*MakePipeline(), s.Key(), clip, (ws.dir / "a.mkv").string());
+  REQUIRE_MESSAGE(m.ok(), m.status().ToString());
+  auto is_for = [&](const Manifest& manifest, const std::string& input, const keys::KeyHandle& key) {
+    auto r = VideoManifestIsFor(manifest, input, key);
+    REQUIRE_MESSAGE(r.ok(), r.status().ToString());
+    return *r;
+  };
+  CHECK(is_for(*m, clip, s.Key()));
+  CHECK_FALSE(is_for(*m, twin, s.Key()));
+  CHECK_FALSE(is_for(*m, clip, other.Key()));
+  Manifest still = *m;  // an image's manifest (no frames) is never a video's
+  still.frames = 0;
+  CHECK_FALSE(is_for(still, clip, s.Key()));
+  CHECK_FALSE(VideoManifestIsFor(*m, (ws.dir / "missing.avi").string(), s.Key()).ok());
+}
+
 TEST_CASE("a video cut short is refused as truncated, not anonymized in part") {
   testing::TestStore s('t');
   Workspace ws;

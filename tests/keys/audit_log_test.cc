@@ -173,3 +173,134 @@ TEST_CASE("a writer refuses to append to a tampered log") {
   auto store = KeyStore::Open(dir.path(), veil::testing::TestKey(), KeyStore::Access::kReadWrite, "x");
   CHECK(store.status().code() == StatusCode::kDataLoss);
 }
+
+TEST_CASE("records cut from the log's end after the store's last change are caught by the head file every append writes") {
+  TempDir dir;
+  const std::string path = dir / KeyStore::kAuditFile;
+  const std::string head_path = dir / KeyStore::kAuditHeadFile;
+  uintmax_t before_restores = 0;
+  {
+    auto store = MakeStore(dir.path());
+    before_restores = std::filesystem::file_size(path);
+    // Records that change nothing in the store file (restore outcomes), so its own count misses them.
+    REQUIRE(store->Log(AuditAction::kRestorePerformed, AuditOutcome::kFailed, "photo.png", "wrong key").ok());
+    REQUIRE(store->Log(AuditAction::kRestorePerformed, AuditOutcome::kSuccess, "photo.png", "", {}, "default", 1).ok());
+  }
+  AuditVerifyOptions with_head;
+  with_head.head = veil::testing::Slurp(head_path);
+  auto whole = VerifyAuditLog(path, with_head);
+  REQUIRE(whole.ok());
+  CHECK(whole->head_count == whole->record_count);
+  std::filesystem::resize_file(path, before_restores);
+  REQUIRE(VerifyAuditLog(path, {}).ok());  // on its own the shorter log still verifies
+  auto cut = VerifyAuditLog(path, with_head);
+  CHECK(cut.status().code() == StatusCode::kDataLoss);
+  CHECK(cut.status().message().find("its head file saw") != std::string::npos);
+  auto opened = KeyStore::Open(dir.path(), veil::testing::TestKey(), KeyStore::Access::kReadWrite, "x");
+  CHECK(opened.status().code() == StatusCode::kDataLoss);
+  CHECK(opened.status().message().find("cut short") != std::string::npos);
+  // Another store's head file proves nothing about this log: refused as tampering too.
+  TempDir other;
+  { MakeStore(other.path()); }
+  veil::testing::Spit(head_path, veil::testing::Slurp(other / KeyStore::kAuditHeadFile));
+  auto foreign = KeyStore::Open(dir.path(), veil::testing::TestKey(), KeyStore::Access::kReadWrite, "x");
+  CHECK(foreign.status().code() == StatusCode::kDataLoss);
+}
+
+TEST_CASE("a missing head file is logged by the next writer, which writes it again") {
+  TempDir dir;
+  const std::string path = SmallLog(dir, 1);
+  const std::string head_path = dir / KeyStore::kAuditHeadFile;
+  std::filesystem::remove(head_path);
+  {
+    auto store = OpenRw(dir.path());
+    REQUIRE(store->notices().size() == 1);
+    CHECK(store->notices()[0].find("head file") != std::string::npos);
+  }
+  std::vector<AuditEntry> entries;
+  AuditVerifyOptions with_head;
+  with_head.head = veil::testing::Slurp(head_path);
+  auto summary = VerifyAuditLog(path, with_head, &entries);
+  REQUIRE(summary.ok());
+  CHECK(summary->head_count == entries.size());
+  CHECK(entries.back().event.action == AuditAction::kLogRecovered);
+  CHECK(entries.back().event.target == KeyStore::kAuditHeadFile);
+  CHECK(entries.back().event.reason.find("head file was missing") != std::string::npos);
+  auto again = OpenRw(dir.path());  // found this time: nothing more to report
+  CHECK(again->notices().empty());
+}
+
+TEST_CASE("a damaged, emptied or replaced head file is refused as damage, not trusted or skipped") {
+  TempDir dir;
+  const std::string path = SmallLog(dir, 1);
+  const std::string head_path = dir / KeyStore::kAuditHeadFile;
+  const std::string good = veil::testing::Slurp(head_path);
+  auto refused = [&](const char* what) {
+    INFO(what);
+    auto opened = KeyStore::Open(dir.path(), veil::testing::TestKey(), KeyStore::Access::kReadWrite, "x");
+    CHECK(opened.status().code() == StatusCode::kDataLoss);
+    CHECK(opened.status().message().find("head file") != std::string::npos);
+    AuditVerifyOptions options;
+    auto head = ReadAuditHeadFile(head_path);
+    if (head.ok()) {
+      options.head = *head;
+      CHECK(VerifyAuditLog(path, options).status().code() == StatusCode::kDataLoss);
+    } else {
+      CHECK(head.status().code() == StatusCode::kDataLoss);
+    }
+  };
+  for (size_t at : {size_t{3}, good.size() / 2, good.size() - 5}) {
+    std::string flipped = good;
+    flipped[at] ^= 1;
+    veil::testing::Spit(head_path, flipped);
+    refused("a byte flipped");
+  }
+  veil::testing::Spit(head_path, "");
+  refused("emptied");
+  veil::testing::Spit(head_path, std::string(5000, 'x'));
+  refused("too large");
+  std::filesystem::remove(head_path);
+  std::filesystem::create_directory(head_path);
+  refused("a folder");
+  std::filesystem::remove(head_path);
+  std::filesystem::create_symlink(dir / "nowhere", head_path);
+  refused("a dangling link");
+  std::filesystem::remove(head_path);
+  veil::testing::Spit(head_path, good);
+  CHECK(KeyStore::Open(dir.path(), veil::testing::TestKey(), KeyStore::Access::kReadWrite, "x").ok());
+}
+
+TEST_CASE("head files left by a killed append are swept by the next writer") {
+  TempDir dir;
+  SmallLog(dir, 1);
+  const std::string leftover = dir / (std::string(KeyStore::kAuditHeadFile) + ".tmp.123.456");
+  veil::testing::Spit(leftover, "half a head");
+  OpenRw(dir.path());
+  CHECK_FALSE(std::filesystem::exists(leftover));
+}
+
+TEST_CASE("an open refused after a torn append writes no head file, so the next accepted open still logs it missing") {
+  TempDir dir;
+  const auto files = veil::testing::MakeStoreThenAddAndRevokeBob(dir.path());
+  const std::string store_file = dir / KeyStore::kStoreFile;
+  const std::string path = dir / KeyStore::kAuditFile;
+  const std::string head_path = dir / KeyStore::kAuditHeadFile;
+  const std::string current = veil::testing::Slurp(store_file);
+  veil::testing::Spit(path, veil::testing::Slurp(path) + std::string("\x40\x00\x00\x00partial", 11));
+  std::filesystem::remove(head_path);
+  veil::testing::Spit(store_file, files.before_added);  // two changes back: refused
+  auto refused = KeyStore::Open(dir.path(), veil::testing::TestKey(), KeyStore::Access::kReadWrite, "x");
+  REQUIRE_FALSE(refused.ok());
+  CHECK_FALSE(std::filesystem::exists(head_path));
+  veil::testing::Spit(store_file, current);
+  {
+    auto store = OpenRw(dir.path());
+    REQUIRE(store->notices().size() == 1);
+    CHECK(store->notices()[0].find("head file") != std::string::npos);
+  }
+  std::vector<AuditEntry> entries;
+  REQUIRE(VerifyAuditLog(path, {}, &entries).ok());
+  CHECK(entries.back().event.action == AuditAction::kLogRecovered);
+  CHECK(entries.back().event.target == KeyStore::kAuditHeadFile);
+  CHECK(std::filesystem::exists(head_path));
+}

@@ -222,13 +222,21 @@ TEST_CASE("an audit log cut back to before the store's last change refuses the s
   REQUIRE(VerifyAuditLog(log, {}, nullptr).ok());
   auto opened = KeyStore::Open(dir.path(), TestKey(), KeyStore::Access::kReadWrite, "x");
   CHECK(opened.status().code() == StatusCode::kDataLoss);
-  CHECK(opened.status().message().find("cut short") != std::string::npos);
+  CHECK(opened.status().message().find("its head file") != std::string::npos);
+  // Without the head file (removed with the cut), the store's own count still refuses the log, and
+  // the refused open writes nothing: neither a record nor a head file.
+  std::filesystem::remove(dir / KeyStore::kAuditHeadFile);
+  opened = KeyStore::Open(dir.path(), TestKey(), KeyStore::Access::kReadWrite, "x");
+  CHECK(opened.status().code() == StatusCode::kDataLoss);
+  CHECK(opened.status().message().find("was saved after record") != std::string::npos);
+  CHECK(std::filesystem::file_size(log) == before_rotation);
+  CHECK_FALSE(std::filesystem::exists(dir / KeyStore::kAuditHeadFile));
 }
 
 TEST_CASE("a store file put back from before its last change opens with that change logged as failed and reported") {
   TempDir dir;
   const std::string before_revocation = veil::testing::MakeStoreThenAddAndRevokeBob(dir.path()).before_revoked;
-  REQUIRE(OpenRw(dir.path())->Log(AuditAction::kRestorePerformed, AuditOutcome::kSuccess, "photo.png", "").ok());
+  REQUIRE(OpenRw(dir.path())->Log(AuditAction::kRestorePerformed, AuditOutcome::kSuccess, "photo.png", "", {}, "default", 1).ok());
   // What a crash between the revocation's record and its save leaves (or a one-step rollback).
   veil::testing::Spit(dir / KeyStore::kStoreFile, before_revocation);
   {
@@ -272,7 +280,33 @@ TEST_CASE("only the store records changes to itself and recoveries") {
   CHECK(store->Log(AuditAction::kPrincipalRevoked, AuditOutcome::kFailed, "bob", "").code() == StatusCode::kInvalidArgument);
   CHECK(store->Log(AuditAction::kLogRecovered, AuditOutcome::kSuccess, KeyStore::kStoreFile, "").code() ==
         StatusCode::kInvalidArgument);
-  CHECK(store->Log(AuditAction::kRestorePerformed, AuditOutcome::kSuccess, "photo.png", "").ok());
+  CHECK(store->Log(AuditAction::kRestorePerformed, AuditOutcome::kSuccess, "photo.png", "", {}, "default", 1).ok());
+}
+
+TEST_CASE("a restore is recorded as done only while the key it used is enabled") {
+  TempDir dir;
+  auto store = MakeStore(dir.path());
+  REQUIRE(store->Rotate("default").ok());
+  REQUIRE(store->SetKeyStatus("default", 1, KeyStatus::kDisabled).ok());
+  auto records = [&] {
+    auto summary = VerifyAuditLog(store->audit_path(), {});
+    REQUIRE(summary.ok());
+    return summary->record_count;
+  };
+  const uint64_t before = records();
+  auto success = [&](const std::string& keyring, uint32_t version) {
+    return store->Log(AuditAction::kRestorePerformed, AuditOutcome::kSuccess, "photo.png", "", {}, keyring, version);
+  };
+  Status disabled = success("default", 1);
+  CHECK(disabled.code() == StatusCode::kFailedPrecondition);
+  CHECK(disabled.message().find("was disabled during the restore") != std::string::npos);
+  CHECK(success("default", 7).code() == StatusCode::kFailedPrecondition);
+  CHECK(success("", 0).code() == StatusCode::kInvalidArgument);
+  CHECK(records() == before);  // nothing logged for any of them
+  // The failure itself is logged, whatever the key's state; a success under the enabled version too.
+  CHECK(store->Log(AuditAction::kRestorePerformed, AuditOutcome::kFailed, "photo.png", "key disabled", {}, "default", 1).ok());
+  CHECK(success("default", 2).ok());
+  CHECK(records() == before + 2);
 }
 
 TEST_CASE("a store file older than two of its logged changes refuses to open for changes") {
@@ -475,8 +509,15 @@ TEST_CASE("recovery refuses a backup saved after records that the audit log no l
   const std::string bytes = veil::testing::DamageStoreFile(dir.path());
   Status st = KeyStore::RecoverFromBackup(dir.path(), TestKey(), "admin");
   CHECK(st.code() == StatusCode::kDataLoss);
-  CHECK(st.message().find("cut short") != std::string::npos);
+  CHECK(st.message().find("its head file") != std::string::npos);  // the head file saw the cut first
+  // Without the head file, the backup's own count of records still tells; nothing is written.
+  std::filesystem::remove(dir / KeyStore::kAuditHeadFile);
+  st = KeyStore::RecoverFromBackup(dir.path(), TestKey(), "admin");
+  CHECK(st.code() == StatusCode::kDataLoss);
+  CHECK(st.message().find("was saved after record") != std::string::npos);
   CHECK(veil::testing::Slurp(dir / KeyStore::kStoreFile) == bytes);
+  CHECK(std::filesystem::file_size(dir / KeyStore::kAuditFile) == short_log);
+  CHECK_FALSE(std::filesystem::exists(dir / KeyStore::kAuditHeadFile));  // a refused recovery logs nothing
 }
 
 TEST_CASE("a store file older than its log is kept with --accept-loss, every change it lacks logged as lost") {

@@ -78,6 +78,13 @@ struct VideoOptions {
 StatusOr<Manifest> AnonymizeVideo(Pipeline& pipeline, const keys::KeyHandle& key, const std::string& input,
                                   const std::string& output, const VideoOptions& options = {});
 
+// True when `manifest` is the one AnonymizeVideo wrote for the video file `input` with `key` (its id
+// names the input file's SHA-256 and the output frames it describes; a live recording's never
+// does): how a resumed batch tells its own finished video from one made of another input, or of
+// an edited one, or with another key. Only the input file is read (hashed); the caller checks that
+// the output's frames are those the manifest describes. An error when `input` cannot be read.
+StatusOr<bool> VideoManifestIsFor(const Manifest& manifest, const std::string& input, const keys::KeyHandle& key);
+
 // A live stream (a camera) recorded as AnonymizeVideo records a file: the same output, sidecar
 // manifest and payload container, so an authorized restore works the same way.
 struct StreamOptions {

@@ -65,6 +65,8 @@ struct AuditLogSummary {
   std::string head_hash_hex;
   // Set when a checkpoint was checked: the number of records it covered.
   uint64_t checkpoint_count = 0;
+  // Set when the head file was checked: the number of records it covered.
+  uint64_t head_count = 0;
 };
 
 struct AuditVerifyOptions {
@@ -74,7 +76,16 @@ struct AuditVerifyOptions {
   std::string expected_public_key;
   // A serialized SignedCheckpoint the log must extend. Empty: none.
   std::string checkpoint;
+  // The key store's head file (KeyStore::kAuditHeadFile: the signed checkpoint its last append
+  // wrote; ReadAuditHeadFile), which the log must extend as well. Empty: none. Read it before the
+  // log: an append writes the log first, so a head read earlier never covers more than the log.
+  std::string head;
 };
+
+// Reads the key store's head file for AuditVerifyOptions::head: "" when nothing is at `path`;
+// DataLoss when something is but it is no head file (empty, too large, not a regular file);
+// IoError when it cannot be read.
+StatusOr<std::string> ReadAuditHeadFile(const std::string& path);
 
 // Reads and verifies the whole log: header, every length, sequence, hash link and signature, and
 // that the file ends exactly at a record boundary. DataLoss names the first bad record.

@@ -48,6 +48,10 @@ class PendingFile {
   ~PendingFile();
 
   Status Append(std::string_view bytes);
+  // Run as root, gives the file the owner and group of the file open as `like_fd` (fchown, before
+  // Commit gives it its name): a file root writes into another user's folder stays theirs.
+  // Nothing for other users, who cannot give files away.
+  Status SetOwnerLike(int like_fd);
   // `path` must lie in the same folder as `near`. overwrite=false never replaces a file
   // (AlreadyExists); overwrite=true replaces one atomically.
   Status Commit(const std::string& path, bool overwrite);
@@ -58,6 +62,7 @@ class PendingFile {
 
  private:
   PendingFile(std::string tmp, int fd) : tmp_(std::move(tmp)), fd_(fd) {}
+  void Discard();  // closes and, unless committed, removes the temporary file
   std::string tmp_;
   int fd_ = -1;
   bool committed_ = false;
@@ -67,6 +72,11 @@ class PendingFile {
 // (AlreadyExists): a hard link, then `from` removed; on a file system without hard links (FAT,
 // exFAT) an atomic rename that refuses an existing target. Not durable until FsyncDir.
 Status MoveNoReplace(const std::string& from, const std::string& to);
+
+// Creates a new folder `prefix` + 6 random characters, mode 0700, in the folder that holds `near`
+// (".", when `near` names none) and returns its path: a place for files that nobody else may open
+// while they are written (a program that creates them with the default mode, FFmpeg for one).
+StatusOr<std::string> MakePrivateFolderBeside(const std::string& near, const std::string& prefix);
 
 // fsync() of a folder, making a rename or a new file in it durable.
 Status FsyncDir(const std::string& dir);

@@ -132,6 +132,8 @@ class KeyStore {
   static constexpr const char* kStoreFile = "keystore.veil";
   static constexpr const char* kBackupFile = "keystore.veil.bak";
   static constexpr const char* kAuditFile = "audit.log";
+  // The signed checkpoint of the log that every append replaces (see AuditVerifyOptions::head).
+  static constexpr const char* kAuditHeadFile = "audit.log.head";
   static constexpr const char* kLockFile = ".lock";
 
   // Creates a new store in `dir` (created if missing; must not hold a store yet), its audit log and
@@ -194,7 +196,10 @@ class KeyStore {
                                           const std::string& file_sha256 = {});
 
   // Appends a record for an action taken outside the store (e.g. a restore that used a grant);
-  // InvalidArgument for the actions only the store records (changes to it, recoveries).
+  // InvalidArgument for the actions only the store records (changes to it, recoveries). A restore's
+  // success (kRestorePerformed, kSuccess) must name the keyring and version it used, and is refused
+  // (FailedPrecondition, nothing logged) unless that version is still enabled: the caller then logs
+  // the restore as failed and releases nothing.
   Status Log(AuditAction action, AuditOutcome outcome, const std::string& target, const std::string& reason,
              const std::vector<std::string>& digests = {}, const std::string& keyring = "", uint32_t version = 0);
 
