@@ -281,7 +281,7 @@ Status ProcessVideo(engine::Pipeline& pipeline, const keys::KeyHandle& key, cons
     std::fprintf(stderr, "\n");
   }
   if (!m.ok()) {
-    outputs.CleanUp();
+    outputs.CleanUp(m.status());
     return m.status();
   }
   result->manifest_bytes = outputs.manifest_bytes();

@@ -23,6 +23,7 @@
 #include "store_options.h"
 #include "video_outputs.h"
 #include "veil/engine/pipeline.h"
+#include "veil/engine/runtime.h"
 #include "veil/engine/video.h"
 #include "veil/keys/fs.h"
 
@@ -44,7 +45,8 @@ const char* kUsage =
     "  originals (--payload inline: OUT.veilpay, the default | store | none), restorable like any\n"
     "  video Veil wrote. Without a display, -o is required. Ctrl-C or SIGTERM ends the stream like q:\n"
     "  the recording so far appears under OUT (until then it is a temporary file, which a second\n"
-    "  Ctrl-C, killing at once, leaves behind). Pseudonyms use the stream scope; a tracked face's\n"
+    "  Ctrl-C, killing at once, leaves behind). Pseudonyms use the stream scope, a new one per run\n"
+    "  unless --scope-id names one (the same id gives a person the same pseudonym across runs); a tracked face's\n"
     "  pseudonym is read back before release each time it is drawn, not every frame (--verify-distance,\n"
     "  as in veil anonymize); frames where a face is turned too far for the generator (--max-turn, as in\n"
     "  veil anonymize) pixelate it and are left out of its identity code.\n"
@@ -104,6 +106,7 @@ int Camera(int argc, char** argv) {
     return 0;
   }
   auto opts = ReadStoreOptions(args);
+  const bool device_given = args.Get("--device").has_value();
   auto device = args.GetInt("--device", 0, 0, 63);
   auto input = args.Get("--input");
   auto out = args.Get("-o");
@@ -112,7 +115,11 @@ int Camera(int argc, char** argv) {
   auto replace = ReadReplaceOptions(args);
   const std::string detector = args.GetOr("--detector", "tiny");
   const std::string keyring = args.GetOr("--keyring", "default");
-  const std::string scope_id = args.GetOr("--scope-id", "camera");
+  // One pseudonym scope per recording unless told otherwise: a constant default would give a person
+  // the same pseudonym in every camera session under the key, linking the sessions.
+  const std::optional<std::string> scope_arg = args.Get("--scope-id");
+  const std::string scope_id =
+      scope_arg ? *scope_arg : "camera-" + keys::ToHex(std::string(keys::SecretBytes::Random(8).view(keys::SecretAccess::Get())));
   auto detect_every = args.GetInt("--detect-every", out ? 1 : 3, 1, 30);
   auto detector_size = args.GetInt("--detector-size", 416, 32, 2048);
   const std::string payload_where = args.GetOr("--payload", "inline");
@@ -138,6 +145,20 @@ int Camera(int argc, char** argv) {
     return Fail(InvalidArgumentError("-o " + *out + ": name the recording .mkv (lossless), .mp4 or .avi"));
   }
   if (out && keys::PathExists(*out)) return Fail(AlreadyExistsError(*out + " exists; not overwriting it"));
+  if (device_given && input) return Fail(InvalidArgumentError("give --device or --input, not both"));
+  if (out) {  // a recording cannot be repeated: its names are checked before anything starts
+    engine::VideoOptions scratch;
+    if (Status st = VideoOutputs(opts, *payloads, *out, scratch).CheckFree(); !st.ok()) return Fail(st);
+  }
+  // The source before the models and the key (whose release is logged): a start that cannot read
+  // leaves no record. --input is a file (not a URL or a capture pipeline).
+  if (input && !keys::PathExists(*input)) return Fail(NotFoundError(*input + ": no such file"));
+  engine::InitRuntimeOnce();  // FFmpeg's own log lines off
+  cv::VideoCapture cap = input ? cv::VideoCapture(*input) : cv::VideoCapture(static_cast<int>(*device), cv::CAP_V4L2);
+  if (!cap.isOpened()) {
+    return Fail(input ? InvalidArgumentError(*input + " is not a readable video")
+                      : NotFoundError("no camera at /dev/video" + std::to_string(*device) + " (missing, or in use by another program)"));
+  }
 
   engine::PipelineParams params;
   params.method = replace->method;
@@ -159,11 +180,6 @@ int Camera(int argc, char** argv) {
     if (!key.ok()) return Fail(key.status());
   }
 
-  cv::VideoCapture cap = input ? cv::VideoCapture(*input) : cv::VideoCapture(static_cast<int>(*device), cv::CAP_V4L2);
-  if (!cap.isOpened()) {
-    return Fail(NotFoundError(input ? *input + " is not a readable video"
-                                    : "no camera at /dev/video" + std::to_string(*device)));
-  }
   // The recording goes to a temporary file and appears under OUT, with its manifest and payload
   // container, when the stream ends: at the end of a file, after --frames, on q/Esc in the
   // preview, or on Ctrl-C / SIGTERM, which is how a headless recording is stopped.
@@ -186,33 +202,56 @@ int Camera(int argc, char** argv) {
   };
   auto end = [&] { return StopRequested() || (*max_frames > 0 && frames >= *max_frames); };
   std::string manifest_id;
+  std::string ended = "the source ended";
   if (out) {
     engine::StreamOptions options;
     options.name = input ? *input : "/dev/video" + std::to_string(*device);
     options.end = end;
     options.on_frame = show;
+    options.ended = &ended;
     VideoOutputs outputs(opts, params.payloads, *out, options.video);
     if (Status st = outputs.CheckFree(); !st.ok()) return Fail(st);  // before a recording that cannot be repeated
     auto m = engine::RecordStream(**pipeline, *key, cap, *out, options);
     if (!m.ok()) {
-      outputs.CleanUp();
+      outputs.CleanUp(m.status());
       return Fail(m.status().code() == StatusCode::kInvalidArgument && frames == 0 && StopRequested()
                       ? CancelledError("stopped before the first frame; nothing was written")
                       : m.status());
     }
     manifest_id = keys::ToHex(m->manifest_id);
   } else {
-    for (cv::Mat frame; !end() && cap.read(frame);) {
+    for (cv::Mat frame;;) {
+      if (end()) {
+        ended = "stopped";
+        break;
+      }
+      if (!cap.read(frame)) break;
       engine::ToBgr(frame);  // as recording does: a camera may deliver grey or BGRA
       auto anon = (*pipeline)->AnonymizeFrame(frame, *key);
       if (!anon.ok()) return Fail(anon.status());
-      if (!show(*anon)) break;
+      if (!show(*anon)) {
+        ended = "stopped";
+        break;
+      }
     }
+  }
+  // An unattended recorder must tell an unplugged camera from a requested stop.
+  if (!input && ended != "stopped") {
+    std::fprintf(stderr, "veil: warning: the stream ended because %s, not by a stop%s\n",
+                 ended == "the source ended" ? ("/dev/video" + std::to_string(*device) + " stopped delivering frames").c_str()
+                                             : ended.c_str(),
+                 out ? "; what was recorded is kept" : "");
+  } else if (input && ended != "stopped" && ended != "the source ended") {
+    std::fprintf(stderr, "veil: warning: the stream ended early because %s%s\n", ended.c_str(),
+                 out ? "; what was recorded is kept" : "");
   }
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   std::printf("%lld frames, %lld faces replaced, %.1f frames/s", static_cast<long long>(frames),
               static_cast<long long>(faces), secs > 0 ? frames / secs : 0.0);
-  if (out) std::printf(", written to %s (manifest %s.veil, id %s)", out->c_str(), out->c_str(), manifest_id.c_str());
+  if (out) {
+    const std::string shown = OneLine(*out);
+    std::printf(", written to %s (manifest %s.veil, id %s)", shown.c_str(), shown.c_str(), manifest_id.c_str());
+  }
   std::printf("%s%s\n", StopRequested() ? " (stopped by a signal)" : "",
               window_failed ? " (no preview: the display could not open a window)" : "");
   return 0;

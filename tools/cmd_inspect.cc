@@ -104,7 +104,7 @@ nlohmann::json ManifestJson(const engine::Manifest& m) {
   }
   if (!m.restored_from.manifest_id.empty()) {
     doc["restored_from"] = {{"manifest_id", keys::ToHex(m.restored_from.manifest_id)},
-                            {"request_id", keys::ToHex(m.restored_from.request_id)},
+                            {"request_id", Safe(m.restored_from.request_id, 128)},
                             {"approximate", m.restored_from.approximate}};
   }
   return doc;
@@ -117,7 +117,7 @@ void PrintText(const std::string& input, const std::string& where, const engine:
               Safe(where, 200).c_str());
   if (!m.restored_from.manifest_id.empty()) {
     std::printf("  restored from manifest %s by request %s%s\n", keys::ToHex(m.restored_from.manifest_id).c_str(),
-                keys::ToHex(m.restored_from.request_id).c_str(),
+                Safe(m.restored_from.request_id, 128).c_str(),
                 m.restored_from.approximate ? " (approximate: faces re-rendered, not evidence)" : "");
   }
   std::printf("  pixels: %s (%s)\n", match ? "as the manifest describes" : "NOT as the manifest describes (edited)",

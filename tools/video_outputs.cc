@@ -38,9 +38,13 @@ Status VideoOutputs::CheckFree() const {
   return Status::Ok();
 }
 
-void VideoOutputs::CleanUp() const {
+void VideoOutputs::CleanUp(const Status& failure) const {
+  if (!made_sidecar_) return;
+  // Once the sidecar is written, AlreadyExists can only come from the video's commit: the name was
+  // taken by another file, which the sidecar must not describe.
+  const bool ours_in_place = keys::PathExists(output_) && failure.code() != StatusCode::kAlreadyExists;
   std::error_code ec;
-  if (made_sidecar_ && !keys::PathExists(output_)) std::filesystem::remove(sidecar_, ec);  // ours, and no video
+  if (!ours_in_place) std::filesystem::remove(sidecar_, ec);
 }
 
 }  // namespace veil::cli

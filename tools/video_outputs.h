@@ -28,8 +28,9 @@ class VideoOutputs {
   // stream, which cannot be repeated, this is checked before the first frame.
   Status CheckFree() const;
 
-  // After a failed job: removes the sidecar this job wrote when its video is absent.
-  void CleanUp() const;
+  // After a job that failed with `failure`: removes the sidecar this job wrote unless its video took
+  // its name (a file that appeared under that name meanwhile is not ours: AlreadyExists).
+  void CleanUp(const Status& failure) const;
   // The manifest as written to the sidecar (empty until then).
   const std::string& manifest_bytes() const { return manifest_bytes_; }
 

@@ -124,6 +124,7 @@ struct FrameLoop {
   // kept); on_frame sees each anonymized frame, false ends it too.
   std::function<bool()> end;
   std::function<bool(const FrameOutput&)> on_frame;
+  std::string* ended = nullptr;  // a live stream: why it ended
 };
 
 StatusOr<Manifest> AnonymizeFrames(Pipeline& pipeline, const keys::KeyHandle& key, cv::VideoCapture& cap,
@@ -163,17 +164,36 @@ StatusOr<Manifest> AnonymizeFrames(Pipeline& pipeline, const keys::KeyHandle& ke
   uint32_t index = 0;
   pipeline.ResetStream();
   int64_t n = 0;
-  // The manifest must stay under kMaxManifestBytes: checked every 1,024 frames, a file that would
-  // exceed it fails early, a live stream ends there normally (what was recorded is kept).
+  // The manifest must stay under kMaxManifestBytes: checked every 1,024 frames and, sooner, before
+  // its face records can have filled half the room left at the last check (a crowd adds records
+  // fast). A file that would exceed it fails early; a live stream ends there normally (what was
+  // recorded is kept).
   const size_t manifest_budget = kMaxManifestBytes - kMaxManifestBytes / 16;
-  while (!(loop.end && loop.end())) {
+  size_t check_at_faces = 4096;
+  auto end_live = [&](const std::string& why) {
+    if (loop.ended) *loop.ended = why;
+  };
+  end_live(live ? "the source ended" : "");
+  while (true) {
+    if (loop.end && loop.end()) {
+      end_live("stopped");
+      break;
+    }
     if (options.cancelled && options.cancelled()) {
       return CancelledError("stopped at frame " + std::to_string(n) + " of " + loop.label + "; nothing was written");
     }
-    if (n > 0 && n % 1024 == 0 && SerializeManifest(m).size() > manifest_budget) {
-      if (live) break;
-      return ResourceExhaustedError("the manifest of " + loop.label + " would exceed " + std::to_string(kMaxManifestBytes >> 20) +
-                                    " MiB (about 500,000 face records): split the video");
+    if (n > 0 && (n % 1024 == 0 || m.faces.size() >= check_at_faces)) {
+      const size_t bytes = SerializeManifest(m).size();
+      if (bytes > manifest_budget) {
+        if (live) {
+          end_live("its manifest is full (" + std::to_string(m.faces.size()) + " face records)");
+          break;
+        }
+        return ResourceExhaustedError("the manifest of " + loop.label + " would exceed " + std::to_string(kMaxManifestBytes >> 20) +
+                                      " MiB (about 500,000 face records): split the video");
+      }
+      const size_t per_face = bytes / std::max<size_t>(m.faces.size(), 1) + 1;
+      check_at_faces = m.faces.size() + std::max<size_t>(64, (manifest_budget - bytes) / (2 * per_face));
     }
     if (!cap.read(frame)) break;
     ToBgr(frame);
@@ -183,6 +203,12 @@ StatusOr<Manifest> AnonymizeFrames(Pipeline& pipeline, const keys::KeyHandle& ke
       VEIL_RETURN_IF_ERROR(CheckEvenFrameSize(size, loop.label));
     }
     if (frame.size() != size || frame.type() != CV_8UC3) {
+      // A recording cannot be repeated: a live source whose frames change (a camera reconfigured,
+      // an empty frame) ends the recording there, keeping what was recorded.
+      if (live && n > 0) {
+        end_live("frame " + std::to_string(n) + " changed size or type");
+        break;
+      }
       return DataLossError("frame " + std::to_string(n) + " of " + loop.label + " changes size or type");
     }
     auto anonymized = pipeline.AnonymizeFrame(frame, key);
@@ -204,7 +230,10 @@ StatusOr<Manifest> AnonymizeFrames(Pipeline& pipeline, const keys::KeyHandle& ke
     VEIL_RETURN_IF_ERROR(out.Write(anonymized->image));
     ++n;
     if (options.progress) options.progress({n, loop.total});
-    if (loop.on_frame && !loop.on_frame(*anonymized)) break;
+    if (loop.on_frame && !loop.on_frame(*anonymized)) {
+      end_live("stopped");
+      break;
+    }
   }
   VEIL_RETURN_IF_ERROR(out.Close());
   if (n == 0) return InvalidArgumentError(loop.label + " has no decodable frames");
@@ -252,7 +281,9 @@ StatusOr<Manifest> AnonymizeFrames(Pipeline& pipeline, const keys::KeyHandle& ke
   Status st = options.before_commit ? options.before_commit(m) : Status::Ok();
   if (st.ok()) st = out.Commit();
   if (!st.ok()) {
-    if (container_made) ::unlink(container_path.c_str());
+    // Once the video stands under its name (only the folder's fsync failed), its container is what
+    // restores it: never removed then.
+    if (container_made && !out.committed()) ::unlink(container_path.c_str());
     return st;
   }
   return m;
@@ -291,6 +322,7 @@ StatusOr<Manifest> RecordStream(Pipeline& pipeline, const keys::KeyHandle& key, 
   loop.fps = source.get(cv::CAP_PROP_FPS) > 0 ? source.get(cv::CAP_PROP_FPS) : kDefaultFps;
   loop.end = options.end;
   loop.on_frame = options.on_frame;
+  loop.ended = options.ended;
   return AnonymizeFrames(pipeline, key, source, loop, output, options.video);
 }
 
@@ -450,6 +482,7 @@ Status VideoFileWriter::Commit() {
   VEIL_RETURN_IF_ERROR(Close());
   VEIL_RETURN_IF_ERROR(FsyncFile(tmp_));
   VEIL_RETURN_IF_ERROR(keys::MoveNoReplace(tmp_, output_));
+  committed_ = true;
   tmp_.clear();
   ::rmdir(dir_.c_str());
   dir_.clear();

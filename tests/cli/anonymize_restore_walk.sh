@@ -295,6 +295,8 @@ import sys
 data = open(sys.argv[1], "rb").read()
 sys.exit(0 if b"veIL" in data and sys.argv[2].encode() in data else 1)
 PY
+expect 0 "$VEIL" inspect syn-back.png           # and names the request as request show and the audit log do
+contains "by request $req3_id" "$OUT"
 # A restore's output is no anonymized image: restoring it again is refused (8), on record.
 expect 0 "$VEIL" request create --requester op --case C-3b --purpose "test" --target-file syn-back.png -o req3b
 expect 0 "$VEIL" request approve req3b --principal-key alice.key
@@ -404,6 +406,28 @@ contains "no preview" "$OUT"
 DISPLAY=:97 WAYLAND_DISPLAY= expect 2 "$VEIL" camera --input in/sample1.jpg
 expect 0 "$VEIL" camera --input in/sample1.jpg -o clip.avi --no-preview
 contains "3 faces replaced" "$OUT"
+# Refused before the key is released (no record): a missing input (3), a non-video (2), --device
+# with --input (2).
+expect 0 "$VEIL" audit verify --json
+records_before=$(echo "$OUT" | tr -d ' \n' | sed -n 's/.*"records":\([0-9]*\).*/\1/p')
+echo "not a video" > junk-cam.mp4
+expect 3 "$VEIL" camera --input missing.avi -o nope.avi --no-preview
+expect 2 "$VEIL" camera --input junk-cam.mp4 -o nope.avi --no-preview
+contains "is not a readable video" "$ERR"
+expect 2 "$VEIL" camera --device 0 --input in/sample1.jpg -o nope.avi --no-preview
+expect 0 "$VEIL" audit verify --json
+records_after=$(echo "$OUT" | tr -d ' \n' | sed -n 's/.*"records":\([0-9]*\).*/\1/p')
+[ -n "$records_before" ] && [ "$records_before" = "$records_after" ] && [ ! -e nope.avi ] && PASSED=$((PASSED + 1)) \
+  || { echo "FAIL: a refused camera start left a record or a file ($records_before -> $records_after)"; FAILED=$((FAILED + 1)); }
+# Each run is a pseudonym scope of its own unless --scope-id names one.
+expect 0 "$VEIL" camera --input in/sample1.jpg -o clip2.avi --no-preview
+expect 0 "$VEIL" camera --input in/sample1.jpg -o clip3.avi --no-preview --scope-id lobby
+expect 0 "$VEIL" camera --input in/sample1.jpg -o clip4.avi --no-preview --scope-id lobby
+scope_of() { "$VEIL" inspect "$1" --json | tr -d ' \n' | sed -n 's/.*"scope_id":"\([^"]*\)".*/\1/p'; }
+s1=$(scope_of clip.avi); s2=$(scope_of clip2.avi); s3=$(scope_of clip3.avi); s4=$(scope_of clip4.avi)
+case "$s1" in camera-*) ;; *) s1="";; esac
+[ -n "$s1" ] && [ -n "$s2" ] && [ "$s1" != "$s2" ] && [ "$s3" = lobby ] && [ "$s4" = lobby ] && PASSED=$((PASSED + 1)) \
+  || { echo "FAIL: camera scope ids: '$s1' '$s2' '$s3' '$s4'"; FAILED=$((FAILED + 1)); }
 expect 0 "$VEIL" anonymize clip.avi -o vids --quiet
 [ -s vids/clip.avi ] && [ -s vids/clip.avi.veil ] && PASSED=$((PASSED + 1)) || { echo "FAIL: video or its manifest missing"; FAILED=$((FAILED + 1)); }
 expect 0 "$VEIL" inspect clip.avi               # the recording's frames against its manifest (INPUT.veil)

@@ -606,8 +606,11 @@ TEST_CASE("a live stream is recorded with its manifest and payload container and
     return true;
   };
   options.end = [&] { return shown >= 3; };  // a stop key after three frames
+  std::string ended;
+  options.ended = &ended;
   auto m = RecordStream(*SealingPipeline(), s.Key(), camera, out, options);
   REQUIRE_MESSAGE(m.ok(), m.status().ToString());
+  CHECK(ended == "stopped");
   CHECK(m->frames == 3);
   CHECK(m->faces.size() == 9);
   CHECK(m->payload_container.records == 9);
@@ -627,6 +630,39 @@ TEST_CASE("a live stream is recorded with its manifest and payload container and
   CHECK(m2->output_pixels_sha256 == m->output_pixels_sha256);
   CHECK(m2->payload_container.container_id != m->payload_container.container_id);
   CHECK(m2->manifest_id != m->manifest_id);
+}
+
+TEST_CASE("a live stream whose frames change size ends there and keeps what was recorded; one that runs out says so") {
+  testing::TestStore s('z');
+  Workspace ws;
+  // An image sequence stands in for a camera reconfigured mid-stream: three frames, then a smaller one.
+  const cv::Mat frame = DemoFrame(cv::Size(640, 480));
+  for (int i = 0; i < 4; ++i) {
+    char name[32];
+    std::snprintf(name, sizeof(name), "frame%03d.png", i);
+    cv::Mat f = i < 3 ? frame : DemoFrame(cv::Size(320, 240));
+    REQUIRE(cv::imwrite((ws.dir / name).string(), f));
+  }
+  cv::VideoCapture camera((ws.dir / "frame%03d.png").string(), cv::CAP_IMAGES);
+  REQUIRE(camera.isOpened());
+  StreamOptions options;
+  std::string ended;
+  options.ended = &ended;
+  const std::string out = (ws.dir / "recording.mkv").string();
+  auto m = RecordStream(*SealingPipeline(), s.Key(), camera, out, options);
+  REQUIRE_MESSAGE(m.ok(), m.status().ToString());
+  CHECK(m->frames == 3);
+  CHECK(ended == "frame 3 changed size or type");
+  CHECK(DecodeFrames(out).size() == 3);
+  CHECK(fs::exists(VideoPayloadPath(out)));
+  // A file read to its end as a stream: the source ended (a camera that stops delivering frames).
+  cv::VideoCapture file(MakeClip(ws.dir, 2));
+  ended.clear();
+  auto m2 = RecordStream(*MakePipeline(), s.Key(), file, (ws.dir / "second.mkv").string(), options);
+  REQUIRE_MESSAGE(m2.ok(), m2.status().ToString());
+  CHECK(m2->frames == 2);
+  CHECK(ended == "the source ended");
+  CheckNoTemporaryFiles(ws.dir);
 }
 
 TEST_CASE("Matroska files of the same frames get the same bytes, still decode, and anything else is left alone") {

@@ -95,13 +95,18 @@ struct StreamOptions {
   std::function<bool()> end;
   // Sees each anonymized frame after it is recorded (a preview window); false ends the stream too.
   std::function<bool(const FrameOutput&)> on_frame;
+  // When given, receives why the stream ended: "stopped" (end or on_frame), "the source ended" (no
+  // more frames: the end of a file, or a camera that stopped delivering), "frame N changed size or
+  // type", or "its manifest is full (N face records)".
+  std::string* ended = nullptr;
 };
 
 // Records `source` until it ends (or `options.end` / `on_frame` end it) into `output`. A random
 // nonce makes the payload container's id and the manifest id the recording's own (a live stream
 // cannot be repeated: two recordings of the same pixels never share a name). The recording also
-// ends, normally, when its manifest nears kMaxManifestBytes (about 500,000 face records). Grey or
-// BGRA frames are recorded as BGR. Everything else is as for AnonymizeVideo.
+// ends, normally, when its manifest nears kMaxManifestBytes (about 500,000 face records) and at a
+// frame whose size or type differs from the first's (what was recorded is kept). Grey or BGRA
+// frames are recorded as BGR. Everything else is as for AnonymizeVideo.
 StatusOr<Manifest> RecordStream(Pipeline& pipeline, const keys::KeyHandle& key, cv::VideoCapture& source,
                                 const std::string& output, const StreamOptions& options);
 
@@ -156,6 +161,9 @@ class VideoFileWriter {
   Status Close();
   const std::string& temp_path() const { return tmp_; }
   Status Commit();
+  // True once the video stands under its name (Commit may still fail after that, when the folder's
+  // fsync does).
+  bool committed() const { return committed_; }
 
  private:
   std::string output_, suffix_;
@@ -165,6 +173,7 @@ class VideoFileWriter {
   int fourcc_ = 0;
   int64_t frames_ = 0;
   bool closed_ = false;
+  bool committed_ = false;
   Status close_status_;
   cv::Size size_;
   std::unique_ptr<cv::VideoWriter> writer_;
