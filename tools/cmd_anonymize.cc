@@ -6,7 +6,9 @@
 #include <chrono>
 #include <mutex>
 #include <thread>
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <map>
 #include <set>
@@ -308,9 +310,31 @@ Status ProcessOne(engine::Pipeline& pipeline, const keys::KeyHandle& key, const 
   // The image last: its presence marks the job as done for a resumed batch.
   Status written = keys::WriteFileAtomic(job.output.string(), result->image_bytes, false, 0644);
   // A sidecar this call put there goes with its failed image (a re-run with other options would
-  // find it in the way).
-  if (!written.ok() && sidecar_created) ::unlink((job.output.string() + ".veil").c_str());
+  // find it in the way), unless the image took its name before the failure (only the folder's
+  // fsync failed): then the sidecar is its manifest, and may hold its sealed originals. After the
+  // sidecar, AlreadyExists can only mean that another file took the image's name.
+  const bool image_in_place = keys::PathExists(job.output.string()) && written.code() != StatusCode::kAlreadyExists;
+  if (!written.ok() && sidecar_created && !image_in_place) ::unlink((job.output.string() + ".veil").c_str());
   return written;
+}
+
+// Every output folder (or, where it is still to be made, its nearest existing ancestor) must be a
+// folder this process can write into: an output on a read-only file system or in a folder it may
+// not write fails here, before the key is released, rather than after every file was worked on.
+Status CheckOutputsWritable(const std::vector<Job>& jobs) {
+  std::set<fs::path> checked;
+  for (const Job& job : jobs) {
+    fs::path dir = job.output.parent_path();
+    std::error_code ec;
+    while (!dir.empty() && !fs::exists(dir, ec)) dir = dir.parent_path();
+    if (dir.empty()) dir = ".";
+    if (!checked.insert(dir).second) continue;
+    if (!fs::is_directory(dir, ec)) return IoError("cannot write " + job.output.string() + ": " + dir.string() + " is not a folder");
+    if (::access(dir.c_str(), W_OK | X_OK) != 0) {
+      return IoError("cannot write into " + dir.string() + ": " + std::strerror(errno));
+    }
+  }
+  return Status::Ok();
 }
 
 int Anonymize(int argc, char** argv) {
@@ -357,6 +381,8 @@ int Anonymize(int argc, char** argv) {
                                    job.output.string()));
     }
   }
+
+  if (Status st = CheckOutputsWritable(*jobs); !st.ok()) return Fail(st);
 
   engine::PipelineParams params;
   params.method = replace->method;

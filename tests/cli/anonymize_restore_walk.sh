@@ -407,7 +407,7 @@ DISPLAY=:97 WAYLAND_DISPLAY= expect 2 "$VEIL" camera --input in/sample1.jpg
 expect 0 "$VEIL" camera --input in/sample1.jpg -o clip.avi --no-preview
 contains "3 faces replaced" "$OUT"
 # Refused before the key is released (no record): a missing input (3), a non-video (2), --device
-# with --input (2).
+# with --input (2); and an anonymize whose output folder cannot be written (4).
 expect 0 "$VEIL" audit verify --json
 records_before=$(echo "$OUT" | tr -d ' \n' | sed -n 's/.*"records":\([0-9]*\).*/\1/p')
 echo "not a video" > junk-cam.mp4
@@ -415,6 +415,9 @@ expect 3 "$VEIL" camera --input missing.avi -o nope.avi --no-preview
 expect 2 "$VEIL" camera --input junk-cam.mp4 -o nope.avi --no-preview
 contains "is not a readable video" "$ERR"
 expect 2 "$VEIL" camera --device 0 --input in/sample1.jpg -o nope.avi --no-preview
+touch notdir                                   # an output that cannot be written: refused up front (4)
+expect 4 "$VEIL" anonymize in/sample1.jpg -o notdir/sub/a.png
+contains "notdir is not a folder" "$ERR"
 expect 0 "$VEIL" audit verify --json
 records_after=$(echo "$OUT" | tr -d ' \n' | sed -n 's/.*"records":\([0-9]*\).*/\1/p')
 [ -n "$records_before" ] && [ "$records_before" = "$records_after" ] && [ ! -e nope.avi ] && PASSED=$((PASSED + 1)) \
