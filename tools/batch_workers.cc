@@ -1,33 +1,16 @@
 #include "batch_workers.h"
 
 #include <algorithm>
-#include <cstdlib>
-#include <fstream>
 
 #include "veil/engine/runtime.h"
 
 namespace veil::cli {
-namespace {
-
-// MemAvailable from /proc/meminfo in bytes; 0 when unknown.
-size_t AvailableMemory() {
-  std::ifstream in("/proc/meminfo");
-  std::string key;
-  size_t kib = 0;
-  std::string unit;
-  while (in >> key >> kib >> unit) {
-    if (key == "MemAvailable:") return kib * 1024;
-  }
-  return 0;
-}
-
-}  // namespace
 
 StatusOr<size_t> ParseJobs(const std::string& value) {
   if (value == "auto") {
     const size_t cores = static_cast<size_t>(engine::UsableCores());
     size_t n = std::max(std::min<size_t>(cores, 2), cores / 2);
-    if (const size_t avail = AvailableMemory(); avail > 0) n = std::min(n, std::max<size_t>(1, avail / kWorkerBytes));
+    if (const auto avail = engine::AvailableMemoryBytes()) n = std::min(n, std::max<size_t>(1, *avail / kWorkerBytes));
     return std::clamp<size_t>(n, 1, 64);
   }
   auto n = ParseInteger(value, "option --jobs", 1, 64);

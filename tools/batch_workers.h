@@ -17,8 +17,9 @@ namespace veil::cli {
 inline constexpr size_t kWorkerBytes = size_t{800} << 20;
 
 // --jobs N (1..64) or "auto": half as many workers as the cores this process may run on
-// (engine::UsableCores), each with 2 LibTorch threads, but 2 workers on 2 cores; as many as the
-// available memory holds (kWorkerBytes each); at least 1. Measured on 2 cores with 18 demo photos:
+// (engine::UsableCores: its affinity and CPU quota), each with 2 LibTorch threads, but 2 workers on
+// 2 cores; as many as the memory it can take holds (engine::AvailableMemoryBytes, a container's
+// limit included; kWorkerBytes each); at least 1. Measured on 2 cores with 18 demo photos:
 // 2 workers anonymize 1.5-1.65x faster than 1 (decoding, encoding and sealing leave the cores idle
 // between network layers), 3 were slower than 2; not measured on more cores. InvalidArgument for
 // anything else.

@@ -11,6 +11,7 @@
 #include <cstring>
 #include <filesystem>
 #include <map>
+#include <optional>
 #include <set>
 
 #include "batch_workers.h"
@@ -35,7 +36,9 @@ using engine::PayloadLocation;
 
 const char* kUsage =
     "usage: veil anonymize INPUT... -o OUT [OPTIONS]\n"
-    "  INPUT        image or video files, or folders (recursive; the output tree mirrors them)\n"
+    "  INPUT        image or video files, or folders (recursive; the output tree mirrors them; files\n"
+    "               there that are not photos or videos Veil reads, .heic or .gif, are left out and\n"
+    "               named in a warning and in --json's not_read; nothing else to do is exit 11)\n"
     "  -o OUT       output file (one input file) or folder; Veil's outputs already there (of that very\n"
     "               photo or video under this key) are skipped, so a killed batch resumes; any other\n"
     "               file there is refused (exit 10); inputs are never overwritten. In folders, a linked\n"
@@ -77,6 +80,14 @@ struct Job {
   fs::path output;
 };
 
+struct Plan {
+  std::vector<Job> jobs;
+  // Files in the input folders that are neither photos nor videos Veil reads (.heic, .gif, .xmp
+  // sidecars, ...): left out of the output tree, and reported so that nobody takes the tree for all
+  // of the folder, or a .heic photo for anonymized.
+  std::vector<fs::path> not_read;
+};
+
 // `named`: OUT as the user spelled it for one input file; with --format auto an image format it
 // names is kept (a folder's files keep JPEG and PNG and become PNG otherwise).
 fs::path OutputPath(const fs::path& out, const std::string& format, bool named = false) {
@@ -91,8 +102,9 @@ fs::path OutputPath(const fs::path& out, const std::string& format, bool named =
   return p;
 }
 
-StatusOr<std::vector<Job>> PlanJobs(const std::vector<std::string>& inputs, const fs::path& out, const std::string& format) {
-  std::vector<Job> jobs;
+StatusOr<Plan> PlanJobs(const std::vector<std::string>& inputs, const fs::path& out, const std::string& format) {
+  Plan plan;
+  std::vector<Job>& jobs = plan.jobs;
   std::error_code ec;
   const bool single_file = inputs.size() == 1 && fs::is_regular_file(inputs[0], ec) && !fs::is_directory(out, ec) &&
                            !out.extension().empty();
@@ -136,11 +148,14 @@ StatusOr<std::vector<Job>> PlanJobs(const std::vector<std::string>& inputs, cons
           continue;
         }
         const std::string ext = Lower(it->path().extension().string());
-        if (!kImageExt.count(ext) && !kVideoExt.count(ext)) continue;
+        const bool readable = kImageExt.count(ext) || kVideoExt.count(ext);
         entry_ec.clear();
         if (it->is_regular_file(entry_ec)) {
-          files.push_back(it->path());
-        } else if (entry_ec) {  // a broken or looping link, an unreadable entry
+          // Veil's own manifests and payload containers (an earlier output tree inside the input)
+          // are not left-out photos.
+          if (readable) files.push_back(it->path());
+          else if (ext != ".veil" && ext != ".veilpay") plan.not_read.push_back(it->path());
+        } else if (entry_ec && readable) {  // a broken or looping link, an unreadable entry
           return IoError("cannot read " + it->path().string() + ": " + entry_ec.message());
         }
       }
@@ -183,26 +198,62 @@ StatusOr<std::vector<Job>> PlanJobs(const std::vector<std::string>& inputs, cons
                                   j.output.string());
     }
   }
-  return jobs;
+  // Once each, however many inputs reach it (`photos photos/2023`).
+  std::map<fs::path, fs::path> not_read;
+  for (const auto& f : plan.not_read) not_read.emplace(fs::weakly_canonical(f, ec), f);
+  plan.not_read.clear();
+  for (const auto& [canonical, f] : not_read) plan.not_read.push_back(f);
+  std::sort(plan.not_read.begin(), plan.not_read.end());
+  return plan;
+}
+
+// One line on the files left out: how many, of which kinds, the first few by name.
+std::string NotReadWarning(const std::vector<fs::path>& files) {
+  std::map<std::string, size_t> kinds;
+  for (const auto& f : files) ++kinds[f.extension().empty() ? "no extension" : Lower(f.extension().string())];
+  std::string kinds_text, names;
+  for (const auto& [kind, n] : kinds) kinds_text += (kinds_text.empty() ? "" : ", ") + std::to_string(n) + " " + kind;
+  for (size_t i = 0; i < files.size() && i < 3; ++i) names += (i ? ", " : "") + files[i].string();
+  return std::to_string(files.size()) + " file(s) in the input folders are not photos or videos Veil reads (" + kinds_text +
+         ") and are not in the output: " + names + (files.size() > 3 ? ", ..." : "") +
+         "; convert photos and videos among them (.heic, .gif, ...) to a format Veil reads";
 }
 
 class ProgressBar {
  public:
-  ProgressBar(size_t total, bool enabled) : total_(total), enabled_(enabled && isatty(2)), start_(Clock::now()) {}
-  void Update(size_t done) {
+  ProgressBar(size_t total, bool enabled) : total_(total), enabled_(enabled && isatty(2)) {}
+  // A worker starts on a file that was not done before: the rate is timed from the first.
+  void Working() {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!started_) started_ = Clock::now();
+  }
+  // `finished` files of the total, `worked` of them anonymized or failed (not skipped as done
+  // before): the rate and the time left count those, so that a resumed batch, whose first files go
+  // by in an instant, does not promise to end at once.
+  void Update(size_t finished, size_t worked) {
     if (!enabled_) return;
-    double secs = std::chrono::duration<double>(Clock::now() - start_).count();
-    double rate = secs > 0 ? static_cast<double>(done) / secs : 0;
-    double eta = rate > 0 ? static_cast<double>(total_ - done) / rate : 0;
-    std::fprintf(stderr, "\r[%zu/%zu] %.2f files/s, ETA %ds   ", done, total_, rate, static_cast<int>(eta));
-    if (done == total_) std::fprintf(stderr, "\n");
+    std::optional<Clock::time_point> started;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      started = started_;
+    }
+    const double secs = started ? std::chrono::duration<double>(Clock::now() - *started).count() : 0;
+    const double rate = secs > 0 ? static_cast<double>(worked) / secs : 0;
+    if (rate > 0) {
+      const double eta = static_cast<double>(total_ - finished) / rate;
+      std::fprintf(stderr, "\r[%zu/%zu] %.2f files/s, ETA %ds   ", finished, total_, rate, static_cast<int>(eta));
+    } else {
+      std::fprintf(stderr, "\r[%zu/%zu]                       ", finished, total_);
+    }
+    if (finished == total_) std::fprintf(stderr, "\n");
   }
 
  private:
   using Clock = std::chrono::steady_clock;
   size_t total_;
   bool enabled_;
-  Clock::time_point start_;
+  std::mutex mu_;
+  std::optional<Clock::time_point> started_;
 };
 
 // The manifest with its sealed payloads, kept only in the key store's folder (--payload store).
@@ -310,11 +361,10 @@ Status ProcessOne(engine::Pipeline& pipeline, const keys::KeyHandle& key, const 
   // The image last: its presence marks the job as done for a resumed batch.
   Status written = keys::WriteFileAtomic(job.output.string(), result->image_bytes, false, 0644);
   // A sidecar this call put there goes with its failed image (a re-run with other options would
-  // find it in the way), unless the image took its name before the failure (only the folder's
-  // fsync failed): then the sidecar is its manifest, and may hold its sealed originals. After the
-  // sidecar, AlreadyExists can only mean that another file took the image's name.
-  const bool image_in_place = keys::PathExists(job.output.string()) && written.code() != StatusCode::kAlreadyExists;
-  if (!written.ok() && sidecar_created && !image_in_place) ::unlink((job.output.string() + ".veil").c_str());
+  // find it in the way), unless the image took its name before the failure.
+  if (!written.ok() && sidecar_created && !CommittedDespite(job.output.string(), written)) {
+    ::unlink((job.output.string() + ".veil").c_str());
+  }
   return written;
 }
 
@@ -372,8 +422,14 @@ int Anonymize(int argc, char** argv) {
   if (detector != "ssd" && detector != "tiny") return Fail(InvalidArgumentError("--detector is ssd or tiny"));
   if (*scope == keys::ScopeKind::kStream && scope_id.empty()) return Fail(InvalidArgumentError("--scope stream needs --scope-id"));
 
-  auto jobs = PlanJobs(args.positionals(), *out, format);
-  if (!jobs.ok()) return Fail(jobs.status());
+  auto plan = PlanJobs(args.positionals(), *out, format);
+  if (!plan.ok()) return Fail(plan.status());
+  const std::vector<Job>* const jobs = &plan->jobs;
+  // Only files Veil cannot read (a phone's .heic folder): an empty tree with exit code 0 would pass
+  // for done.
+  if (jobs->empty() && !plan->not_read.empty()) {
+    return Fail(UnsupportedError("nothing to anonymize: " + NotReadWarning(plan->not_read)));
+  }
   for (const Job& job : *jobs) {  // before any key is released
     const std::string ext = Lower(job.output.extension().string());
     if (manifest_where == "embed" && kImageExt.count(ext) && ext != ".png" && ext != ".jpg" && ext != ".jpeg") {
@@ -383,6 +439,7 @@ int Anonymize(int argc, char** argv) {
   }
 
   if (Status st = CheckOutputsWritable(*jobs); !st.ok()) return Fail(st);
+  if (!plan->not_read.empty() && !json) std::fprintf(stderr, "veil: warning: %s\n", OneLine(NotReadWarning(plan->not_read)).c_str());
 
   engine::PipelineParams params;
   params.method = replace->method;
@@ -433,6 +490,7 @@ int Anonymize(int argc, char** argv) {
       if (!done_before.ok()) {
         st = done_before.status();
       } else if (!skip) {
+        bar.Working();
         st = engine::IsVideoPath(job.input.string())
                  ? ProcessVideo(pl, *key, job, opts, !quiet && !json && isatty(2) && pipelines.size() == 1, &result)
                  : ProcessOne(pl, *key, job, opts, &result);
@@ -469,7 +527,7 @@ int Anonymize(int argc, char** argv) {
       }
       statuses[i] = st;
       entries[i] = std::move(entry);
-      bar.Update(++finished);
+      bar.Update(++finished, done + failed);
     }
   };
   std::vector<std::thread> threads;
@@ -498,18 +556,22 @@ int Anonymize(int argc, char** argv) {
     first_error = CancelledError("stopped by a signal: " + std::to_string(not_started) +
                                  " file(s) not done; run the same command again to resume");
   }
+  nlohmann::json not_read = nlohmann::json::array();
+  for (const auto& f : plan->not_read) not_read.push_back(f.string());
   if (json) {
     PrintJson({{"files", report}, {"anonymized", done}, {"skipped", skipped}, {"failed", failed}, {"faces", faces},
                {"methods", method_totals}, {"workers", pipelines.size()},
-               {"interrupted", interrupted}, {"not_started", not_started},
+               {"interrupted", interrupted}, {"not_started", not_started}, {"not_read", not_read},
                {"key", {{"keyring", key->keyring()}, {"version", key->version()}}}});
   } else {
     std::string how;
     for (const auto& [name, n] : method_totals) how += (how.empty() ? " (" : ", ") + name + " " + std::to_string(n);
     if (!how.empty()) how += ")";
-    std::printf("anonymized %zu file(s), %zu face(s)%s; %zu skipped (already done), %zu failed%s; key %s v%u\n", done,
+    const std::string left_out =
+        plan->not_read.empty() ? "" : ", " + std::to_string(plan->not_read.size()) + " not read (not photos or videos Veil reads)";
+    std::printf("anonymized %zu file(s), %zu face(s)%s; %zu skipped (already done), %zu failed%s%s; key %s v%u\n", done,
                 faces, how.c_str(), skipped, failed, interrupted ? (", " + std::to_string(not_started) + " not started (interrupted)").c_str() : "",
-                key->keyring().c_str(), key->version());
+                left_out.c_str(), key->keyring().c_str(), key->version());
     if (interrupted && first_error.code() == StatusCode::kCancelled) return Fail(first_error);
   }
   return first_error.ok() ? 0 : static_cast<int>(first_error.code());

@@ -39,8 +39,9 @@ const char* kUsage =
     "  N-th frame at --detector-size pixels; faces are tracked by their landmarks in between. N defaults\n"
     "  to 3 for a preview only and to 1 when writing -o: a face entering the picture is then replaced\n"
     "  from its first frame, while a preview may show it for up to N-1 frames), and shows\n"
-    "  the anonymized stream in a window when $DISPLAY (or $WAYLAND_DISPLAY) names a display (q or Esc\n"
-    "  stops; a display that cannot open a window leaves a recording headless), and/or writes it to OUT\n"
+    "  the anonymized stream in a window when $DISPLAY (or $WAYLAND_DISPLAY) names a display (q, Esc\n"
+    "  or the window's close button stops; a display that cannot open a window leaves a recording\n"
+    "  headless), and/or writes it to OUT\n"
     "  (Motion-JPEG .avi, lossless FFV1 .mkv, or .mp4) with its manifest (OUT.veil) and the sealed\n"
     "  originals (--payload inline: OUT.veilpay, the default | store | none), restorable like any\n"
     "  video Veil wrote. Without a display, -o is required. Ctrl-C or SIGTERM ends the stream like q:\n"
@@ -49,7 +50,11 @@ const char* kUsage =
     "  unless --scope-id names one (the same id gives a person the same pseudonym across runs); a tracked face's\n"
     "  pseudonym is read back before release each time it is drawn, not every frame (--verify-distance,\n"
     "  as in veil anonymize); frames where a face is turned too far for the generator (--max-turn, as in\n"
-    "  veil anonymize) pixelate it and are left out of its identity code.\n"
+    "  veil anonymize) pixelate it and are left out of its identity code. A device's recording keeps\n"
+    "  real time: while the pipeline works on a frame, the one before it stays in the recording (written\n"
+    "  again for each frame interval, with face records and sealed originals of its own; the manifest's\n"
+    "  held_frames lists these copies), so it plays as fast as it happened (a hold is cut to a second, and\n"
+    "  the manifest says how much was left out); a file plays frame for frame. --frames counts frames read.\n"
     "common options: --store DIR, --key-file F | --passphrase-file F | $VEIL_PASSPHRASE, --actor NAME\n";
 
 // A display to preview on: $DISPLAY or $WAYLAND_DISPLAY set to something.
@@ -186,7 +191,8 @@ int Camera(int argc, char** argv) {
   StopOnSignal stop_on_signal;
   int64_t frames = 0, faces = 0;
   const auto t0 = std::chrono::steady_clock::now();
-  auto show = [&](const engine::FrameOutput& anon) -> bool {  // false: q or Esc
+  bool window_seen = false;  // the preview window reported itself visible
+  auto show = [&](const engine::FrameOutput& anon) -> bool {  // false: q, Esc or the close button
     ++frames;
     faces += static_cast<int64_t>(anon.faces.size());
     if (!preview) return true;
@@ -196,21 +202,40 @@ int Camera(int argc, char** argv) {
     std::snprintf(hud, sizeof(hud), "%.0f ms/frame (%.0f fps) %s", anon.times.total_ms,
                   anon.times.total_ms > 0 ? 1000.0 / anon.times.total_ms : 0.0, engine::ReplaceMethodName(replace->method));
     cv::putText(shown, hud, cv::Point(8, 20), cv::FONT_HERSHEY_SIMPLEX, 0.5, cv::Scalar(0, 255, 0), 1, cv::LINE_AA);
-    cv::imshow("veil camera (q to stop)", shown);
+    const char* kWindow = "veil camera (q to stop)";
+    cv::imshow(kWindow, shown);
     const int k = cv::waitKey(1);
-    return k != 'q' && k != 27;
+    // The window's close button stops too (imshow would open the window again): the window is then
+    // gone (an error asking for it) or no longer visible, once it was (a backend that cannot tell
+    // answers -1 throughout).
+    bool closed = false;
+    try {
+      const double visible = cv::getWindowProperty(kWindow, cv::WND_PROP_VISIBLE);
+      if (visible >= 1) window_seen = true;
+      closed = window_seen && visible < 1;
+    } catch (const cv::Exception&) {
+      closed = true;
+    }
+    return k != 'q' && k != 27 && !closed;
   };
   auto end = [&] { return StopRequested() || (*max_frames > 0 && frames >= *max_frames); };
   std::string manifest_id;
-  std::string ended = "the source ended";
+  uint32_t written = 0;      // frames in the recording
+  uint64_t held = 0, cut = 0;  // of them copies that hold an earlier frame; frame intervals left out
+  engine::StreamEnding ended;
   if (out) {
     engine::StreamOptions options;
     options.name = input ? *input : "/dev/video" + std::to_string(*device);
     options.end = end;
     options.on_frame = show;
     options.ended = &ended;
+    if (!input) {  // a device's recording keeps real time however slow the pipeline
+      options.clock = [] { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); };
+    }
     VideoOutputs outputs(opts, params.payloads, *out, options.video);
-    if (Status st = outputs.CheckFree(); !st.ok()) return Fail(st);  // before a recording that cannot be repeated
+    // Again, now that the models are loaded and the key released: a name taken meanwhile is found
+    // before the recording, which cannot be repeated, rather than when it is written.
+    if (Status st = outputs.CheckFree(); !st.ok()) return Fail(st);
     auto m = engine::RecordStream(**pipeline, *key, cap, *out, options);
     if (!m.ok()) {
       outputs.CleanUp(m.status());
@@ -219,10 +244,13 @@ int Camera(int argc, char** argv) {
                       : m.status());
     }
     manifest_id = keys::ToHex(m->manifest_id);
+    written = m->frames;
+    for (const auto& h : m->held_frames) held += h.copies, cut += h.cut;
   } else {
+    const engine::StreamEnding stopped{engine::StreamEnd::kStopped, "stopped"};
     for (cv::Mat frame;;) {
       if (end()) {
-        ended = "stopped";
+        ended = stopped;
         break;
       }
       if (!cap.read(frame)) break;
@@ -230,19 +258,20 @@ int Camera(int argc, char** argv) {
       auto anon = (*pipeline)->AnonymizeFrame(frame, *key);
       if (!anon.ok()) return Fail(anon.status());
       if (!show(*anon)) {
-        ended = "stopped";
+        ended = stopped;
         break;
       }
     }
   }
   // An unattended recorder must tell an unplugged camera from a requested stop.
-  if (!input && ended != "stopped") {
+  using engine::StreamEnd;
+  if (!input && ended.reason != StreamEnd::kStopped) {
     std::fprintf(stderr, "veil: warning: the stream ended because %s, not by a stop%s\n",
-                 ended == "the source ended" ? ("/dev/video" + std::to_string(*device) + " stopped delivering frames").c_str()
-                                             : ended.c_str(),
+                 ended.reason == StreamEnd::kSourceEnded ? ("/dev/video" + std::to_string(*device) + " stopped delivering frames").c_str()
+                                                         : ended.detail.c_str(),
                  out ? "; what was recorded is kept" : "");
-  } else if (input && ended != "stopped" && ended != "the source ended") {
-    std::fprintf(stderr, "veil: warning: the stream ended early because %s%s\n", ended.c_str(),
+  } else if (input && ended.reason != StreamEnd::kStopped && ended.reason != StreamEnd::kSourceEnded) {
+    std::fprintf(stderr, "veil: warning: the stream ended early because %s%s\n", ended.detail.c_str(),
                  out ? "; what was recorded is kept" : "");
   }
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -250,7 +279,17 @@ int Camera(int argc, char** argv) {
               static_cast<long long>(faces), secs > 0 ? frames / secs : 0.0);
   if (out) {
     const std::string shown = OneLine(*out);
-    std::printf(", written to %s (manifest %s.veil, id %s)", shown.c_str(), shown.c_str(), manifest_id.c_str());
+    std::printf(", written to %s (%u frames", shown.c_str(), written);
+    if (held > 0) {
+      std::printf(", %llu of them copies that hold a frame while the next was worked on, to keep real time",
+                  static_cast<unsigned long long>(held));
+    }
+    if (cut > 0) {
+      std::printf("; %llu frame intervals left out (holds cut to a second: this machine could not write frames as fast as "
+                  "they came, or the process was stopped)",
+                  static_cast<unsigned long long>(cut));
+    }
+    std::printf("; manifest %s.veil, id %s)", shown.c_str(), manifest_id.c_str());
   }
   std::printf("%s%s\n", StopRequested() ? " (stopped by a signal)" : "",
               window_failed ? " (no preview: the display could not open a window)" : "");

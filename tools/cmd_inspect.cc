@@ -97,6 +97,11 @@ nlohmann::json ManifestJson(const engine::Manifest& m) {
                         {"output_pixels_sha256", keys::ToHex(m.output_pixels_sha256)},
                         {"sealed", !m.manifest_seal.empty()}};
   if (m.frames > 0) doc["frames"] = m.frames;
+  if (!m.held_frames.empty()) {  // copies of a frame that keep a live recording in real time
+    nlohmann::json held = nlohmann::json::array();
+    for (const auto& h : m.held_frames) held.push_back({{"frame", h.frame}, {"copies", h.copies}, {"cut", h.cut}});
+    doc["held_frames"] = held;
+  }
   if (!m.payload_container.container_id.empty()) {
     doc["payload_container"] = {{"id", keys::ToHex(m.payload_container.container_id)},
                                 {"records", m.payload_container.records},
@@ -127,6 +132,15 @@ void PrintText(const std::string& input, const std::string& where, const engine:
   std::printf("  scope: %s%s%s\n", keys::ScopeKindName(m.scope), m.scope_id.empty() ? "" : " ", Safe(m.scope_id).c_str());
   for (const auto& r : m.models) {
     std::printf("  model: %s %s (sha256 %s)\n", Safe(r.role).c_str(), Safe(r.id).c_str(), Safe(r.sha256_hex).c_str());
+  }
+  if (!m.held_frames.empty()) {
+    uint64_t copies = 0, cut = 0;
+    for (const auto& h : m.held_frames) copies += h.copies, cut += h.cut;
+    std::printf("  held frames: %llu of the %u frames are copies that hold the frame before them (a live recording kept in "
+                "real time; --json lists them)",
+                static_cast<unsigned long long>(copies), m.frames);
+    if (cut > 0) std::printf("; %llu frame intervals of real time left out (holds cut to a second)", static_cast<unsigned long long>(cut));
+    std::printf("\n");
   }
   std::printf("  faces: %zu\n", m.faces.size());
   for (const auto& f : m.faces) {

@@ -38,13 +38,14 @@ Status VideoOutputs::CheckFree() const {
   return Status::Ok();
 }
 
+bool CommittedDespite(const std::string& output, const Status& failure) {
+  return keys::PathExists(output) && failure.code() != StatusCode::kAlreadyExists;
+}
+
 void VideoOutputs::CleanUp(const Status& failure) const {
-  if (!made_sidecar_) return;
-  // Once the sidecar is written, AlreadyExists can only come from the video's commit: the name was
-  // taken by another file, which the sidecar must not describe.
-  const bool ours_in_place = keys::PathExists(output_) && failure.code() != StatusCode::kAlreadyExists;
+  // Once the sidecar is written, a failure can only come from the video's commit.
   std::error_code ec;
-  if (!ours_in_place) std::filesystem::remove(sidecar_, ec);
+  if (made_sidecar_ && !CommittedDespite(output_, failure)) std::filesystem::remove(sidecar_, ec);
 }
 
 }  // namespace veil::cli

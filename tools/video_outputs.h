@@ -14,6 +14,12 @@ namespace veil::cli {
 // store's folder) or none.
 StatusOr<engine::PayloadLocation> ParsePayloadOption(const std::string& value);
 
+// After the commit of `output` failed with `failure`, its manifest already written beside it:
+// whether our file stands under that name all the same (only the folder's fsync failed), so that
+// the manifest, which may hold its sealed originals, stays. AlreadyExists means that another file
+// took the name meanwhile, which the manifest must not describe.
+bool CommittedDespite(const std::string& output, const Status& failure);
+
 class VideoOutputs {
  public:
   // Sets options.payloads and options.before_commit (which writes the sidecar) for `output`;

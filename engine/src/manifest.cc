@@ -10,6 +10,7 @@ namespace veil::engine {
 namespace {
 
 constexpr uint32_t kManifestVersion = 1;
+constexpr uint32_t kHeldFramesVersion = 2;  // a manifest with held frames
 constexpr char kPngChunk[] = "veIL";
 constexpr std::string_view kJpegTag("VEIL\0", 5);
 constexpr size_t kJpegChunk = 65000;
@@ -94,7 +95,7 @@ StatusOr<ReplaceMethod> ParseReplaceMethod(const std::string& name) {
 
 std::string SerializeManifest(const Manifest& m) {
   proto::Manifest p;
-  p.set_format_version(kManifestVersion);
+  p.set_format_version(m.held_frames.empty() ? kManifestVersion : kHeldFramesVersion);
   p.mutable_producer()->set_name("veil");
   p.mutable_producer()->set_version(VEIL_VERSION);
   p.set_manifest_id(m.manifest_id);
@@ -150,6 +151,12 @@ std::string SerializeManifest(const Manifest& m) {
     c->set_records(m.payload_container.records);
   }
   p.set_manifest_seal(m.manifest_seal);
+  for (const auto& h : m.held_frames) {
+    auto* x = p.add_held_frames();
+    x->set_frame(h.frame);
+    x->set_copies(h.copies);
+    x->set_cut(h.cut);
+  }
   if (!m.restored_from.manifest_id.empty()) {
     auto* r = p.mutable_restored_from();
     r->set_manifest_id(m.restored_from.manifest_id);
@@ -163,7 +170,10 @@ StatusOr<Manifest> ParseManifest(const std::string& bytes) {
   if (bytes.size() > kMaxManifestBytes) return ResourceExhaustedError("manifest is larger than 64 MiB");
   proto::Manifest p;
   if (!p.ParseFromString(bytes)) return DataLossError("manifest does not parse");
-  VEIL_RETURN_IF_ERROR(CheckFormatVersion("manifest", p.format_version(), kManifestVersion));
+  if (p.format_version() != kHeldFramesVersion || p.held_frames().empty()) {
+    VEIL_RETURN_IF_ERROR(CheckFormatVersion("manifest", p.format_version(), kManifestVersion));
+    if (!p.held_frames().empty()) return DataLossError("a version 1 manifest lists held frames");
+  }
   if (p.manifest_id().size() != 16 || p.output_pixels_sha256().size() != 32) {
     return DataLossError("manifest ids or output hash are malformed");
   }
@@ -189,6 +199,16 @@ StatusOr<Manifest> ParseManifest(const std::string& bytes) {
     m.payload_container = {c.container_id(), c.sha256(), c.size(), c.records()};
   }
   m.manifest_seal = p.manifest_seal();
+  // Each held frame and its copies lie within the video, in order, apart from the next.
+  int64_t free_from = 0;  // the first output frame not yet covered
+  for (const auto& h : p.held_frames()) {
+    const int64_t last = static_cast<int64_t>(h.frame()) + h.copies();
+    if (h.copies() == 0 || h.frame() < free_from || last >= static_cast<int64_t>(m.frames)) {
+      return DataLossError("manifest lists held frames out of order or outside the video");
+    }
+    m.held_frames.push_back({h.frame(), h.copies(), h.cut()});
+    free_from = last + 1;
+  }
   if (p.has_restored_from()) {
     m.restored_from = {p.restored_from().manifest_id(), p.restored_from().request_id(), p.restored_from().approximate()};
   }

@@ -95,6 +95,16 @@ std::string ManifestSealAssociatedData(const Manifest& m) {
   PutLittleEndian32(&ad, static_cast<uint32_t>(m.payload_container.size & 0xffffffffu));
   PutLittleEndian32(&ad, static_cast<uint32_t>(m.payload_container.size >> 32));
   PutLittleEndian32(&ad, m.payload_container.records);
+  // Added with held frames: absent from (and so not changing) the data of manifests without them.
+  if (!m.held_frames.empty()) {
+    PutText(&ad, "held-frames");
+    PutLittleEndian32(&ad, static_cast<uint32_t>(m.held_frames.size()));
+    for (const auto& h : m.held_frames) {
+      PutLittleEndian32(&ad, h.frame);
+      PutLittleEndian32(&ad, h.copies);
+      PutLittleEndian32(&ad, h.cut);
+    }
+  }
   return ad;
 }
 

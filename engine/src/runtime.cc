@@ -7,10 +7,12 @@
 #include <algorithm>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <mutex>
 #include <optional>
 #include <thread>
 
+#include "cgroup_limits.h"
 #include "default_dirs.h"
 
 namespace veil::engine {
@@ -71,8 +73,26 @@ int RuntimeThreads() { return at::get_num_threads(); }
 int UsableCores() {
   cpu_set_t set;
   CPU_ZERO(&set);
-  if (sched_getaffinity(0, sizeof(set), &set) == 0 && CPU_COUNT(&set) > 0) return CPU_COUNT(&set);
-  return static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  if (sched_getaffinity(0, sizeof(set), &set) == 0 && CPU_COUNT(&set) > 0) cores = CPU_COUNT(&set);
+  const int quota = internal::ReadCgroupLimits().cpu_cores;
+  return quota > 0 ? std::min(cores, quota) : cores;
+}
+
+std::optional<size_t> AvailableMemoryBytes() {
+  std::optional<size_t> available;
+  std::ifstream in("/proc/meminfo");
+  std::string key, unit;
+  size_t kib = 0;
+  while (in >> key >> kib >> unit) {
+    if (key == "MemAvailable:") {
+      available = kib * 1024;
+      break;
+    }
+  }
+  const internal::CgroupLimits limits = internal::ReadCgroupLimits();
+  if (!limits.memory_limited) return available;
+  return available ? std::min(*available, limits.memory_left) : limits.memory_left;
 }
 
 void ShareRuntimeThreads(int workers) {

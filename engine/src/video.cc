@@ -2,10 +2,12 @@
 
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cctype>
+#include <cmath>
 #include <filesystem>
 #include <map>
 #include <optional>
@@ -34,6 +36,14 @@ constexpr double kDefaultFps = 25;
 // Frames larger than this are refused (a hostile header could announce anything).
 bool UsableFrameSize(cv::Size size) {
   return size.width > 0 && size.height > 0 && static_cast<int64_t>(size.width) * size.height <= 50'000'000;
+}
+
+// The bytes an unprivileged process may still write on the file system of `folder`; -1 when unknown.
+int64_t FreeBytes(const std::string& folder) {
+  struct statvfs fs;
+  if (::statvfs(folder.c_str(), &fs) != 0) return -1;
+  const long double bytes = static_cast<long double>(fs.f_bavail) * fs.f_frsize;
+  return bytes > 9e18L ? int64_t{9'000'000'000'000'000'000} : static_cast<int64_t>(bytes);
 }
 
 Status FsyncFile(const std::string& path) {
@@ -124,7 +134,79 @@ struct FrameLoop {
   // kept); on_frame sees each anonymized frame, false ends it too.
   std::function<bool()> end;
   std::function<bool(const FrameOutput&)> on_frame;
-  std::string* ended = nullptr;  // a live stream: why it ended
+  std::function<double()> clock;  // a live device: frames are held to keep real time
+  std::function<int64_t(const std::string&)> free_bytes;  // a live stream: ends before its disk is full
+  StreamEnding* ended = nullptr;  // a live stream: why it ended
+};
+
+// The last frame written, kept to be written again while a live recording holds it.
+struct HeldImage {
+  cv::Mat image;
+  std::vector<FaceRecord> faces;   // as recorded, their index and frame to be replaced
+  std::vector<std::string> pngs;   // each face's original region (PNG), empty where none is kept
+  uint32_t first_frame = 0;        // its output frame number
+};
+
+// A live device's real time, in frame intervals (1/fps) since the first frame was read.
+class FrameClock {
+ public:
+  FrameClock(std::function<double()> clock, double fps) : clock_(std::move(clock)), fps_(fps) {}
+  // At each frame's read, `written` frames written so far: how many copies of the last frame are
+  // due before this one. At most a second's worth: the rest of a longer hold (the machine cannot
+  // write frames as fast as they come, or the process was stopped) is left out, and counted.
+  int64_t CopiesDue(int64_t written) {
+    if (!clock_) return 0;
+    const double now = clock_();
+    if (!started_) {
+      started_ = true;
+      if (!std::isfinite(now)) clock_ = nullptr;  // a broken clock holds nothing
+      t0_ = now;
+      return 0;
+    }
+    if (!std::isfinite(now)) return 0;
+    const double elapsed = std::clamp(now - t0_, 0.0, 1e9);
+    const int64_t due = std::llround(elapsed * fps_) - cut_total_ - written;
+    if (due <= 0) return 0;
+    const auto most = static_cast<int64_t>(std::ceil(fps_));
+    last_cut_ = std::max<int64_t>(0, due - most);
+    cut_total_ += last_cut_;
+    return std::min(due, most);
+  }
+  // Frame intervals left out at the last CopiesDue.
+  int64_t last_cut() const { return last_cut_; }
+  bool running() const { return static_cast<bool>(clock_); }
+
+ private:
+  std::function<double()> clock_;
+  double fps_;
+  bool started_ = false;
+  double t0_ = 0;
+  int64_t cut_total_ = 0, last_cut_ = 0;
+};
+
+// A live recording ends before a file system it writes to is full (a full disk would lose all of
+// it): each folder must keep kMinFreeBytes plus twice what it lost since the last check.
+class DiskGuard {
+ public:
+  DiskGuard(std::vector<std::string> folders, std::function<int64_t(const std::string&)> free_bytes)
+      : folders_(std::move(folders)), before_(folders_.size(), -1), free_bytes_(std::move(free_bytes)) {}
+  bool active() const { return !folders_.empty() && free_bytes_; }
+  // The free bytes of a folder that is short of room; nullopt while all have room (or cannot tell).
+  std::optional<int64_t> Short() {
+    for (size_t i = 0; i < folders_.size(); ++i) {
+      const int64_t now = free_bytes_(folders_[i]);
+      if (now < 0) continue;
+      const long double used = before_[i] >= 0 ? std::max<long double>(0, static_cast<long double>(before_[i]) - now) : 0;
+      before_[i] = now;
+      if (static_cast<long double>(now) < kMinFreeBytes + 2 * used) return now;
+    }
+    return std::nullopt;
+  }
+
+ private:
+  std::vector<std::string> folders_;
+  std::vector<int64_t> before_;
+  std::function<int64_t(const std::string&)> free_bytes_;
 };
 
 StatusOr<Manifest> AnonymizeFrames(Pipeline& pipeline, const keys::KeyHandle& key, cv::VideoCapture& cap,
@@ -163,39 +245,89 @@ StatusOr<Manifest> AnonymizeFrames(Pipeline& pipeline, const keys::KeyHandle& ke
   cv::Size size = loop.size;
   uint32_t index = 0;
   pipeline.ResetStream();
-  int64_t n = 0;
+  int64_t n = 0;        // frames read
+  int64_t written = 0;  // frames written (more than read where a live recording held frames)
+  // Writes one output frame: `image` with its faces, recorded under the next face indices and this
+  // frame's number, their originals (`pngs`, empty where none is kept) sealed into the container.
+  auto write_frame = [&](const cv::Mat& image, const std::vector<FaceRecord>& faces, const std::vector<std::string>& pngs) -> Status {
+    for (size_t i = 0; i < faces.size(); ++i) {
+      FaceRecord f = faces[i];
+      f.index = index++;
+      f.frame = static_cast<uint32_t>(written);
+      if (!pngs[i].empty()) {
+        VEIL_ASSIGN_OR_RETURN(std::string sealed, internal::SealVideoPayload(container_id, f, key, pngs[i]));
+        VEIL_RETURN_IF_ERROR(container->Append({f.index, f.frame, std::move(sealed)}));
+        f.payload_location = where == PayloadLocation::kKeyStore ? PayloadLocation::kKeyStore : PayloadLocation::kSidecar;
+      }
+      m.faces.push_back(std::move(f));
+    }
+    VEIL_RETURN_IF_ERROR(out.Write(image));
+    ++written;
+    return Status::Ok();
+  };
   // The manifest must stay under kMaxManifestBytes: checked every 1,024 frames and, sooner, before
   // its face records can have filled half the room left at the last check (a crowd adds records
   // fast). A file that would exceed it fails early; a live stream ends there normally (what was
   // recorded is kept).
   const size_t manifest_budget = kMaxManifestBytes - kMaxManifestBytes / 16;
   size_t check_at_faces = 4096;
-  auto end_live = [&](const std::string& why) {
-    if (loop.ended) *loop.ended = why;
+  auto manifest_full = [&]() -> StatusOr<bool> {
+    const size_t bytes = SerializeManifest(m).size();
+    if (bytes > manifest_budget) {
+      if (live) return true;
+      return ResourceExhaustedError("the manifest of " + loop.label + " would exceed " + std::to_string(kMaxManifestBytes >> 20) +
+                                    " MiB (about 500,000 face records): split the video");
+    }
+    const size_t per_face = bytes / std::max<size_t>(m.faces.size(), 1) + 1;
+    check_at_faces = m.faces.size() + std::max<size_t>(64, (manifest_budget - bytes) / (2 * per_face));
+    return false;
   };
-  end_live(live ? "the source ended" : "");
+  auto end_live = [&](StreamEnd reason, const std::string& detail) {
+    if (loop.ended) *loop.ended = {reason, detail};
+  };
+  auto end_full = [&] { end_live(StreamEnd::kManifestFull, "its manifest is full (" + std::to_string(m.faces.size()) + " face records)"); };
+  if (live) end_live(StreamEnd::kSourceEnded, "the source ended");
+  HeldImage held;  // with a clock: the last frame written
+  FrameClock clock(loop.clock, loop.fps);
+  std::vector<std::string> disk_folders;  // of the video and of the payload container
+  if (live) {
+    const std::string video_dir = std::filesystem::path(output).parent_path().string();
+    disk_folders.push_back(video_dir.empty() ? "." : video_dir);
+    if (keep && !beside) disk_folders.push_back(target.folder);
+  }
+  DiskGuard disk(disk_folders, loop.free_bytes);
+  int64_t disk_checked_at = -1;  // frames written at the last check
+  bool disk_full = false;
+  // Every 32 frames written (a burst of copies included): true when the disk is nearly full.
+  auto disk_short = [&]() -> bool {
+    if (!disk.active() || (disk_checked_at >= 0 && written - disk_checked_at < 32)) return false;
+    disk_checked_at = written;
+    const auto left = disk.Short();
+    if (left) end_live(StreamEnd::kDiskFull, "the disk it is written to is nearly full (" + std::to_string(*left >> 20) + " MiB free)");
+    disk_full = left.has_value();
+    return disk_full;
+  };
   while (true) {
     if (loop.end && loop.end()) {
-      end_live("stopped");
+      end_live(StreamEnd::kStopped, "stopped");
       break;
     }
     if (options.cancelled && options.cancelled()) {
       return CancelledError("stopped at frame " + std::to_string(n) + " of " + loop.label + "; nothing was written");
     }
     if (n > 0 && (n % 1024 == 0 || m.faces.size() >= check_at_faces)) {
-      const size_t bytes = SerializeManifest(m).size();
-      if (bytes > manifest_budget) {
-        if (live) {
-          end_live("its manifest is full (" + std::to_string(m.faces.size()) + " face records)");
-          break;
-        }
-        return ResourceExhaustedError("the manifest of " + loop.label + " would exceed " + std::to_string(kMaxManifestBytes >> 20) +
-                                      " MiB (about 500,000 face records): split the video");
+      VEIL_ASSIGN_OR_RETURN(bool full, manifest_full());
+      if (full) {
+        end_full();
+        break;
       }
-      const size_t per_face = bytes / std::max<size_t>(m.faces.size(), 1) + 1;
-      check_at_faces = m.faces.size() + std::max<size_t>(64, (manifest_budget - bytes) / (2 * per_face));
+    }
+    if (disk_short()) {
+      if (written == 0) return ResourceExhaustedError("the disk to record " + loop.label + " on is nearly full; nothing was recorded");
+      break;
     }
     if (!cap.read(frame)) break;
+    const int64_t copies_due = clock.CopiesDue(written);
     ToBgr(frame);
     if (n == 0 && live) {
       size = frame.size();
@@ -206,32 +338,45 @@ StatusOr<Manifest> AnonymizeFrames(Pipeline& pipeline, const keys::KeyHandle& ke
       // A recording cannot be repeated: a live source whose frames change (a camera reconfigured,
       // an empty frame) ends the recording there, keeping what was recorded.
       if (live && n > 0) {
-        end_live("frame " + std::to_string(n) + " changed size or type");
+        end_live(StreamEnd::kFrameChanged, "frame " + std::to_string(n) + " changed size or type");
         break;
       }
       return DataLossError("frame " + std::to_string(n) + " of " + loop.label + " changes size or type");
     }
+    // Real time: the last frame stays in the recording until this one came, written again for each
+    // frame interval meanwhile.
+    bool manifest_is_full = false;
+    for (int64_t copy = 0; copy < copies_due; ++copy) {
+      if (m.faces.size() + held.faces.size() >= check_at_faces) {
+        VEIL_ASSIGN_OR_RETURN(manifest_is_full, manifest_full());
+        if (manifest_is_full) {
+          end_full();
+          break;
+        }
+      }
+      if (disk_short()) break;
+      VEIL_RETURN_IF_ERROR(write_frame(held.image, held.faces, held.pngs));
+      if (copy == 0) m.held_frames.push_back({held.first_frame, 0, 0});
+      ++m.held_frames.back().copies;
+      if (copy + 1 == copies_due) m.held_frames.back().cut = static_cast<uint32_t>(std::min<int64_t>(clock.last_cut(), UINT32_MAX));
+    }
+    if (manifest_is_full || disk_full) break;
     auto anonymized = pipeline.AnonymizeFrame(frame, key);
     if (!anonymized.ok()) return anonymized.status().WithContext("frame " + std::to_string(n));
     if (n == 0) m.scope_id = anonymized->scope_id;
-    for (auto& f : anonymized->faces) {
-      f.index = index++;
-      f.frame = static_cast<uint32_t>(n);
-      if (keep) {
-        VEIL_ASSIGN_OR_RETURN(std::string png, internal::RegionPng(frame, f.region));
-        if (!png.empty()) {
-          VEIL_ASSIGN_OR_RETURN(std::string sealed, internal::SealVideoPayload(container_id, f, key, png));
-          VEIL_RETURN_IF_ERROR(container->Append({f.index, f.frame, std::move(sealed)}));
-          f.payload_location = where == PayloadLocation::kKeyStore ? PayloadLocation::kKeyStore : PayloadLocation::kSidecar;
-        }
+    std::vector<std::string> pngs(anonymized->faces.size());
+    if (keep) {
+      for (size_t i = 0; i < pngs.size(); ++i) {
+        VEIL_ASSIGN_OR_RETURN(pngs[i], internal::RegionPng(frame, anonymized->faces[i].region));
       }
-      m.faces.push_back(std::move(f));
     }
-    VEIL_RETURN_IF_ERROR(out.Write(anonymized->image));
+    const auto first_frame = static_cast<uint32_t>(written);
+    VEIL_RETURN_IF_ERROR(write_frame(anonymized->image, anonymized->faces, pngs));
+    if (clock.running()) held = {anonymized->image.clone(), anonymized->faces, std::move(pngs), first_frame};
     ++n;
     if (options.progress) options.progress({n, loop.total});
     if (loop.on_frame && !loop.on_frame(*anonymized)) {
-      end_live("stopped");
+      end_live(StreamEnd::kStopped, "stopped");
       break;
     }
   }
@@ -247,10 +392,12 @@ StatusOr<Manifest> AnonymizeFrames(Pipeline& pipeline, const keys::KeyHandle& ke
   }
   m.width = static_cast<uint32_t>(size.width);
   m.height = static_cast<uint32_t>(size.height);
-  int64_t written = 0;
-  VEIL_ASSIGN_OR_RETURN(m.output_pixels_sha256, VideoFramesSha256(out.temp_path(), &written, options.cancelled));
-  if (written != n) return IoError("the written video has " + std::to_string(written) + " of " + std::to_string(n) + " frames");
-  m.frames = static_cast<uint32_t>(n);
+  int64_t decoded = 0;
+  VEIL_ASSIGN_OR_RETURN(m.output_pixels_sha256, VideoFramesSha256(out.temp_path(), &decoded, options.cancelled));
+  if (decoded != written) {
+    return IoError("the written video has " + std::to_string(decoded) + " of " + std::to_string(written) + " frames");
+  }
+  m.frames = static_cast<uint32_t>(written);
   // From the output (and a live stream's nonce): the same input and key give the same manifest.
   m.manifest_id =
       live ? std::string(keys::ExpandSecret(manifest_key,
@@ -322,7 +469,10 @@ StatusOr<Manifest> RecordStream(Pipeline& pipeline, const keys::KeyHandle& key, 
   loop.fps = source.get(cv::CAP_PROP_FPS) > 0 ? source.get(cv::CAP_PROP_FPS) : kDefaultFps;
   loop.end = options.end;
   loop.on_frame = options.on_frame;
+  // Frames are held only at a plausible frame rate (a bogus one would multiply every frame).
+  if (loop.fps >= 1 && loop.fps <= 240) loop.clock = options.clock;
   loop.ended = options.ended;
+  loop.free_bytes = options.free_bytes ? options.free_bytes : FreeBytes;
   return AnonymizeFrames(pipeline, key, source, loop, output, options.video);
 }
 

@@ -231,6 +231,8 @@ Status PendingFile::Commit(const std::string& path, bool overwrite) {
   return FsyncDir(ParentDir(path));
 }
 
+bool HardLinksMissing(int err) { return err == EPERM || err == EOPNOTSUPP || err == ENOSYS; }
+
 Status MoveNoReplace(const std::string& from, const std::string& to) {
   // link() fails if the target appeared meanwhile: never replaces a file.
   if (::link(from.c_str(), to.c_str()) == 0) {
@@ -238,7 +240,7 @@ Status MoveNoReplace(const std::string& from, const std::string& to) {
     return Status::Ok();
   }
   int e = errno;
-  if (e == EPERM || e == EOPNOTSUPP || e == ENOSYS) {  // no hard links here
+  if (HardLinksMissing(e)) {
     if (::renameat2(AT_FDCWD, from.c_str(), AT_FDCWD, to.c_str(), RENAME_NOREPLACE) == 0) return Status::Ok();
     e = errno;
   }

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <utility>
 #include <cctype>
 #include <cerrno>
 #include <chrono>
@@ -47,6 +48,17 @@ Status ValidateName(const std::string& what, const std::string& name) {
 Status ValidateApprovals(uint32_t m) {
   if (m < 1 || m > kMaxApprovalsPolicy) return InvalidArgumentError("required approvals must be from 1 to 64");
   return Status::Ok();
+}
+
+// Version `version` of `ring`, or null.
+const proto::KeyVersion* FindVersion(const proto::Keyring& ring, uint32_t version) {
+  for (const auto& v : ring.versions()) {
+    if (v.version() == version) return &v;
+  }
+  return nullptr;
+}
+proto::KeyVersion* FindVersion(proto::Keyring* ring, uint32_t version) {
+  return const_cast<proto::KeyVersion*>(FindVersion(std::as_const(*ring), version));
 }
 
 std::string KeyLabel(const std::string& keyring, uint32_t version) {
@@ -585,7 +597,7 @@ Status KeyStore::Save(bool keep_previous) {
     ::unlink(bak_tmp.c_str());
     if (::link(path.c_str(), bak_tmp.c_str()) != 0) {
       const int e = errno;
-      if (e == EPERM || e == EOPNOTSUPP || e == ENOSYS) {
+      if (HardLinksMissing(e)) {
         auto previous = ReadFile(path);
         st = previous.ok() ? WriteFileAtomic(Join(s.dir, kBackupFile), *previous, /*overwrite=*/true) : previous.status();
         if (!st.ok()) st = st.WithContext("cannot keep a backup of the key store");
@@ -698,10 +710,7 @@ Status KeyStore::SetKeyStatus(const std::string& keyring, uint32_t version, KeyS
   VEIL_RETURN_IF_ERROR(RequireWritable());
   auto* ring = state_->FindKeyring(keyring);
   if (!ring) return NotFoundError("no keyring named '" + keyring + "'");
-  proto::KeyVersion* v = nullptr;
-  for (auto& kv : *ring->mutable_versions()) {
-    if (kv.version() == version) v = &kv;
-  }
+  proto::KeyVersion* v = FindVersion(ring, version);
   if (!v) return NotFoundError("keyring '" + keyring + "' has no version " + std::to_string(version));
   if (v->status() == proto::KEY_STATUS_DESTROYED) {
     return FailedPreconditionError("key " + KeyLabel(keyring, version) + " is destroyed; it cannot change state");
@@ -736,11 +745,9 @@ StatusOr<KeyHandle> KeyStore::KeyForNewWork(const std::string& keyring, const st
   if (!ring) return NotFoundError("no keyring named '" + keyring + "'");
   uint32_t version = ring->primary_version();
   auto it = state_->materials.find({keyring, version});
-  for (const auto& v : ring->versions()) {
-    if (v.version() == version && v.status() != proto::KEY_STATUS_ENABLED) {
-      return FailedPreconditionError("primary key " + KeyLabel(keyring, version) + " is " +
-                                     KeyStatusName(static_cast<KeyStatus>(v.status())) + "; rotate the keyring");
-    }
+  if (const proto::KeyVersion* v = FindVersion(*ring, version); v && v->status() != proto::KEY_STATUS_ENABLED) {
+    return FailedPreconditionError("primary key " + KeyLabel(keyring, version) + " is " +
+                                   KeyStatusName(static_cast<KeyStatus>(v->status())) + "; rotate the keyring");
   }
   if (it == state_->materials.end()) return FailedPreconditionError("primary key " + KeyLabel(keyring, version) + " is unavailable");
   VEIL_RETURN_IF_ERROR(Audit({"", AuditAction::kKeyUsed, purpose_note, {}, AuditOutcome::kSuccess, "", keyring, version}));
@@ -952,9 +959,8 @@ Status KeyStore::Log(AuditAction action, AuditOutcome outcome, const std::string
     if (keyring.empty()) return InvalidArgumentError("a restore's success record must name the keyring and version it used");
     const proto::Keyring* ring = state_->FindKeyring(keyring);
     if (!ring) return FailedPreconditionError("the key store has no keyring '" + keyring + "'");
-    const auto& versions = ring->versions();
-    auto v = std::find_if(versions.begin(), versions.end(), [&](const auto& kv) { return kv.version() == version; });
-    if (v == versions.end()) return FailedPreconditionError("keyring '" + keyring + "' has no version " + std::to_string(version));
+    const proto::KeyVersion* v = FindVersion(*ring, version);
+    if (!v) return FailedPreconditionError("keyring '" + keyring + "' has no version " + std::to_string(version));
     if (v->status() != proto::KEY_STATUS_ENABLED) {
       return FailedPreconditionError("key " + KeyLabel(keyring, version) + " was " +
                                      KeyStatusName(static_cast<KeyStatus>(v->status())) + " during the restore");

@@ -119,6 +119,25 @@ expect 0 "$VEIL" anonymize in/ -o out --quiet
 contains "2 skipped" "$OUT"
 expect 0 "$VEIL" anonymize ./in/ -o out --quiet
 contains "2 skipped" "$OUT"
+# Files Veil does not read are left out of the tree, and said so: a .heic photo is not anonymized.
+mkdir -p mixed/deep && cp in/sample1.jpg mixed/ && echo "not a photo Veil reads" > mixed/deep/IMG_1.HEIC && echo notes > mixed/notes.txt
+expect 0 "$VEIL" anonymize mixed -o mixed-out --quiet
+contains "warning: 2 file(s) in the input folders are not photos or videos Veil reads (1 .heic, 1 .txt)" "$ERR"
+contains "mixed/deep/IMG_1.HEIC" "$ERR"
+contains "anonymized 1 file(s)" "$OUT"
+contains "2 not read" "$OUT"
+[ -f mixed-out/mixed/sample1.jpg ] && [ ! -e mixed-out/mixed/deep ] && [ ! -e mixed-out/mixed/notes.txt ] \
+  && PASSED=$((PASSED + 1)) || { echo "FAIL: files Veil does not read reached the output tree"; FAILED=$((FAILED + 1)); }
+expect 0 "$VEIL" anonymize mixed -o mixed-out --json
+contains '"not_read": [' "$OUT"
+contains '"mixed/deep/IMG_1.HEIC"' "$OUT"
+# Only such files: nothing to anonymize is an error (an empty tree with exit 0 would pass for done),
+# found before the key is released.
+log_bytes=$(wc -c < "$VEIL_STORE/audit.log")
+expect 11 "$VEIL" anonymize mixed/deep -o heic-out --quiet
+contains "nothing to anonymize: 1 file(s) in the input folders are not photos or videos Veil reads (1 .heic)" "$ERR"
+[ ! -e heic-out ] && [ "$log_bytes" = "$(wc -c < "$VEIL_STORE/audit.log")" ] \
+  && PASSED=$((PASSED + 1)) || { echo "FAIL: a folder with nothing to anonymize wrote output or released the key"; FAILED=$((FAILED + 1)); }
 
 # One file to PNG, twice: identical bytes.
 expect 0 "$VEIL" anonymize in/sample1.jpg -o a.png

@@ -11,6 +11,7 @@
 #include "veil/keys/aead.h"
 #include "veil/keys/key_store.h"
 #include "veil/keys/principal_key.h"
+#include "veil/proto/manifest.pb.h"
 
 using namespace veil;
 using namespace veil::engine;
@@ -314,6 +315,44 @@ TEST_CASE("manifest embedding refuses damaged containers and finds no manifest i
   CHECK(ExtractManifest(damaged).status().code() == StatusCode::kDataLoss);
   CHECK(EmbedManifest("GIF89a", "x").status().code() == StatusCode::kUnsupported);
   CHECK(ParseManifest("garbage").status().code() == StatusCode::kDataLoss);
+}
+
+TEST_CASE("a manifest's held frames are read back as written and refused out of order, overlapping or outside the video") {
+  Manifest m;
+  m.manifest_id = std::string(16, 'i');
+  m.output_pixels_sha256 = std::string(32, 'o');
+  m.scope = keys::ScopeKind::kStream;
+  m.width = 64;
+  m.height = 48;
+  m.frames = 6;
+  m.held_frames = {{0, 1}, {2, 3}};  // output frames: 0, a copy of 0, 2, three copies of 2
+  auto parsed = ParseManifest(SerializeManifest(m));
+  REQUIRE_MESSAGE(parsed.ok(), parsed.status().ToString());
+  REQUIRE(parsed->held_frames.size() == 2);
+  CHECK((parsed->held_frames[1].frame == 2 && parsed->held_frames[1].copies == 3));
+  for (std::vector<Manifest::HeldFrame> bad : std::vector<std::vector<Manifest::HeldFrame>>{
+           {{0, 2}, {2, 1}},   // overlapping: frame 2 is a copy of frame 0
+           {{2, 1}, {0, 1}},   // out of order
+           {{3, 3}},           // past the last frame
+           {{1, 0}},           // no copies
+       }) {
+    m.held_frames = bad;
+    CHECK(ParseManifest(SerializeManifest(m)).status().code() == StatusCode::kDataLoss);
+  }
+  m.frames = 0;  // an image holds no frames
+  m.held_frames = {{0, 1}};
+  CHECK(ParseManifest(SerializeManifest(m)).status().code() == StatusCode::kDataLoss);
+  // Held frames come with format version 2, which older readers refuse as a newer format; a version
+  // 1 manifest that lists them is damaged.
+  m.frames = 6;
+  veil::proto::Manifest p;
+  REQUIRE(p.ParseFromString(SerializeManifest(m)));
+  CHECK(p.format_version() == 2);
+  p.set_format_version(1);
+  CHECK(ParseManifest(p.SerializeAsString()).status().code() == StatusCode::kDataLoss);
+  m.held_frames.clear();
+  REQUIRE(p.ParseFromString(SerializeManifest(m)));
+  CHECK(p.format_version() == 1);
 }
 
 TEST_CASE("the identity check pushes a face at rising gains, skips steps the cap flattens, then stops") {

@@ -2,6 +2,8 @@
 #include <doctest/doctest.h>
 #include <stdlib.h>
 
+#include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <functional>
 #include <fstream>
@@ -606,11 +608,12 @@ TEST_CASE("a live stream is recorded with its manifest and payload container and
     return true;
   };
   options.end = [&] { return shown >= 3; };  // a stop key after three frames
-  std::string ended;
+  StreamEnding ended;
   options.ended = &ended;
   auto m = RecordStream(*SealingPipeline(), s.Key(), camera, out, options);
   REQUIRE_MESSAGE(m.ok(), m.status().ToString());
-  CHECK(ended == "stopped");
+  CHECK(ended.reason == StreamEnd::kStopped);
+  CHECK(m->held_frames.empty());  // no clock: every frame written once
   CHECK(m->frames == 3);
   CHECK(m->faces.size() == 9);
   CHECK(m->payload_container.records == 9);
@@ -646,22 +649,172 @@ TEST_CASE("a live stream whose frames change size ends there and keeps what was 
   cv::VideoCapture camera((ws.dir / "frame%03d.png").string(), cv::CAP_IMAGES);
   REQUIRE(camera.isOpened());
   StreamOptions options;
-  std::string ended;
+  StreamEnding ended;
   options.ended = &ended;
   const std::string out = (ws.dir / "recording.mkv").string();
   auto m = RecordStream(*SealingPipeline(), s.Key(), camera, out, options);
   REQUIRE_MESSAGE(m.ok(), m.status().ToString());
   CHECK(m->frames == 3);
-  CHECK(ended == "frame 3 changed size or type");
+  CHECK(ended.reason == StreamEnd::kFrameChanged);
+  CHECK(ended.detail == "frame 3 changed size or type");
   CHECK(DecodeFrames(out).size() == 3);
   CHECK(fs::exists(VideoPayloadPath(out)));
   // A file read to its end as a stream: the source ended (a camera that stops delivering frames).
   cv::VideoCapture file(MakeClip(ws.dir, 2));
-  ended.clear();
+  ended = {};
   auto m2 = RecordStream(*MakePipeline(), s.Key(), file, (ws.dir / "second.mkv").string(), options);
   REQUIRE_MESSAGE(m2.ok(), m2.status().ToString());
   CHECK(m2->frames == 2);
-  CHECK(ended == "the source ended");
+  CHECK(ended.reason == StreamEnd::kSourceEnded);
+  CheckNoTemporaryFiles(ws.dir);
+}
+
+TEST_CASE("a live recording with a clock holds each frame until the next is read, so it plays in real time, and restores bit for bit") {
+  testing::TestStore s('h');
+  Workspace ws;
+  const std::string clip = MakeClip(ws.dir, 5);  // 10 fps: a frame interval is 0.1 s
+  const std::string out = (ws.dir / "recording.mkv").string(), back = (ws.dir / "restored.mkv").string();
+  cv::VideoCapture camera(clip);
+  REQUIRE(camera.isOpened());
+  // When each frame is read: on time, then 0.22 s late (one interval missed), early, then two missed.
+  const std::vector<double> read_at = {50.0, 50.1, 50.32, 50.38, 50.71};
+  size_t reads = 0;
+  StreamOptions options;
+  options.clock = [&] { return read_at.at(reads++); };
+  StreamEnding ended;
+  options.ended = &ended;
+  auto m = RecordStream(*SealingPipeline(), s.Key(), camera, out, options);
+  REQUIRE_MESSAGE(m.ok(), m.status().ToString());
+  CHECK(ended.reason == StreamEnd::kSourceEnded);
+  CHECK(reads == 5);
+  // Output frames: 0 1 1' 2 3 3' 3'' 4 (a prime marks a copy held while the next frame was worked on).
+  CHECK(m->frames == 8);
+  REQUIRE(m->held_frames.size() == 2);
+  CHECK((m->held_frames[0].frame == 1 && m->held_frames[0].copies == 1));
+  CHECK((m->held_frames[1].frame == 4 && m->held_frames[1].copies == 2));
+  // Every copy has face records of its own (the clip shows three faces per frame), sealed apart.
+  CHECK(m->faces.size() == 24);
+  CHECK(m->payload_container.records == 24);
+  for (uint32_t frame = 0; frame < 8; ++frame) {
+    CHECK(std::count_if(m->faces.begin(), m->faces.end(), [&](const FaceRecord& f) { return f.frame == frame; }) == 3);
+  }
+  const auto written = DecodeFrames(out);
+  REQUIRE(written.size() == 8);
+  CHECK(cv::norm(written[1], written[2], cv::NORM_INF) == 0);
+  CHECK(cv::norm(written[4], written[6], cv::NORM_INF) == 0);
+  CHECK(cv::norm(written[2], written[3], cv::NORM_INF) > 0);
+  // The held frames travel in the manifest and are sealed with it.
+  auto parsed = ParseManifest(SerializeManifest(*m));
+  REQUIRE(parsed.ok());
+  REQUIRE(parsed->held_frames.size() == 2);
+  CHECK(parsed->held_frames[1].copies == 2);
+  const auto grant = s.Grant(Bytes(out));
+  Manifest unheld = *m;
+  unheld.held_frames.pop_back();
+  CHECK(RestoreVideoFromPayloads(out, unheld, grant, VideoPayloadPath(out), back).status().code() == StatusCode::kDataLoss);
+  auto r = RestoreVideoFromPayloads(out, *m, grant, VideoPayloadPath(out), back);
+  REQUIRE_MESSAGE(r.ok(), r.status().ToString());
+  CHECK(r->faces_restored == 24);
+  const auto original = DecodeFrames(clip), restored = DecodeFrames(back);
+  REQUIRE(restored.size() == 8);
+  const int source_of[8] = {0, 1, 1, 2, 3, 3, 3, 4};
+  for (size_t i = 0; i < 8; ++i) CHECK(cv::norm(original[source_of[i]], restored[i], cv::NORM_INF) == 0);
+}
+
+TEST_CASE("a live recording cuts a hold longer than a second to one second and its manifest says how much it left out") {
+  testing::TestStore s('g');
+  Workspace ws;
+  const std::string clip = MakeClip(ws.dir, 4);
+  StreamOptions options;
+  // 10 fps: the third frame comes 2.42 s after the second (a stopped process, or a machine that
+  // cannot write frames as fast as they come): 10 copies, 13 intervals left out.
+  std::vector<double> read_at = {0.0, 0.1, 2.52, 2.62};
+  size_t reads = 0;
+  options.clock = [&] { return read_at.at(reads++); };
+  cv::VideoCapture camera(clip);
+  auto m = RecordStream(*MakePipeline(), s.Key(), camera, (ws.dir / "recording.mkv").string(), options);
+  REQUIRE_MESSAGE(m.ok(), m.status().ToString());
+  CHECK(m->frames == 14);  // 0, 1, ten copies of 1, 2, 3 (on time after the cut)
+  REQUIRE(m->held_frames.size() == 1);
+  CHECK((m->held_frames[0].frame == 1 && m->held_frames[0].copies == 10 && m->held_frames[0].cut == 13));
+  auto parsed = ParseManifest(SerializeManifest(*m));
+  REQUIRE(parsed.ok());
+  CHECK(parsed->held_frames[0].cut == 13);
+  // A clock that is broken from the first frame holds nothing.
+  read_at = {std::nan(""), 5.0, 9.0, 12.0};
+  reads = 0;
+  cv::VideoCapture again(clip);
+  m = RecordStream(*MakePipeline(), s.Key(), again, (ws.dir / "second.mkv").string(), options);
+  REQUIRE_MESSAGE(m.ok(), m.status().ToString());
+  CHECK(m->frames == 4);
+  CHECK(m->held_frames.empty());
+}
+
+TEST_CASE("a live recording checks its disk every 32 frames written, copies of held frames included") {
+  testing::TestStore s('b');
+  Workspace ws;
+  const std::string clip = MakeClip(ws.dir, 6);
+  StreamOptions options;
+  const std::vector<double> read_at = {0.0, 0.1, 1.2, 2.3, 3.4, 3.5};  // three holds of ten copies
+  size_t reads = 0;
+  options.clock = [&] { return read_at.at(reads++); };
+  std::vector<int64_t> free_mib = {1000, 300};  // at 0 and 32 frames written
+  size_t asked = 0;
+  options.free_bytes = [&](const std::string&) { return free_mib.at(asked++) << 20; };
+  StreamEnding ended;
+  options.ended = &ended;
+  cv::VideoCapture camera(clip);
+  auto m = RecordStream(*MakePipeline(), s.Key(), camera, (ws.dir / "recording.mkv").string(), options);
+  REQUIRE_MESSAGE(m.ok(), m.status().ToString());
+  CHECK(ended.reason == StreamEnd::kDiskFull);
+  CHECK(asked == 2);
+  // Output frames 0, 1, 10 copies, 2 (12), 10 copies, 3 (23), then 8 of the 10 copies: the check at
+  // 32 frames written came in the middle of the third hold.
+  CHECK(m->frames == 32);
+  REQUIRE(m->held_frames.size() == 3);
+  CHECK((m->held_frames[2].frame == 23 && m->held_frames[2].copies == 8));
+}
+
+TEST_CASE("a live recording ends before its disk is full, keeping what it has, and does not start on a disk that is") {
+  testing::TestStore s('d');
+  Workspace ws;
+  const std::string clip = (ws.dir / "still.mkv").string();
+  WriteStill(clip, DemoFrame(cv::Size(640, 480)), 40);
+  std::vector<std::string> asked;
+  std::vector<int64_t> free_mib = {1000, 900, 200};  // at frames 0, 32, ...: 100 MiB taken, then 700 MiB
+  StreamOptions options;
+  options.free_bytes = [&](const std::string& folder) {
+    asked.push_back(folder);
+    return free_mib.at(asked.size() - 1) << 20;
+  };
+  StreamEnding ended;
+  options.ended = &ended;
+  cv::VideoCapture camera(clip);
+  const std::string out = (ws.dir / "recording.mkv").string();
+  auto m = RecordStream(*MakePipeline(), s.Key(), camera, out, options);
+  REQUIRE_MESSAGE(m.ok(), m.status().ToString());
+  // 900 MiB left at frame 32 is plenty (128 MiB plus twice the 100 MiB the last 32 frames took).
+  CHECK(ended.reason == StreamEnd::kSourceEnded);
+  CHECK(m->frames == 40);
+  CHECK(asked == std::vector<std::string>{ws.dir.string(), ws.dir.string()});
+  // Now the last 32 frames took 700 MiB: 200 MiB left is too little for 32 more.
+  free_mib = {1000, 300};
+  asked.clear();
+  cv::VideoCapture again(clip);
+  const std::string out2 = (ws.dir / "second.mkv").string();
+  m = RecordStream(*MakePipeline(), s.Key(), again, out2, options);
+  REQUIRE_MESSAGE(m.ok(), m.status().ToString());
+  CHECK(ended.reason == StreamEnd::kDiskFull);
+  CHECK(ended.detail == "the disk it is written to is nearly full (300 MiB free)");
+  CHECK(m->frames == 32);
+  CHECK(DecodeFrames(out2).size() == 32);
+  // A disk nearly full before the first frame: nothing is recorded, nothing left behind.
+  free_mib = {100};
+  asked.clear();
+  cv::VideoCapture third(clip);
+  auto refused = RecordStream(*MakePipeline(), s.Key(), third, (ws.dir / "third.mkv").string(), options);
+  CHECK(refused.status().code() == StatusCode::kResourceExhausted);
+  CHECK_FALSE(fs::exists(ws.dir / "third.mkv"));
   CheckNoTemporaryFiles(ws.dir);
 }
 

@@ -64,6 +64,15 @@ struct Manifest {
   uint32_t height = 0;
   uint32_t frames = 0;                 // videos: number of frames
   PayloadContainerRef payload_container;  // videos with sealed originals
+  // A live recording kept in real time (StreamOptions::clock): output frame `frame` is followed by
+  // `copies` copies of it, written while the pipeline was busy, and then `cut` frame intervals of
+  // real time are left out (a hold cut to one second). Ascending, not overlapping.
+  struct HeldFrame {
+    uint32_t frame = 0;
+    uint32_t copies = 0;
+    uint32_t cut = 0;
+  };
+  std::vector<HeldFrame> held_frames;
   std::string manifest_seal;           // authenticates every field (videos: the container reference too)
   // Only on an approximate restore's output: the anonymized image's manifest id (empty otherwise),
   // the authorizing request, and that the faces were re-rendered, not restored.

@@ -3,6 +3,8 @@
 // tools/fetch_face_api.sh.
 #pragma once
 
+#include <cstddef>
+#include <optional>
 #include <string>
 
 namespace veil::engine {
@@ -25,8 +27,14 @@ void InitRuntimeOnce();
 // Number of threads LibTorch uses after InitRuntimeOnce().
 int RuntimeThreads();
 
-// The number of cores this process may run on (its CPU affinity), at least 1.
+// The number of cores this process may run on: its CPU affinity, and no more than its cgroups' CPU
+// quota (a container's --cpus, rounded up); at least 1.
 int UsableCores();
+
+// The memory this process can still take, in bytes: MemAvailable from /proc/meminfo, and no more
+// than its cgroups' memory limit leaves (a container's --memory; 0 at or over the limit); nullopt
+// when neither is known.
+std::optional<size_t> AvailableMemoryBytes();
 
 // For `workers` pipelines running at once (veil anonymize --jobs): LibTorch's threads become
 // UsableCores() / workers, at least 2, unless $VEIL_THREADS is set. Call before the workers start.

@@ -85,6 +85,24 @@ StatusOr<Manifest> AnonymizeVideo(Pipeline& pipeline, const keys::KeyHandle& key
 // the output's frames are those the manifest describes. An error when `input` cannot be read.
 StatusOr<bool> VideoManifestIsFor(const Manifest& manifest, const std::string& input, const keys::KeyHandle& key);
 
+// Why a live stream ended (StreamOptions::ended).
+enum class StreamEnd {
+  kStopped,        // `end` or `on_frame` said so
+  kSourceEnded,    // no more frames: the end of a file, or a camera that stopped delivering
+  kFrameChanged,   // a frame's size or type differs from the first's
+  kManifestFull,   // the manifest neared kMaxManifestBytes
+  kDiskFull,       // the recording's file system neared full (kMinFreeBytes)
+};
+struct StreamEnding {
+  StreamEnd reason = StreamEnd::kSourceEnded;
+  std::string detail;  // in words: "frame 3 changed size or type", "its manifest is full (N face records)"
+};
+
+// A live recording ends, keeping what it has, when the file system of its video or payload
+// container has less than this free plus twice what it lost since the last check (every 32 frames
+// written): a full disk would fail the recording as a whole when it is written.
+inline constexpr int64_t kMinFreeBytes = int64_t{128} << 20;
+
 // A live stream (a camera) recorded as AnonymizeVideo records a file: the same output, sidecar
 // manifest and payload container, so an authorized restore works the same way.
 struct StreamOptions {
@@ -93,12 +111,25 @@ struct StreamOptions {
   // Polled before each frame: true ends the stream normally and the recording so far is written
   // (a live source has no end of its own: a stop key, a signal, a frame budget).
   std::function<bool()> end;
-  // Sees each anonymized frame after it is recorded (a preview window); false ends the stream too.
+  // Sees each anonymized frame after it is recorded (a preview window; its faces as the pipeline
+  // gave them, without the manifest's index and frame); false ends the stream too.
   std::function<bool(const FrameOutput&)> on_frame;
-  // When given, receives why the stream ended: "stopped" (end or on_frame), "the source ended" (no
-  // more frames: the end of a file, or a camera that stopped delivering), "frame N changed size or
-  // type", or "its manifest is full (N face records)".
-  std::string* ended = nullptr;
+  // A live device's time in seconds (monotonic, any origin), asked just after each frame is read.
+  // Given (and the source's frame rate is within 1..240), the recording keeps real time however
+  // slow the pipeline: a frame stays in the recording until the next one is read, i.e. it is
+  // written again for every frame interval of the source (1/fps) that passes meanwhile. Each copy
+  // is the same image (decoded identically from .mkv and .avi; an .mp4 re-encodes it) with face
+  // records and sealed originals of its own, and the manifest lists the copies (held_frames), so a
+  // copy is never taken for a capture. A hold is cut to one second (the rest of the time is left
+  // out, and the manifest says how much): beyond that the machine cannot write frames as fast as
+  // they come, or the process was stopped. Without a clock (a file read as a stream) every frame is
+  // written once.
+  std::function<double()> clock;
+  // The bytes free to this process on the file system holding a folder, -1 when unknown
+  // (statvfs when empty; tests give their own).
+  std::function<int64_t(const std::string& folder)> free_bytes;
+  // When given, receives why the stream ended.
+  StreamEnding* ended = nullptr;
 };
 
 // Records `source` until it ends (or `options.end` / `on_frame` end it) into `output`. A random

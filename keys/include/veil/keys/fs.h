@@ -68,6 +68,10 @@ class PendingFile {
   bool committed_ = false;
 };
 
+// Whether `err`, from link(), says the file system has no hard links (FAT and exFAT give EPERM;
+// some file systems EOPNOTSUPP or ENOSYS): callers then fall back, other errors are errors.
+bool HardLinksMissing(int err);
+
 // Gives the file `from` the name `to` on the same file system, never replacing a file there
 // (AlreadyExists): a hard link, then `from` removed; on a file system without hard links (FAT,
 // exFAT) an atomic rename that refuses an existing target. Not durable until FsyncDir.
