@@ -53,8 +53,9 @@ const char* kUsage =
     "  veil anonymize) pixelate it and are left out of its identity code. A device's recording keeps\n"
     "  real time: while the pipeline works on a frame, the one before it stays in the recording (written\n"
     "  again for each frame interval, with face records and sealed originals of its own; the manifest's\n"
-    "  held_frames lists these copies), so it plays as fast as it happened (a hold is cut to a second, and\n"
-    "  the manifest says how much was left out); a file plays frame for frame. --frames counts frames read.\n"
+    "  held_frames lists these copies), so it plays as fast as it happened (a hold is cut to a second,\n"
+    "  and time is left out rather than held where copies are too dear to write, as veil bench shows for\n"
+    "  1280x720 .mkv; the manifest says how much); a file plays frame for frame. --frames counts frames read.\n"
     "common options: --store DIR, --key-file F | --passphrase-file F | $VEIL_PASSPHRASE, --actor NAME\n";
 
 // A display to preview on: $DISPLAY or $WAYLAND_DISPLAY set to something.
@@ -285,8 +286,8 @@ int Camera(int argc, char** argv) {
                   static_cast<unsigned long long>(held));
     }
     if (cut > 0) {
-      std::printf("; %llu frame intervals left out (holds cut to a second: this machine could not write frames as fast as "
-                  "they came, or the process was stopped)",
+      std::printf("; %llu frame intervals of real time left out (holds over a second, or copies too dear to write at "
+                  "this size in this container: see veil bench)",
                   static_cast<unsigned long long>(cut));
     }
     std::printf("; manifest %s.veil, id %s)", shown.c_str(), manifest_id.c_str());

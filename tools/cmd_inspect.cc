@@ -139,7 +139,10 @@ void PrintText(const std::string& input, const std::string& where, const engine:
     std::printf("  held frames: %llu of the %u frames are copies that hold the frame before them (a live recording kept in "
                 "real time; --json lists them)",
                 static_cast<unsigned long long>(copies), m.frames);
-    if (cut > 0) std::printf("; %llu frame intervals of real time left out (holds cut to a second)", static_cast<unsigned long long>(cut));
+    if (cut > 0) {
+      std::printf("; %llu frame intervals of real time left out (holds over a second, or copies too dear to write)",
+                  static_cast<unsigned long long>(cut));
+    }
     std::printf("\n");
   }
   std::printf("  faces: %zu\n", m.faces.size());

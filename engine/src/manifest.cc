@@ -203,7 +203,7 @@ StatusOr<Manifest> ParseManifest(const std::string& bytes) {
   int64_t free_from = 0;  // the first output frame not yet covered
   for (const auto& h : p.held_frames()) {
     const int64_t last = static_cast<int64_t>(h.frame()) + h.copies();
-    if (h.copies() == 0 || h.frame() < free_from || last >= static_cast<int64_t>(m.frames)) {
+    if ((h.copies() == 0 && h.cut() == 0) || h.frame() < free_from || last >= static_cast<int64_t>(m.frames)) {
       return DataLossError("manifest lists held frames out of order or outside the video");
     }
     m.held_frames.push_back({h.frame(), h.copies(), h.cut()});

@@ -151,10 +151,21 @@ struct HeldImage {
 class FrameClock {
  public:
   FrameClock(std::function<double()> clock, double fps) : clock_(std::move(clock)), fps_(fps) {}
+  bool running() const { return static_cast<bool>(clock_); }
+  double Now() const { return clock_ ? clock_() : 0; }
+  // What writing a frame took (encoding and sealing), averaged: copies are written only while they
+  // are cheap, i.e. a second's worth of them takes at most half a second. Otherwise (a large
+  // lossless frame on a slow machine) copies would take the time of captures, and their own
+  // writing would make the lag grow; the time is then left out instead, and counted.
+  void Wrote(double seconds) {
+    if (!std::isfinite(seconds) || seconds < 0) return;
+    write_s_ = writes_++ == 0 ? seconds : 0.8 * write_s_ + 0.2 * seconds;
+  }
   // At each frame's read, `written` frames written so far: how many copies of the last frame are
-  // due before this one. At most a second's worth: the rest of a longer hold (the machine cannot
-  // write frames as fast as they come, or the process was stopped) is left out, and counted.
+  // due before this one. At most a second's worth: the rest of a longer hold (the process was
+  // stopped) is left out, and counted (last_cut).
   int64_t CopiesDue(int64_t written) {
+    last_cut_ = 0;
     if (!clock_) return 0;
     const double now = clock_();
     if (!started_) {
@@ -167,20 +178,20 @@ class FrameClock {
     const double elapsed = std::clamp(now - t0_, 0.0, 1e9);
     const int64_t due = std::llround(elapsed * fps_) - cut_total_ - written;
     if (due <= 0) return 0;
-    const auto most = static_cast<int64_t>(std::ceil(fps_));
+    const int64_t most = write_s_ * fps_ <= 0.5 ? static_cast<int64_t>(std::ceil(fps_)) : 0;
     last_cut_ = std::max<int64_t>(0, due - most);
     cut_total_ += last_cut_;
     return std::min(due, most);
   }
-  // Frame intervals left out at the last CopiesDue.
   int64_t last_cut() const { return last_cut_; }
-  bool running() const { return static_cast<bool>(clock_); }
 
  private:
   std::function<double()> clock_;
   double fps_;
   bool started_ = false;
   double t0_ = 0;
+  double write_s_ = 0;
+  int64_t writes_ = 0;
   int64_t cut_total_ = 0, last_cut_ = 0;
 };
 
@@ -247,9 +258,11 @@ StatusOr<Manifest> AnonymizeFrames(Pipeline& pipeline, const keys::KeyHandle& ke
   pipeline.ResetStream();
   int64_t n = 0;        // frames read
   int64_t written = 0;  // frames written (more than read where a live recording held frames)
+  FrameClock clock(loop.clock, loop.fps);
   // Writes one output frame: `image` with its faces, recorded under the next face indices and this
   // frame's number, their originals (`pngs`, empty where none is kept) sealed into the container.
   auto write_frame = [&](const cv::Mat& image, const std::vector<FaceRecord>& faces, const std::vector<std::string>& pngs) -> Status {
+    const double started = clock.Now();
     for (size_t i = 0; i < faces.size(); ++i) {
       FaceRecord f = faces[i];
       f.index = index++;
@@ -263,6 +276,7 @@ StatusOr<Manifest> AnonymizeFrames(Pipeline& pipeline, const keys::KeyHandle& ke
     }
     VEIL_RETURN_IF_ERROR(out.Write(image));
     ++written;
+    if (clock.running()) clock.Wrote(clock.Now() - started);
     return Status::Ok();
   };
   // The manifest must stay under kMaxManifestBytes: checked every 1,024 frames and, sooner, before
@@ -288,7 +302,6 @@ StatusOr<Manifest> AnonymizeFrames(Pipeline& pipeline, const keys::KeyHandle& ke
   auto end_full = [&] { end_live(StreamEnd::kManifestFull, "its manifest is full (" + std::to_string(m.faces.size()) + " face records)"); };
   if (live) end_live(StreamEnd::kSourceEnded, "the source ended");
   HeldImage held;  // with a clock: the last frame written
-  FrameClock clock(loop.clock, loop.fps);
   std::vector<std::string> disk_folders;  // of the video and of the payload container
   if (live) {
     const std::string video_dir = std::filesystem::path(output).parent_path().string();
@@ -346,6 +359,9 @@ StatusOr<Manifest> AnonymizeFrames(Pipeline& pipeline, const keys::KeyHandle& ke
     // Real time: the last frame stays in the recording until this one came, written again for each
     // frame interval meanwhile.
     bool manifest_is_full = false;
+    if (copies_due > 0 || clock.last_cut() > 0) {
+      m.held_frames.push_back({held.first_frame, 0, static_cast<uint32_t>(std::min<int64_t>(clock.last_cut(), UINT32_MAX))});
+    }
     for (int64_t copy = 0; copy < copies_due; ++copy) {
       if (m.faces.size() + held.faces.size() >= check_at_faces) {
         VEIL_ASSIGN_OR_RETURN(manifest_is_full, manifest_full());
@@ -356,11 +372,12 @@ StatusOr<Manifest> AnonymizeFrames(Pipeline& pipeline, const keys::KeyHandle& ke
       }
       if (disk_short()) break;
       VEIL_RETURN_IF_ERROR(write_frame(held.image, held.faces, held.pngs));
-      if (copy == 0) m.held_frames.push_back({held.first_frame, 0, 0});
       ++m.held_frames.back().copies;
-      if (copy + 1 == copies_due) m.held_frames.back().cut = static_cast<uint32_t>(std::min<int64_t>(clock.last_cut(), UINT32_MAX));
     }
-    if (manifest_is_full || disk_full) break;
+    if (manifest_is_full || disk_full) {
+      if (!m.held_frames.empty() && m.held_frames.back().copies == 0 && m.held_frames.back().cut == 0) m.held_frames.pop_back();
+      break;
+    }
     auto anonymized = pipeline.AnonymizeFrame(frame, key);
     if (!anonymized.ok()) return anonymized.status().WithContext("frame " + std::to_string(n));
     if (n == 0) m.scope_id = anonymized->scope_id;

@@ -324,17 +324,18 @@ TEST_CASE("a manifest's held frames are read back as written and refused out of 
   m.scope = keys::ScopeKind::kStream;
   m.width = 64;
   m.height = 48;
-  m.frames = 6;
-  m.held_frames = {{0, 1}, {2, 3}};  // output frames: 0, a copy of 0, 2, three copies of 2
+  m.frames = 7;
+  m.held_frames = {{0, 1}, {2, 3}, {6, 0, 4}};  // frames: 0, a copy of 0, 2, three copies of 2, 6, then 4 intervals left out
   auto parsed = ParseManifest(SerializeManifest(m));
   REQUIRE_MESSAGE(parsed.ok(), parsed.status().ToString());
-  REQUIRE(parsed->held_frames.size() == 2);
+  REQUIRE(parsed->held_frames.size() == 3);
   CHECK((parsed->held_frames[1].frame == 2 && parsed->held_frames[1].copies == 3));
+  CHECK((parsed->held_frames[2].copies == 0 && parsed->held_frames[2].cut == 4));
   for (std::vector<Manifest::HeldFrame> bad : std::vector<std::vector<Manifest::HeldFrame>>{
            {{0, 2}, {2, 1}},   // overlapping: frame 2 is a copy of frame 0
            {{2, 1}, {0, 1}},   // out of order
-           {{3, 3}},           // past the last frame
-           {{1, 0}},           // no copies
+           {{4, 3}},           // past the last frame
+           {{1, 0}},           // neither copies nor time left out
        }) {
     m.held_frames = bad;
     CHECK(ParseManifest(SerializeManifest(m)).status().code() == StatusCode::kDataLoss);
@@ -344,7 +345,7 @@ TEST_CASE("a manifest's held frames are read back as written and refused out of 
   CHECK(ParseManifest(SerializeManifest(m)).status().code() == StatusCode::kDataLoss);
   // Held frames come with format version 2, which older readers refuse as a newer format; a version
   // 1 manifest that lists them is damaged.
-  m.frames = 6;
+  m.frames = 7;
   veil::proto::Manifest p;
   REQUIRE(p.ParseFromString(SerializeManifest(m)));
   CHECK(p.format_version() == 2);

@@ -90,6 +90,28 @@ std::unique_ptr<Pipeline> MakePipeline() {
   return std::move(pipeline.value());
 }
 
+// A live source's time: `read_at[i]` when frame i is read (the time moves on once each frame is
+// done, seen through on_frame), plus `write_cost` per clock reading, so that writing a frame (read
+// before and after) seems to take that long.
+struct FakeClock {
+  std::vector<double> read_at;
+  double write_cost = 0;
+  size_t frames = 0;
+  double now = 0, extra = 0;
+  explicit FakeClock(std::vector<double> times) : read_at(std::move(times)), now(read_at.at(0)) {}
+  StreamOptions Options() {
+    StreamOptions o;
+    o.clock = [this] { return now + (extra += write_cost); };
+    o.on_frame = [this](const FrameOutput&) {
+      ++frames;
+      if (frames < read_at.size()) now = read_at[frames];
+      extra = 0;
+      return true;
+    };
+    return o;
+  }
+};
+
 // No temporary file or folder (a video, container or sidecar being written) is left below `dir`.
 void CheckNoTemporaryFiles(const fs::path& dir) {
   for (const auto& e : fs::recursive_directory_iterator(dir)) {
@@ -677,16 +699,15 @@ TEST_CASE("a live recording with a clock holds each frame until the next is read
   cv::VideoCapture camera(clip);
   REQUIRE(camera.isOpened());
   // When each frame is read: on time, then 0.22 s late (one interval missed), early, then two missed.
-  const std::vector<double> read_at = {50.0, 50.1, 50.32, 50.38, 50.71};
-  size_t reads = 0;
-  StreamOptions options;
-  options.clock = [&] { return read_at.at(reads++); };
+  // The fake time moves only between frames: writing costs nothing here.
+  FakeClock clock({50.0, 50.1, 50.32, 50.38, 50.71});
+  StreamOptions options = clock.Options();
   StreamEnding ended;
   options.ended = &ended;
   auto m = RecordStream(*SealingPipeline(), s.Key(), camera, out, options);
   REQUIRE_MESSAGE(m.ok(), m.status().ToString());
   CHECK(ended.reason == StreamEnd::kSourceEnded);
-  CHECK(reads == 5);
+  CHECK(clock.frames == 5);
   // Output frames: 0 1 1' 2 3 3' 3'' 4 (a prime marks a copy held while the next frame was worked on).
   CHECK(m->frames == 8);
   REQUIRE(m->held_frames.size() == 2);
@@ -725,12 +746,10 @@ TEST_CASE("a live recording cuts a hold longer than a second to one second and i
   testing::TestStore s('g');
   Workspace ws;
   const std::string clip = MakeClip(ws.dir, 4);
-  StreamOptions options;
-  // 10 fps: the third frame comes 2.42 s after the second (a stopped process, or a machine that
-  // cannot write frames as fast as they come): 10 copies, 13 intervals left out.
-  std::vector<double> read_at = {0.0, 0.1, 2.52, 2.62};
-  size_t reads = 0;
-  options.clock = [&] { return read_at.at(reads++); };
+  // 10 fps: the third frame comes 2.42 s after the second (a stopped process): 10 copies, 13
+  // intervals left out.
+  FakeClock clock({0.0, 0.1, 2.52, 2.62});
+  StreamOptions options = clock.Options();
   cv::VideoCapture camera(clip);
   auto m = RecordStream(*MakePipeline(), s.Key(), camera, (ws.dir / "recording.mkv").string(), options);
   REQUIRE_MESSAGE(m.ok(), m.status().ToString());
@@ -741,23 +760,41 @@ TEST_CASE("a live recording cuts a hold longer than a second to one second and i
   REQUIRE(parsed.ok());
   CHECK(parsed->held_frames[0].cut == 13);
   // A clock that is broken from the first frame holds nothing.
-  read_at = {std::nan(""), 5.0, 9.0, 12.0};
-  reads = 0;
+  FakeClock broken({std::nan(""), 5.0, 9.0, 12.0});
   cv::VideoCapture again(clip);
-  m = RecordStream(*MakePipeline(), s.Key(), again, (ws.dir / "second.mkv").string(), options);
+  m = RecordStream(*MakePipeline(), s.Key(), again, (ws.dir / "second.mkv").string(), broken.Options());
   REQUIRE_MESSAGE(m.ok(), m.status().ToString());
   CHECK(m->frames == 4);
   CHECK(m->held_frames.empty());
+}
+
+TEST_CASE("a live recording whose frames are dear to write leaves time out instead of holding frames, and says how much") {
+  testing::TestStore s('w');
+  Workspace ws;
+  const std::string clip = MakeClip(ws.dir, 4);
+  // Every frame written takes 0.06 s of the fake time: at 10 fps a second of copies would take
+  // 0.6 s to write, and writing them would take the time of the captures after them.
+  FakeClock clock({0.0, 0.1, 0.4, 0.7});
+  clock.write_cost = 0.06;
+  cv::VideoCapture camera(clip);
+  auto m = RecordStream(*MakePipeline(), s.Key(), camera, (ws.dir / "recording.mkv").string(), clock.Options());
+  REQUIRE_MESSAGE(m.ok(), m.status().ToString());
+  CHECK(m->frames == 4);  // every capture, no copies
+  uint64_t copies = 0, cut = 0;
+  for (const auto& h : m->held_frames) copies += h.copies, cut += h.cut;
+  CHECK(copies == 0);
+  CHECK(cut == 4);  // the last frame is read 7 intervals after the first: of slots 0..7, four are captures
+  auto parsed = ParseManifest(SerializeManifest(*m));
+  REQUIRE_MESSAGE(parsed.ok(), parsed.status().ToString());
+  CHECK(parsed->held_frames.size() == m->held_frames.size());
 }
 
 TEST_CASE("a live recording checks its disk every 32 frames written, copies of held frames included") {
   testing::TestStore s('b');
   Workspace ws;
   const std::string clip = MakeClip(ws.dir, 6);
-  StreamOptions options;
-  const std::vector<double> read_at = {0.0, 0.1, 1.2, 2.3, 3.4, 3.5};  // three holds of ten copies
-  size_t reads = 0;
-  options.clock = [&] { return read_at.at(reads++); };
+  FakeClock clock({0.0, 0.1, 1.2, 2.3, 3.4, 3.5});  // three holds of ten copies
+  StreamOptions options = clock.Options();
   std::vector<int64_t> free_mib = {1000, 300};  // at 0 and 32 frames written
   size_t asked = 0;
   options.free_bytes = [&](const std::string&) { return free_mib.at(asked++) << 20; };

@@ -65,8 +65,9 @@ struct Manifest {
   uint32_t frames = 0;                 // videos: number of frames
   PayloadContainerRef payload_container;  // videos with sealed originals
   // A live recording kept in real time (StreamOptions::clock): output frame `frame` is followed by
-  // `copies` copies of it, written while the pipeline was busy, and then `cut` frame intervals of
-  // real time are left out (a hold cut to one second). Ascending, not overlapping.
+  // `copies` copies of it (maybe none), written while the pipeline was busy, and then `cut` frame
+  // intervals of real time are left out (a hold cut to one second, or copies too dear to write).
+  // Ascending, not overlapping.
   struct HeldFrame {
     uint32_t frame = 0;
     uint32_t copies = 0;

@@ -120,10 +120,11 @@ struct StreamOptions {
   // written again for every frame interval of the source (1/fps) that passes meanwhile. Each copy
   // is the same image (decoded identically from .mkv and .avi; an .mp4 re-encodes it) with face
   // records and sealed originals of its own, and the manifest lists the copies (held_frames), so a
-  // copy is never taken for a capture. A hold is cut to one second (the rest of the time is left
-  // out, and the manifest says how much): beyond that the machine cannot write frames as fast as
-  // they come, or the process was stopped. Without a clock (a file read as a stream) every frame is
-  // written once.
+  // copy is never taken for a capture. Time is left out instead of held, and the manifest says how
+  // much (cut), beyond a second's hold (the process was stopped) and while copies are dear (a
+  // second's worth would take over half a second to write, e.g. a large lossless frame on a slow
+  // machine: they would take the time of captures). Without a clock (a file read as a stream)
+  // every frame is written once.
   std::function<double()> clock;
   // The bytes free to this process on the file system holding a folder, -1 when unknown
   // (statvfs when empty; tests give their own).
