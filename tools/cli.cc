@@ -9,6 +9,7 @@
 #endif
 
 #include "veil/keys/fs.h"
+#include "veil/keys/secret.h"
 
 namespace veil::cli {
 
@@ -138,17 +139,21 @@ std::string OneLine(std::string_view text) {
   const auto at = [&](size_t i) { return static_cast<unsigned char>(text[i]); };
   for (size_t i = 0; i < text.size();) {
     const unsigned char c = at(i);
+    if (const size_t control = keys::DisplayControlLength(text, i)) {  // C0, C1, bidi controls, separators
+      out += '?';
+      i += control;
+      continue;
+    }
     if (c < 0x80) {
-      out += c < 0x20 || c == 0x7F ? '?' : static_cast<char>(c);
+      out += static_cast<char>(c);
       ++i;
       continue;
     }
-    // A well-formed UTF-8 sequence is kept, except the C1 controls (U+0080..U+009F); any other
-    // byte above 0x7F (0x9B is CSI on an 8-bit terminal) becomes '?'.
+    // A well-formed UTF-8 sequence is kept; any other byte above 0x7F (0x9B is CSI on an 8-bit
+    // terminal) becomes '?'.
     const size_t n = c >= 0xF0 && c <= 0xF4 ? 4 : c >= 0xE0 ? (c <= 0xEF ? 3 : 0) : c >= 0xC2 ? 2 : 0;
     bool ok = n > 0 && i + n <= text.size();
     for (size_t k = 1; ok && k < n; ++k) ok = (at(i + k) & 0xC0) == 0x80;
-    if (ok && c == 0xC2 && at(i + 1) <= 0x9F) ok = false;  // C1
     if (ok && ((c == 0xE0 && at(i + 1) < 0xA0) || (c == 0xF0 && at(i + 1) < 0x90) || (c == 0xF4 && at(i + 1) > 0x8F))) ok = false;
     if (ok) {
       out.append(text.substr(i, n));

@@ -93,9 +93,9 @@ int Show(Args& args) {
                         : " key=" + e.event.keyring +
                               (e.event.key_version ? " v" + std::to_string(e.event.key_version) : std::string());
       std::printf("#%-4llu %s %-10s %-22s %-8s %s%s%s%s\n", static_cast<unsigned long long>(e.sequence),
-                  IsoTime(e.time_unix_ms / 1000).c_str(), e.event.actor.c_str(), keys::AuditActionName(e.event.action),
-                  keys::AuditOutcomeName(e.event.outcome), e.event.target.c_str(), key.c_str(),
-                  e.event.reason.empty() ? "" : "  ", e.event.reason.c_str());
+                  IsoTime(e.time_unix_ms / 1000).c_str(), OneLine(e.event.actor).c_str(), keys::AuditActionName(e.event.action),
+                  keys::AuditOutcomeName(e.event.outcome), OneLine(e.event.target).c_str(), OneLine(key).c_str(),
+                  e.event.reason.empty() ? "" : "  ", OneLine(e.event.reason).c_str());
     }
   }
   if (!summary.ok()) return Fail(summary.status());

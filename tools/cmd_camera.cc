@@ -160,7 +160,7 @@ int Camera(int argc, char** argv) {
   // leaves no record. --input is a file (not a URL or a capture pipeline).
   if (input && !keys::PathExists(*input)) return Fail(NotFoundError(*input + ": no such file"));
   engine::InitRuntimeOnce();  // FFmpeg's own log lines off
-  cv::VideoCapture cap = input ? cv::VideoCapture(*input) : cv::VideoCapture(static_cast<int>(*device), cv::CAP_V4L2);
+  cv::VideoCapture cap = input ? engine::OpenVideoFile(*input) : cv::VideoCapture(static_cast<int>(*device), cv::CAP_V4L2);
   if (!cap.isOpened()) {
     return Fail(input ? InvalidArgumentError(*input + " is not a readable video")
                       : NotFoundError("no camera at /dev/video" + std::to_string(*device) + " (missing, or in use by another program)"));

@@ -31,7 +31,7 @@ nlohmann::json PointsJson(const cv::Point2f* p, size_t n) {
 }
 
 void PrintText(const std::string& path, const cv::Mat& image, const std::vector<engine::Face>& faces) {
-  std::printf("%s: %dx%d, %zu face%s\n", path.c_str(), image.cols, image.rows, faces.size(), faces.size() == 1 ? "" : "s");
+  std::printf("%s: %dx%d, %zu face%s\n", OneLine(path).c_str(), image.cols, image.rows, faces.size(), faces.size() == 1 ? "" : "s");
   for (size_t i = 0; i < faces.size(); ++i) {
     const engine::Face& f = faces[i];
     std::printf("  face %zu: box %.1f %.1f %.1f %.1f score %.4f\n", i, f.box.x, f.box.y, f.box.width, f.box.height,
@@ -133,7 +133,7 @@ int RunDetect(int argc, char** argv) {
       if (Status st = Draw(*image, *faces, *draw); !st.ok()) return Fail(st);
     }
   }
-  if (json) std::printf("%s\n", doc.dump().c_str());
+  if (json) std::printf("%s\n", doc.dump(-1, ' ', true, nlohmann::json::error_handler_t::replace).c_str());  // as PrintJson, one line
   return 0;
 }
 

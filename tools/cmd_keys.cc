@@ -23,7 +23,9 @@ const char* kUsage =
     "  disable  --keyring NAME --version N         no use, new or old, until enabled again\n"
     "  enable   --keyring NAME --version N\n"
     "  destroy  --keyring NAME --version N --yes   wipe the key: all data under it is unrecoverable\n"
-    "  policy   --keyring NAME --approvals M       approvals a restore request needs\n"
+    "  policy   --keyring NAME --approvals M [--requester-signs yes|no]\n"
+    "           approvals a restore request needs; whether its requester must sign it too (with their\n"
+    "           principal key: veil request approve REQ --principal-key; unchanged when not given)\n"
     "  recover  [--accept-loss]                    replace a damaged store file by its backup; with\n"
     "           --accept-loss, also a store file older than its audit log: keep that file (or the backup,\n"
     "           however old) and log every change it lacks as lost\n"
@@ -90,7 +92,8 @@ int List(Args& args) {
                           {"keyrings", nlohmann::json::array()}};
     for (const auto& k : info.keyrings) {
       nlohmann::json ring = {{"name", k.name}, {"primary_version", k.primary_version},
-                             {"required_approvals", k.required_approvals}, {"versions", nlohmann::json::array()}};
+                             {"required_approvals", k.required_approvals}, {"requester_signs", k.requester_signs},
+                             {"versions", nlohmann::json::array()}};
       for (const auto& v : k.versions) {
         ring["versions"].push_back({{"version", v.version}, {"status", keys::KeyStatusName(v.status)},
                                     {"primary", v.primary}, {"created", IsoTime(v.created_unix)},
@@ -104,8 +107,8 @@ int List(Args& args) {
   std::printf("key store %s (generation %llu)\n", info.store_id_hex.c_str(),
               static_cast<unsigned long long>(info.generation));
   for (const auto& k : info.keyrings) {
-    std::printf("keyring %s: primary v%u, restores need %u approvals\n", k.name.c_str(), k.primary_version,
-                k.required_approvals);
+    std::printf("keyring %s: primary v%u, restores need %u approvals%s\n", k.name.c_str(), k.primary_version,
+                k.required_approvals, k.requester_signs ? " and the requester's signature" : "");
     for (const auto& v : k.versions) {
       std::printf("  v%-4u %-9s created %s%s\n", v.version, keys::KeyStatusName(v.status), IsoTime(v.created_unix).c_str(),
                   v.primary ? "  (primary)" : "");
@@ -166,13 +169,24 @@ int Policy(Args& args) {
   auto opts = ReadStoreOptions(args);
   auto keyring = RequiredKeyring(args);
   auto m = Approvals(args);
+  const std::optional<std::string> signs_arg = args.Get("--requester-signs");
   if (Status st = args.Finish(); !st.ok()) return Fail(st);
   if (!keyring.ok()) return Fail(keyring.status());
   if (!m.ok()) return Fail(m.status());
+  std::optional<bool> signs;
+  if (signs_arg) {
+    if (*signs_arg != "yes" && *signs_arg != "no") return Fail(InvalidArgumentError("--requester-signs takes yes or no"));
+    signs = *signs_arg == "yes";
+  }
   auto store = OpenStore(opts, KeyStore::Access::kReadWrite);
   if (!store.ok()) return Fail(store.status());
-  if (Status st = (*store)->SetPolicy(*keyring, *m); !st.ok()) return Fail(st);
-  std::printf("restores with keyring %s now need %u approvals\n", keyring->c_str(), *m);
+  if (Status st = (*store)->SetPolicy(*keyring, *m, signs); !st.ok()) return Fail(st);
+  const bool now_signs = [&] {
+    for (const auto& k : (*store)->Info().keyrings) if (k.name == *keyring) return k.requester_signs;
+    return false;
+  }();
+  std::printf("restores with keyring %s now need %u approvals%s\n", keyring->c_str(), *m,
+              now_signs ? " and the requester's own signature" : "");
   return 0;
 }
 

@@ -23,7 +23,9 @@ const char* kUsage =
     "         a request to restore the targets (the SHA-256 of each anonymized file); logged\n"
     "  approve REQUEST --principal-key FILE [-o OUT] [--offline]\n"
     "         sign it as that approver (in place by default); logged, or with --offline signed without\n"
-    "         the key store (no store credential needed): the authorization's record names it\n"
+    "         the key store (no store credential needed): the authorization's record names it. With\n"
+    "         the requester's own key: their signature, which proves who asked (never an approval;\n"
+    "         keys policy --requester-signs yes demands it)\n"
     "  show REQUEST [--json]                          what it asks, and who approved\n"
     "  authorize REQUEST [--json]                     the key store's decision, granted or denied; logged\n"
     "common options: --store DIR, --key-file F | --passphrase-file F | $VEIL_PASSPHRASE, --actor NAME,\n"
@@ -70,7 +72,9 @@ nlohmann::json ToJson(const keys::RestoreRequestInfo& i) {
                       {"key_version", i.key_version},   {"targets", i.targets_hex},   {"case_id", i.case_id},
                       {"purpose", i.purpose},           {"requester", i.requester},   {"created", IsoTime(i.created_unix)},
                       {"expires", IsoTime(i.expires_unix)}, {"digest", i.digest_hex}, {"approvals", nlohmann::json::array()}};
-  for (const auto& a : i.approvals) j["approvals"].push_back({{"approver", a.approver}, {"signed", IsoTime(a.signed_unix)}});
+  for (const auto& a : i.approvals) {
+    j["approvals"].push_back({{"approver", a.approver}, {"signed", IsoTime(a.signed_unix)}, {"requester", a.approver == i.requester}});
+  }
   return j;
 }
 
@@ -144,13 +148,16 @@ int Approve(Args& args) {
   if (!offline) {
     auto store = OpenStore(opts, KeyStore::Access::kReadWrite);
     if (!store.ok()) return Fail(store.status());
-    if (Status st = (*store)->RecordApproval(*request, key->name()); !st.ok()) return Fail(st);
+    if (Status st = (*store)->RecordApproval(*request, key->name(), now); !st.ok()) return Fail(st);
   }
   const std::string target = out ? *out : *path;
   if (Status st = keys::WriteFileAtomic(target, request->Serialize(), /*overwrite=*/!out, 0644); !st.ok()) return Fail(st);
-  std::printf("%s approved request %s (%zu approval%s now%s)\n", key->name().c_str(),
-              request->info().request_id_hex.c_str(), request->approvals().size(),
-              request->approvals().size() == 1 ? "" : "s", again ? "; it replaces their earlier approval" : "");
+  size_t approvals = 0;  // entries by others than the requester
+  for (const auto& a : request->approvals()) approvals += a.approver != request->info().requester;
+  const bool requester = key->name() == request->info().requester;
+  std::printf("%s %s request %s (%zu approval%s now%s)\n", OneLine(key->name()).c_str(),
+              requester ? "signed, as its requester (not an approval)," : "approved", request->info().request_id_hex.c_str(),
+              approvals, approvals == 1 ? "" : "s", again ? "; it replaces their earlier signature" : "");
   return 0;
 }
 
@@ -172,8 +179,13 @@ int Show(Args& args) {
               i.case_id.c_str(), i.purpose.c_str(), i.requester.c_str(), IsoTime(i.created_unix).c_str(),
               IsoTime(i.expires_unix).c_str(), Now() >= i.expires_unix ? "  (EXPIRED)" : "");
   for (const auto& t : i.targets_hex) std::printf("target    %s\n", t.c_str());
-  for (const auto& a : i.approvals) std::printf("approved  by %s at %s\n", a.approver.c_str(), IsoTime(a.signed_unix).c_str());
-  if (i.approvals.empty()) std::printf("approved  by nobody yet\n");
+  bool approved = false;
+  for (const auto& a : i.approvals) {
+    const bool own = a.approver == i.requester;
+    approved |= !own;
+    std::printf("%s by %s at %s\n", own ? "signed    " : "approved  ", a.approver.c_str(), IsoTime(a.signed_unix).c_str());
+  }
+  if (!approved) std::printf("approved  by nobody yet\n");
   return 0;
 }
 

@@ -155,7 +155,7 @@ int RestoreVideo(const std::string& input, const std::string& copy, const std::s
                {"faces_without_payload", restored->faces_without_payload}, {"manifest_id", keys::ToHex(manifest.manifest_id)}});
   } else {
     std::printf("restored %d face(s) in %lld frame(s) of %s into %s%s%s\n", restored->faces_restored,
-                static_cast<long long>(restored->frames), input.c_str(), out.c_str(),
+                static_cast<long long>(restored->frames), OneLine(input).c_str(), OneLine(out).c_str(),
                 exact ? " (lossless: the original frames)"
                       : " (lossy: the face regions as the original decoded them, in re-encoded frames)",
                 restored->faces_without_payload ? " (some faces had no payload and stay anonymized)" : "");
@@ -374,7 +374,7 @@ int Restore(int argc, char** argv) {
                {"manifest_id", keys::ToHex(manifest->manifest_id)}});
   } else {
     std::printf("%s %d face(s) of %s into %s%s\n", exact ? "restored" : "re-rendered (approximate, not evidence)",
-                restored->faces_restored, input.c_str(), out->c_str(),
+                restored->faces_restored, OneLine(input).c_str(), OneLine(*out).c_str(),
                 restored->faces_without_payload ? " (some faces could not be restored and stay anonymized)" : "");
   }
   return 0;

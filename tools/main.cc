@@ -1,6 +1,7 @@
 // veil: invertible face anonymization. `veil help` lists the subcommands.
 #include <cstdio>
 #include <cstring>
+#include <new>
 #include <string>
 
 #include <google/protobuf/stubs/logging.h>
@@ -61,7 +62,13 @@ int main(int argc, char** argv) {
     return 0;
   }
   for (const auto& c : kCommands) {
-    if (!std::strcmp(argv[1], c.name)) return c.run(argc - 2, argv + 2);
+    if (std::strcmp(argv[1], c.name) != 0) continue;
+    try {
+      return c.run(argc - 2, argv + 2);
+    } catch (const std::bad_alloc&) {  // a hostile input's last line of defence: one line, no abort
+      std::fprintf(stderr, "veil: too large: out of memory\n");
+      return static_cast<int>(veil::StatusCode::kResourceExhausted);
+    }
   }
   std::fprintf(stderr, "veil: invalid argument: unknown command '%s' (see veil help)\n", argv[1]);
   return 2;

@@ -43,42 +43,134 @@ bool PngReachesEnd(const std::string& b) {
   return false;
 }
 
+namespace {
+
+uint32_t Byte(const std::string& b, size_t i) { return static_cast<uint8_t>(b[i]); }
+uint32_t Le32At(const std::string& b, size_t i) {
+  return Byte(b, i) | Byte(b, i + 1) << 8 | Byte(b, i + 2) << 16 | Byte(b, i + 3) << 24;
+}
+uint32_t Be32At(const std::string& b, size_t i) {
+  return Byte(b, i) << 24 | Byte(b, i + 1) << 16 | Byte(b, i + 2) << 8 | Byte(b, i + 3);
+}
+
+// The orientation tag (0x0112) of the first image file directory of the TIFF structure in
+// b[t, end), which may start with an "Exif\0\0" prefix; 1 when it has none or it does not parse.
+int TiffStructureOrientation(const std::string& b, size_t t, size_t end) {
+  if (end > b.size() || t > end) return 1;
+  if (end - t >= 6 && b.compare(t, 6, std::string("Exif\0\0", 6)) == 0) t += 6;
+  if (end - t < 8) return 1;
+  const bool big = b.compare(t, 2, "MM") == 0;
+  if (!big && b.compare(t, 2, "II") != 0) return 1;
+  const auto u16 = [&](size_t k) { return big ? Byte(b, k) << 8 | Byte(b, k + 1) : Byte(b, k) | Byte(b, k + 1) << 8; };
+  const auto u32 = [&](size_t k) { return big ? u16(k) << 16 | u16(k + 2) : u16(k) | u16(k + 2) << 16; };
+  if (u16(t + 2) != 42) return 1;
+  const size_t ifd = u32(t + 4);
+  if (ifd > end - t - 2) return 1;
+  const size_t entries = u16(t + ifd);
+  for (size_t e = 0; e < entries; ++e) {
+    const size_t at = t + ifd + 2 + 12 * e;
+    if (at + 12 > end) return 1;
+    if (u16(at) != 0x0112) continue;
+    if (u16(at + 2) != 3 || u32(at + 4) != 1) return 1;  // one SHORT
+    const uint32_t v = u16(at + 8);
+    return v >= 1 && v <= 8 ? static_cast<int>(v) : 1;
+  }
+  return 1;
+}
+
+// Calls `chunk(type offset, data offset, data size)` for each PNG chunk inside `b` until it
+// returns true; false when none did.
+template <typename F>
+bool ForEachPngChunk(const std::string& b, F chunk) {
+  size_t i = 8;
+  while (i + 12 <= b.size()) {
+    const size_t length = Be32At(b, i);
+    if (length > b.size() - i - 12) return false;
+    if (chunk(i + 4, i + 8, length)) return true;
+    i += 12 + length;
+  }
+  return false;
+}
+
+}  // namespace
+
 int WebpExifOrientation(const std::string& b) {
-  const auto byte = [&](size_t i) { return static_cast<uint32_t>(static_cast<uint8_t>(b[i])); };
-  const auto le32 = [&](size_t i) { return byte(i) | byte(i + 1) << 8 | byte(i + 2) << 16 | byte(i + 3) << 24; };
   if (b.size() < 12 || b.compare(0, 4, "RIFF") != 0 || b.compare(8, 4, "WEBP") != 0) return 1;
   // The chunks: fourcc, little-endian size, data padded to an even length.
   size_t i = 12;
   while (i + 8 <= b.size()) {
-    const size_t size = le32(i + 4);
+    const size_t size = Le32At(b, i + 4);
     if (size > b.size() - i - 8) return 1;
-    if (b.compare(i, 4, "EXIF") != 0) {
-      i += 8 + size + (size & 1);
-      continue;
-    }
-    size_t t = i + 8;  // the TIFF structure, sometimes after an "Exif\0\0" prefix
-    const size_t end = t + size;
-    if (size >= 6 && b.compare(t, 6, std::string("Exif\0\0", 6)) == 0) t += 6;
-    if (end - t < 8) return 1;
-    const bool big = b.compare(t, 2, "MM") == 0;
-    if (!big && b.compare(t, 2, "II") != 0) return 1;
-    const auto u16 = [&](size_t k) { return big ? byte(k) << 8 | byte(k + 1) : byte(k) | byte(k + 1) << 8; };
-    const auto u32 = [&](size_t k) { return big ? u16(k) << 16 | u16(k + 2) : u16(k) | u16(k + 2) << 16; };
-    if (u16(t + 2) != 42) return 1;
-    const size_t ifd = u32(t + 4);
-    if (ifd > end - t - 2) return 1;
-    const size_t entries = u16(t + ifd);
-    for (size_t e = 0; e < entries; ++e) {
-      const size_t at = t + ifd + 2 + 12 * e;
-      if (at + 12 > end) return 1;
-      if (u16(at) != 0x0112) continue;
-      if (u16(at + 2) != 3 || u32(at + 4) != 1) return 1;  // one SHORT
-      const uint32_t v = u16(at + 8);
-      return v >= 1 && v <= 8 ? static_cast<int>(v) : 1;
-    }
-    return 1;
+    if (b.compare(i, 4, "EXIF") == 0) return TiffStructureOrientation(b, i + 8, i + 8 + size);
+    i += 8 + size + (size & 1);
   }
   return 1;
+}
+
+int JpegExifOrientation(const std::string& b) {
+  size_t i = 2;  // after SOI; the metadata segments come before the first scan
+  while (i + 4 <= b.size()) {
+    if (Byte(b, i) != 0xFF) return 1;
+    const uint32_t marker = Byte(b, i + 1);
+    if (marker == 0xFF) {  // fill byte
+      ++i;
+      continue;
+    }
+    if (marker == 0x01 || (marker >= 0xD0 && marker <= 0xD7)) {
+      i += 2;
+      continue;
+    }
+    if (marker == 0xDA || marker == 0xD9) return 1;
+    const size_t length = Byte(b, i + 2) << 8 | Byte(b, i + 3);
+    if (length < 2 || i + 2 + length > b.size()) return 1;
+    if (marker == 0xE1 && length >= 2 + 6 && b.compare(i + 4, 6, std::string("Exif\0\0", 6)) == 0) {
+      return TiffStructureOrientation(b, i + 4, i + 2 + length);
+    }
+    i += 2 + length;
+  }
+  return 1;
+}
+
+int PngExifOrientation(const std::string& b) {
+  int orientation = 1;
+  ForEachPngChunk(b, [&](size_t type, size_t data, size_t size) {
+    if (b.compare(type, 4, "eXIf") != 0) return false;
+    orientation = TiffStructureOrientation(b, data, data + size);
+    return true;
+  });
+  return orientation;
+}
+
+int TiffOrientation(const std::string& b) { return TiffStructureOrientation(b, 0, b.size()); }
+
+bool WebpCarriesAlpha(const std::string& b) {
+  if (b.size() < 12 || b.compare(0, 4, "RIFF") != 0 || b.compare(8, 4, "WEBP") != 0) return false;
+  size_t i = 12;
+  while (i + 8 <= b.size()) {
+    const size_t size = Le32At(b, i + 4);
+    if (size > b.size() - i - 8) return false;
+    if (b.compare(i, 4, "ALPH") == 0) return true;
+    if (b.compare(i, 4, "VP8L") == 0 && size >= 5 && (Le32At(b, i + 9) >> 28 & 1) != 0) return true;
+    i += 8 + size + (size & 1);
+  }
+  return false;
+}
+
+bool MayHaveAlpha(const std::string& b) {
+  if (b.size() >= 26 && b.compare(0, 8, "\x89PNG\r\n\x1a\n") == 0) {
+    const uint32_t colour_type = Byte(b, 25);
+    if (colour_type == 4 || colour_type == 6) return true;
+    return ForEachPngChunk(b, [&](size_t type, size_t, size_t) { return b.compare(type, 4, "tRNS") == 0; });
+  }
+  // WebP: libwebp takes transparency from an ALPH chunk or a lossless bitstream whatever the
+  // header's flag says, so every WebP is decoded for it.
+  if (b.size() >= 12 && b.compare(0, 4, "RIFF") == 0 && b.compare(8, 4, "WEBP") == 0) return true;
+  // BMP: a 32-bit bitmap whose header (V3 and later) has an alpha mask.
+  if (b.size() >= 70 && b.compare(0, 2, "BM") == 0) {
+    const uint32_t header = Le32At(b, 14), bits = Byte(b, 28) | Byte(b, 29) << 8, compression = Le32At(b, 30);
+    return header >= 56 && bits == 32 && (compression == 3 || compression == 6) && Le32At(b, 66) != 0;
+  }
+  return b.size() >= 4 && (b.compare(0, 4, std::string("II*\0", 4)) == 0 || b.compare(0, 4, std::string("MM\0*", 4)) == 0);
 }
 
 }  // namespace veil::engine::internal

@@ -1,5 +1,6 @@
-// What OpenCV's decoders do not check in an image file's container (internal): whether a JPEG or
-// PNG runs to its end marker, and a WebP's EXIF orientation. Bounds-checked over untrusted bytes.
+// What OpenCV's decoders do not check, or get wrong, in an image file's container (internal):
+// whether a JPEG or PNG runs to its end marker, EXIF orientations, whether transparency may be
+// present. Bounds-checked over untrusted bytes.
 #pragma once
 
 #include <string>
@@ -14,8 +15,22 @@ bool JpegReachesEnd(const std::string& b);
 // Whether a PNG's chunks run up to its IEND chunk inside `b` (bytes after it are allowed).
 bool PngReachesEnd(const std::string& b);
 
-// The EXIF orientation (1-8) of a WebP file's EXIF chunk; 1 when it has none or it does not parse.
-// OpenCV 4.6 applies the orientation of JPEG, PNG and TIFF files itself, not of WebP.
+// EXIF orientations (1-8; 1 when there is none or it does not parse) that Veil applies itself:
+// OpenCV 4.6 applies none for WebP, and for JPEG only from the first APP1 segment, so a file whose
+// XMP segment comes before its EXIF one stayed sideways. JPEG: the first APP1 segment that starts
+// with "Exif\0\0" (as viewers read it); PNG: the eXIf chunk; WebP: the EXIF chunk; TIFF: the tag of
+// the first image file directory (OpenCV applies that one itself).
 int WebpExifOrientation(const std::string& b);
+int JpegExifOrientation(const std::string& b);
+int PngExifOrientation(const std::string& b);
+int TiffOrientation(const std::string& b);
+
+// Whether the image may have transparent pixels: a PNG with an alpha channel or a tRNS chunk, any
+// WebP, any TIFF, a 32-bit BMP with an alpha mask. (Other 32-bit BMPs' fourth byte is unused.)
+bool MayHaveAlpha(const std::string& b);
+
+// Whether a WebP holds transparency (an ALPH chunk, or a lossless bitstream that says it uses
+// alpha), whatever its header's flag says: libwebp viewers show it, OpenCV follows the flag.
+bool WebpCarriesAlpha(const std::string& b);
 
 }  // namespace veil::engine::internal

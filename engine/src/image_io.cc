@@ -121,6 +121,56 @@ class StderrSilencer {
   bool locked_ = false;
 };
 
+// Composites row by row in integers, only where a pixel is not opaque: out = c a + 255 (1 - a),
+// rounded, for alpha values of type T whose opaque value is `opaque`.
+template <typename T>
+void Composite(cv::Mat& image, const cv::Mat& alpha, uint64_t opaque) {
+  for (int y = 0; y < image.rows; ++y) {
+    const T* a = alpha.ptr<T>(y);
+    uint8_t* p = image.ptr<uint8_t>(y);
+    for (int x = 0; x < image.cols; ++x, p += 3) {
+      const uint64_t w = a[x];
+      if (w >= opaque) continue;
+      for (int k = 0; k < 3; ++k) p[k] = static_cast<uint8_t>((p[k] * w + 255 * (opaque - w) + opaque / 2) / opaque);
+    }
+  }
+}
+
+// Transparent pixels are composited onto white, as a viewer shows them: the colours stored under
+// them (an erased part of the picture, say) must never become visible in the output. `with_alpha`
+// is the same file decoded as stored (IMREAD_UNCHANGED); nothing changes when it has no alpha
+// channel or every pixel is opaque. A BMP whose alpha is 0 everywhere has an unused alpha byte.
+Status FlattenTransparency(cv::Mat& image, const cv::Mat& with_alpha, const std::string& bytes) {
+  if (with_alpha.empty() || (with_alpha.channels() != 4 && with_alpha.channels() != 2)) {
+    if (internal::WebpCarriesAlpha(bytes)) {
+      return UnsupportedError("a WebP whose header hides its transparency is not supported: re-save it, or flatten it first");
+    }
+    return Status::Ok();
+  }
+  cv::Mat alpha;
+  cv::extractChannel(with_alpha, alpha, with_alpha.channels() - 1);
+  const int depth = alpha.depth();
+  if (depth != CV_8U && depth != CV_16U && depth != CV_32F) {
+    return UnsupportedError("transparency stored other than as 8-bit, 16-bit or float values is not supported: flatten it first");
+  }
+  if (depth == CV_32F) alpha.convertTo(alpha, CV_16U, 65535.0);  // saturating: NaN and below 0 are transparent
+  const uint64_t opaque = depth == CV_8U ? 255 : 65535;
+  double lowest = 0, highest = 0;
+  cv::minMaxLoc(alpha, &lowest, &highest);
+  if (lowest >= static_cast<double>(opaque)) return Status::Ok();
+  if (highest == 0 && bytes.compare(0, 2, "BM") == 0) return Status::Ok();
+  // OpenCV has turned a TIFF's pixels to its orientation tag, but not the undecoded alpha.
+  if (internal::TiffOrientation(bytes) != 1) {
+    return UnsupportedError("a TIFF with transparency and an orientation tag is not supported: flatten it first");
+  }
+  if (alpha.size() != image.size() || image.type() != CV_8UC3) {
+    return InvalidArgumentError("the image's transparency does not match its pixels");
+  }
+  if (alpha.depth() == CV_8U) Composite<uint8_t>(image, alpha, opaque);
+  else Composite<uint16_t>(image, alpha, opaque);
+  return Status::Ok();
+}
+
 }  // namespace
 
 std::unique_lock<std::mutex> HoldStderr() { return std::unique_lock<std::mutex>(StderrMutex()); }
@@ -169,35 +219,42 @@ StatusOr<cv::Mat> DecodeImage(const std::string& bytes, const ImageLimits& limit
                                   ", over the limit of " + std::to_string(limits.max_pixels) + " pixels / " +
                                   std::to_string(limits.max_side) + " per side");
   }
-  if (static_cast<uint8_t>(bytes[0]) == 0xFF && !internal::JpegReachesEnd(bytes)) {
-    return InvalidArgumentError("JPEG is truncated (no end-of-image marker)");
-  }
-  if (bytes.compare(0, 4, "\x89PNG") == 0 && !internal::PngReachesEnd(bytes)) {
+  const bool jpeg = static_cast<uint8_t>(bytes[0]) == 0xFF, png = bytes.compare(0, 4, "\x89PNG") == 0;
+  const bool webp = bytes.compare(0, 4, "RIFF") == 0;
+  if (jpeg && !internal::JpegReachesEnd(bytes)) return InvalidArgumentError("JPEG is truncated (no end-of-image marker)");
+  if (png && !internal::PngReachesEnd(bytes)) {
     return InvalidArgumentError("PNG is truncated (no IEND chunk)");
   }
   // OpenCV's own OPENCV_IO_MAX_IMAGE_PIXELS (read once when the library loads, default 2^30) stays
   // as a second line of defence; the header check above is the one that applies our limits.
-  cv::Mat image;
-  StderrSilencer silence(limits.silence_decoder_stderr);
-  try {
-    image = cv::imdecode(cv::Mat(1, static_cast<int>(bytes.size()), CV_8UC1, const_cast<char*>(bytes.data())),
-                         cv::IMREAD_COLOR);
-  } catch (const cv::Exception& e) {
-    return InvalidArgumentError(std::string("cannot decode image: ") + e.err);
+  // Orientation: Veil's own for JPEG, PNG and WebP (internal::JpegExifOrientation says why);
+  // OpenCV's for TIFF.
+  const int orientation = jpeg ? internal::JpegExifOrientation(bytes)
+                          : png ? internal::PngExifOrientation(bytes)
+                          : webp ? internal::WebpExifOrientation(bytes) : 1;
+  const int flags = cv::IMREAD_COLOR | (jpeg || png || webp ? cv::IMREAD_IGNORE_ORIENTATION : 0);
+  const cv::Mat encoded(1, static_cast<int>(bytes.size()), CV_8UC1, const_cast<char*>(bytes.data()));
+  cv::Mat image, with_alpha;
+  {
+    StderrSilencer silence(limits.silence_decoder_stderr);
+    try {
+      image = cv::imdecode(encoded, flags);
+      if (!image.empty() && internal::MayHaveAlpha(bytes)) with_alpha = cv::imdecode(encoded, cv::IMREAD_UNCHANGED);
+    } catch (const cv::Exception& e) {
+      return InvalidArgumentError(std::string("cannot decode image: ") + e.err);
+    }
   }
   if (image.empty()) return InvalidArgumentError("cannot decode image (corrupt or truncated)");
-  // IMREAD_COLOR applies the EXIF orientation, which may swap width and height.
+  // TIFF's orientation is OpenCV's and may swap width and height.
   if (image.size() != size && image.size() != cv::Size(size.height, size.width)) {
     return InvalidArgumentError("decoded image size differs from its header");
   }
-  // ...except a WebP's: applied here, as OpenCV does for the others (EXIF's eight cases).
-  if (bytes.compare(0, 4, "RIFF") == 0) {
-    const int orientation = internal::WebpExifOrientation(bytes);
-    if (orientation >= 5) cv::transpose(image, image);
-    if (orientation == 2 || orientation == 6) cv::flip(image, image, 1);
-    if (orientation == 3 || orientation == 7) cv::flip(image, image, -1);
-    if (orientation == 4 || orientation == 8) cv::flip(image, image, 0);
-  }
+  VEIL_RETURN_IF_ERROR(FlattenTransparency(image, with_alpha, bytes));
+  with_alpha.release();
+  if (orientation >= 5) cv::transpose(image, image);
+  if (orientation == 2 || orientation == 6) cv::flip(image, image, 1);
+  if (orientation == 3 || orientation == 7) cv::flip(image, image, -1);
+  if (orientation == 4 || orientation == 8) cv::flip(image, image, 0);
   return image;
 }
 

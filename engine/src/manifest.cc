@@ -1,7 +1,13 @@
 #include "veil/engine/manifest.h"
 
+#include <algorithm>
+#include <climits>
+#include <cmath>
 #include <cstring>
 #include <map>
+
+#include <google/protobuf/io/coded_stream.h>
+#include <google/protobuf/wire_format_lite.h>
 
 #include "veil/keys/secret.h"
 #include "veil/proto/manifest.pb.h"
@@ -93,6 +99,85 @@ StatusOr<ReplaceMethod> ParseReplaceMethod(const std::string& name) {
   return InvalidArgumentError("unknown replacement '" + name + "' (synthesized, blur, pixelate, solid)");
 }
 
+namespace {
+
+using google::protobuf::Descriptor;
+using google::protobuf::FieldDescriptor;
+using google::protobuf::internal::WireFormatLite;
+
+// What the wire walk counts: messages protobuf would build (each some 50-150 bytes in memory),
+// unknown fields (kept by protobuf, as many), and the records that Veil bounds.
+struct WireCounts {
+  size_t messages = 0, unknown = 0, faces = 0, landmarks = 0, models = 0, held = 0;
+  uint32_t frames = 0;
+  bool face_over_68 = false;
+};
+
+// Walks the message of type `d` up to the stream's limit, descending into every message field.
+bool WalkMessage(google::protobuf::io::CodedInputStream& in, const Descriptor* d, WireCounts& c) {
+  const bool manifest = d == proto::Manifest::descriptor(), face = d == proto::FaceRecord::descriptor();
+  size_t marks = 0;
+  while (const uint32_t tag = in.ReadTag()) {
+    const FieldDescriptor* f = d->FindFieldByNumber(WireFormatLite::GetTagFieldNumber(tag));
+    const auto wire = WireFormatLite::GetTagWireType(tag);
+    const auto expected = f ? WireFormatLite::WireTypeForFieldType(static_cast<WireFormatLite::FieldType>(f->type()))
+                            : WireFormatLite::WIRETYPE_VARINT;
+    const bool packed = f && f->is_repeated() && wire == WireFormatLite::WIRETYPE_LENGTH_DELIMITED;
+    if (!f || (wire != expected && !packed)) {  // kept as an unknown field
+      ++c.unknown;
+      if (!WireFormatLite::SkipField(&in, tag)) return false;
+      continue;
+    }
+    if (f->type() != FieldDescriptor::TYPE_MESSAGE) {
+      if (manifest && f->number() == proto::Manifest::kFramesFieldNumber) {
+        if (!in.ReadVarint32(&c.frames)) return false;
+      } else if (!WireFormatLite::SkipField(&in, tag)) {
+        return false;
+      }
+      continue;
+    }
+    uint32_t length = 0;
+    if (!in.ReadVarint32(&length) || length > static_cast<uint32_t>(in.BytesUntilTotalBytesLimit())) return false;
+    const auto limit = in.PushLimit(static_cast<int>(length));
+    ++c.messages;
+    if (manifest && f->number() == proto::Manifest::kFacesFieldNumber) ++c.faces;
+    if (manifest && f->number() == proto::Manifest::kModelsFieldNumber) ++c.models;
+    if (manifest && f->number() == proto::Manifest::kHeldFramesFieldNumber) ++c.held;
+    if (face && f->number() == proto::FaceRecord::kLandmarksFieldNumber) ++marks;
+    if (!WalkMessage(in, f->message_type(), c) || in.BytesUntilLimit() != 0) return false;
+    in.PopLimit(limit);
+  }
+  c.landmarks += marks;
+  c.face_over_68 |= marks > 68;
+  return true;
+}
+
+// The manifest's records counted on the wire, before protobuf allocates them (kMaxManifestFaces
+// says why). Every message and unknown field is counted, at any depth: a million empty entries of
+// any kind cost as much as a million empty faces.
+Status CheckRecordCounts(const std::string& bytes) {
+  google::protobuf::io::CodedInputStream in(reinterpret_cast<const uint8_t*>(bytes.data()), static_cast<int>(bytes.size()));
+  WireCounts c;
+  if (!WalkMessage(in, proto::Manifest::descriptor(), c) || !in.ConsumedEntireMessage()) {
+    return DataLossError("manifest does not parse");
+  }
+  if (c.face_over_68) return DataLossError("a face record of the manifest has more than 68 landmarks");
+  const size_t max_faces = c.frames == 0 ? kMaxImageManifestFaces : kMaxManifestFaces;
+  // A face is a record, its box and region, a payload and its key reference, once 5 landmarks:
+  // 10 messages; a held frame 1.
+  if (c.faces > max_faces || c.held > kMaxManifestFaces || c.landmarks > 5 * max_faces || c.models > 64 ||
+      c.messages > 10 * max_faces + c.held + 1024 || c.unknown > 1024) {
+    return ResourceExhaustedError("manifest lists " + std::to_string(c.faces) + " faces, " + std::to_string(c.landmarks) +
+                                  " landmarks, " + std::to_string(c.models) + " models, " + std::to_string(c.held) +
+                                  " held frames, " + std::to_string(c.messages) + " records in all and " +
+                                  std::to_string(c.unknown) + " unknown fields: more than Veil writes (" +
+                                  std::to_string(max_faces) + " faces" + (c.frames == 0 ? " in an image" : "") + ")");
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
 std::string SerializeManifest(const Manifest& m) {
   proto::Manifest p;
   p.set_format_version(m.held_frames.empty() ? kManifestVersion : kHeldFramesVersion);
@@ -168,6 +253,7 @@ std::string SerializeManifest(const Manifest& m) {
 
 StatusOr<Manifest> ParseManifest(const std::string& bytes) {
   if (bytes.size() > kMaxManifestBytes) return ResourceExhaustedError("manifest is larger than 64 MiB");
+  VEIL_RETURN_IF_ERROR(CheckRecordCounts(bytes));
   proto::Manifest p;
   if (!p.ParseFromString(bytes)) return DataLossError("manifest does not parse");
   if (p.format_version() != kHeldFramesVersion || p.held_frames().empty()) {
@@ -209,6 +295,11 @@ StatusOr<Manifest> ParseManifest(const std::string& bytes) {
     m.held_frames.push_back({h.frame(), h.copies(), h.cut()});
     free_from = last + 1;
   }
+  // A restore's output is never sealed and has no key check (approximate: they named the anonymized
+  // image); one with either was an anonymized image's manifest relabelled.
+  if (p.has_restored_from() && (!p.manifest_seal().empty() || !p.key().key_check().empty())) {
+    return DataLossError("the manifest says it is a restore's output but carries an anonymized image's seal or key check: it was altered");
+  }
   if (p.has_restored_from()) {
     m.restored_from = {p.restored_from().manifest_id(), p.restored_from().request_id(), p.restored_from().approximate()};
   }
@@ -224,6 +315,9 @@ StatusOr<Manifest> ParseManifest(const std::string& bytes) {
     // Checked as floats first: casting a NaN or a huge value to int is undefined.
     for (float v : {fr.region().x(), fr.region().y(), fr.region().width(), fr.region().height()}) {
       if (!(v >= 0.0f && v <= 65536.0f)) return DataLossError("manifest face region lies outside the image");
+      // Whole pixels, as Veil writes them: a fraction would be cut off below, where the seal no
+      // longer sees it, so an altered region would pass as the one it was.
+      if (v != std::floor(v)) return DataLossError("manifest face region is not in whole pixels");
     }
     f.region = cv::Rect(static_cast<int>(fr.region().x()), static_cast<int>(fr.region().y()),
                         static_cast<int>(fr.region().width()), static_cast<int>(fr.region().height()));
@@ -282,7 +376,13 @@ StatusOr<std::string> EmbedManifest(const std::string& encoded, const std::strin
       PutBE16(&segments, static_cast<uint32_t>(body.size() + 2));
       segments += body;
     }
-    return encoded.substr(0, 2) + segments + encoded.substr(2);
+    // After the JFIF segment, which must follow the start marker directly for strict readers.
+    size_t at = 2;
+    if (encoded.size() >= 6 && static_cast<uint8_t>(encoded[2]) == 0xFF && static_cast<uint8_t>(encoded[3]) == 0xE0) {
+      const size_t length = (static_cast<size_t>(static_cast<uint8_t>(encoded[4])) << 8) | static_cast<uint8_t>(encoded[5]);
+      if (length >= 2 && 4 + length <= encoded.size()) at = 2 + 2 + length;
+    }
+    return encoded.substr(0, at) + segments + encoded.substr(at);
   }
   return UnsupportedError("manifests embed only in PNG and JPEG; use a sidecar for this format");
 }

@@ -1,9 +1,14 @@
 #include "veil/engine/payload_container.h"
 
+#include <ext/stdio_filebuf.h>
+#include <unistd.h>
+
 #include <filesystem>
 #include <fstream>
+#include <istream>
 
 #include "byte_order.h"
+#include "veil/keys/fs.h"
 #include "veil/proto/payload_container.pb.h"
 
 namespace veil::engine {
@@ -76,11 +81,31 @@ StatusOr<PayloadContainerReader> PayloadContainerReader::Open(std::unique_ptr<st
   return r;
 }
 
+namespace {
+
+// An input stream over a file descriptor it owns (libstdc++'s stdio_filebuf closes it).
+class FdStream : public std::istream {
+ public:
+  explicit FdStream(int fd) : std::istream(nullptr), buf_(fd, std::ios::in | std::ios::binary) { rdbuf(&buf_); }
+  bool is_open() const { return buf_.is_open(); }
+
+ private:
+  __gnu_cxx::stdio_filebuf<char> buf_;
+};
+
+}  // namespace
+
 StatusOr<PayloadContainerReader> PayloadContainerReader::OpenFile(const std::string& path) {
-  std::error_code ec;
-  if (!std::filesystem::is_regular_file(path, ec)) return NotFoundError("no payload container at " + path);
-  auto in = std::make_unique<std::ifstream>(path, std::ios::binary);
-  if (!*in) return IoError("cannot read " + path);
+  // Opened once, as a regular file: a name swapped for a FIFO after a check would block forever.
+  StatusOr<int> fd = keys::OpenRegularFile(path);
+  if (!fd.ok()) {
+    return fd.status().code() == StatusCode::kIoError ? fd.status() : NotFoundError("no payload container at " + path);
+  }
+  auto in = std::make_unique<FdStream>(*fd);
+  if (!in->is_open()) {  // the stream did not take the descriptor
+    ::close(*fd);
+    return IoError("cannot read " + path);
+  }
   return Open(std::move(in));
 }
 

@@ -415,9 +415,7 @@ class PipelineImpl final : public Pipeline {
       const Face& face = faces[i];
       FaceRecord rec;
       rec.index = static_cast<uint32_t>(i);
-      rec.box = face.box;
-      if (face.has_landmarks) rec.landmarks.assign(face.landmarks5.begin(), face.landmarks5.end());
-      rec.detector_score = face.score;
+      rec.box = face.box;  // no landmarks or detector score: the original face's geometry is not shared
       rec.region = internal::ReplacementRegion(face.box, params_.region_margin, bgr.size());
       rec.method = params_.method;
       if (std::min(face.box.width, face.box.height) < static_cast<float>(params_.min_face_size)) {
@@ -536,6 +534,11 @@ bool ImageManifestIsFor(const Manifest& manifest, const cv::Mat& input_bgr, cons
 StatusOr<RestoreOutput> RestoreFromPayloads(const cv::Mat& decoded, const Manifest& manifest,
                                             const keys::RestoreGrant& grant) {
   const bool sealed = !manifest.manifest_seal.empty();
+  // Every image manifest with a key check (2026-12-02 on) was sealed (2026-12-01 on): one without
+  // its seal had it taken away.
+  if (!sealed && !manifest.key_check.empty()) {
+    return DataLossError("the manifest has a key check but no seal: its seal was taken away");
+  }
   bool any_payload = false;
   for (const auto& f : manifest.faces) any_payload |= !f.sealed_payload.empty();
   // A sealed manifest is checked whole first, before what it says of the pixels is relied on (an

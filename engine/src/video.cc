@@ -63,9 +63,8 @@ struct Source {
 
 StatusOr<Source> OpenSource(const std::string& input) {
   if (!keys::PathExists(input)) return NotFoundError("no such file: " + input);
-  InitRuntimeOnce();
   Source s;
-  s.cap.open(input);
+  s.cap = OpenVideoFile(input);
   if (!s.cap.isOpened()) return InvalidArgumentError(input + " is not a readable video");
   s.fps = s.cap.get(cv::CAP_PROP_FPS) > 0 ? s.cap.get(cv::CAP_PROP_FPS) : kDefaultFps;
   s.total = static_cast<int64_t>(std::max(0.0, s.cap.get(cv::CAP_PROP_FRAME_COUNT)));
@@ -98,15 +97,34 @@ void ToBgr(cv::Mat& frame) {
   else if (frame.type() == CV_8UC4) cv::cvtColor(frame, frame, cv::COLOR_BGRA2BGR);
 }
 
-StatusOr<std::string> VideoFramesSha256(const std::string& path, int64_t* frames, const std::function<bool()>& cancelled) {
+std::string FfmpegFileName(const std::string& path) {
+  std::error_code ec;
+  const std::filesystem::path absolute = std::filesystem::absolute(path, ec);
+  return ec ? std::string() : absolute.string();  // not normalized: "link/.." is the kernel's to resolve
+}
+
+cv::VideoCapture OpenVideoFile(const std::string& path) {
   InitRuntimeOnce();  // FFmpeg's own log lines off
-  cv::VideoCapture cap(path);
+  cv::VideoCapture cap;
+  const std::string name = FfmpegFileName(path);
+  if (!name.empty()) cap.open(name, cv::CAP_FFMPEG);
+  return cap;
+}
+
+StatusOr<std::string> VideoFramesSha256(const std::string& path, int64_t* frames, const std::function<bool()>& cancelled) {
+  *frames = 0;
+  cv::VideoCapture cap = OpenVideoFile(path);
   if (!cap.isOpened()) return InvalidArgumentError(path + " is not a readable video");
+  // The size the container announces, before a frame is decoded; then each frame's, as the first's.
+  const cv::Size announced(static_cast<int>(cap.get(cv::CAP_PROP_FRAME_WIDTH)), static_cast<int>(cap.get(cv::CAP_PROP_FRAME_HEIGHT)));
+  if (!UsableFrameSize(announced)) return InvalidArgumentError(path + " has no usable frame size");
   std::string digests;
   cv::Mat f;
-  *frames = 0;
+  cv::Size size;
   while (cap.read(f)) {
     if (cancelled && cancelled()) return CancelledError("stopped while checking the written video; nothing was written");
+    if (size.empty()) size = f.size();
+    if (f.size() != size || !UsableFrameSize(size)) return InvalidArgumentError(path + " has frames of no usable or changing size");
     digests += PixelsSha256(f);
     ++*frames;
   }
@@ -284,16 +302,17 @@ StatusOr<Manifest> AnonymizeFrames(Pipeline& pipeline, const keys::KeyHandle& ke
   // fast). A file that would exceed it fails early; a live stream ends there normally (what was
   // recorded is kept).
   const size_t manifest_budget = kMaxManifestBytes - kMaxManifestBytes / 16;
+  const size_t records_budget = kMaxManifestFaces - kMaxManifestFaces / 16;  // faces, and held frames
   size_t check_at_faces = 4096;
   auto manifest_full = [&]() -> StatusOr<bool> {
     const size_t bytes = SerializeManifest(m).size();
-    if (bytes > manifest_budget) {
+    if (bytes > manifest_budget || m.faces.size() > records_budget || m.held_frames.size() > records_budget) {
       if (live) return true;
       return ResourceExhaustedError("the manifest of " + loop.label + " would exceed " + std::to_string(kMaxManifestBytes >> 20) +
-                                    " MiB (about 500,000 face records): split the video");
+                                    " MiB or " + std::to_string(kMaxManifestFaces) + " face records: split the video");
     }
     const size_t per_face = bytes / std::max<size_t>(m.faces.size(), 1) + 1;
-    check_at_faces = m.faces.size() + std::max<size_t>(64, (manifest_budget - bytes) / (2 * per_face));
+    check_at_faces = std::min(records_budget + 1, m.faces.size() + std::max<size_t>(64, (manifest_budget - bytes) / (2 * per_face)));
     return false;
   };
   auto end_live = [&](StreamEnd reason, const std::string& detail) {
@@ -421,9 +440,9 @@ StatusOr<Manifest> AnonymizeFrames(Pipeline& pipeline, const keys::KeyHandle& ke
                                             "veil-stream-manifest-id-v1:" + keys::ToHex(nonce) + ":" + keys::ToHex(m.output_pixels_sha256), 16)
                              .view(keys::SecretAccess::Get()))
            : VideoManifestId(manifest_key, loop.input_digest, m.output_pixels_sha256);
-  if (SerializeManifest(m).size() > kMaxManifestBytes) {
+  if (SerializeManifest(m).size() > kMaxManifestBytes || m.faces.size() > kMaxManifestFaces || m.held_frames.size() > kMaxManifestFaces) {
     return ResourceExhaustedError("the manifest of " + loop.label + " would exceed " + std::to_string(kMaxManifestBytes >> 20) +
-                                  " MiB (about 500,000 face records): split the video");
+                                  " MiB or " + std::to_string(kMaxManifestFaces) + " face records: split the video");
   }
   // The container first, then the sidecar (before_commit), the video last: its presence marks the job as done.
   std::string container_path;
@@ -497,12 +516,25 @@ StatusOr<VideoRestoreOutput> RestoreVideoFromPayloads(const std::string& input, 
                                                       const keys::RestoreGrant& grant, const std::string& payload_container,
                                                       const std::string& output, const VideoRestoreOptions& options) {
   if (keys::PathExists(output)) return AlreadyExistsError(output + " exists; not overwriting it");
-  if (manifest.frames == 0) return InvalidArgumentError("the manifest describes an image, not a video");
   const Status edited = EditedError("the video was edited after anonymization (its frames do not match its manifest)");
   const Status altered = DataLossError("the payload container does not belong to this manifest, or was altered");
   VideoRestoreOutput result;
-  // Videos anonymized before payload containers keep their sealed originals in the manifest.
+  // Videos anonymized before payload containers keep their sealed originals in the manifest, and
+  // have no seal; every other has one, which authenticates the manifest and names the container
+  // (its hash). It is checked before anything the manifest says is relied on (an edited frame
+  // count or payload location is reported as altered), and before any frame is decoded, so a wrong
+  // key or a swapped container fails at once.
   const bool in_manifest = manifest.payload_container.container_id.empty();
+  if (!in_manifest && manifest.manifest_seal.empty()) {
+    return DataLossError("the manifest names a payload container but has no seal: its seal was taken away");
+  }
+  std::optional<keys::KeyHandle> key;
+  if (!manifest.manifest_seal.empty()) {
+    VEIL_ASSIGN_OR_RETURN(keys::KeyHandle k, internal::KeyForManifest(manifest, grant));
+    VEIL_RETURN_IF_ERROR(internal::VerifyManifestSeal(manifest, k));
+    key.emplace(std::move(k));
+  }
+  if (manifest.frames == 0) return InvalidArgumentError("the manifest describes an image, not a video");
   std::map<uint32_t, const FaceRecord*> kept;  // faces whose originals are kept, by index
   for (const auto& f : manifest.faces) {
     if (f.payload_location == PayloadLocation::kNone || (in_manifest && f.sealed_payload.empty())) {
@@ -512,10 +544,10 @@ StatusOr<VideoRestoreOutput> RestoreVideoFromPayloads(const std::string& input, 
     }
   }
   if (kept.empty()) return FailedPreconditionError("the video's manifest holds no sealed originals (anonymized with --payload none?)");
-  VEIL_ASSIGN_OR_RETURN(keys::KeyHandle key, internal::KeyForManifest(manifest, grant));
-  // The seal authenticates the manifest and names the container (its hash): checked before any
-  // frame is decoded, so a wrong key or a swapped container fails at once.
-  if (!in_manifest) VEIL_RETURN_IF_ERROR(internal::VerifyManifestSeal(manifest, key));
+  if (!key) {
+    VEIL_ASSIGN_OR_RETURN(keys::KeyHandle k, internal::KeyForManifest(manifest, grant));
+    key.emplace(std::move(k));
+  }
   VEIL_ASSIGN_OR_RETURN(Source src, OpenSource(input));
   if (src.size != cv::Size(static_cast<int>(manifest.width), static_cast<int>(manifest.height))) return edited;
   std::optional<PayloadContainerReader> payloads;
@@ -540,10 +572,10 @@ StatusOr<VideoRestoreOutput> RestoreVideoFromPayloads(const std::string& input, 
   };
   // The seal verified (container videos), or the key check matched: a payload that does not open
   // was altered.
-  const bool key_proven = !in_manifest || internal::KeyConfirmed(manifest, key);
+  const bool key_proven = !in_manifest || internal::KeyConfirmed(manifest, *key);
   auto open = [&](const FaceRecord& face, const PayloadRecord& record) {
-    return in_manifest ? internal::OpenPayload(manifest, face, key, key_proven)
-                       : internal::OpenVideoPayload(manifest.payload_container.container_id, face, key, record.sealed,
+    return in_manifest ? internal::OpenPayload(manifest, face, *key, key_proven)
+                       : internal::OpenVideoPayload(manifest.payload_container.container_id, face, *key, record.sealed,
                                                     key_proven);
   };
 
@@ -624,7 +656,7 @@ Status VideoFileWriter::Write(const cv::Mat& frame) {
     // next to the output, so nobody else can open it before the chmod below.
     VEIL_ASSIGN_OR_RETURN(dir_, keys::MakePrivateFolderBeside(output_, ".veil-video-"));
     tmp_ = (std::filesystem::path(dir_) / ("video" + suffix_)).string();
-    writer_ = std::make_unique<cv::VideoWriter>(tmp_, fourcc_, fps_, size_);
+    writer_ = std::make_unique<cv::VideoWriter>(FfmpegFileName(tmp_), cv::CAP_FFMPEG, fourcc_, fps_, size_);
     if (!writer_->isOpened()) return IoError("cannot write a video to " + tmp_ + " (codec unavailable?)");
     ::chmod(tmp_.c_str(), mode_);
   }

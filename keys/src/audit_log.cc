@@ -3,6 +3,7 @@
 #include <sodium.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
@@ -11,6 +12,7 @@
 #include "audit_writer.h"
 #include "veil/keys/fs.h"
 #include "veil/keys/principal_key.h"
+#include "veil/keys/secret.h"
 #include "veil/proto/audit.pb.h"
 
 namespace veil::keys {
@@ -103,7 +105,7 @@ Scan ScanLog(std::string_view bytes, std::string_view expected_pk, std::vector<A
     s.error = DataLossError("audit log header has no valid public key");
     return s;
   }
-  if (!expected_pk.empty() && sodium_memcmp(expected_pk.data(), pk.data(), pk.size()) != 0) {
+  if (!expected_pk.empty() && (expected_pk.size() != pk.size() || sodium_memcmp(expected_pk.data(), pk.data(), pk.size()) != 0)) {
     s.error = UnauthenticatedError("audit log is signed by a different key than expected");
     return s;
   }
@@ -385,17 +387,16 @@ size_t Utf8CharLength(const std::string& text, size_t i) {
 }
 
 // `text` as a record holds it: valid UTF-8 (a protobuf string must be, or the log would not parse
-// again), each invalid byte and control character replaced by '?', cut to at most `max` bytes at a
-// character boundary with a note of how much was cut.
+// again), each invalid byte and control sequence (DisplayControlLength) replaced by '?', cut to at
+// most `max` bytes at a character boundary with a note of how much was cut.
 std::string Bounded(const std::string& text, size_t max) {
   std::string clean;
   clean.reserve(text.size());
   for (size_t i = 0; i < text.size();) {
     const size_t n = Utf8CharLength(text, i);
-    const unsigned char c = static_cast<unsigned char>(text[i]);
-    if (n == 0 || (n == 1 && (c < 0x20 || c == 0x7f))) {
+    if (n == 0 || DisplayControlLength(text, i) != 0) {
       clean += '?';
-      ++i;
+      i += std::max<size_t>(1, n);
     } else {
       clean.append(text, i, n);
       i += n;
@@ -420,7 +421,7 @@ Status AuditWriter::Append(const AuditEvent& event) {
   r.set_outcome(static_cast<proto::AuditOutcome>(event.outcome));
   r.set_reason(Bounded(event.reason, kMaxAuditReason));
   if (!event.keyring.empty()) {
-    r.mutable_key()->set_keyring(event.keyring);
+    r.mutable_key()->set_keyring(Bounded(event.keyring, kMaxAuditName));
     r.mutable_key()->set_version(event.key_version);
   }
   r.set_prev_hash(head_);

@@ -42,10 +42,7 @@ std::string ParentDir(const std::string& path) {
 
 }  // namespace
 
-namespace {
-
-// Opens a regular file for reading without blocking on a FIFO or device.
-StatusOr<int> OpenRegular(const std::string& path) {
+StatusOr<int> OpenRegularFile(const std::string& path) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0) {
     int e = errno;
@@ -60,6 +57,8 @@ StatusOr<int> OpenRegular(const std::string& path) {
   ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) & ~O_NONBLOCK);
   return fd;
 }
+
+namespace {
 
 // Reads `fd` to its end in pieces: each piece goes to `hash` and, when out_fd >= 0, to out_fd.
 Status HashStream(int fd, const std::string& path, crypto_hash_sha256_state* hash, int out_fd, const std::string& out) {
@@ -87,7 +86,7 @@ Status HashStream(int fd, const std::string& path, crypto_hash_sha256_state* has
 
 StatusOr<std::string> Sha256File(const std::string& path) {
   if (sodium_init() < 0) return InternalError("libsodium failed to initialize");
-  VEIL_ASSIGN_OR_RETURN(int fd, OpenRegular(path));
+  VEIL_ASSIGN_OR_RETURN(int fd, OpenRegularFile(path));
   crypto_hash_sha256_state state;
   crypto_hash_sha256_init(&state);
   Status st = HashStream(fd, path, &state, -1, "");
@@ -100,7 +99,7 @@ StatusOr<std::string> Sha256File(const std::string& path) {
 
 StatusOr<std::string> CopyFileSha256(const std::string& from, const std::string& to, unsigned mode) {
   if (sodium_init() < 0) return InternalError("libsodium failed to initialize");
-  VEIL_ASSIGN_OR_RETURN(int fd, OpenRegular(from));
+  VEIL_ASSIGN_OR_RETURN(int fd, OpenRegularFile(from));
   int out = ::open(to.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
   if (out < 0) {
     int e = errno;
@@ -122,7 +121,7 @@ StatusOr<std::string> CopyFileSha256(const std::string& from, const std::string&
 }
 
 StatusOr<std::string> ReadFile(const std::string& path, size_t max_bytes) {
-  VEIL_ASSIGN_OR_RETURN(int fd, OpenRegular(path));
+  VEIL_ASSIGN_OR_RETURN(int fd, OpenRegularFile(path));
   struct stat st {};
   ::fstat(fd, &st);
   if (static_cast<size_t>(st.st_size) > max_bytes) {

@@ -569,6 +569,9 @@ Status KeyStore::Save(bool keep_previous) {
   State& s = *state_;
   proto::SealedHeader header = s.header;
   header.set_generation(s.header.generation() + 1);
+  bool enforced_policy = false;
+  for (const auto& ring : s.body.keyrings()) enforced_policy |= ring.policy().requester_signs();
+  header.set_format_version(enforced_policy ? internal::kSealFormatVersionEnforcedPolicy : internal::kSealFormatVersion);
   proto::KeyStoreBody full = s.body;
   full.set_generation(header.generation());
   if (s.audit) full.set_audit_records(s.audit->record_count());
@@ -652,6 +655,7 @@ KeyStoreInfo KeyStore::Info() const {
     k.name = ring.name();
     k.primary_version = ring.primary_version();
     k.required_approvals = ring.policy().required_approvals();
+    k.requester_signs = ring.policy().requester_signs();
     for (const auto& v : ring.versions()) {
       k.versions.push_back({v.version(), static_cast<KeyStatus>(v.status()), v.version() == ring.primary_version(),
                             v.created_unix(), v.status_changed_unix()});
@@ -728,14 +732,18 @@ Status KeyStore::SetKeyStatus(const std::string& keyring, uint32_t version, KeyS
   return Save(/*keep_previous=*/status != KeyStatus::kDestroyed);
 }
 
-Status KeyStore::SetPolicy(const std::string& keyring, uint32_t required_approvals) {
+Status KeyStore::SetPolicy(const std::string& keyring, uint32_t required_approvals, std::optional<bool> requester_signs) {
   VEIL_RETURN_IF_ERROR(RequireWritable());
   VEIL_RETURN_IF_ERROR(ValidateApprovals(required_approvals));
   auto* ring = state_->FindKeyring(keyring);
   if (!ring) return NotFoundError("no keyring named '" + keyring + "'");
+  const bool signs = requester_signs.value_or(ring->policy().requester_signs());
   VEIL_RETURN_IF_ERROR(Audit({"", AuditAction::kPolicyChanged, keyring, {}, AuditOutcome::kSuccess,
-                              "requires " + std::to_string(required_approvals) + " approvals", keyring, 0}));
+                              "requires " + std::to_string(required_approvals) + " approvals" +
+                                  (signs ? " and the requester's signature" : ""),
+                              keyring, 0}));
   ring->mutable_policy()->set_required_approvals(required_approvals);
+  ring->mutable_policy()->set_requester_signs(signs);
   return Save();
 }
 
@@ -824,26 +832,46 @@ Status CheckApproval(const RestoreRequest& request, const RestoreRequest::Approv
   return PermissionDeniedError("bad signature");
 }
 
+// Only a request a store made (and logged) is considered: its requester, dates and targets are
+// then the store's, not whatever a hand-made request file claims. PermissionDenied otherwise.
+Status CheckIssued(const RestoreRequest& request, const std::string& store_id, const std::string& log_public_key,
+                   int64_t now_unix) {
+  const auto& info = request.info();
+  if (request.store_id() != store_id) return PermissionDeniedError("the request was made for another key store");
+  if (!VerifySignature(kRequestIssuedDomain, request.digest(), request.issuer_signature(), log_public_key)) {
+    return PermissionDeniedError("the request was not issued by this key store (make one with `veil request create`), or it was altered");
+  }
+  if (info.expires_unix - info.created_unix > kMaxRequestLifetimeSeconds || info.created_unix > now_unix + kClockSkewSeconds) {
+    return PermissionDeniedError("the request's dates are not possible (created in the future, or valid for more than 366 days)");
+  }
+  return Status::Ok();
+}
+
 }  // namespace
 
-Status KeyStore::RecordApproval(const RestoreRequest& request, const std::string& approver) {
+Status KeyStore::RecordApproval(const RestoreRequest& request, const std::string& approver, int64_t now_unix) {
   VEIL_RETURN_IF_ERROR(RequireWritable());
   const auto& info = request.info();
   Status verdict = NotFoundError("the request carries no approval by '" + approver + "'");
   for (const auto& a : request.approvals()) {
     if (a.approver != approver) continue;
+    if (Status issued = CheckIssued(request, store_id(), state_->header.log_public_key(), now_unix); !issued.ok()) {
+      verdict = issued;
+      break;
+    }
     auto* p = state_->FindPrincipal(approver);
     if (!p) verdict = PermissionDeniedError("'" + approver + "' is not a principal of this store");
     else if (p->revoked()) verdict = PermissionDeniedError("approver '" + approver + "' is revoked");
-    else if (p->role() != proto::ROLE_APPROVER) verdict = PermissionDeniedError("'" + approver + "' is not an approver");
+    else if (p->role() != proto::ROLE_APPROVER && approver != info.requester) verdict = PermissionDeniedError("'" + approver + "' is not an approver");
     else if (Status why = CheckApproval(request, a, p->public_key()); why.code() == StatusCode::kDeadlineExceeded)
       verdict = DeadlineExceededError("the request expired at " + IsoTimeUtc(info.expires_unix) + "; it can no longer be approved");
     else if (!why.ok())
       verdict = Status(why.code(), "approval by '" + approver + "' does not count: " + why.message());
     else verdict = Status::Ok();
   }
+  const std::string reason = verdict.ok() && approver == info.requester ? "signed by its requester (not an approval)" : verdict.message();
   VEIL_RETURN_IF_ERROR(Audit({approver, AuditAction::kRequestApproved, info.request_id_hex, {request.digest()},
-                              verdict.ok() ? AuditOutcome::kSuccess : AuditOutcome::kDenied, verdict.message(),
+                              verdict.ok() ? AuditOutcome::kSuccess : AuditOutcome::kDenied, reason,
                               info.keyring, info.key_version}));
   return verdict;
 }
@@ -861,18 +889,8 @@ StatusOr<RestoreGrant> KeyStore::AuthorizeRestore(const RestoreRequest& request,
                                                  const std::string& file_sha256) {
   VEIL_RETURN_IF_ERROR(RequireWritable());
   const auto& info = request.info();
-  if (request.store_id() != store_id()) {
-    return Deny(request, file_sha256, PermissionDeniedError("the request was made for another key store"));
-  }
-  // Only a request this store made (and logged) is considered: its requester, dates and targets
-  // are then the store's, not whatever a hand-made request file claims.
-  if (!VerifySignature(kRequestIssuedDomain, request.digest(), request.issuer_signature(), state_->header.log_public_key())) {
-    return Deny(request, file_sha256, PermissionDeniedError("the request was not issued by this key store (make one with `veil request "
-                                               "create`), or it was altered"));
-  }
-  if (info.expires_unix - info.created_unix > kMaxRequestLifetimeSeconds || info.created_unix > now_unix + kClockSkewSeconds) {
-    return Deny(request, file_sha256, PermissionDeniedError("the request's dates are not possible (created in the future, or valid for "
-                                               "more than 366 days)"));
+  if (Status issued = CheckIssued(request, store_id(), state_->header.log_public_key(), now_unix); !issued.ok()) {
+    return Deny(request, file_sha256, issued);
   }
   if (!file_sha256.empty() &&
       std::find(request.targets().begin(), request.targets().end(), file_sha256) == request.targets().end()) {
@@ -889,9 +907,11 @@ StatusOr<RestoreGrant> KeyStore::AuthorizeRestore(const RestoreRequest& request,
     return Deny(request, file_sha256, PermissionDeniedError("requester '" + info.requester + "' is not an unrevoked operator or admin"));
   }
 
-  // Count valid approvals from distinct, unrevoked approvers other than the requester.
+  // Count valid approvals from distinct, unrevoked approvers other than the requester; the
+  // requester's own signature (with their principal key) proves who asked, and is no approval.
   std::vector<std::string> valid;
   std::string ignored;
+  bool requester_signed = false;
   auto ignore = [&](const std::string& who, const std::string& why) {
     ignored += (ignored.empty() ? "" : "; ") + who + ": " + why;
   };
@@ -899,8 +919,11 @@ StatusOr<RestoreGrant> KeyStore::AuthorizeRestore(const RestoreRequest& request,
     auto* p = state_->FindPrincipal(a.approver);
     if (!p) ignore(a.approver, "not a principal");
     else if (p->revoked()) ignore(a.approver, "revoked");
+    else if (a.approver == info.requester) {
+      if (Status why = CheckApproval(request, a, p->public_key()); why.ok()) requester_signed = true;
+      else ignore(a.approver, "the requester's signature: " + why.message());
+    }
     else if (p->role() != proto::ROLE_APPROVER) ignore(a.approver, "not an approver");
-    else if (a.approver == info.requester) ignore(a.approver, "cannot approve own request");
     else if (std::find(valid.begin(), valid.end(), a.approver) != valid.end()) ignore(a.approver, "duplicate");
     else if (Status why = CheckApproval(request, a, p->public_key()); !why.ok()) ignore(a.approver, why.message());
     else valid.push_back(a.approver);
@@ -908,6 +931,12 @@ StatusOr<RestoreGrant> KeyStore::AuthorizeRestore(const RestoreRequest& request,
   const uint32_t needed = ring->policy().required_approvals();
   if (valid.size() < needed) {
     std::string msg = std::to_string(valid.size()) + " of " + std::to_string(needed) + " required approvals";
+    if (!ignored.empty()) msg += " (ignored: " + ignored + ")";
+    return Deny(request, file_sha256, PermissionDeniedError(msg));
+  }
+  if (ring->policy().requester_signs() && !requester_signed) {
+    std::string msg = "keyring '" + info.keyring + "' needs the requester's own signature, and '" + info.requester +
+                      "' has not signed the request (veil request approve REQUEST --principal-key with their key)";
     if (!ignored.empty()) msg += " (ignored: " + ignored + ")";
     return Deny(request, file_sha256, PermissionDeniedError(msg));
   }
@@ -941,7 +970,9 @@ StatusOr<RestoreGrant> KeyStore::AuthorizeRestore(const RestoreRequest& request,
   // Fail closed: the grant leaves only after its record is durable.
   VEIL_RETURN_IF_ERROR(Audit({"", AuditAction::kRestoreAuthorization, info.request_id_hex, digests,
                               AuditOutcome::kGranted,
-                              "requester " + info.requester + "; case " + info.case_id + ": " + info.purpose + "; approved by " + approvers,
+                              "requester " + info.requester + (requester_signed ? " (signed)" : " (not signed)") + "; case " +
+                                  info.case_id + ": " + info.purpose + "; approved by " + approvers +
+                                  (file_sha256.empty() ? "" : "; to restore the file of SHA-256 " + ToHex(file_sha256)),
                               info.keyring, info.key_version}));
   return grant;
 }

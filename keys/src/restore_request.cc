@@ -19,17 +19,10 @@ constexpr size_t kMaxApprovals = 64;
 Status CheckText(const std::string& field, const std::string& value, bool required) {
   if (required && value.empty()) return InvalidArgumentError("restore request needs a " + field);
   if (value.size() > kMaxText) return InvalidArgumentError("restore request " + field + " is too long");
-  // Shown to approvers and auditors as it is: no line breaks, escape sequences (C0, DEL, C1) or
-  // bidirectional overrides that could fake, reorder or hide the fields that follow it.
+  // Shown to approvers and auditors as it is: no line breaks, escape sequences or bidirectional
+  // controls that could fake, reorder or hide the fields that follow it.
   for (size_t i = 0; i < value.size(); ++i) {
-    const auto at = [&](size_t k) { return k < value.size() ? static_cast<unsigned char>(value[k]) : 0; };
-    const unsigned char c = at(i);
-    const bool c1 = c == 0xc2 && at(i + 1) >= 0x80 && at(i + 1) <= 0x9f;
-    const bool bidi = c == 0xe2 && ((at(i + 1) == 0x80 && at(i + 2) >= 0xaa && at(i + 2) <= 0xae) ||
-                                    (at(i + 1) == 0x81 && at(i + 2) >= 0xa6 && at(i + 2) <= 0xa9));
-    if (c < 0x20 || c == 0x7f || c1 || bidi) {
-      return InvalidArgumentError("restore request " + field + " holds a control character");
-    }
+    if (DisplayControlLength(value, i) != 0) return InvalidArgumentError("restore request " + field + " holds a control character");
   }
   return Status::Ok();
 }
@@ -81,10 +74,15 @@ StatusOr<RestoreRequest> RestoreRequest::Parse(std::string_view bytes) {
   }
   VEIL_RETURN_IF_ERROR(CheckFormatVersion("restore request", r.format_version(), kFormatVersion));
   if (r.request_id().size() != 16 || r.store_id().size() != 16) return DataLossError("restore request ids are malformed");
-  VEIL_RETURN_IF_ERROR(CheckText("keyring", r.keyring(), true));
-  VEIL_RETURN_IF_ERROR(CheckText("case id", r.case_id(), true));
-  VEIL_RETURN_IF_ERROR(CheckText("purpose", r.purpose(), true));
-  VEIL_RETURN_IF_ERROR(CheckText("requester", r.requester(), true));
+  // A field no request Veil makes could hold is damage (or tampering), as the README's exit 6 says.
+  const auto check_field = [](const std::string& field, const std::string& value) {
+    Status st = CheckText(field, value, true);
+    return st.ok() ? st : DataLossError(st.message());
+  };
+  VEIL_RETURN_IF_ERROR(check_field("keyring", r.keyring()));
+  VEIL_RETURN_IF_ERROR(check_field("case id", r.case_id()));
+  VEIL_RETURN_IF_ERROR(check_field("purpose", r.purpose()));
+  VEIL_RETURN_IF_ERROR(check_field("requester", r.requester()));
   if (r.targets_size() == 0 || static_cast<size_t>(r.targets_size()) > kMaxTargets) {
     return DataLossError("restore request has no or too many targets");
   }
@@ -100,7 +98,7 @@ StatusOr<RestoreRequest> RestoreRequest::Parse(std::string_view bytes) {
     out.targets_.push_back(t);
   }
   for (const auto& a : s.approvals()) {
-    VEIL_RETURN_IF_ERROR(CheckText("approver", a.approver(), true));
+    VEIL_RETURN_IF_ERROR(check_field("approver", a.approver()));
     out.approvals_.push_back({a.approver(), a.signature(), a.signed_unix()});
   }
   out.info_.request_id_hex = ToHex(r.request_id());

@@ -38,7 +38,9 @@ StatusOr<SealedFile> ParseSealed(std::string_view bytes) {
   if (!f.header.ParseFromArray(bytes.data() + fixed, static_cast<int>(hlen))) {
     return DataLossError("sealed file header does not parse");
   }
-  VEIL_RETURN_IF_ERROR(CheckFormatVersion("sealed file", f.header.format_version(), kSealFormatVersion));
+  if (f.header.format_version() != kSealFormatVersionEnforcedPolicy) {
+    VEIL_RETURN_IF_ERROR(CheckFormatVersion("sealed file", f.header.format_version(), kSealFormatVersion));
+  }
   const auto& kdf = f.header.kdf();
   if (kdf.kind() == proto::KdfParams::KIND_ARGON2ID) {
     if (kdf.salt().size() != crypto_pwhash_SALTBYTES || kdf.opslimit() < crypto_pwhash_OPSLIMIT_MIN ||

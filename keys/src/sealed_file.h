@@ -16,6 +16,9 @@ namespace veil::keys::internal {
 
 inline constexpr std::string_view kSealMagic = "VEILSEAL";
 inline constexpr uint32_t kSealFormatVersion = 1;
+// A key store whose policy an older Veil would not enforce (a keyring with requester_signs) is
+// written as version 2, so that an older Veil refuses it (Unsupported) instead of granting without.
+inline constexpr uint32_t kSealFormatVersionEnforcedPolicy = 2;
 inline constexpr size_t kMaxSealHeader = 4096;
 
 struct SealedFile {

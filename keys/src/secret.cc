@@ -99,6 +99,20 @@ std::string Printable(std::string_view text, size_t max) {
   return out;
 }
 
+size_t DisplayControlLength(std::string_view text, size_t i) {
+  const auto at = [&](size_t k) { return k < text.size() ? static_cast<unsigned char>(text[k]) : 0u; };
+  const unsigned c = at(i);
+  if (c < 0x20 || c == 0x7f) return 1;
+  if (c == 0xc2 && at(i + 1) >= 0x80 && at(i + 1) <= 0x9f) return 2;
+  if (c == 0xd8 && at(i + 1) == 0x9c) return 2;  // U+061C
+  if (c == 0xe2 && at(i + 1) == 0x80) {
+    const unsigned d = at(i + 2);
+    if (d == 0x8e || d == 0x8f || (d >= 0xa8 && d <= 0xae)) return 3;  // U+200E, U+200F, U+2028..U+202E
+  }
+  if (c == 0xe2 && at(i + 1) == 0x81 && at(i + 2) >= 0xa6 && at(i + 2) <= 0xa9) return 3;  // U+2066..U+2069
+  return 0;
+}
+
 StatusOr<std::string> FromHex(std::string_view hex) {
   if (hex.size() % 2 != 0) return InvalidArgumentError("hex text has an odd number of digits");
   std::string out;

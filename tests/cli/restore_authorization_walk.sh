@@ -34,6 +34,29 @@ expect 0 "$VEIL" request authorize req2.veilreq
 contains "granted" "$OUT"
 expect 0 "$VEIL" audit show --json
 contains "approved by alice, carol" "$OUT"
+contains "requester olivia (not signed)" "$OUT"
+
+# A keyring that wants the requester's own signature: without it, two approvals are not enough;
+# olivia signs with her principal key (offline too), and the grant says it was signed.
+expect 0 "$VEIL" keys policy --keyring default --approvals 2 --requester-signs yes
+contains "and the requester's own signature" "$OUT"
+expect 2 "$VEIL" keys policy --keyring default --approvals 2 --requester-signs maybe
+expect 0 "$VEIL" request create --requester olivia --case CASE-9 --purpose "court order 125" --target-file photo.jpg -o req3.veilreq
+for p in alice bob; do VEIL_PRINCIPAL_PASSPHRASE=pw-$p expect 0 "$VEIL" request approve req3.veilreq --principal-key $p.key; done
+expect 7 "$VEIL" request authorize req3.veilreq
+contains "'olivia' has not signed the request" "$ERR"
+VEIL_STORE=$WORK/nowhere VEIL_PASSPHRASE= VEIL_PRINCIPAL_PASSPHRASE=pw-olivia expect 0 "$VEIL" request approve req3.veilreq --principal-key olivia.key --offline
+contains "signed, as its requester (not an approval), request" "$OUT"
+contains "(2 approvals now)" "$OUT"
+expect 0 "$VEIL" request show req3.veilreq
+contains "signed     by olivia" "$OUT"
+expect 0 "$VEIL" request authorize req3.veilreq
+contains "granted" "$OUT"
+expect 0 "$VEIL" audit show --json
+contains "requester olivia (signed)" "$OUT"
+expect 0 "$VEIL" keys list
+contains "restores need 2 approvals and the requester's signature" "$OUT"
+expect 0 "$VEIL" keys policy --keyring default --approvals 2 --requester-signs no
 
 expect 0 "$VEIL" audit verify
 contains "audit log OK" "$OUT"

@@ -35,6 +35,17 @@ cv::Mat Decode(const std::string& bytes) {
   return cv::imdecode(std::vector<uchar>(bytes.begin(), bytes.end()), cv::IMREAD_COLOR);
 }
 
+// A manifest of a 64x48 image, no face: what ParseManifest takes, to edit field by field.
+Manifest SmallManifest() {
+  Manifest m;
+  m.manifest_id = std::string(16, 'i');
+  m.output_pixels_sha256 = std::string(32, 'o');
+  m.scope = keys::ScopeKind::kImage;
+  m.width = 64;
+  m.height = 48;
+  return m;
+}
+
 Manifest EmbeddedManifest(const std::string& bytes) {
   auto raw = ExtractManifest(bytes);
   REQUIRE(raw.ok());
@@ -119,8 +130,14 @@ TEST_CASE("a JPEG output carries its manifest and restores the faces exactly") {
   // No metadata: no EXIF/XMP (APP1) segment in what Veil writes.
   CHECK(out->image_bytes.find("Exif") == std::string::npos);
   CHECK(out->image_bytes.find("http://ns.adobe.com/xap") == std::string::npos);
+  // A JFIF file: its APP0 segment directly after the start marker, the manifest (APP11) after it.
+  CHECK(out->image_bytes.compare(0, 4, "\xFF\xD8\xFF\xE0") == 0);
+  CHECK(out->image_bytes.compare(6, 5, std::string("JFIF\0", 5)) == 0);
+  CHECK(out->image_bytes.find("\xFF\xEB") == 4 + 16);
   cv::Mat anonymized = Decode(out->image_bytes);
   Manifest m = EmbeddedManifest(out->image_bytes);
+  CHECK(m.faces.size() == 3);
+  for (const auto& f : m.faces) CHECK((f.landmarks.empty() && f.detector_score == 0));  // the original's geometry is not shared
   auto restored = RestoreFromPayloads(anonymized, m, s.Grant(out->image_bytes));
   REQUIRE(restored.ok());
   for (const auto& f : m.faces) CHECK(cv::norm(restored->image(f.region), input(f.region), cv::NORM_INF) == 0);
@@ -209,24 +226,30 @@ TEST_CASE("restore refuses a sealed image manifest with a face record dropped, e
   CHECK(code(rehashed) == StatusCode::kDataLoss);
   CHECK(RestoreFromPayloads(anonymized, rehashed, s.Grant(out->image_bytes)).status().message().find("manifest was altered") !=
         std::string::npos);
-  Manifest stripped = m;  // no way back to an unchecked older manifest: the payloads do not open
+  Manifest stripped = m;  // no way back to an unchecked older manifest: its key check says it was sealed
   stripped.manifest_seal.clear();
   CHECK(code(stripped) == StatusCode::kDataLoss);
+  CHECK(RestoreFromPayloads(anonymized, stripped, s.Grant(out->image_bytes)).status().message().find("seal was taken away") !=
+        std::string::npos);
+  Manifest stripped_bare = stripped;  // with the payloads taken too, it is still altered, not "no sealed originals"
+  for (auto& f : stripped_bare.faces) f.sealed_payload.clear();
+  CHECK(code(stripped_bare) == StatusCode::kDataLoss);
   Manifest tampered_payload = m;
   tampered_payload.faces[2].sealed_payload.back() ^= 1;
   CHECK(code(tampered_payload) == StatusCode::kDataLoss);
-  // With neither check nor seal to prove the key, a payload that does not open could be either.
+  // With neither check nor seal to prove the key (the payloads stay bound: "veil-payload-v2"), a
+  // payload that does not open could be either.
   Manifest unproven = stripped;
   unproven.key_check.clear();
   CHECK(code(unproven) == StatusCode::kUnauthenticated);
   // A forged manifest that lists no face and carries no seal: its pixel hash can be computed from
   // the shared image, but it must not pass the anonymized image off as the original.
-  Manifest forged = stripped;
+  Manifest forged = unproven;
   forged.faces.clear();
   CHECK(code(forged) == StatusCode::kDataLoss);
-  // Faces without payloads and no seal: nothing is restored, and each face says so (veil restore
-  // then refuses: "the image holds no sealed originals").
-  Manifest forged_faces = stripped;
+  // Faces without payloads and neither seal nor key check (as before 2026-12-01): nothing is
+  // restored, and each face says so (veil restore then refuses: "the image holds no sealed originals").
+  Manifest forged_faces = unproven;
   for (auto& f : forged_faces.faces) f.sealed_payload.clear();
   auto none = RestoreFromPayloads(anonymized, forged_faces, s.Grant(out->image_bytes));
   REQUIRE(none.ok());
@@ -241,9 +264,11 @@ TEST_CASE("an image anonymized before manifest seals still restores exactly") {
   const cv::Mat original = testing::DemoImage("sample1.jpg");
   auto out = pipeline->AnonymizeImage(original, s.Key(), ".png");
   REQUIRE(out.ok());
-  // The manifest as Veil wrote it then: no seal, payloads bound with the v1 associated data.
+  // The manifest as Veil wrote it then: no seal (nor key check, which came a day later), payloads
+  // bound with the v1 associated data.
   Manifest legacy = EmbeddedManifest(out->image_bytes);
   legacy.manifest_seal.clear();
+  legacy.key_check.clear();
   const keys::KeyHandle key = s.Key();
   for (auto& f : legacy.faces) {
     std::vector<uchar> png;
@@ -318,12 +343,8 @@ TEST_CASE("manifest embedding refuses damaged containers and finds no manifest i
 }
 
 TEST_CASE("a manifest's held frames are read back as written and refused out of order, overlapping or outside the video") {
-  Manifest m;
-  m.manifest_id = std::string(16, 'i');
-  m.output_pixels_sha256 = std::string(32, 'o');
+  Manifest m = SmallManifest();
   m.scope = keys::ScopeKind::kStream;
-  m.width = 64;
-  m.height = 48;
   m.frames = 7;
   m.held_frames = {{0, 1}, {2, 3}, {6, 0, 4}};  // frames: 0, a copy of 0, 2, three copies of 2, 6, then 4 intervals left out
   auto parsed = ParseManifest(SerializeManifest(m));
@@ -354,6 +375,90 @@ TEST_CASE("a manifest's held frames are read back as written and refused out of 
   m.held_frames.clear();
   REQUIRE(p.ParseFromString(SerializeManifest(m)));
   CHECK(p.format_version() == 1);
+}
+
+TEST_CASE("a manifest of more records than Veil writes is refused on the wire, before protobuf builds them") {
+  // An empty face record is 2 bytes on the wire and some 100 in memory: 32 million of them, within
+  // the 64 MiB cap, made protobuf take 4 GB.
+  Manifest m = SmallManifest();
+  const std::string image = SerializeManifest(m);
+  REQUIRE(ParseManifest(image).ok());
+  const std::string empty_face("\x42\x00", 2);
+  std::string faces;
+  for (size_t i = 0; i < kMaxImageManifestFaces; ++i) faces += empty_face;
+  CHECK(ParseManifest(image + faces).status().code() != StatusCode::kResourceExhausted);  // as many as an image may hold
+  CHECK(ParseManifest(image + faces + empty_face).status().code() == StatusCode::kResourceExhausted);
+  m.frames = 5;  // a video may hold more
+  const std::string video = SerializeManifest(m);
+  CHECK(ParseManifest(video + faces + empty_face).status().code() != StatusCode::kResourceExhausted);
+  while (faces.size() / 2 <= kMaxManifestFaces) faces += faces;
+  CHECK(ParseManifest(video + faces).status().code() == StatusCode::kResourceExhausted);
+  // A face has at most 68 landmarks, and the faces 5 each on average.
+  const auto face_of = [](const std::string& record) {  // field 8, varint length (2 bytes here)
+    REQUIRE((record.size() >= 128 && record.size() < 16384));
+    std::string out = "\x42";
+    out.push_back(static_cast<char>(0x80 | (record.size() & 0x7f)));
+    out.push_back(static_cast<char>(record.size() >> 7));
+    return out + record;
+  };
+  const std::string point("\x1a\x00", 2);
+  std::string marks;
+  for (int i = 0; i < 69; ++i) marks += point;
+  const auto too_many = ParseManifest(image + face_of(marks)).status();
+  CHECK(too_many.code() == StatusCode::kDataLoss);
+  CHECK(too_many.message().find("more than 68 landmarks") != std::string::npos);
+  marks.resize(2 * 68);
+  const std::string crowded = face_of(marks);
+  CHECK(ParseManifest(image + crowded).status().code() != StatusCode::kResourceExhausted);
+  std::string crowd;
+  for (size_t i = 0; i < 5 * kMaxImageManifestFaces / 68 + 1; ++i) crowd += crowded;
+  CHECK(ParseManifest(image + crowd).status().code() == StatusCode::kResourceExhausted);
+  // Held frames are counted too, and bytes that are no protobuf are damage.
+  std::string held;
+  for (size_t i = 0; i <= kMaxManifestFaces; ++i) held += std::string("\x8a\x01\x00", 3);
+  CHECK(ParseManifest(video + held).status().code() == StatusCode::kResourceExhausted);
+  CHECK(ParseManifest(image + std::string("\x42\x05\x1a", 3)).status().code() == StatusCode::kDataLoss);
+  // Unknown fields (or known ones of another wire type) are kept by protobuf, one entry each: they
+  // are counted, at any depth, as are the messages inside messages.
+  std::string unknown;
+  for (int i = 0; i < 1025; ++i) unknown += std::string("\x0a\x00", 2);  // field 1 as bytes: unknown
+  CHECK(ParseManifest(image + unknown).status().code() == StatusCode::kResourceExhausted);
+  const std::string inner_unknown = face_of(unknown.substr(0, 2 * 100));  // 100 in one face
+  CHECK(ParseManifest(image + inner_unknown).status().code() != StatusCode::kResourceExhausted);
+  std::string many_inner;
+  for (int i = 0; i < 11; ++i) many_inner += inner_unknown;
+  CHECK(ParseManifest(image + many_inner).status().code() == StatusCode::kResourceExhausted);
+  std::string boxes;  // faces of one empty box each: 2 messages a face, within the bound
+  for (size_t i = 0; i < kMaxImageManifestFaces; ++i) boxes += std::string("\x42\x02\x12\x00", 4);
+  CHECK(ParseManifest(image + boxes).status().code() != StatusCode::kResourceExhausted);
+  std::string models;  // at most 64 models
+  for (int i = 0; i < 65; ++i) models += std::string("\x22\x00", 2);
+  CHECK(ParseManifest(image + models).status().code() == StatusCode::kResourceExhausted);
+}
+
+TEST_CASE("a manifest's face region in fractions of a pixel is refused: the seal sees whole pixels only") {
+  Manifest m = SmallManifest();
+  FaceRecord f;
+  f.box = {1.5f, 2.25f, 20.5f, 20.75f};  // a detector's box may be fractional
+  f.region = {1, 2, 21, 21};
+  m.faces.push_back(f);
+  REQUIRE(ParseManifest(SerializeManifest(m)).ok());
+  veil::proto::Manifest p;
+  REQUIRE(p.ParseFromString(SerializeManifest(m)));
+  p.mutable_faces(0)->mutable_region()->set_x(1.0000001f);  // one bit of the float flipped
+  CHECK(ParseManifest(p.SerializeAsString()).status().code() == StatusCode::kDataLoss);
+}
+
+TEST_CASE("a manifest that says it is a restore's output but carries a seal or key check was relabelled: refused") {
+  Manifest m = SmallManifest();
+  m.restored_from = {std::string(16, 'a'), "0123", true};
+  REQUIRE(ParseManifest(SerializeManifest(m)).ok());  // an approximate restore's own manifest
+  Manifest sealed = m;
+  sealed.manifest_seal = "seal";
+  CHECK(ParseManifest(SerializeManifest(sealed)).status().code() == StatusCode::kDataLoss);
+  Manifest checked = m;
+  checked.key_check = std::string(16, 'k');
+  CHECK(ParseManifest(SerializeManifest(checked)).status().code() == StatusCode::kDataLoss);
 }
 
 TEST_CASE("the identity check pushes a face at rising gains, skips steps the cap flattens, then stops") {

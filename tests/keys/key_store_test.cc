@@ -343,6 +343,22 @@ TEST_CASE("an actor name that is not valid UTF-8 or holds control characters is 
   CHECK(entries.back().event.actor == "mal???lory??[2K");
 }
 
+TEST_CASE("C1 controls, bidirectional controls and line separators in logged text become '?'") {
+  TempDir dir;
+  { MakeStore(dir.path()); }
+  {
+    // U+009B (CSI on an 8-bit terminal), U+202E (right-to-left override), U+2066 (isolate),
+    // U+2028 (line separator); other text stays.
+    auto store = KeyStore::Open(dir.path(), TestKey(), KeyStore::Access::kReadWrite,
+                                "a\u009b31mb\u202ec\u2066d\u2028e \u00e9t\u00e9");
+    REQUIRE(store.ok());
+    REQUIRE((*store)->Rotate("default").ok());
+  }
+  std::vector<AuditEntry> entries;
+  REQUIRE(VerifyAuditLog(dir / KeyStore::kAuditFile, {}, &entries).ok());
+  CHECK(entries.back().event.actor == "a?31mb?c?d?e \u00e9t\u00e9");
+}
+
 TEST_CASE("keyring and principal names are validated") {
   TempDir dir;
   auto store = MakeStore(dir.path());

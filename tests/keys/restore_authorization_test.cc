@@ -11,6 +11,7 @@
 #include "veil/keys/audit_log.h"
 #include "veil/keys/fs.h"
 #include "veil/keys/restore_request.h"
+#include "veil/proto/keystore.pb.h"
 #include "veil/proto/request.pb.h"
 
 using namespace veil;
@@ -157,7 +158,7 @@ TEST_CASE("a forged approver signature does not count") {
   auto grant = f.store->AuthorizeRestore(req, kNow);
   CHECK(grant.status().code() == StatusCode::kPermissionDenied);
   CHECK(grant.status().message().find("bob: bad signature") != std::string::npos);
-  CHECK(f.store->RecordApproval(req, "bob").code() == StatusCode::kPermissionDenied);
+  CHECK(f.store->RecordApproval(req, "bob", kNow).code() == StatusCode::kPermissionDenied);
 }
 
 TEST_CASE("a request stuffed with long forged approvals is denied, and the denial is on record") {
@@ -218,7 +219,43 @@ TEST_CASE("request fields with control characters are refused") {
   auto* a = file.add_approvals();
   a->set_approver("bob\r\x1b[2K");
   a->set_signature(std::string(64, 'x'));
-  CHECK_FALSE(RestoreRequest::Parse(file.SerializeAsString()).ok());
+  CHECK(RestoreRequest::Parse(file.SerializeAsString()).status().code() == StatusCode::kDataLoss);
+}
+
+TEST_CASE("an online approval of a request this store did not issue is refused and on record as denied") {
+  Fixture f;
+  Fixture other;  // another store, with the same principals' names
+  other.bob = PrincipalKey::Generate("bob");
+  auto foreign = other.Request();
+  foreign.Approve(f.bob, kNow);
+  const Status refused = f.store->RecordApproval(foreign, "bob", kNow);
+  CHECK(refused.code() == StatusCode::kPermissionDenied);
+  CHECK(refused.message().find("another key store") != std::string::npos);
+  auto rec = f.LastRecord();
+  CHECK(rec.event.action == AuditAction::kRequestApproved);
+  CHECK(rec.event.outcome == AuditOutcome::kDenied);
+  // A request file made by hand under this store's id (no store's signature), naming a keyring of
+  // 1,000 characters: refused the same way, and the record's keyring is bounded like its names.
+  auto mine = f.Request();
+  proto::SignedRestoreRequest file;
+  REQUIRE(file.ParseFromString(mine.Serialize()));
+  proto::RestoreRequest body;
+  REQUIRE(body.ParseFromString(file.request()));
+  body.set_keyring(std::string(1000, 'k'));
+  file.set_request(body.SerializeAsString());
+  auto forged = RestoreRequest::Parse(file.SerializeAsString());
+  REQUIRE(forged.ok());
+  forged->Approve(f.bob, kNow);
+  CHECK(f.store->RecordApproval(*forged, "bob", kNow).code() == StatusCode::kPermissionDenied);
+  rec = f.LastRecord();
+  CHECK(rec.event.outcome == AuditOutcome::kDenied);
+  CHECK(rec.event.reason.find("not issued by this key store") != std::string::npos);
+  CHECK(rec.event.keyring.size() <= 256);
+  CHECK(rec.event.keyring.find("bytes cut]") != std::string::npos);
+  // The store's own request is recorded as approved.
+  mine.Approve(f.bob, kNow);
+  CHECK(f.store->RecordApproval(mine, "bob", kNow).ok());
+  CHECK(f.LastRecord().event.outcome == AuditOutcome::kSuccess);
 }
 
 TEST_CASE("a signature made for another request does not count") {
@@ -264,7 +301,7 @@ RestoreRequest WithApprovalTime(const RestoreRequest& request, int index, int64_
   return std::move(parsed.value());
 }
 
-TEST_CASE("restore of a file the request does not name is denied, and the denial names the file") {
+TEST_CASE("restore of a file the request does not name is denied, and the denial and the grant name the file") {
   Fixture f;
   auto req = f.Request();
   req.Approve(f.alice, kNow);
@@ -276,6 +313,10 @@ TEST_CASE("restore of a file the request does not name is denied, and the denial
   CHECK(last.event.outcome == AuditOutcome::kDenied);
   CHECK(std::find(last.event.target_digests.begin(), last.event.target_digests.end(), Sha256("image three")) != last.event.target_digests.end());
   CHECK(f.store->AuthorizeRestore(req, kNow + 1, Sha256("image two")).ok());
+  // A grant lists every target the request names; its reason says which one it was for, so a
+  // restore cut short before its outcome record still shows what was opened.
+  CHECK(f.LastRecord().event.outcome == AuditOutcome::kGranted);
+  CHECK(f.LastRecord().event.reason.find("to restore the file of SHA-256 " + ToHex(Sha256("image two"))) != std::string::npos);
 }
 
 TEST_CASE("an approval whose time was edited does not count: the signature covers the time") {
@@ -299,7 +340,7 @@ TEST_CASE("an approval dated after the request expired does not count") {
   auto grant = f.store->AuthorizeRestore(req, kNow + 30);
   CHECK(grant.status().code() == StatusCode::kPermissionDenied);
   CHECK(grant.status().message().find("bob: approved after the request expired") != std::string::npos);
-  CHECK(f.store->RecordApproval(req, "bob").code() == StatusCode::kDeadlineExceeded);
+  CHECK(f.store->RecordApproval(req, "bob", kNow + 30).code() == StatusCode::kDeadlineExceeded);
   CHECK(f.LastRecord().event.outcome == AuditOutcome::kDenied);
 }
 
@@ -329,12 +370,77 @@ TEST_CASE("a revoked approver's signature does not count") {
 TEST_CASE("the requester cannot approve their own request, nor can non-approvers") {
   Fixture f;
   REQUIRE(f.store->AddPrincipal("oscar", Role::kApprover, PrincipalKey::Generate("x").public_key()).ok());
+  REQUIRE(f.store->AddPrincipal("otto", Role::kOperator, PrincipalKey::Generate("otto").public_key()).ok());
   auto req = f.Request();
   req.Approve(f.alice, kNow);
-  req.Approve(f.olivia, kNow);  // operator, and the requester
+  req.Approve(f.olivia, kNow);  // operator, and the requester: her own signature, not an approval
   auto grant = f.store->AuthorizeRestore(req, kNow);
   CHECK(grant.status().code() == StatusCode::kPermissionDenied);
-  CHECK(grant.status().message().find("olivia: not an approver") != std::string::npos);
+  CHECK(grant.status().message().find("1 of 2 required approvals") == 0);
+  auto otto = PrincipalKey::Generate("otto");
+  REQUIRE(f.store->SetPolicy("default", 1).ok());
+  auto by_operator = f.Request();
+  by_operator.Approve(otto, kNow);  // another operator
+  grant = f.store->AuthorizeRestore(by_operator, kNow);
+  CHECK(grant.status().code() == StatusCode::kPermissionDenied);
+  CHECK(grant.status().message().find("otto: not an approver") != std::string::npos);
+}
+
+// The format version in a key store file's sealed header.
+uint32_t StoreFormatVersion(const TempDir& dir) {
+  auto bytes = ReadFile(dir / KeyStore::kStoreFile);
+  REQUIRE(bytes.ok());
+  uint32_t hlen = 0;
+  for (int i = 0; i < 4; ++i) hlen |= static_cast<uint32_t>(static_cast<unsigned char>((*bytes)[8 + i])) << (8 * i);
+  proto::SealedHeader header;
+  REQUIRE(header.ParseFromString(bytes->substr(12, hlen)));
+  return header.format_version();
+}
+
+TEST_CASE("a keyring whose policy wants the requester's own signature denies a request its requester has not signed") {
+  Fixture f;
+  CHECK(StoreFormatVersion(f.dir) == 1);
+  REQUIRE(f.store->SetPolicy("default", 2, true).ok());
+  auto info = f.store->Info();
+  CHECK(info.keyrings[0].requester_signs);
+  // An older Veil, which would grant without her signature, refuses the store as a newer format.
+  CHECK(StoreFormatVersion(f.dir) == 2);
+  auto req = f.Request();
+  req.Approve(f.alice, kNow);
+  req.Approve(f.bob, kNow);
+  auto grant = f.store->AuthorizeRestore(req, kNow);
+  CHECK(grant.status().code() == StatusCode::kPermissionDenied);
+  CHECK(grant.status().message().find("'olivia' has not signed the request") != std::string::npos);
+  CHECK(f.LastRecord().event.outcome == AuditOutcome::kDenied);
+  // Someone else's key under her name does not pass for her signature.
+  auto forged = req;
+  forged.Approve(PrincipalKey::Generate("olivia"), kNow);
+  grant = f.store->AuthorizeRestore(forged, kNow);
+  CHECK(grant.status().code() == StatusCode::kPermissionDenied);
+  CHECK(grant.status().message().find("olivia: the requester's signature: bad signature") != std::string::npos);
+  // Her signature, logged online as hers, makes the grant, which says it was signed.
+  req.Approve(f.olivia, kNow);
+  REQUIRE(f.store->RecordApproval(req, "olivia", kNow).ok());
+  CHECK(f.LastRecord().event.reason == "signed by its requester (not an approval)");
+  grant = f.store->AuthorizeRestore(req, kNow);
+  REQUIRE_MESSAGE(grant.ok(), grant.status().ToString());
+  CHECK(f.LastRecord().event.reason.find("requester olivia (signed)") == 0);
+  // It is never one of the m approvals.
+  auto alone = f.Request();
+  alone.Approve(f.olivia, kNow);
+  alone.Approve(f.alice, kNow);
+  CHECK(f.store->AuthorizeRestore(alone, kNow).status().message().find("1 of 2 required approvals") == 0);
+  // Setting the approvals alone leaves the requirement as it was; it can be turned off.
+  REQUIRE(f.store->SetPolicy("default", 2).ok());
+  CHECK(f.store->Info().keyrings[0].requester_signs);
+  REQUIRE(f.store->SetPolicy("default", 2, false).ok());
+  CHECK_FALSE(f.store->Info().keyrings[0].requester_signs);
+  CHECK(StoreFormatVersion(f.dir) == 1);
+  auto unsigned_request = f.Request();
+  unsigned_request.Approve(f.alice, kNow);
+  unsigned_request.Approve(f.bob, kNow);
+  REQUIRE(f.store->AuthorizeRestore(unsigned_request, kNow).ok());
+  CHECK(f.LastRecord().event.reason.find("requester olivia (not signed)") == 0);
 }
 
 TEST_CASE("an unknown or revoked requester cannot create or use a request") {

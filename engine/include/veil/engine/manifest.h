@@ -31,10 +31,10 @@ struct ModelRef {
 struct FaceRecord {
   uint32_t index = 0;
   cv::Rect2f box;
-  std::vector<cv::Point2f> landmarks;  // 5 points
+  std::vector<cv::Point2f> landmarks;  // 5 points in manifests before 2026-12-07; no longer written
   ReplaceMethod method = ReplaceMethod::kPixelate;
   std::string method_reason;
-  float detector_score = 0;
+  float detector_score = 0;            // likewise
   cv::Rect region;                     // the pixels the replacement changed
   PayloadLocation payload_location = PayloadLocation::kNone;
   std::string sealed_payload;          // keys::SealPayload output; empty unless kept in the manifest
@@ -84,8 +84,14 @@ struct Manifest {
   } restored_from;
 };
 
-// The largest manifest ParseManifest accepts (sealed payloads included).
+// The largest manifest ParseManifest accepts (sealed payloads included), and its most records:
+// protobuf builds every record before a field is checked, and an empty record is 2 bytes on the
+// wire but some 100 in memory, so the counts are checked on the wire first. Images hold fewer faces
+// than videos; a face at most 68 landmarks (Veil wrote 5, and none since 2026-12-07), and all faces
+// together 5 on average.
 inline constexpr size_t kMaxManifestBytes = 64u << 20;
+inline constexpr size_t kMaxManifestFaces = 1u << 20;       // and held frames
+inline constexpr size_t kMaxImageManifestFaces = 1u << 16;
 
 std::string SerializeManifest(const Manifest& m);
 StatusOr<Manifest> ParseManifest(const std::string& bytes);

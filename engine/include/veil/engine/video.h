@@ -40,9 +40,19 @@ void ToBgr(cv::Mat& frame);
 // The payload container's default place: "<output>.veilpay".
 std::string VideoPayloadPath(const std::string& output);
 
+// `path` as FFmpeg must be given a file: absolute, so that no name ("concat:a.mkv|b.mkv",
+// "subfile,,start,0,end,0,,:v.mkv", "pipe:0.mkv", "http:/x.mp4") is read as a protocol; empty when
+// the working folder is gone.
+std::string FfmpegFileName(const std::string& path);
+
+// A video file opened for reading with FFmpeg (never another backend, an image sequence or a URL);
+// not opened when it cannot be.
+cv::VideoCapture OpenVideoFile(const std::string& path);
+
 // SHA-256 over every frame of a video as decoded here (each frame's PixelsSha256, in order): what a
 // video manifest's output_pixels_sha256 holds. `frames` gets the count; `cancelled` is polled
-// between frames (Cancelled). InvalidArgument when the file does not open as a video.
+// between frames (Cancelled). InvalidArgument when the file does not open as a video, or its frames
+// are over 50 megapixels or change size.
 StatusOr<std::string> VideoFramesSha256(const std::string& path, int64_t* frames,
                                         const std::function<bool()>& cancelled = {});
 
@@ -136,7 +146,8 @@ struct StreamOptions {
 // Records `source` until it ends (or `options.end` / `on_frame` end it) into `output`. A random
 // nonce makes the payload container's id and the manifest id the recording's own (a live stream
 // cannot be repeated: two recordings of the same pixels never share a name). The recording also
-// ends, normally, when its manifest nears kMaxManifestBytes (about 500,000 face records) and at a
+// ends, normally, when its manifest nears kMaxManifestBytes (about 500,000 face records) or
+// kMaxManifestFaces face records or held frames, and at a
 // frame whose size or type differs from the first's (what was recorded is kept). Grey or BGRA
 // frames are recorded as BGR. Everything else is as for AnonymizeVideo.
 StatusOr<Manifest> RecordStream(Pipeline& pipeline, const keys::KeyHandle& key, cv::VideoCapture& source,

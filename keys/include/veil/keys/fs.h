@@ -14,6 +14,10 @@ namespace veil::keys {
 // Reads a whole file; DataLoss-free but refuses files larger than `max_bytes` (ResourceExhausted).
 StatusOr<std::string> ReadFile(const std::string& path, size_t max_bytes = 256u << 20);
 
+// Opens a regular file for reading (a file descriptor the caller closes) without following a FIFO
+// or a device into a blocking open: NotFound, InvalidArgument when it is not a regular file.
+StatusOr<int> OpenRegularFile(const std::string& path);
+
 // SHA-256 of a file of any size, read in pieces (videos).
 StatusOr<std::string> Sha256File(const std::string& path);
 // Copies a regular file to `to` (created with O_EXCL and `mode`; removed again on failure) and

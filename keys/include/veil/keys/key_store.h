@@ -18,6 +18,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -57,6 +58,7 @@ struct KeyringInfo {
   std::string name;
   uint32_t primary_version = 0;
   uint32_t required_approvals = 0;
+  bool requester_signs = false;  // restores also need the requester's own signature
   std::vector<KeyVersionInfo> versions;
 };
 
@@ -174,7 +176,9 @@ class KeyStore {
   Status CreateKeyring(const std::string& name, uint32_t required_approvals);
   StatusOr<uint32_t> Rotate(const std::string& keyring);  // new primary version
   Status SetKeyStatus(const std::string& keyring, uint32_t version, KeyStatus status);
-  Status SetPolicy(const std::string& keyring, uint32_t required_approvals);
+  // `requester_signs`: whether a restore request also needs its requester's own signature (unset:
+  // as it was).
+  Status SetPolicy(const std::string& keyring, uint32_t required_approvals, std::optional<bool> requester_signs = std::nullopt);
 
   // Principals (need kReadWrite).
   Status AddPrincipal(const std::string& name, Role role, const std::string& public_key);
@@ -185,8 +189,9 @@ class KeyStore {
 
   // Restore authorization (need kReadWrite: every step is logged).
   StatusOr<RestoreRequest> CreateRequest(const RestoreRequestSpec& spec, int64_t now_unix);
-  // Verifies `approver`'s signature on the request and logs the approval.
-  Status RecordApproval(const RestoreRequest& request, const std::string& approver);
+  // Verifies `approver`'s signature on a request this store issued (as AuthorizeRestore checks it,
+  // at `now_unix`) and logs the approval, or its refusal.
+  Status RecordApproval(const RestoreRequest& request, const std::string& approver, int64_t now_unix);
   // Checks the request (this store, unexpired, m valid signatures of distinct unrevoked approvers
   // other than the requester, enabled key) and logs the decision, granted or denied with the
   // reason. The grant is released only after its record is durable. `file_sha256` (raw 32 bytes,

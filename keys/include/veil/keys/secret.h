@@ -65,6 +65,12 @@ std::string ToHex(std::string_view bytes);
 // Untrusted text (a name read from a file) made safe for one-line errors and audit records: printable
 // ASCII only (others become '?'), at most `max` characters, then "...".
 std::string Printable(std::string_view text, size_t max = 64);
+// The length in bytes of the control sequence that starts at text[i], 0 when there is none: what
+// must not reach a terminal or a reader from untrusted text as it is. C0 controls, DEL, the C1
+// controls (U+0080..U+009F; U+009B is CSI), bidirectional marks, embeddings, overrides and isolates
+// (U+061C, U+200E, U+200F, U+202A..U+202E, U+2066..U+2069), which reorder or hide what follows, and
+// the line and paragraph separators (U+2028, U+2029).
+size_t DisplayControlLength(std::string_view text, size_t i);
 // Parses hex; InvalidArgument when the text is not even-length hex.
 StatusOr<std::string> FromHex(std::string_view hex);
 
