@@ -92,19 +92,32 @@ bool ForEachPngChunk(const std::string& b, F chunk) {
   return false;
 }
 
-}  // namespace
-
-int WebpExifOrientation(const std::string& b) {
-  if (b.size() < 12 || b.compare(0, 4, "RIFF") != 0 || b.compare(8, 4, "WEBP") != 0) return 1;
-  // The chunks: fourcc, little-endian size, data padded to an even length.
+// Calls `chunk(fourcc offset, data offset, data size)` for each chunk of a WebP file (fourcc,
+// little-endian size, data padded to an even length) until it returns true; false when none did
+// or `b` is no WebP.
+template <typename F>
+bool ForEachWebpChunk(const std::string& b, F chunk) {
+  if (b.size() < 12 || b.compare(0, 4, "RIFF") != 0 || b.compare(8, 4, "WEBP") != 0) return false;
   size_t i = 12;
   while (i + 8 <= b.size()) {
     const size_t size = Le32At(b, i + 4);
-    if (size > b.size() - i - 8) return 1;
-    if (b.compare(i, 4, "EXIF") == 0) return TiffStructureOrientation(b, i + 8, i + 8 + size);
+    if (size > b.size() - i - 8) return false;
+    if (chunk(i, i + 8, size)) return true;
     i += 8 + size + (size & 1);
   }
-  return 1;
+  return false;
+}
+
+}  // namespace
+
+int WebpExifOrientation(const std::string& b) {
+  int orientation = 1;
+  ForEachWebpChunk(b, [&](size_t fourcc, size_t data, size_t size) {
+    if (b.compare(fourcc, 4, "EXIF") != 0) return false;
+    orientation = TiffStructureOrientation(b, data, data + size);
+    return true;
+  });
+  return orientation;
 }
 
 int JpegExifOrientation(const std::string& b) {
@@ -144,16 +157,9 @@ int PngExifOrientation(const std::string& b) {
 int TiffOrientation(const std::string& b) { return TiffStructureOrientation(b, 0, b.size()); }
 
 bool WebpCarriesAlpha(const std::string& b) {
-  if (b.size() < 12 || b.compare(0, 4, "RIFF") != 0 || b.compare(8, 4, "WEBP") != 0) return false;
-  size_t i = 12;
-  while (i + 8 <= b.size()) {
-    const size_t size = Le32At(b, i + 4);
-    if (size > b.size() - i - 8) return false;
-    if (b.compare(i, 4, "ALPH") == 0) return true;
-    if (b.compare(i, 4, "VP8L") == 0 && size >= 5 && (Le32At(b, i + 9) >> 28 & 1) != 0) return true;
-    i += 8 + size + (size & 1);
-  }
-  return false;
+  return ForEachWebpChunk(b, [&](size_t fourcc, size_t data, size_t size) {
+    return b.compare(fourcc, 4, "ALPH") == 0 || (b.compare(fourcc, 4, "VP8L") == 0 && size >= 5 && (Le32At(b, data + 1) >> 28 & 1) != 0);
+  });
 }
 
 bool MayHaveAlpha(const std::string& b) {
@@ -162,9 +168,11 @@ bool MayHaveAlpha(const std::string& b) {
     if (colour_type == 4 || colour_type == 6) return true;
     return ForEachPngChunk(b, [&](size_t type, size_t, size_t) { return b.compare(type, 4, "tRNS") == 0; });
   }
-  // WebP: libwebp takes transparency from an ALPH chunk or a lossless bitstream whatever the
-  // header's flag says, so every WebP is decoded for it.
-  if (b.size() >= 12 && b.compare(0, 4, "RIFF") == 0 && b.compare(8, 4, "WEBP") == 0) return true;
+  // WebP: the extended header's alpha flag, or alpha data whatever the flag says (libwebp shows
+  // it; a decode without an alpha channel is then refused).
+  if (b.size() >= 21 && b.compare(0, 4, "RIFF") == 0 && b.compare(8, 4, "WEBP") == 0) {
+    return (b.compare(12, 4, "VP8X") == 0 && (Byte(b, 20) & 0x10) != 0) || WebpCarriesAlpha(b);
+  }
   // BMP: a 32-bit bitmap whose header (V3 and later) has an alpha mask.
   if (b.size() >= 70 && b.compare(0, 2, "BM") == 0) {
     const uint32_t header = Le32At(b, 14), bits = Byte(b, 28) | Byte(b, 29) << 8, compression = Le32At(b, 30);

@@ -25,8 +25,9 @@ int JpegExifOrientation(const std::string& b);
 int PngExifOrientation(const std::string& b);
 int TiffOrientation(const std::string& b);
 
-// Whether the image may have transparent pixels: a PNG with an alpha channel or a tRNS chunk, any
-// WebP, any TIFF, a 32-bit BMP with an alpha mask. (Other 32-bit BMPs' fourth byte is unused.)
+// Whether the image may have transparent pixels: a PNG with an alpha channel or a tRNS chunk, a
+// WebP with the alpha flag or alpha data (WebpCarriesAlpha), any TIFF, a 32-bit BMP with an alpha
+// mask. (Other 32-bit BMPs' fourth byte is unused.)
 bool MayHaveAlpha(const std::string& b);
 
 // Whether a WebP holds transparency (an ALPH chunk, or a lossless bitstream that says it uses
