@@ -53,6 +53,10 @@ const char* kUsage =
     "                       generator draws faces seen from the front (0.5 frontal, ~0.1 / 0.9 profile;\n"
     "                       default 0.3; 0.5: off)\n"
     "  --detector ssd|tiny  (default ssd)\n"
+    "  --upright-only       photos: look for faces only as the pixels stand (4x faster detection); by\n"
+    "                       default faces lying on their side or upside down are found too, as are all\n"
+    "                       the faces of a photo stored sideways without an orientation tag. Videos\n"
+    "                       are always looked at as they stand\n"
     "  --format auto|png|jpg|webp|bmp|tif  output format (auto: the one OUT names for one input file;\n"
     "                                      in folders JPEG and PNG stay, others become PNG)\n"
     "  --manifest embed|sidecar            manifest in the image (PNG/JPEG) or in OUT.veil (default embed)\n"
@@ -388,7 +392,7 @@ Status CheckOutputsWritable(const std::vector<Job>& jobs) {
 }
 
 int Anonymize(int argc, char** argv) {
-  Args args(argc, argv, {"--json", "--quiet", "--help", "--experimental"});
+  Args args(argc, argv, {"--json", "--quiet", "--help", "--experimental", "--upright-only"});
   if (args.Flag("--help")) {
     std::fputs(kUsage, stdout);
     return 0;
@@ -406,6 +410,7 @@ int Anonymize(int argc, char** argv) {
   const std::string payload_where = args.GetOr("--payload", "inline");
   const std::string detector = args.GetOr("--detector", "ssd");
   auto min_face = args.GetInt("--min-face", 24, 0, 100000);
+  const bool upright_only = args.Flag("--upright-only");
   auto workers = ParseJobs(args.GetOr("--jobs", "auto"));
   if (Status st = args.Finish(); !st.ok()) return Fail(st);
   if (!opts.status.ok()) return Fail(opts.status);
@@ -447,6 +452,7 @@ int Anonymize(int argc, char** argv) {
   params.verify_distance = replace->verify_distance;
   params.max_turn = replace->max_turn;
   params.detector = detector == "ssd" ? engine::DetectorKind::kSsd : engine::DetectorKind::kTiny;
+  params.quarter_turns = !upright_only;
   params.scope = *scope;
   params.scope_id = scope_id;
   params.placement = manifest_where == "embed" ? ManifestPlacement::kEmbedded : ManifestPlacement::kSidecar;

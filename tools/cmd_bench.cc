@@ -33,13 +33,14 @@ using Clock = std::chrono::steady_clock;
 
 const char* kUsage =
     "usage: veil bench [--images DIR] [--iters 30] [--replace synthesized|pixelate|blur|solid]\n"
-    "                  [--detect-every 3] [--detector-size 416] [--json]\n"
+    "                  [--detect-every 3] [--detector-size 416] [--upright-only] [--json]\n"
     "  Camera path (tiny detector, one face, stream scope) at 640x480 and 1280x720: ms per stage\n"
     "  (mean over --iters consecutive frames after the face's identity has settled) and frames/s, as\n"
     "  a `veil camera` preview runs it, with the method the face got (the bench's key is random, and\n"
     "  the identity check may pixelate the face under it, which skips the render: run it again);\n"
-    "  batch photos per second (SSD, the same --replace, PNG out, sealed payloads); exact restores per\n"
-    "  second; peak memory; then batch photos per second as `veil anonymize` runs them (--jobs auto).\n"
+    "  batch photos per second (SSD at every quarter turn, or as the pixels stand with --upright-only;\n"
+    "  the same --replace, PNG out, sealed payloads); exact restores per second; peak memory; then\n"
+    "  batch photos per second as `veil anonymize` runs them (--jobs auto).\n"
     "  Also the time to write one frame of a recording (.mkv, .avi, .mp4) at both sizes: what each\n"
     "  copy of a held frame costs a device recording that keeps real time.\n"
     "  DIR holds test photos (default: the face-api demo photos). Uses a throw-away key store.\n";
@@ -94,12 +95,13 @@ Status MakeStore(TempStore* t) {
 }
 
 int Bench(int argc, char** argv) {
-  Args args(argc, argv, {"--json", "--help"});
+  Args args(argc, argv, {"--json", "--upright-only", "--help"});
   if (args.Flag("--help")) {
     std::fputs(kUsage, stdout);
     return 0;
   }
   const bool json = args.Flag("--json");
+  const bool upright_only = args.Flag("--upright-only");
   auto iters = args.GetInt("--iters", 30, 1, 10000);
   auto detect_every = args.GetInt("--detect-every", 3, 1, 30);
   auto detector_size = args.GetInt("--detector-size", 416, 32, 2048);
@@ -146,6 +148,7 @@ int Bench(int argc, char** argv) {
   auto camera = engine::Pipeline::Create(camera_params);
   engine::PipelineParams batch_params;
   batch_params.method = *method;
+  batch_params.quarter_turns = !upright_only;
   auto batch = engine::Pipeline::Create(batch_params);
   if (!camera.ok()) return Fail(camera.status());
   if (!batch.ok()) return Fail(batch.status());
@@ -240,7 +243,8 @@ int Bench(int argc, char** argv) {
   double restore_s = std::chrono::duration<double>(Clock::now() - t1).count();
   size_t faces = 0;
   for (const auto& o : outputs) faces += o.manifest.faces.size();
-  report["batch"] = {{"photos_per_s", photos.size() / batch_s}, {"faces", faces}, {"seconds", batch_s}};
+  report["batch"] = {{"photos_per_s", photos.size() / batch_s}, {"faces", faces}, {"seconds", batch_s},
+                     {"quarter_turns", batch_params.quarter_turns}};
   report["restore"] = {{"images_per_s", outputs.size() / restore_s}, {"faces", restored_faces}, {"seconds", restore_s}};
   rusage u{};
   getrusage(RUSAGE_SELF, &u);
@@ -294,8 +298,9 @@ int Bench(int argc, char** argv) {
     std::printf("  recording %s, ms to write one frame: .mkv %.1f, .avi %.1f, .mp4 %.1f\n", name.c_str(), w["mkv"].get<double>(),
                 w["avi"].get<double>(), w["mp4"].get<double>());
   }
-  std::printf("batch photos: %.2f photos/s (%zu photos, %zu faces, SSD, --replace %s, PNG, sealed payloads)\n",
-              report["batch"]["photos_per_s"].get<double>(), photos.size(), faces, engine::ReplaceMethodName(*method));
+  std::printf("batch photos: %.2f photos/s (%zu photos, %zu faces, SSD %s, --replace %s, PNG, sealed payloads)\n",
+              report["batch"]["photos_per_s"].get<double>(), photos.size(), faces,
+              batch_params.quarter_turns ? "at every quarter turn" : "upright only", engine::ReplaceMethodName(*method));
   std::printf("exact restores: %.2f images/s (%zu faces)\n", report["restore"]["images_per_s"].get<double>(), restored_faces);
   std::printf("peak memory: %.0f MB\n", report["peak_rss_mb"].get<double>());
   const auto& bw = report["batch_workers"];

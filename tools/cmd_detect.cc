@@ -17,8 +17,11 @@ namespace {
 constexpr const char* kUsage =
     "usage: veil detect IMAGE... [--json] [--draw OUT.png] [--detector ssd|tiny]\n"
     "                   [--score-threshold 0.5] [--min-face-size 0] [--max-input-side 4096]\n"
-    "                   [--no-landmarks] [--models DIR]\n"
+    "                   [--no-landmarks] [--upright-only] [--models DIR]\n"
     "Finds every face: box (x y width height, pixels), score, 5 and 68 landmarks.\n"
+    "  --upright-only    look only at the image as it is; by default faces lying on their side or upside\n"
+    "                    down are found too (the image turned by 90, 180 and 270 degrees, as veil\n"
+    "                    anonymize does for photos; 4x the time)\n"
     "  --detector        ssd (default; accurate, for photos) or tiny (fast, for the camera)\n"
     "  --draw OUT.png    also write the image with boxes and landmarks drawn (one IMAGE only)\n"
     "  --models DIR      face-api model folder (default: $VEIL_FACE_API_DIR or the build's .cache)\n"
@@ -71,7 +74,7 @@ Status Draw(const cv::Mat& image, const std::vector<engine::Face>& faces, const 
 }  // namespace
 
 int RunDetect(int argc, char** argv) {
-  Args args(argc, argv, {"--json", "--no-landmarks", "--help"});
+  Args args(argc, argv, {"--json", "--no-landmarks", "--upright-only", "--help"});
   if (args.Flag("--help")) {
     std::fputs(kUsage, stdout);
     return 0;
@@ -87,6 +90,7 @@ int RunDetect(int argc, char** argv) {
     return Fail(InvalidArgumentError("--detector must be ssd or tiny"));
   }
   params.with_landmarks = !args.Flag("--no-landmarks");
+  const bool upright_only = args.Flag("--upright-only");
   auto score = args.GetNumber("--score-threshold", params.score_threshold, 0, 1);
   if (!score.ok()) return Fail(score.status());
   params.score_threshold = static_cast<float>(*score);
@@ -113,7 +117,7 @@ int RunDetect(int argc, char** argv) {
   for (const std::string& path : images) {
     auto image = engine::ReadImage(path, limits);
     if (!image.ok()) return Fail(image.status());
-    auto faces = (*detector_or)->Detect(*image);
+    auto faces = upright_only ? (*detector_or)->Detect(*image) : engine::DetectAtQuarterTurns(**detector_or, *image);
     if (!faces.ok()) return Fail(faces.status().WithContext(path));
     if (json) {
       nlohmann::json jf = nlohmann::json::array();

@@ -120,28 +120,36 @@ int WebpExifOrientation(const std::string& b) {
   return orientation;
 }
 
-int JpegExifOrientation(const std::string& b) {
-  size_t i = 2;  // after SOI; the metadata segments come before the first scan
+bool ForEachJpegSegment(const std::string& b, const std::function<bool(uint8_t marker, size_t data, size_t size)>& visit) {
+  size_t i = 2;  // after SOI
   while (i + 4 <= b.size()) {
-    if (Byte(b, i) != 0xFF) return 1;
-    const uint32_t marker = Byte(b, i + 1);
+    if (Byte(b, i) != 0xFF) return false;
+    const uint8_t marker = static_cast<uint8_t>(Byte(b, i + 1));
     if (marker == 0xFF) {  // fill byte
       ++i;
       continue;
     }
-    if (marker == 0x01 || (marker >= 0xD0 && marker <= 0xD7)) {
+    if (marker == 0x01 || (marker >= 0xD0 && marker <= 0xD7)) {  // no length
       i += 2;
       continue;
     }
-    if (marker == 0xDA || marker == 0xD9) return 1;
+    if (marker == 0xDA || marker == 0xD9) return true;  // the first scan, or the end
     const size_t length = Byte(b, i + 2) << 8 | Byte(b, i + 3);
-    if (length < 2 || i + 2 + length > b.size()) return 1;
-    if (marker == 0xE1 && length >= 2 + 6 && b.compare(i + 4, 6, std::string("Exif\0\0", 6)) == 0) {
-      return TiffStructureOrientation(b, i + 4, i + 2 + length);
-    }
+    if (length < 2 || i + 2 + length > b.size()) return false;
+    if (visit(marker, i + 4, length - 2)) return true;
     i += 2 + length;
   }
-  return 1;
+  return true;
+}
+
+int JpegExifOrientation(const std::string& b) {
+  int orientation = 1;  // the metadata segments come before the first scan
+  ForEachJpegSegment(b, [&](uint8_t marker, size_t data, size_t size) {
+    if (marker != 0xE1 || size < 6 || b.compare(data, 6, std::string("Exif\0\0", 6)) != 0) return false;
+    orientation = TiffStructureOrientation(b, data, data + size);
+    return true;
+  });
+  return orientation;
 }
 
 int PngExifOrientation(const std::string& b) {

@@ -3,6 +3,9 @@
 // present. Bounds-checked over untrusted bytes.
 #pragma once
 
+#include <cstddef>
+#include <cstdint>
+#include <functional>
 #include <string>
 
 namespace veil::engine::internal {
@@ -11,6 +14,13 @@ namespace veil::engine::internal {
 // (libjpeg decodes a truncated JPEG silently, grey at the bottom). Bytes after the marker (a
 // phone's motion-photo video, say) are allowed: they are not part of the image and never written.
 bool JpegReachesEnd(const std::string& b);
+
+// Walks a JPEG's marker segments after SOI up to its first scan or its end, as a header reader does
+// (no extraneous bytes between segments, unlike JpegReachesEnd, which walks the scans too):
+// visit(marker, data, size) for each segment with a length, its payload at b[data, data + size),
+// until visit returns true. False when the header is malformed first (a byte where a marker
+// belongs, a length under 2 or past the end of `b`), true otherwise.
+bool ForEachJpegSegment(const std::string& b, const std::function<bool(uint8_t marker, size_t data, size_t size)>& visit);
 
 // Whether a PNG's chunks run up to its IEND chunk inside `b` (bytes after it are allowed).
 bool PngReachesEnd(const std::string& b);

@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <mutex>
+#include <optional>
 #include <opencv2/imgcodecs.hpp>
 
 #include "image_containers.h"
@@ -52,23 +53,21 @@ StatusOr<cv::Size> TiffSize(const std::string& b) {
 }
 
 StatusOr<cv::Size> JpegSize(const std::string& b) {
-  size_t i = 2;
-  while (i + 4 <= b.size()) {
-    if (static_cast<uint8_t>(b[i]) != 0xFF) return Malformed("JPEG");
-    const uint8_t marker = static_cast<uint8_t>(b[i + 1]);
-    if (marker == 0xFF) { ++i; continue; }  // fill byte
-    if (marker == 0x01 || (marker >= 0xD0 && marker <= 0xD7)) { i += 2; continue; }
-    const size_t len = Be16(b, i + 2);
-    if (len < 2) return Malformed("JPEG");
+  std::optional<cv::Size> size;
+  bool short_frame_header = false;
+  const bool well_formed = internal::ForEachJpegSegment(b, [&](uint8_t marker, size_t data, size_t length) {
     const bool sof = marker >= 0xC0 && marker <= 0xCF && marker != 0xC4 && marker != 0xC8 && marker != 0xCC;
-    if (sof) {
-      if (i + 9 > b.size()) return Malformed("JPEG");
-      return cv::Size(static_cast<int>(Be16(b, i + 7)), static_cast<int>(Be16(b, i + 5)));
+    if (!sof) return false;
+    if (length < 5) {  // precision, height, width
+      short_frame_header = true;
+    } else {
+      size = cv::Size(static_cast<int>(Be16(b, data + 3)), static_cast<int>(Be16(b, data + 1)));
     }
-    if (marker == 0xDA || marker == 0xD9) break;  // scan or end before any frame header
-    i += 2 + len;
-  }
-  return InvalidArgumentError("JPEG has no frame header (truncated or corrupt)");
+    return true;
+  });
+  if (size) return *size;
+  if (!well_formed || short_frame_header) return Malformed("JPEG");
+  return InvalidArgumentError("JPEG has no frame header (truncated or corrupt)");  // a scan, the end or no more bytes first
 }
 
 StatusOr<cv::Size> PnmSize(const std::string& b) {

@@ -90,7 +90,7 @@ class PipelineImpl final : public Pipeline {
     if (params_.placement == ManifestPlacement::kEmbedded && ext != ".png" && ext != ".jpg" && ext != ".jpeg") {
       return UnsupportedError("manifests embed only in PNG and JPEG outputs; choose a sidecar manifest for " + ext);
     }
-    VEIL_ASSIGN_OR_RETURN(std::vector<Face> faces, detector_->Detect(bgr));
+    VEIL_ASSIGN_OR_RETURN(std::vector<Face> faces, PhotoFaces(bgr));
 
     Manifest m;
     const std::string input_digest = PixelsSha256(bgr);
@@ -369,7 +369,7 @@ class PipelineImpl final : public Pipeline {
         }
       }
     }
-    VEIL_ASSIGN_OR_RETURN(std::vector<Face> found, detector_->Detect(decoded));
+    VEIL_ASSIGN_OR_RETURN(std::vector<Face> found, PhotoFaces(decoded));
     std::vector<Face> faces;
     std::vector<std::string> scope_ids;
     RestoreOutput out;
@@ -477,6 +477,10 @@ class PipelineImpl final : public Pipeline {
     return frame;
   }
 
+  // The faces of a photo: at every quarter turn unless the params say upright only.
+  StatusOr<std::vector<Face>> PhotoFaces(const cv::Mat& bgr) {
+    return params_.quarter_turns ? DetectAtQuarterTurns(*detector_, bgr) : detector_->Detect(bgr);
+  }
   // A face the generator cannot draw (PipelineParams::max_turn): replaced plainly, and in streams
   // not read for its identity code.
   bool TurnedTooFar(const Face& face) const { return std::abs(FaceTurn(face) - 0.5f) > params_.max_turn; }

@@ -179,6 +179,7 @@ const char* AuditActionName(AuditAction a) {
     case AuditAction::kPolicyChanged: return "policy-changed";
     case AuditAction::kKeyUsed: return "key-used";
     case AuditAction::kRestorePerformed: return "restore-performed";
+    case AuditAction::kRequestSigned: return "request-signed";
   }
   return "unknown";
 }

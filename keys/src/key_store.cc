@@ -869,8 +869,12 @@ Status KeyStore::RecordApproval(const RestoreRequest& request, const std::string
       verdict = Status(why.code(), "approval by '" + approver + "' does not count: " + why.message());
     else verdict = Status::Ok();
   }
-  const std::string reason = verdict.ok() && approver == info.requester ? "signed by its requester (not an approval)" : verdict.message();
-  VEIL_RETURN_IF_ERROR(Audit({approver, AuditAction::kRequestApproved, info.request_id_hex, {request.digest()},
+  // The requester's own signature is proof of who asked, never an approval: its own action, so that
+  // a count of request-approved records is a count of approvals.
+  const bool requester = approver == info.requester;
+  const std::string reason = verdict.ok() && requester ? "signed by its requester (not an approval)" : verdict.message();
+  VEIL_RETURN_IF_ERROR(Audit({approver, requester ? AuditAction::kRequestSigned : AuditAction::kRequestApproved,
+                              info.request_id_hex, {request.digest()},
                               verdict.ok() ? AuditOutcome::kSuccess : AuditOutcome::kDenied, reason,
                               info.keyring, info.key_version}));
   return verdict;

@@ -39,6 +39,24 @@ TEST_CASE("the header is read without decoding: PNG, JPEG, BMP, WebP, TIFF and P
   }
 }
 
+TEST_CASE("a JPEG's size is read from its frame header after other segments and fill bytes; a broken header is refused") {
+  const std::string soi("\xFF\xD8", 2);
+  const std::string app1 = std::string("\xFF\xE1\x00\x0A", 4) + "Exif" + std::string("\0\0\0\0", 4);  // 8 payload bytes
+  const std::string fill("\xFF\xFF", 2);
+  // SOF0: length 11, precision 8, height 0x0123, width 0x0456, 1 component (3 bytes).
+  const std::string sof = std::string("\xFF\xC0\x00\x0B\x08\x01\x23\x04\x56\x01", 10) + std::string("\x01\x11\x00", 3);
+  const std::string sos("\xFF\xDA\x00\x08\x01\x01\x00\x00\x3F\x00", 10);
+  auto size = PeekImageSize(soi + app1 + fill + sof + sos);
+  REQUIRE_MESSAGE(size.ok(), size.status().ToString());
+  CHECK(*size == cv::Size(0x456, 0x123));
+  // A scan before any frame header; a frame header too short for its size fields; a segment whose
+  // length runs past the file; a byte where a marker belongs.
+  CHECK(PeekImageSize(soi + app1 + sos).status().message().find("no frame header") != std::string::npos);
+  CHECK(PeekImageSize(soi + std::string("\xFF\xC0\x00\x05\x08\x01\x23", 7) + sos).status().message().find("malformed JPEG") != std::string::npos);
+  CHECK(PeekImageSize(soi + std::string("\xFF\xE1\x40\x00", 4) + sof + sos).status().message().find("malformed JPEG") != std::string::npos);
+  CHECK(PeekImageSize(soi + "x" + sof + sos).status().message().find("malformed JPEG") != std::string::npos);
+}
+
 TEST_CASE("an image whose header claims 30000 x 30000 is refused before decoding") {
   auto r = DecodeImage(PngHeader(30000, 30000));
   CHECK(r.status().code() == StatusCode::kResourceExhausted);

@@ -4,6 +4,7 @@
 
 #include <filesystem>
 
+#include <opencv2/core.hpp>
 #include <opencv2/imgcodecs.hpp>
 
 #include "test_support.h"
@@ -315,6 +316,30 @@ TEST_CASE("small faces fall back to pixelation and the manifest says so") {
     CHECK(f.method == ReplaceMethod::kPixelate);
     CHECK(f.method_reason.find("smaller than") != std::string::npos);
   }
+}
+
+TEST_CASE("a photo lying on its side is anonymized with every face it has upright, unless upright only is asked") {
+  Store s;
+  cv::Mat sideways;
+  cv::rotate(testing::DemoImage("sample5.jpg"), sideways, cv::ROTATE_90_CLOCKWISE);
+  auto pipeline = MakePipeline();
+  auto out = pipeline->AnonymizeImage(sideways, s.Key(), ".png");
+  REQUIRE_MESSAGE(out.ok(), out.status().ToString());
+  CHECK(out->manifest.faces.size() == 5);
+  cv::Mat anonymized = Decode(out->image_bytes);
+  for (const auto& f : out->manifest.faces) CHECK(cv::norm(anonymized(f.region), sideways(f.region), cv::NORM_L1) > 0);
+  auto restored = RestoreFromPayloads(anonymized, out->manifest, s.Grant(out->image_bytes));
+  REQUIRE_MESSAGE(restored.ok(), restored.status().ToString());
+  CHECK(cv::norm(restored->image, sideways, cv::NORM_INF) == 0);
+
+  PipelineParams p;
+  p.models_dir = testing::ModelsDir().string();
+  p.quarter_turns = false;
+  auto upright_only = Pipeline::Create(p);
+  REQUIRE(upright_only.ok());
+  auto fewer = (*upright_only)->AnonymizeImage(sideways, s.Key(), ".png");
+  REQUIRE(fewer.ok());
+  CHECK(fewer->manifest.faces.size() < 5);
 }
 
 TEST_CASE("an image without faces is a normal result with an empty manifest") {

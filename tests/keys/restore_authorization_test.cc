@@ -422,6 +422,8 @@ TEST_CASE("a keyring whose policy wants the requester's own signature denies a r
   req.Approve(f.olivia, kNow);
   REQUIRE(f.store->RecordApproval(req, "olivia", kNow).ok());
   CHECK(f.LastRecord().event.reason == "signed by its requester (not an approval)");
+  CHECK(f.LastRecord().event.action == AuditAction::kRequestSigned);
+  CHECK(std::string(AuditActionName(f.LastRecord().event.action)) == "request-signed");
   grant = f.store->AuthorizeRestore(req, kNow);
   REQUIRE_MESSAGE(grant.ok(), grant.status().ToString());
   CHECK(f.LastRecord().event.reason.find("requester olivia (signed)") == 0);

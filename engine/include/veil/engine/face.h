@@ -11,7 +11,8 @@ struct Face {
   cv::Rect2f box;                            // detector box (x, y, width, height), pixels
   float score = 0;                           // detector confidence in [0, 1]
   std::array<cv::Point2f, 68> landmarks{};   // iBUG 300-W 68-point layout (0-16 jaw, 36-41 / 42-47 eyes, ...)
-  std::array<cv::Point2f, 5> landmarks5{};   // derived: eye centres (image left, right), nose tip, mouth corners
+  std::array<cv::Point2f, 5> landmarks5{};   // derived: eye centres (36-41, 42-47: image left, right in an
+                                             // upright face), nose tip, mouth corners (48, 54)
   bool has_landmarks = false;
 };
 

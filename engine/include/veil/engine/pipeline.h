@@ -86,6 +86,11 @@ struct PipelineParams {
   // Streams: the detector runs on every `detect_every`-th frame; in between each face is tracked by
   // re-running the 68-point net on the box its last landmarks predict. 1: detect on every frame.
   int detect_every = 1;
+  // Photos (AnonymizeImage, RestoreApproximate): faces lying on their side or upside down are looked for
+  // too, in the image turned by 90, 180 and 270 degrees (DetectAtQuarterTurns, face_detector.h):
+  // a photo whose pixels lie sideways with no orientation tag otherwise loses most of its faces.
+  // Four detector passes. Streams look at frames as they are.
+  bool quarter_turns = true;
   // Synthesized faces are checked before they are released: the recognizer reads each rendered
   // face back where it was aligned, and one still within this distance of the original's code
   // (face-api descriptor distance; 0.6 = "same person", plus a margin for the few hundredths a

@@ -33,6 +33,7 @@ enum class AuditAction {
   kPolicyChanged = 14,
   kKeyUsed = 15,
   kRestorePerformed = 16,
+  kRequestSigned = 17,  // the requester's own signature on a request (never an approval)
 };
 
 enum class AuditOutcome { kSuccess = 1, kGranted = 2, kDenied = 3, kFailed = 4 };

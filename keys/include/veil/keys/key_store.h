@@ -190,7 +190,8 @@ class KeyStore {
   // Restore authorization (need kReadWrite: every step is logged).
   StatusOr<RestoreRequest> CreateRequest(const RestoreRequestSpec& spec, int64_t now_unix);
   // Verifies `approver`'s signature on a request this store issued (as AuthorizeRestore checks it,
-  // at `now_unix`) and logs the approval, or its refusal.
+  // at `now_unix`) and logs the approval, or its refusal (AuditAction::kRequestApproved; the
+  // requester's own signature: kRequestSigned).
   Status RecordApproval(const RestoreRequest& request, const std::string& approver, int64_t now_unix);
   // Checks the request (this store, unexpired, m valid signatures of distinct unrevoked approvers
   // other than the requester, enabled key) and logs the decision, granted or denied with the
