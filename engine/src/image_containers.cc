@@ -18,6 +18,7 @@ bool JpegReachesEnd(const std::string& b) {
     const uint8_t marker = at(i + 1);
     i += 2;
     if (marker == 0xD9) return true;
+    if (marker == 0x00) continue;  // FF 00 outside a scan: libjpeg drops it and looks for the next FF
     if (marker == 0x01 || (marker >= 0xD0 && marker <= 0xD7)) continue;  // no length
     if (i + 2 > b.size()) return false;
     const size_t length = (static_cast<size_t>(at(i)) << 8) | at(i + 1);
@@ -134,6 +135,10 @@ bool ForEachJpegSegment(const std::string& b, const std::function<bool(uint8_t m
       continue;
     }
     if (marker == 0xDA || marker == 0xD9) return true;  // the first scan, or the end
+    // FF 00 is no marker: libjpeg skips it and reads on to the next FF, so a length read here would
+    // walk another path through the file than the decoder does (a frame header hidden from this
+    // walk, its pixel count unchecked). 02-BF are no markers either (libjpeg stops on them).
+    if (marker < 0xC0) return false;
     const size_t length = Byte(b, i + 2) << 8 | Byte(b, i + 3);
     if (length < 2 || i + 2 + length > b.size()) return false;
     if (visit(marker, i + 4, length - 2)) return true;

@@ -19,7 +19,9 @@ bool JpegReachesEnd(const std::string& b);
 // (no extraneous bytes between segments, unlike JpegReachesEnd, which walks the scans too):
 // visit(marker, data, size) for each segment with a length, its payload at b[data, data + size),
 // until visit returns true. False when the header is malformed first (a byte where a marker
-// belongs, a length under 2 or past the end of `b`), true otherwise.
+// belongs, FF 00 or another value that is no marker, a length under 2 or past the end of `b`),
+// true otherwise. Stricter than libjpeg, which skips stray bytes and FF 00 with a warning: such a
+// file is refused, never read on a path the decoder does not take.
 bool ForEachJpegSegment(const std::string& b, const std::function<bool(uint8_t marker, size_t data, size_t size)>& visit);
 
 // Whether a PNG's chunks run up to its IEND chunk inside `b` (bytes after it are allowed).

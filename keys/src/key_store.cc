@@ -871,7 +871,9 @@ Status KeyStore::RecordApproval(const RestoreRequest& request, const std::string
   }
   // The requester's own signature is proof of who asked, never an approval: its own action, so that
   // a count of request-approved records is a count of approvals.
-  const bool requester = approver == info.requester;
+  // (Only on a request this store issued: a hand-made one names whatever requester it likes.)
+  const bool requester = approver == info.requester &&
+                         CheckIssued(request, store_id(), state_->header.log_public_key(), now_unix).ok();
   const std::string reason = verdict.ok() && requester ? "signed by its requester (not an approval)" : verdict.message();
   VEIL_RETURN_IF_ERROR(Audit({approver, requester ? AuditAction::kRequestSigned : AuditAction::kRequestApproved,
                               info.request_id_hex, {request.digest()},
@@ -983,9 +985,14 @@ StatusOr<RestoreGrant> KeyStore::AuthorizeRestore(const RestoreRequest& request,
 
 Status KeyStore::Log(AuditAction action, AuditOutcome outcome, const std::string& target, const std::string& reason,
                      const std::vector<std::string>& digests, const std::string& keyring, uint32_t version) {
-  // Changes to the store and recoveries are what the log holds the store file to: only the store
-  // records them.
-  if (internal::ChangesStore(action) || action == AuditAction::kLogRecovered || action == AuditAction::kStoreCreated) {
+  // Changes to the store and recoveries are what the log holds the store file to, and requests,
+  // approvals, signatures, authorizations and checkpoints are what the store verified itself: only
+  // the store records them.
+  const bool verified_by_store = action == AuditAction::kRequestCreated || action == AuditAction::kRequestApproved ||
+                                 action == AuditAction::kRequestSigned || action == AuditAction::kRestoreAuthorization ||
+                                 action == AuditAction::kCheckpointExported;
+  if (internal::ChangesStore(action) || verified_by_store || action == AuditAction::kLogRecovered ||
+      action == AuditAction::kStoreCreated) {
     return InvalidArgumentError(std::string("'") + AuditActionName(action) + "' is recorded by the key store itself");
   }
   // A restore is recorded as done only while the key it used is enabled: one that ran with the store

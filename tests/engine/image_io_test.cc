@@ -55,6 +55,13 @@ TEST_CASE("a JPEG's size is read from its frame header after other segments and 
   CHECK(PeekImageSize(soi + std::string("\xFF\xC0\x00\x05\x08\x01\x23", 7) + sos).status().message().find("malformed JPEG") != std::string::npos);
   CHECK(PeekImageSize(soi + std::string("\xFF\xE1\x40\x00", 4) + sof + sos).status().message().find("malformed JPEG") != std::string::npos);
   CHECK(PeekImageSize(soi + "x" + sof + sos).status().message().find("malformed JPEG") != std::string::npos);
+  // FF 00 is no marker: libjpeg skips it and would read a frame header that a length taken from
+  // "00 19" jumps over (a 32768 x 32768 claim hidden behind a smaller one).
+  const std::string big = std::string("\xFF\xC0\x00\x0B\x08\x80\x00\x80\x00\x01", 10) + std::string("\x01\x11\x00", 3);
+  const std::string hidden = soi + std::string("\xFF\x00\x00\x19", 4) + big + std::string("\xFF\xFE\x00\x15", 4) + sof + sos;
+  CHECK(PeekImageSize(hidden).status().message().find("malformed JPEG") != std::string::npos);
+  CHECK(PeekImageSize(soi + std::string("\xFF\x42\x00\x04\x00\x00", 6) + sof + sos).status().message().find("malformed JPEG") !=
+        std::string::npos);
 }
 
 TEST_CASE("an image whose header claims 30000 x 30000 is refused before decoding") {

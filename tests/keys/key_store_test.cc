@@ -274,10 +274,15 @@ TEST_CASE("store files put back one generation at a time are refused from the se
   CHECK(opened.status().message().find("key-rotated default v3") != std::string::npos);
 }
 
-TEST_CASE("only the store records changes to itself and recoveries") {
+TEST_CASE("only the store records changes to itself, recoveries, and the requests, approvals and grants it verified") {
   TempDir dir;
   auto store = MakeStore(dir.path());
   CHECK(store->Log(AuditAction::kPrincipalRevoked, AuditOutcome::kFailed, "bob", "").code() == StatusCode::kInvalidArgument);
+  for (AuditAction verified : {AuditAction::kRequestCreated, AuditAction::kRequestApproved, AuditAction::kRequestSigned,
+                               AuditAction::kRestoreAuthorization, AuditAction::kCheckpointExported}) {
+    CAPTURE(AuditActionName(verified));
+    CHECK(store->Log(verified, AuditOutcome::kSuccess, "req", "forged").code() == StatusCode::kInvalidArgument);
+  }
   CHECK(store->Log(AuditAction::kLogRecovered, AuditOutcome::kSuccess, KeyStore::kStoreFile, "").code() ==
         StatusCode::kInvalidArgument);
   CHECK(store->Log(AuditAction::kRestorePerformed, AuditOutcome::kSuccess, "photo.png", "", {}, "default", 1).ok());

@@ -202,7 +202,9 @@ class KeyStore {
                                           const std::string& file_sha256 = {});
 
   // Appends a record for an action taken outside the store (e.g. a restore that used a grant);
-  // InvalidArgument for the actions only the store records (changes to it, recoveries). A restore's
+  // InvalidArgument for the actions only the store records (changes to it, recoveries, and what it
+  // checked itself: requests, approvals, requester signatures, authorizations, checkpoints, so that
+  // no caller can add an approval the store never verified). A restore's
   // success (kRestorePerformed, kSuccess) must name the keyring and version it used, and is refused
   // (FailedPrecondition, nothing logged) unless that version is still enabled: the caller then logs
   // the restore as failed and releases nothing.
