@@ -852,10 +852,11 @@ Status CheckIssued(const RestoreRequest& request, const std::string& store_id, c
 Status KeyStore::RecordApproval(const RestoreRequest& request, const std::string& approver, int64_t now_unix) {
   VEIL_RETURN_IF_ERROR(RequireWritable());
   const auto& info = request.info();
+  const Status issued = CheckIssued(request, store_id(), state_->header.log_public_key(), now_unix);
   Status verdict = NotFoundError("the request carries no approval by '" + approver + "'");
   for (const auto& a : request.approvals()) {
     if (a.approver != approver) continue;
-    if (Status issued = CheckIssued(request, store_id(), state_->header.log_public_key(), now_unix); !issued.ok()) {
+    if (!issued.ok()) {
       verdict = issued;
       break;
     }
@@ -872,8 +873,7 @@ Status KeyStore::RecordApproval(const RestoreRequest& request, const std::string
   // The requester's own signature is proof of who asked, never an approval: its own action, so that
   // a count of request-approved records is a count of approvals.
   // (Only on a request this store issued: a hand-made one names whatever requester it likes.)
-  const bool requester = approver == info.requester &&
-                         CheckIssued(request, store_id(), state_->header.log_public_key(), now_unix).ok();
+  const bool requester = approver == info.requester && issued.ok();
   const std::string reason = verdict.ok() && requester ? "signed by its requester (not an approval)" : verdict.message();
   VEIL_RETURN_IF_ERROR(Audit({approver, requester ? AuditAction::kRequestSigned : AuditAction::kRequestApproved,
                               info.request_id_hex, {request.digest()},
