@@ -19,6 +19,11 @@ namespace veil::engine {
 namespace {
 
 constexpr int kMmapThreshold = 32 << 20;  // 1 MB kept memory flat too, but cost 35 % of the camera fps (page faults)
+// A fixed mmap threshold also leaves the trim threshold at glibc's 128 KiB (no longer raised with
+// it), so the free heap top went back to the kernel after nearly every tensor and was faulted in
+// again for the next: an SSD detection took 270 ms instead of 42 (2 cores) in any program but
+// `veil`, which set both (tools/cli.h). Up to this much free heap stays mapped for reuse.
+constexpr int kTrimThreshold = 512 << 20;
 // Single-threaded, LibTorch 1.13 takes other kernel paths (its choice of oneDNN for some convolutions
 // looks at the thread count): detections differ in the last bits, and so do output bytes. With two
 // threads or more the bytes do not depend on the count (measured with 2, 3, 4, 8 and 16), so Veil
@@ -62,6 +67,7 @@ void InitRuntimeOnce() {
     // grew to several GB. A fixed threshold (it turns the adjustment off) keeps memory flat. A
     // threshold the user set ($MALLOC_MMAP_THRESHOLD_) is kept.
     if (std::getenv("MALLOC_MMAP_THRESHOLD_") == nullptr) ::mallopt(M_MMAP_THRESHOLD, kMmapThreshold);
+    if (std::getenv("MALLOC_TRIM_THRESHOLD_") == nullptr) ::mallopt(M_TRIM_THRESHOLD, kTrimThreshold);
     // OpenCV's FFmpeg backend prints FFmpeg's own errors ("moov atom not found") on stderr; Veil
     // reports an unreadable video itself, in one line. A level the user set is kept.
     ::setenv("OPENCV_FFMPEG_LOGLEVEL", "0", /*overwrite=*/0);  // AV_LOG_PANIC

@@ -19,7 +19,9 @@ std::string ResolveModelsDir(const std::string& models_dir);
 // Sets LibTorch's intra-op threads to the number of cores ($VEIL_THREADS when set to 1..1024), but
 // at least 2 (single-threaded, LibTorch picks other kernels and the output bytes would depend on the
 // machine's core count), once per process (LibTorch starts with one thread on this platform), fixes glibc's mmap threshold
-// (unless $MALLOC_MMAP_THRESHOLD_ is set: its dynamic adjustment let long videos grow to GBs), and
+// at 32 MiB (unless $MALLOC_MMAP_THRESHOLD_ is set: its dynamic adjustment let long videos grow to
+// GBs) and its trim threshold at 512 MiB (unless $MALLOC_TRIM_THRESHOLD_ is set: left at 128 KiB,
+// freed tensor pages went back to the kernel and were faulted in again, 6x slower), and
 // quiets FFmpeg's own messages on stderr unless $OPENCV_FFMPEG_LOGLEVEL is set. Called by every
 // engine factory and before videos are opened; calling it again is harmless.
 void InitRuntimeOnce();
