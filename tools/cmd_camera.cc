@@ -1,10 +1,8 @@
 // veil camera: anonymize a live camera (V4L2) or a video file as a stream, with a preview window
 // when a display exists, and/or written to a file (headless).
-#include <cctype>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
-#include <filesystem>
 
 #include <errno.h>
 #include <fcntl.h>
@@ -98,13 +96,6 @@ bool WindowOpens() {
   }
 }
 
-// The writer's containers: FFV1 in .mkv, Motion-JPEG in .avi, MPEG-4 in .mp4.
-bool RecordingNameOk(const std::string& out) {
-  std::string ext = std::filesystem::path(out).extension().string();
-  for (char& c : ext) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return ext == ".mkv" || ext == ".mp4" || ext == ".avi";
-}
-
 int Camera(int argc, char** argv) {
   Args args(argc, argv, {"--no-preview", "--help", "--experimental"});
   if (args.Flag("--help")) {
@@ -147,7 +138,7 @@ int Camera(int argc, char** argv) {
     return Fail(InvalidArgumentError(window_failed ? "cannot open a preview window on this display: give -o OUT to write the stream"
                                                    : "no display to preview on: give -o OUT to write the stream"));
   }
-  if (out && !RecordingNameOk(*out)) {
+  if (out && !engine::IsWritableVideoPath(*out)) {
     return Fail(InvalidArgumentError("-o " + *out + ": name the recording .mkv (lossless), .mp4 or .avi"));
   }
   if (out && keys::PathExists(*out)) return Fail(AlreadyExistsError(*out + " exists; not overwriting it"));

@@ -190,7 +190,9 @@ int Restore(int argc, char** argv) {
 
   const bool video = engine::IsVideoPath(input);
   if (video && approximate) return Fail(InvalidArgumentError("videos restore from their sealed payloads only (no --approximate)"));
-  if (video && !engine::IsVideoPath(*out)) return Fail(InvalidArgumentError("restore a video into a video file (.mkv: lossless)"));
+  if (video && !engine::IsWritableVideoPath(*out)) {
+    return Fail(InvalidArgumentError("restore a video into a .mkv (lossless), .mp4 or .avi file"));
+  }
   if (!video && !CanWriteImage(*out)) {
     return Fail(InvalidArgumentError("cannot write an image named '" + *out + "': use .png for an exact restore"));
   }

@@ -73,6 +73,26 @@ StatusOr<Source> OpenSource(const std::string& input) {
   return s;
 }
 
+// The frame rate a video is written at. OpenCV passes a rate to FFmpeg as the fraction n / 10^k
+// nearest to it within 0.001, and FFmpeg's MPEG-4 encoder refuses n > 65535: the average rate of
+// a 120 fps phone clip, 119.883 (119883 / 1000), could not be written to .mp4. Such a rate is
+// rounded to the finest fraction that fits (119.88), whatever the container, so that all three
+// carry the same rate; others are kept as they are. No number, or none in 0.01-1000: the default.
+double WritableFps(double fps) {
+  if (!std::isfinite(fps) || fps < 0.01 || fps > 1000) return kDefaultFps;
+  constexpr double kMaxNumerator = 65535;
+  double base = 1;
+  double n = std::floor(fps + 0.5);
+  while (std::abs(n / base - fps) > 0.001) {  // OpenCV's own search (cap_ffmpeg_impl.hpp)
+    base *= 10;
+    n = std::floor(fps * base + 0.5);
+  }
+  if (n <= kMaxNumerator) return fps;
+  base = 1;
+  while (std::floor(fps * base * 10 + 0.5) <= kMaxNumerator) base *= 10;
+  return std::floor(fps * base + 0.5) / base;
+}
+
 // The video writers (FFmpeg through OpenCV) drop the last column or row of an odd frame size
 // without a word; the restore could then never match the frames to the manifest.
 Status CheckEvenFrameSize(cv::Size size, const std::string& label) {
@@ -82,7 +102,26 @@ Status CheckEvenFrameSize(cv::Size size, const std::string& label) {
                             "\"crop=trunc(iw/2)*2:trunc(ih/2)*2\")");
 }
 
+Status UnwritableVideoName(const std::string& output) {
+  return InvalidArgumentError("cannot write a video named '" + output + "': use .mkv (lossless), .mp4 or .avi");
+}
+
+// The frames of a video this process has just written. One that does not read back was not
+// written whole (a disk that filled: the writer reports nothing): an I/O error, not a bad input.
+StatusOr<std::string> WrittenFramesSha256(const std::string& temp, int64_t* frames, const std::function<bool()>& cancelled) {
+  StatusOr<std::string> digest = VideoFramesSha256(temp, frames, cancelled);
+  if (!digest.ok() && digest.status().code() == StatusCode::kInvalidArgument) {
+    return IoError("the video written to " + temp + " does not read back (disk full?)");
+  }
+  return digest;
+}
+
 }  // namespace
+
+bool IsWritableVideoPath(const std::string& path) {
+  const std::string e = LowerExt(path);
+  return e == ".mkv" || e == ".avi" || e == ".mp4";
+}
 
 bool IsVideoPath(const std::string& path) {
   static const char* kExt[] = {".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm"};
@@ -355,7 +394,7 @@ StatusOr<Manifest> AnonymizeFrames(Pipeline& pipeline, const keys::KeyHandle& ke
       }
     }
     if (disk_short()) {
-      if (written == 0) return ResourceExhaustedError("the disk to record " + loop.label + " on is nearly full; nothing was recorded");
+      if (written == 0) return IoError("the disk to record " + loop.label + " on is nearly full; nothing was recorded");
       break;
     }
     if (!cap.read(frame)) break;
@@ -429,7 +468,7 @@ StatusOr<Manifest> AnonymizeFrames(Pipeline& pipeline, const keys::KeyHandle& ke
   m.width = static_cast<uint32_t>(size.width);
   m.height = static_cast<uint32_t>(size.height);
   int64_t decoded = 0;
-  VEIL_ASSIGN_OR_RETURN(m.output_pixels_sha256, VideoFramesSha256(out.temp_path(), &decoded, options.cancelled));
+  VEIL_ASSIGN_OR_RETURN(m.output_pixels_sha256, WrittenFramesSha256(out.temp_path(), &decoded, options.cancelled));
   if (decoded != written) {
     return IoError("the written video has " + std::to_string(decoded) + " of " + std::to_string(written) + " frames");
   }
@@ -447,10 +486,12 @@ StatusOr<Manifest> AnonymizeFrames(Pipeline& pipeline, const keys::KeyHandle& ke
   // The container first, then the sidecar (before_commit), the video last: its presence marks the job as done.
   std::string container_path;
   bool container_made = false;  // by this call (and so removed again if the job fails after all)
+  // Sealed with or without kept originals, as a photo's manifest is: the key holder can tell every
+  // record as written.
+  if (keep) m.payload_container = container->Ref();
+  m.key_check = key.KeyCheck(m.manifest_id);
+  VEIL_ASSIGN_OR_RETURN(m.manifest_seal, internal::SealManifest(m, key));
   if (keep) {
-    m.payload_container = container->Ref();
-    m.key_check = key.KeyCheck(m.manifest_id);
-    VEIL_ASSIGN_OR_RETURN(m.manifest_seal, internal::SealManifest(m, key));
     container_path = beside ? VideoPayloadPath(output) : (std::filesystem::path(target.folder) / target.name(m.manifest_id)).string();
     Status st = container->Commit(container_path, /*replace=*/false);
     if (st.code() == StatusCode::kAlreadyExists &&
@@ -476,6 +517,7 @@ StatusOr<Manifest> AnonymizeFrames(Pipeline& pipeline, const keys::KeyHandle& ke
 
 StatusOr<Manifest> AnonymizeVideo(Pipeline& pipeline, const keys::KeyHandle& key, const std::string& input,
                                   const std::string& output, const VideoOptions& options) {
+  if (!IsWritableVideoPath(output)) return UnwritableVideoName(output);
   if (keys::PathExists(output)) return AlreadyExistsError(output + " exists; not overwriting it");
   VEIL_ASSIGN_OR_RETURN(Source src, OpenSource(input));
   FrameLoop loop;
@@ -496,6 +538,7 @@ StatusOr<bool> VideoManifestIsFor(const Manifest& manifest, const std::string& i
 
 StatusOr<Manifest> RecordStream(Pipeline& pipeline, const keys::KeyHandle& key, cv::VideoCapture& source,
                                 const std::string& output, const StreamOptions& options) {
+  if (!IsWritableVideoPath(output)) return UnwritableVideoName(output);
   if (keys::PathExists(output)) return AlreadyExistsError(output + " exists; not overwriting it");
   if (!source.isOpened()) return InvalidArgumentError("the stream is not open");
   InitRuntimeOnce();
@@ -515,6 +558,7 @@ StatusOr<Manifest> RecordStream(Pipeline& pipeline, const keys::KeyHandle& key, 
 StatusOr<VideoRestoreOutput> RestoreVideoFromPayloads(const std::string& input, const Manifest& manifest,
                                                       const keys::RestoreGrant& grant, const std::string& payload_container,
                                                       const std::string& output, const VideoRestoreOptions& options) {
+  if (!IsWritableVideoPath(output)) return UnwritableVideoName(output);
   if (keys::PathExists(output)) return AlreadyExistsError(output + " exists; not overwriting it");
   const Status edited = EditedError("the video was edited after anonymization (its frames do not match its manifest)");
   const Status altered = DataLossError("the payload container does not belong to this manifest, or was altered");
@@ -553,7 +597,12 @@ StatusOr<VideoRestoreOutput> RestoreVideoFromPayloads(const std::string& input, 
   std::optional<PayloadContainerReader> payloads;
   if (!in_manifest) {
     auto opened = PayloadContainerReader::OpenFile(payload_container);
-    if (!opened.ok()) return opened.status().code() == StatusCode::kNotFound ? opened.status() : altered;
+    if (!opened.ok()) {
+      // Missing, unreadable (permissions) or from a newer Veil: said as such; anything else was altered.
+      const StatusCode code = opened.status().code();
+      const bool plain = code == StatusCode::kNotFound || code == StatusCode::kIoError || code == StatusCode::kUnsupported;
+      return plain ? opened.status() : altered;
+    }
     if (opened->Ref().container_id != manifest.payload_container.container_id) return altered;
     payloads.emplace(std::move(*opened));
   }
@@ -622,7 +671,7 @@ StatusOr<VideoRestoreOutput> RestoreVideoFromPayloads(const std::string& input, 
   result.frames = n;
   VEIL_RETURN_IF_ERROR(out.Close());
   int64_t back = 0;
-  VEIL_ASSIGN_OR_RETURN(std::string back_digest, VideoFramesSha256(out.temp_path(), &back, options.cancelled));
+  VEIL_ASSIGN_OR_RETURN(std::string back_digest, WrittenFramesSha256(out.temp_path(), &back, options.cancelled));
   if (back != n) return IoError("the restored video has " + std::to_string(back) + " of " + std::to_string(n) + " frames");
   if (LowerExt(output) == ".mkv" && back_digest != keys::Sha256(written)) {
     return IoError("the restored video does not decode to the restored frames");
@@ -633,7 +682,7 @@ StatusOr<VideoRestoreOutput> RestoreVideoFromPayloads(const std::string& input, 
 }
 
 VideoFileWriter::VideoFileWriter(std::string output, double fps, unsigned mode)
-    : output_(std::move(output)), fps_(fps > 0 ? fps : kDefaultFps), mode_(mode) {
+    : output_(std::move(output)), fps_(WritableFps(fps)), mode_(mode) {
   const std::string ext = LowerExt(output_);
   const bool avi = ext == ".avi", mkv = ext == ".mkv";
   fourcc_ = avi   ? cv::VideoWriter::fourcc('M', 'J', 'P', 'G')
@@ -650,6 +699,7 @@ VideoFileWriter::~VideoFileWriter() {
 
 Status VideoFileWriter::Write(const cv::Mat& frame) {
   if (!writer_) {
+    if (!IsWritableVideoPath(output_)) return UnwritableVideoName(output_);
     if (frame.empty() || frame.type() != CV_8UC3) return InvalidArgumentError("a video frame must be 8-bit BGR");
     size_ = frame.size();
     // FFmpeg creates the file with the default mode: it is made inside a folder of its own (0700)

@@ -80,8 +80,9 @@ cv::Mat DemoFrame(cv::Size size) {
   return photo;
 }
 
-std::unique_ptr<Pipeline> MakePipeline() {
+std::unique_ptr<Pipeline> MakePipeline(PayloadLocation payloads = PayloadLocation::kInline) {
   PipelineParams p;
+  p.payloads = payloads;
   p.models_dir = testing::ModelsDir().string();
   p.detector = DetectorKind::kTiny;
   p.scope = keys::ScopeKind::kStream;
@@ -306,11 +307,72 @@ TEST_CASE("a video anonymized without payloads gets the same manifest on every r
   testing::TestStore s('n');
   Workspace ws;
   const std::string clip = MakeClip(ws.dir, 2);
-  auto first = AnonymizeVideo(*MakePipeline(), s.Key(), clip, (ws.dir / "a.mkv").string());
-  auto second = AnonymizeVideo(*MakePipeline(), s.Key(), clip, (ws.dir / "b.mkv").string());
+  auto first = AnonymizeVideo(*MakePipeline(PayloadLocation::kNone), s.Key(), clip, (ws.dir / "a.mkv").string());
+  auto second = AnonymizeVideo(*MakePipeline(PayloadLocation::kNone), s.Key(), clip, (ws.dir / "b.mkv").string());
   REQUIRE_MESSAGE(first.ok(), first.status().ToString());
   REQUIRE_MESSAGE(second.ok(), second.status().ToString());
   CHECK(SerializeManifest(*first) == SerializeManifest(*second));
+  CHECK_FALSE(fs::exists(VideoPayloadPath((ws.dir / "a.mkv").string())));
+  for (const auto& f : first->faces) CHECK(f.payload_location == PayloadLocation::kNone);
+  // Sealed as a photo's manifest is, though no original is kept: restore finds nothing to restore,
+  // and a record changed since is altered.
+  CHECK_FALSE(first->manifest_seal.empty());
+  CHECK_FALSE(first->key_check.empty());
+  const std::string a = (ws.dir / "a.mkv").string(), target = (ws.dir / "restored.mkv").string();
+  auto nothing = RestoreVideoFromPayloads(a, *first, s.Grant(Bytes(a)), VideoPayloadPath(a), target);
+  CHECK(nothing.status().code() == StatusCode::kFailedPrecondition);
+  Manifest edited = *first;
+  REQUIRE_FALSE(edited.faces.empty());
+  edited.faces[0].box.x += 1;
+  auto altered = RestoreVideoFromPayloads(a, edited, s.Grant(Bytes(a)), VideoPayloadPath(a), target);
+  CHECK(altered.status().code() == StatusCode::kDataLoss);
+  CHECK_FALSE(fs::exists(target));
+}
+
+TEST_CASE("a 120 fps phone clip's frame rate, which MPEG-4 cannot carry as it is, is written rounded to 1/100") {
+  // OpenCV hands FFmpeg 119.883 as 119883 / 1000, over the MPEG-4 encoder's 65535: .mp4 failed.
+  testing::TestStore s('f');
+  Workspace ws;
+  const std::string clip = (ws.dir / "hfr.avi").string();
+  {
+    cv::VideoWriter w(clip, cv::VideoWriter::fourcc('M', 'J', 'P', 'G'), 119.8833, cv::Size(320, 240));
+    REQUIRE(w.isOpened());
+    for (int i = 0; i < 3; ++i) w.write(DemoFrame(cv::Size(320, 240)));
+  }
+  REQUIRE(cv::VideoCapture(clip).get(cv::CAP_PROP_FPS) > 119.882);
+  for (const char* name : {"out.mp4", "out.mkv", "out.avi"}) {
+    CAPTURE(name);
+    const std::string out = (ws.dir / name).string();
+    auto m = AnonymizeVideo(*MakePipeline(), s.Key(), clip, out);
+    REQUIRE_MESSAGE(m.ok(), m.status().ToString());
+    CHECK(m->frames == 3);
+    CHECK(cv::VideoCapture(out).get(cv::CAP_PROP_FPS) == doctest::Approx(119.88).epsilon(1e-4));
+  }
+  // Ordinary rates are kept as they are.
+  const std::string ntsc = (ws.dir / "ntsc.avi").string();
+  {
+    cv::VideoWriter w(ntsc, cv::VideoWriter::fourcc('M', 'J', 'P', 'G'), 29.97, cv::Size(320, 240));
+    for (int i = 0; i < 2; ++i) w.write(DemoFrame(cv::Size(320, 240)));
+  }
+  REQUIRE(AnonymizeVideo(*MakePipeline(), s.Key(), ntsc, (ws.dir / "ntsc.mp4").string()).ok());
+  CHECK(cv::VideoCapture((ws.dir / "ntsc.mp4").string()).get(cv::CAP_PROP_FPS) == doctest::Approx(29.97).epsilon(1e-5));
+}
+
+TEST_CASE("a video is written only under a name that holds what Veil writes (.mkv, .mp4, .avi)") {
+  testing::TestStore s('w');
+  Workspace ws;
+  const std::string clip = MakeClip(ws.dir, 2);
+  for (const char* name : {"out.webm", "out.mov", "out"}) {
+    CAPTURE(name);
+    const std::string out = (ws.dir / name).string();
+    CHECK(AnonymizeVideo(*MakePipeline(), s.Key(), clip, out).status().code() == StatusCode::kInvalidArgument);
+    VideoFileWriter w(out, 25);
+    CHECK(w.Write(DemoFrame(cv::Size(64, 48))).code() == StatusCode::kInvalidArgument);
+    CHECK_FALSE(fs::exists(out));
+  }
+  CheckNoTemporaryFiles(ws.dir);
+  CHECK(IsWritableVideoPath("a/B.MKV"));
+  CHECK_FALSE(IsWritableVideoPath("a.m4v"));
 }
 
 TEST_CASE("a video's manifest names its input file and key: another file of the same frames or another key is not its input") {
@@ -487,6 +549,14 @@ TEST_CASE("video restore refuses an edited video as edited, a swapped, cut or al
   }
   SUBCASE("no container") {
     CHECK(restore(out, *m, forged) == StatusCode::kNotFound);
+  }
+  SUBCASE("a container from a newer Veil: unsupported, not altered") {
+    std::string bytes = Bytes(container);
+    REQUIRE(bytes.compare(0, 8, "VEILPAY\n") == 0);
+    REQUIRE(bytes.substr(12, 2) == std::string("\x08\x01", 2));  // the header's format_version, 1
+    bytes[13] = 2;
+    REQUIRE(keys::WriteFileAtomic(forged, bytes, true).ok());
+    CHECK(restore(out, *m, forged) == StatusCode::kUnsupported);
   }
   SUBCASE("a FIFO or a folder where the container should be: refused at once, never waited on (the file is opened once, so no swap between a check and the open)") {
     REQUIRE(::mkfifo(forged.c_str(), 0600) == 0);
@@ -892,7 +962,7 @@ TEST_CASE("a live recording ends before its disk is full, keeping what it has, a
   asked.clear();
   cv::VideoCapture third(clip);
   auto refused = RecordStream(*MakePipeline(), s.Key(), third, (ws.dir / "third.mkv").string(), options);
-  CHECK(refused.status().code() == StatusCode::kResourceExhausted);
+  CHECK(refused.status().code() == StatusCode::kIoError);
   CHECK_FALSE(fs::exists(ws.dir / "third.mkv"));
   CheckNoTemporaryFiles(ws.dir);
 }

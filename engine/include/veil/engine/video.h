@@ -34,6 +34,10 @@ struct VideoProgress {
 // True for the extensions handled as video: .mp4 .m4v .mov .avi .mkv .webm
 bool IsVideoPath(const std::string& path);
 
+// True for the names Veil writes videos under, each holding what its name says: .mkv (lossless
+// FFV1), .avi (Motion JPEG), .mp4 (MPEG-4). The writers refuse any other (InvalidArgument).
+bool IsWritableVideoPath(const std::string& path);
+
 // A decoded frame as the pipeline takes it: grey or BGRA (some cameras) to 8-bit BGR, in place.
 void ToBgr(cv::Mat& frame);
 
