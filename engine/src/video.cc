@@ -194,7 +194,25 @@ struct FrameLoop {
   std::function<double()> clock;  // a live device: frames are held to keep real time
   std::function<int64_t(const std::string&)> free_bytes;  // a live stream: ends before its disk is full
   StreamEnding* ended = nullptr;  // a live stream: why it ended
+  std::function<Status()> unchanged;  // a file: still the file that was hashed (checked before anything is committed)
 };
+
+// A file's identity and state: which file (device, inode), its size and its last change.
+struct FileState {
+  dev_t dev = 0;
+  ino_t ino = 0;
+  off_t size = 0;
+  struct timespec mtime {};
+  bool operator==(const FileState& o) const {
+    return dev == o.dev && ino == o.ino && size == o.size && mtime.tv_sec == o.mtime.tv_sec && mtime.tv_nsec == o.mtime.tv_nsec;
+  }
+};
+
+std::optional<FileState> StateOf(const std::string& path) {
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0) return std::nullopt;
+  return FileState{st.st_dev, st.st_ino, st.st_size, st.st_mtim};
+}
 
 // The last frame written, kept to be written again while a live recording holds it.
 struct HeldImage {
@@ -473,6 +491,7 @@ StatusOr<Manifest> AnonymizeFrames(Pipeline& pipeline, const keys::KeyHandle& ke
     return IoError("the written video has " + std::to_string(decoded) + " of " + std::to_string(written) + " frames");
   }
   m.frames = static_cast<uint32_t>(written);
+  if (loop.unchanged) VEIL_RETURN_IF_ERROR(loop.unchanged());
   // From the output (and a live stream's nonce): the same input and key give the same manifest.
   m.manifest_id =
       live ? std::string(keys::ExpandSecret(manifest_key,
@@ -526,7 +545,14 @@ StatusOr<Manifest> AnonymizeVideo(Pipeline& pipeline, const keys::KeyHandle& key
   loop.fps = src.fps;
   loop.total = src.total;
   VEIL_RETURN_IF_ERROR(CheckEvenFrameSize(src.size, input));
+  // The manifest names the input by its hash, read apart from the frames: a file that changes
+  // meanwhile (still being copied) would be named by bytes that were never decoded.
+  const std::optional<FileState> before = StateOf(input);
   VEIL_ASSIGN_OR_RETURN(loop.input_digest, keys::Sha256File(input));
+  loop.unchanged = [input, before]() -> Status {
+    if (before && StateOf(input) == before) return Status::Ok();
+    return IoError(input + " changed while it was read (still being copied?); nothing was written: run again when it is complete");
+  };
   return AnonymizeFrames(pipeline, key, src.cap, loop, output, options);
 }
 

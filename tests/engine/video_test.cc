@@ -329,6 +329,24 @@ TEST_CASE("a video anonymized without payloads gets the same manifest on every r
   CHECK_FALSE(fs::exists(target));
 }
 
+TEST_CASE("a video that changes while it is anonymized (still being copied) is refused with nothing written") {
+  testing::TestStore s('c');
+  Workspace ws;
+  const std::string clip = MakeClip(ws.dir, 3);
+  const std::string out = (ws.dir / "out.mkv").string();
+  VideoOptions options;
+  options.progress = [&](const VideoProgress& p) {
+    if (p.frame == 1) std::ofstream(clip, std::ios::app | std::ios::binary) << "more bytes arriving";
+  };
+  auto m = AnonymizeVideo(*MakePipeline(), s.Key(), clip, out, options);
+  CHECK(m.status().code() == StatusCode::kIoError);
+  CHECK(m.status().message().find("changed while it was read") != std::string::npos);
+  CHECK_FALSE(fs::exists(out));
+  CHECK_FALSE(fs::exists(VideoPayloadPath(out)));
+  CheckNoTemporaryFiles(ws.dir);
+  REQUIRE(AnonymizeVideo(*MakePipeline(), s.Key(), clip, out).ok());  // complete now
+}
+
 TEST_CASE("a 120 fps phone clip's frame rate, which MPEG-4 cannot carry as it is, is written rounded to 1/100") {
   // OpenCV hands FFmpeg 119.883 as 119883 / 1000, over the MPEG-4 encoder's 65535: .mp4 failed.
   testing::TestStore s('f');
