@@ -2,6 +2,7 @@
 // default, the sealed originals for an authorized exact restore.
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <mutex>
@@ -271,10 +272,28 @@ Status KeepInStore(const StoreOptions& opts, const std::string& manifest_id, con
   return st.ok() ? st : st.WithContext("keeping the payloads in the key store");
 }
 
+// Whether a manifest of this input and key was made with this run's scope and payload option:
+// an output made with --payload none is no resume of a run that keeps the originals.
+bool MadeWithTheseOptions(const engine::Manifest& m, const engine::PipelineParams& params, bool video) {
+  if (m.scope != params.scope || (params.scope == keys::ScopeKind::kStream && m.scope_id != params.scope_id)) return false;
+  const engine::PayloadLocation want = params.payloads == engine::PayloadLocation::kInline && video
+                                           ? engine::PayloadLocation::kSidecar  // a video's container beside it
+                                           : params.payloads;
+  return std::all_of(m.faces.begin(), m.faces.end(), [&](const engine::FaceRecord& f) { return f.payload_location == want; });
+}
+
+Status OtherOptionsError(const std::string& out, const engine::Manifest& m) {
+  const bool kept = std::any_of(m.faces.begin(), m.faces.end(),
+                                [](const engine::FaceRecord& f) { return f.payload_location != engine::PayloadLocation::kNone; });
+  return AlreadyExistsError(out + " exists: Veil's output of this input under this key, but made with other options (scope " +
+                            keys::ScopeKindName(m.scope) + (kept ? "" : ", no originals kept") +
+                            "); not overwriting it: choose another -o");
+}
+
 // A resumed batch skips a job whose output exists and is Veil's (its manifest embedded or beside
-// it, describing its pixels, made of this very input with this key); anything else
-// under that name is refused, never counted as done or replaced.
-StatusOr<bool> AlreadyDone(const Job& job, const keys::KeyHandle& key) {
+// it, describing its pixels, made of this very input with this key and with this run's scope and
+// payload option); anything else under that name is refused, never counted as done or replaced.
+StatusOr<bool> AlreadyDone(const Job& job, const keys::KeyHandle& key, const engine::PipelineParams& params) {
   const std::string out = job.output.string();
   if (!keys::PathExists(out)) return false;
   // A sidecar counts only when it describes these very pixels or frames.
@@ -293,7 +312,9 @@ StatusOr<bool> AlreadyDone(const Job& job, const keys::KeyHandle& key) {
       int64_t frames = 0;
       auto sha = engine::VideoFramesSha256(out, &frames, StopRequested);
       if (!sha.ok() && sha.status().code() == StatusCode::kCancelled) return sha.status();
-      if (sha.ok() && *sha == manifest->output_pixels_sha256) return true;
+      if (sha.ok() && *sha == manifest->output_pixels_sha256) {
+        return MadeWithTheseOptions(*manifest, params, /*video=*/true) ? StatusOr<bool>(true) : OtherOptionsError(out, *manifest);
+      }
       if (!sha.ok()) return AlreadyExistsError(out + " exists and cannot be checked (" + sha.status().message() + "); not overwriting it");
       return AlreadyExistsError(out + " exists, but its frames are not those its manifest (" + out +
                                 ".veil) describes: edited, cut short or replaced; not overwriting it");
@@ -309,9 +330,14 @@ StatusOr<bool> AlreadyDone(const Job& job, const keys::KeyHandle& key) {
     if (manifest.ok() && image.ok() && manifest->output_pixels_sha256 == engine::PixelsSha256(*image)) {
       // Veil's finished output; of this input? (the input as anonymizing reads it, oriented)
       VEIL_ASSIGN_OR_RETURN(cv::Mat input, engine::ReadImage(job.input.string(), quiet));
-      if (engine::ImageManifestIsFor(*manifest, input, key)) return true;
+      if (engine::ImageManifestIsFor(*manifest, input, key)) {
+        return MadeWithTheseOptions(*manifest, params, /*video=*/false) ? StatusOr<bool>(true) : OtherOptionsError(out, *manifest);
+      }
       return AlreadyExistsError(out + " exists and was made from another version of " + job.input.string() +
                                 " or with another key; not overwriting it");
+    }
+    if (manifest.ok() && image.ok()) {
+      return AlreadyExistsError(out + " exists, but its pixels are not those its manifest describes (edited since); not overwriting it");
     }
   }
   return AlreadyExistsError(out + " exists and is not Veil's output (no manifest); not overwriting it");
@@ -430,10 +456,12 @@ int Anonymize(int argc, char** argv) {
   auto plan = PlanJobs(args.positionals(), *out, format);
   if (!plan.ok()) return Fail(plan.status());
   const std::vector<Job>* const jobs = &plan->jobs;
-  // Only files Veil cannot read (a phone's .heic folder): an empty tree with exit code 0 would pass
-  // for done.
-  if (jobs->empty() && !plan->not_read.empty()) {
-    return Fail(UnsupportedError("nothing to anonymize: " + NotReadWarning(plan->not_read)));
+  // Only files Veil cannot read (a phone's .heic folder), or none at all (an unmounted card): an
+  // empty tree with exit code 0 would pass for done. Said before the key is released.
+  if (jobs->empty()) {
+    return Fail(UnsupportedError("nothing to anonymize: " + (plan->not_read.empty()
+                                                                  ? std::string("the input folders hold no files")
+                                                                  : NotReadWarning(plan->not_read))));
   }
   for (const Job& job : *jobs) {  // before any key is released
     const std::string ext = Lower(job.output.extension().string());
@@ -491,7 +519,7 @@ int Anonymize(int argc, char** argv) {
       nlohmann::json entry = {{"input", job.input.string()}, {"output", job.output.string()}};
       engine::AnonymizeOutput result;
       Status st;
-      StatusOr<bool> done_before = AlreadyDone(job, *key);
+      StatusOr<bool> done_before = AlreadyDone(job, *key, params);
       const bool skip = done_before.ok() && *done_before;
       if (!done_before.ok()) {
         st = done_before.status();

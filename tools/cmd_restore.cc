@@ -196,6 +196,12 @@ int Restore(int argc, char** argv) {
   if (!video && !CanWriteImage(*out)) {
     return Fail(InvalidArgumentError("cannot write an image named '" + *out + "': use .png for an exact restore"));
   }
+  // Without --approximate only the sealed originals restore, and only into a lossless image: a
+  // usage error, found before the passphrase (with --approximate the manifest decides, below).
+  if (!video && !approximate && !LosslessImagePath(*out)) {
+    return Fail(InvalidArgumentError("restore the sealed originals into a lossless image (.png, .bmp, .tif): " + *out +
+                                     " would not give back the original pixels"));
+  }
   // The store (and its exclusive lock) is open while it is used. A video's long parts, the private
   // copy and the restore itself, run with it closed, so other commands need not wait; it is opened
   // again (the credential is read once) for the authorization and for each outcome record.

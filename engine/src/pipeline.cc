@@ -14,6 +14,7 @@
 #include "payloads.h"
 #include "stopwatch.h"
 #include "synthesize.h"
+#include "veil/engine/image_io.h"
 #include "veil/engine/tfjs_weights.h"
 #include "veil/keys/aead.h"
 #include "veil/keys/secret.h"
@@ -25,6 +26,9 @@ using internal::Clock;
 using internal::DeriveManifestId;
 using internal::ManifestKey;
 using internal::MsSince;
+
+// libwebp's largest side (16383); ImageLimits lets 16384 in.
+constexpr int kMaxWebpSide = 16383;
 
 // The manifest's word for a synthesized face that the identity check sent to pixelation.
 constexpr const char* kFailedCheckReason =
@@ -90,6 +94,10 @@ class PipelineImpl final : public Pipeline {
     if (params_.placement == ManifestPlacement::kEmbedded && ext != ".png" && ext != ".jpg" && ext != ".jpeg") {
       return UnsupportedError("manifests embed only in PNG and JPEG outputs; choose a sidecar manifest for " + ext);
     }
+    if (ext == ".webp" && std::max(bgr.cols, bgr.rows) > kMaxWebpSide) {
+      return UnsupportedError("WebP holds at most " + std::to_string(kMaxWebpSide) + " pixels a side, this image has " +
+                              std::to_string(bgr.cols) + "x" + std::to_string(bgr.rows) + ": choose .png");
+    }
     VEIL_ASSIGN_OR_RETURN(std::vector<Face> faces, PhotoFaces(bgr));
 
     Manifest m;
@@ -110,10 +118,15 @@ class PipelineImpl final : public Pipeline {
     const cv::Mat& out = frame.image;
 
     std::vector<uchar> buf;
-    if (!cv::imencode(ext, out, buf, EncodeParams(ext))) return InternalError("encoding the output as " + ext + " failed");
-    std::string encoded(buf.begin(), buf.end());
-    cv::Mat decoded = cv::imdecode(buf, cv::IMREAD_COLOR);
+    cv::Mat decoded;
+    try {  // OpenCV throws where an encoder refuses the image
+      if (!cv::imencode(ext, out, buf, EncodeParams(ext))) return InternalError("encoding the output as " + ext + " failed");
+      decoded = cv::imdecode(buf, cv::IMREAD_COLOR);
+    } catch (const cv::Exception& e) {
+      return InternalError("encoding the output as " + ext + " failed: " + e.err);
+    }
     if (decoded.empty()) return InternalError("the encoded output does not decode");
+    std::string encoded(buf.begin(), buf.end());
     m.output_pixels_sha256 = PixelsSha256(decoded);
     // From the input and the output: one photo anonymized twice with other options (format,
     // replacement) gets two ids, so neither run's payloads kept by the key store replace the other's.
@@ -134,6 +147,15 @@ class PipelineImpl final : public Pipeline {
       result.manifest_bytes = SerializeManifest(shared);
     } else {
       result.manifest_bytes = SerializeManifest(m);
+    }
+    // Within what restore and resume read back (kMaxManifestBytes, the largest image file): sealed
+    // originals of faces that fill most of a very large photo can exceed it, and Veil would then
+    // have written an output it can never restore.
+    if (std::max(result.manifest_bytes.size(), result.store_manifest_bytes.size()) > kMaxManifestBytes ||
+        encoded.size() + result.manifest_bytes.size() > ImageLimits{}.max_file_bytes) {
+      return ResourceExhaustedError("the output with its manifest (" + std::to_string(result.manifest_bytes.size() >> 20) +
+                                    " MiB: the sealed originals of its faces) would exceed what restore reads (" +
+                                    std::to_string(kMaxManifestBytes >> 20) + " MiB); scale the photo down, or keep no originals");
     }
     if (params_.placement == ManifestPlacement::kEmbedded) {
       VEIL_ASSIGN_OR_RETURN(result.image_bytes, EmbedManifest(encoded, result.manifest_bytes));

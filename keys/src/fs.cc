@@ -266,7 +266,11 @@ Status WriteNewFileOrSame(const std::string& path, const std::string& bytes, uns
   if (PathExists(path)) {
     return AlreadyExistsError(path + " exists with other contents (another job's, or made with other models or keys); not overwriting it");
   }
-  VEIL_RETURN_IF_ERROR(WriteFileAtomic(path, bytes, /*overwrite=*/false, mode));
+  Status written = WriteFileAtomic(path, bytes, /*overwrite=*/false, mode);
+  // Another writer of the same bytes (a duplicate photo in a parallel batch) may have got there
+  // between the check and the link: its file is this one.
+  if (written.code() == StatusCode::kAlreadyExists && FileHolds(path, Sha256(bytes), bytes.size())) return Status::Ok();
+  VEIL_RETURN_IF_ERROR(written);
   if (created) *created = true;
   return Status::Ok();
 }

@@ -138,6 +138,11 @@ expect 11 "$VEIL" anonymize mixed/deep -o heic-out --quiet
 contains "nothing to anonymize: 1 file(s) in the input folders are not photos or videos Veil reads (1 .heic)" "$ERR"
 [ ! -e heic-out ] && [ "$log_bytes" = "$(wc -c < "$VEIL_STORE/audit.log")" ] \
   && PASSED=$((PASSED + 1)) || { echo "FAIL: a folder with nothing to anonymize wrote output or released the key"; FAILED=$((FAILED + 1)); }
+mkdir -p empty-card/DCIM
+expect 11 "$VEIL" anonymize empty-card -o empty-out --quiet
+contains "nothing to anonymize: the input folders hold no files" "$ERR"
+[ ! -e empty-out ] && [ "$log_bytes" = "$(wc -c < "$VEIL_STORE/audit.log")" ] \
+  && PASSED=$((PASSED + 1)) || { echo "FAIL: an empty folder wrote output or released the key"; FAILED=$((FAILED + 1)); }
 
 # One file to PNG, twice: identical bytes.
 expect 0 "$VEIL" anonymize in/sample1.jpg -o a.png
@@ -145,6 +150,15 @@ expect 0 "$VEIL" anonymize in/sample1.jpg -o b.png
 cmp -s a.png b.png && PASSED=$((PASSED + 1)) || { echo "FAIL: outputs differ between runs"; FAILED=$((FAILED + 1)); }
 expect 0 "$VEIL" anonymize in/sample1.jpg -o a.png    # never overwrites: an existing output is skipped
 contains "1 skipped" "$OUT"
+# Resumed only with the options that made it: an output without its originals is no resume of a
+# run that keeps them (nor of another scope).
+expect 0 "$VEIL" anonymize in/sample1.jpg -o none.png --payload none
+expect 0 "$VEIL" anonymize in/sample1.jpg -o none.png --payload none
+contains "1 skipped" "$OUT"
+expect 10 "$VEIL" anonymize in/sample1.jpg -o none.png
+contains "made with other options (scope image, no originals kept)" "$ERR"
+expect 10 "$VEIL" anonymize in/sample1.jpg -o a.png --scope deployment
+contains "made with other options (scope image)" "$ERR"
 expect 2 "$VEIL" anonymize in/sample1.jpg -o in/sample1.jpg
 expect 2 "$VEIL" anonymize in/sample1.jpg -o photo.mp4   # a photo is not written under a video's name
 [ ! -e photo.mp4 ] && PASSED=$((PASSED + 1)) || { echo "FAIL: photo.mp4 was written"; FAILED=$((FAILED + 1)); }
@@ -195,8 +209,12 @@ expect 7 "$VEIL" restore a.png --request req -o r.png
 [ ! -e r.png ] && PASSED=$((PASSED + 1)) || { echo "FAIL: output written without approval"; FAILED=$((FAILED + 1)); }
 expect 0 "$VEIL" request approve req --principal-key bob.key
 expect 3 "$VEIL" restore missing.png --request req -o r.png
+log_bytes=$(wc -c < "$VEIL_STORE/audit.log")
 expect 2 "$VEIL" restore a.png --request req -o r.jpg      # lossy: would not give the pixels back
 [ ! -e r.jpg ] && PASSED=$((PASSED + 1)) || { echo "FAIL: a lossy restore was written"; FAILED=$((FAILED + 1)); }
+# A usage error, found before the passphrase: no grant released, nothing logged.
+[ "$log_bytes" = "$(wc -c < "$VEIL_STORE/audit.log")" ] && PASSED=$((PASSED + 1)) \
+  || { echo "FAIL: a lossy restore output was authorized and logged"; FAILED=$((FAILED + 1)); }
 expect 2 "$VEIL" restore a.png --request req -o r.xyz      # a format OpenCV cannot write: refused, no crash
 [ ! -e r.xyz ] && PASSED=$((PASSED + 1)) || { echo "FAIL: r.xyz was written"; FAILED=$((FAILED + 1)); }
 # An output that cannot be written: exit 4, and the record says failed, with no success before it.

@@ -352,6 +352,21 @@ TEST_CASE("an image without faces is a normal result with an empty manifest") {
   CHECK(cv::norm(Decode(out->image_bytes), gray, cv::NORM_INF) == 0);
 }
 
+TEST_CASE("a WebP output wider than WebP holds (16383 pixels) is refused as unsupported, not a crash") {
+  Store s;
+  PipelineParams p;
+  p.models_dir = testing::ModelsDir().string();
+  p.placement = ManifestPlacement::kSidecar;  // WebP takes no embedded manifest
+  auto pipeline = Pipeline::Create(p);
+  REQUIRE(pipeline.ok());
+  cv::Mat wide(16, 16384, CV_8UC3, cv::Scalar(90, 90, 90));
+  auto out = (*pipeline)->AnonymizeImage(wide, s.Key(), ".webp");
+  CHECK(out.status().code() == StatusCode::kUnsupported);
+  CHECK(out.status().message().find("16383") != std::string::npos);
+  auto fits = (*pipeline)->AnonymizeImage(wide(cv::Rect(0, 0, 16383, 16)).clone(), s.Key(), ".webp");
+  CHECK_MESSAGE(fits.ok(), fits.status().ToString());
+}
+
 TEST_CASE("manifest embedding refuses damaged containers and finds no manifest in plain images") {
   std::vector<uchar> png;
   cv::imencode(".png", cv::Mat(8, 8, CV_8UC3, cv::Scalar(1, 2, 3)), png);
