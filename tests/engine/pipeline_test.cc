@@ -6,8 +6,10 @@
 
 #include <opencv2/core.hpp>
 #include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
 
 #include "test_support.h"
+#include "veil/engine/face_detector.h"
 #include "veil/engine/pipeline.h"
 #include "veil/keys/aead.h"
 #include "veil/keys/key_store.h"
@@ -365,6 +367,31 @@ TEST_CASE("a WebP output wider than WebP holds (16383 pixels) is refused as unsu
   CHECK(out.status().message().find("16383") != std::string::npos);
   auto fits = (*pipeline)->AnonymizeImage(wide(cv::Rect(0, 0, 16383, 16)).clone(), s.Key(), ".webp");
   CHECK_MESSAGE(fits.ok(), fits.status().ToString());
+}
+
+TEST_CASE("a photo whose sealed originals would exceed what restore reads back is refused, not written unrestorable") {
+  // One face filling a 6000x6000 photo, grained so that its PNG shrinks little: about 80 MB of
+  // original to seal, over the 64 MiB a manifest may have.
+  Store s;
+  const cv::Mat demo = testing::DemoImage("sample1.jpg");
+  auto detector = FaceDetector::Create({testing::ModelsDir().string()});
+  REQUIRE(detector.ok());
+  auto found = (*detector)->Detect(demo);
+  REQUIRE(found.ok());
+  REQUIRE_FALSE(found->empty());
+  const cv::Rect2f b = found->front().box;
+  const float side = std::max(b.width, b.height) * 1.2f;
+  const cv::Rect crop = cv::Rect(cv::Point(static_cast<int>(b.x + b.width / 2 - side / 2), static_cast<int>(b.y + b.height / 2 - side / 2)),
+                                 cv::Size(static_cast<int>(side), static_cast<int>(side))) &
+                        cv::Rect(0, 0, demo.cols, demo.rows);
+  cv::Mat big, grain(6000, 6000, CV_8UC3);
+  cv::resize(demo(crop), big, cv::Size(6000, 6000), 0, 0, cv::INTER_LINEAR);
+  cv::RNG rng(7);
+  rng.fill(grain, cv::RNG::UNIFORM, 0, 48);
+  big = big * 0.8 + grain;
+  auto out = MakePipeline()->AnonymizeImage(big, s.Key(), ".png");
+  CHECK(out.status().code() == StatusCode::kResourceExhausted);
+  CHECK(out.status().message().find("would exceed what restore reads") != std::string::npos);
 }
 
 TEST_CASE("manifest embedding refuses damaged containers and finds no manifest in plain images") {
