@@ -275,6 +275,7 @@ Status KeepInStore(const StoreOptions& opts, const std::string& manifest_id, con
 // Whether a manifest of this input and key was made with this run's scope and payload option:
 // an output made with --payload none is no resume of a run that keeps the originals.
 bool MadeWithTheseOptions(const engine::Manifest& m, const engine::PipelineParams& params, bool video) {
+  if (m.faces.empty()) return true;  // no face: the same output whatever the options
   if (m.scope != params.scope || (params.scope == keys::ScopeKind::kStream && m.scope_id != params.scope_id)) return false;
   const engine::PayloadLocation want = params.payloads == engine::PayloadLocation::kInline && video
                                            ? engine::PayloadLocation::kSidecar  // a video's container beside it
@@ -460,7 +461,7 @@ int Anonymize(int argc, char** argv) {
   // empty tree with exit code 0 would pass for done. Said before the key is released.
   if (jobs->empty()) {
     return Fail(UnsupportedError("nothing to anonymize: " + (plan->not_read.empty()
-                                                                  ? std::string("the input folders hold no files")
+                                                                  ? std::string("the input folders hold no photos or videos")
                                                                   : NotReadWarning(plan->not_read))));
   }
   for (const Job& job : *jobs) {  // before any key is released

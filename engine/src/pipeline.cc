@@ -151,9 +151,9 @@ class PipelineImpl final : public Pipeline {
     // Within what restore and resume read back (kMaxManifestBytes, the largest image file): sealed
     // originals of faces that fill most of a very large photo can exceed it, and Veil would then
     // have written an output it can never restore.
-    if (std::max(result.manifest_bytes.size(), result.store_manifest_bytes.size()) > kMaxManifestBytes ||
-        encoded.size() + result.manifest_bytes.size() > ImageLimits{}.max_file_bytes) {
-      return ResourceExhaustedError("the output with its manifest (" + std::to_string(result.manifest_bytes.size() >> 20) +
+    const size_t manifest_size = std::max(result.manifest_bytes.size(), result.store_manifest_bytes.size());
+    if (manifest_size > kMaxManifestBytes || encoded.size() + result.manifest_bytes.size() > ImageLimits{}.max_file_bytes) {
+      return ResourceExhaustedError("the output with its manifest (" + std::to_string(manifest_size >> 20) +
                                     " MiB: the sealed originals of its faces) would exceed what restore reads (" +
                                     std::to_string(kMaxManifestBytes >> 20) + " MiB); scale the photo down, or keep no originals");
     }

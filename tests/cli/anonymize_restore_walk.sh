@@ -140,7 +140,7 @@ contains "nothing to anonymize: 1 file(s) in the input folders are not photos or
   && PASSED=$((PASSED + 1)) || { echo "FAIL: a folder with nothing to anonymize wrote output or released the key"; FAILED=$((FAILED + 1)); }
 mkdir -p empty-card/DCIM
 expect 11 "$VEIL" anonymize empty-card -o empty-out --quiet
-contains "nothing to anonymize: the input folders hold no files" "$ERR"
+contains "nothing to anonymize: the input folders hold no photos or videos" "$ERR"
 [ ! -e empty-out ] && [ "$log_bytes" = "$(wc -c < "$VEIL_STORE/audit.log")" ] \
   && PASSED=$((PASSED + 1)) || { echo "FAIL: an empty folder wrote output or released the key"; FAILED=$((FAILED + 1)); }
 
