@@ -280,7 +280,10 @@ bool MadeWithTheseOptions(const engine::Manifest& m, const engine::PipelineParam
   const engine::PayloadLocation want = params.payloads == engine::PayloadLocation::kInline && video
                                            ? engine::PayloadLocation::kSidecar  // a video's container beside it
                                            : params.payloads;
-  return std::all_of(m.faces.begin(), m.faces.end(), [&](const engine::FaceRecord& f) { return f.payload_location == want; });
+  // A face with an empty region has no original to keep, in any run.
+  return std::all_of(m.faces.begin(), m.faces.end(), [&](const engine::FaceRecord& f) {
+    return f.payload_location == want || (f.payload_location == engine::PayloadLocation::kNone && f.region.area() == 0);
+  });
 }
 
 Status OtherOptionsError(const std::string& out, const engine::Manifest& m) {

@@ -152,8 +152,8 @@ class PipelineImpl final : public Pipeline {
     // originals of faces that fill most of a very large photo can exceed it, and Veil would then
     // have written an output it can never restore.
     const size_t manifest_size = std::max(result.manifest_bytes.size(), result.store_manifest_bytes.size());
-    if (manifest_size > kMaxManifestBytes || encoded.size() + result.manifest_bytes.size() > ImageLimits{}.max_file_bytes) {
-      return ResourceExhaustedError("the output with its manifest (" + std::to_string(manifest_size >> 20) +
+    if (manifest_size > kMaxManifestBytes) {
+      return ResourceExhaustedError("the manifest (" + std::to_string(manifest_size >> 20) +
                                     " MiB: the sealed originals of its faces) would exceed what restore reads (" +
                                     std::to_string(kMaxManifestBytes >> 20) + " MiB); scale the photo down, or keep no originals");
     }
@@ -161,6 +161,11 @@ class PipelineImpl final : public Pipeline {
       VEIL_ASSIGN_OR_RETURN(result.image_bytes, EmbedManifest(encoded, result.manifest_bytes));
     } else {
       result.image_bytes = std::move(encoded);
+    }
+    if (result.image_bytes.size() > ImageLimits{}.max_file_bytes) {
+      return ResourceExhaustedError("the output image (" + std::to_string(result.image_bytes.size() >> 20) +
+                                    " MiB) would exceed what restore reads (" +
+                                    std::to_string(ImageLimits{}.max_file_bytes >> 20) + " MiB)");
     }
     result.manifest = std::move(m);
     return result;

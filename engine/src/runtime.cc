@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <mutex>
@@ -39,6 +40,12 @@ std::optional<int> ThreadsFromEnv() {
   return n;
 }
 
+// Whether the user set a malloc parameter: its environment variable, or its glibc tunable.
+bool UserSetMalloc(const char* env_var, const char* tunable) {
+  const char* tunables = std::getenv("GLIBC_TUNABLES");
+  return std::getenv(env_var) != nullptr || (tunables != nullptr && std::strstr(tunables, tunable) != nullptr);
+}
+
 }  // namespace
 
 namespace internal {
@@ -65,9 +72,9 @@ void InitRuntimeOnce() {
     // glibc raises its mmap threshold each time a large block is freed, after which tensor-sized
     // blocks come from the heap, whose holes then never fit the next frame's sizes: a long video
     // grew to several GB. A fixed threshold (it turns the adjustment off) keeps memory flat. A
-    // threshold the user set ($MALLOC_MMAP_THRESHOLD_) is kept.
-    if (std::getenv("MALLOC_MMAP_THRESHOLD_") == nullptr) ::mallopt(M_MMAP_THRESHOLD, kMmapThreshold);
-    if (std::getenv("MALLOC_TRIM_THRESHOLD_") == nullptr) ::mallopt(M_TRIM_THRESHOLD, kTrimThreshold);
+    // threshold the user set ($MALLOC_MMAP_THRESHOLD_, or GLIBC_TUNABLES) is kept.
+    if (!UserSetMalloc("MALLOC_MMAP_THRESHOLD_", "glibc.malloc.mmap_threshold")) ::mallopt(M_MMAP_THRESHOLD, kMmapThreshold);
+    if (!UserSetMalloc("MALLOC_TRIM_THRESHOLD_", "glibc.malloc.trim_threshold")) ::mallopt(M_TRIM_THRESHOLD, kTrimThreshold);
     // OpenCV's FFmpeg backend prints FFmpeg's own errors ("moov atom not found") on stderr; Veil
     // reports an unreadable video itself, in one line. A level the user set is kept.
     ::setenv("OPENCV_FFMPEG_LOGLEVEL", "0", /*overwrite=*/0);  // AV_LOG_PANIC

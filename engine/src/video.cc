@@ -61,18 +61,6 @@ struct Source {
   cv::Size size;
 };
 
-StatusOr<Source> OpenSource(const std::string& input) {
-  if (!keys::PathExists(input)) return NotFoundError("no such file: " + input);
-  Source s;
-  s.cap = OpenVideoFile(input);
-  if (!s.cap.isOpened()) return InvalidArgumentError(input + " is not a readable video");
-  s.fps = s.cap.get(cv::CAP_PROP_FPS) > 0 ? s.cap.get(cv::CAP_PROP_FPS) : kDefaultFps;
-  s.total = static_cast<int64_t>(std::max(0.0, s.cap.get(cv::CAP_PROP_FRAME_COUNT)));
-  s.size = cv::Size(static_cast<int>(s.cap.get(cv::CAP_PROP_FRAME_WIDTH)), static_cast<int>(s.cap.get(cv::CAP_PROP_FRAME_HEIGHT)));
-  if (!UsableFrameSize(s.size)) return InvalidArgumentError(input + " has no usable frame size");
-  return s;
-}
-
 // The frame rate a video is written at. OpenCV passes a rate to FFmpeg as the fraction n / 10^k
 // nearest to it within 0.001, and FFmpeg's MPEG-4 encoder refuses n > 65535: the average rate of
 // a 120 fps phone clip, 119.883 (119883 / 1000), could not be written to .mp4. Such a rate is
@@ -91,6 +79,18 @@ double WritableFps(double fps) {
   base = 1;
   while (std::floor(fps * base * 10 + 0.5) <= kMaxNumerator) base *= 10;
   return std::floor(fps * base + 0.5) / base;
+}
+
+StatusOr<Source> OpenSource(const std::string& input) {
+  if (!keys::PathExists(input)) return NotFoundError("no such file: " + input);
+  Source s;
+  s.cap = OpenVideoFile(input);
+  if (!s.cap.isOpened()) return InvalidArgumentError(input + " is not a readable video");
+  s.fps = WritableFps(s.cap.get(cv::CAP_PROP_FPS));  // the rate it is written at, and timed by
+  s.total = static_cast<int64_t>(std::max(0.0, s.cap.get(cv::CAP_PROP_FRAME_COUNT)));
+  s.size = cv::Size(static_cast<int>(s.cap.get(cv::CAP_PROP_FRAME_WIDTH)), static_cast<int>(s.cap.get(cv::CAP_PROP_FRAME_HEIGHT)));
+  if (!UsableFrameSize(s.size)) return InvalidArgumentError(input + " has no usable frame size");
+  return s;
 }
 
 // The video writers (FFmpeg through OpenCV) drop the last column or row of an odd frame size
@@ -430,6 +430,7 @@ StatusOr<Manifest> AnonymizeFrames(Pipeline& pipeline, const keys::KeyHandle& ke
         end_live(StreamEnd::kFrameChanged, "frame " + std::to_string(n) + " changed size or type");
         break;
       }
+      if (loop.unchanged) VEIL_RETURN_IF_ERROR(loop.unchanged());  // a file still being written: said as such
       return DataLossError("frame " + std::to_string(n) + " of " + loop.label + " changes size or type");
     }
     // Real time: the last frame stays in the recording until this one came, written again for each
@@ -474,6 +475,8 @@ StatusOr<Manifest> AnonymizeFrames(Pipeline& pipeline, const keys::KeyHandle& ke
     }
   }
   VEIL_RETURN_IF_ERROR(out.Close());
+  // A file still being written (copied) ends early or oddly: said as such, before the refusals below.
+  if (loop.unchanged) VEIL_RETURN_IF_ERROR(loop.unchanged());
   if (n == 0) return InvalidArgumentError(loop.label + " has no decodable frames");
   // A file that ends well before the frames its container declares is cut short or damaged:
   // anonymizing the frames that decode would pass a partial video off as the whole. Containers
@@ -491,7 +494,7 @@ StatusOr<Manifest> AnonymizeFrames(Pipeline& pipeline, const keys::KeyHandle& ke
     return IoError("the written video has " + std::to_string(decoded) + " of " + std::to_string(written) + " frames");
   }
   m.frames = static_cast<uint32_t>(written);
-  if (loop.unchanged) VEIL_RETURN_IF_ERROR(loop.unchanged());
+  if (loop.unchanged) VEIL_RETURN_IF_ERROR(loop.unchanged());  // again, after the read-back
   // From the output (and a live stream's nonce): the same input and key give the same manifest.
   m.manifest_id =
       live ? std::string(keys::ExpandSecret(manifest_key,
@@ -538,6 +541,10 @@ StatusOr<Manifest> AnonymizeVideo(Pipeline& pipeline, const keys::KeyHandle& key
                                   const std::string& output, const VideoOptions& options) {
   if (!IsWritableVideoPath(output)) return UnwritableVideoName(output);
   if (keys::PathExists(output)) return AlreadyExistsError(output + " exists; not overwriting it");
+  // The manifest names the input by its hash, read apart from the frames: a file that changes
+  // meanwhile (still being copied, or replaced) would be named by bytes that were never decoded.
+  // Its state is taken before it is opened and compared before anything is committed.
+  const std::optional<FileState> before = StateOf(input);
   VEIL_ASSIGN_OR_RETURN(Source src, OpenSource(input));
   FrameLoop loop;
   loop.label = input;
@@ -545,9 +552,6 @@ StatusOr<Manifest> AnonymizeVideo(Pipeline& pipeline, const keys::KeyHandle& key
   loop.fps = src.fps;
   loop.total = src.total;
   VEIL_RETURN_IF_ERROR(CheckEvenFrameSize(src.size, input));
-  // The manifest names the input by its hash, read apart from the frames: a file that changes
-  // meanwhile (still being copied) would be named by bytes that were never decoded.
-  const std::optional<FileState> before = StateOf(input);
   VEIL_ASSIGN_OR_RETURN(loop.input_digest, keys::Sha256File(input));
   loop.unchanged = [input, before]() -> Status {
     if (before && StateOf(input) == before) return Status::Ok();
@@ -571,7 +575,7 @@ StatusOr<Manifest> RecordStream(Pipeline& pipeline, const keys::KeyHandle& key, 
   FrameLoop loop;
   loop.label = options.name.empty() ? "the stream" : options.name;
   loop.live = true;
-  loop.fps = source.get(cv::CAP_PROP_FPS) > 0 ? source.get(cv::CAP_PROP_FPS) : kDefaultFps;
+  loop.fps = WritableFps(source.get(cv::CAP_PROP_FPS));
   loop.end = options.end;
   loop.on_frame = options.on_frame;
   // Frames are held only at a plausible frame rate (a bogus one would multiply every frame).
@@ -625,8 +629,11 @@ StatusOr<VideoRestoreOutput> RestoreVideoFromPayloads(const std::string& input, 
     auto opened = PayloadContainerReader::OpenFile(payload_container);
     if (!opened.ok()) {
       // Missing, unreadable (permissions) or from a newer Veil: said as such; anything else was altered.
+      // A newer format only when it is the very file the seal names (a damaged version byte is not).
       const StatusCode code = opened.status().code();
-      const bool plain = code == StatusCode::kNotFound || code == StatusCode::kIoError || code == StatusCode::kUnsupported;
+      const bool newer = code == StatusCode::kUnsupported &&
+                         keys::FileHolds(payload_container, manifest.payload_container.sha256, manifest.payload_container.size);
+      const bool plain = code == StatusCode::kNotFound || code == StatusCode::kIoError || newer;
       return plain ? opened.status() : altered;
     }
     if (opened->Ref().container_id != manifest.payload_container.container_id) return altered;
